@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
+import re
+import sys
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from distill_kit.config import PROJECT_ROOT, ConfigError
 
 SUMMARY_DIR = "summary"
 
@@ -102,3 +111,424 @@ def load_summaries(run_dir: str | Path) -> dict[str, dict]:
     for f in sorted(folder.glob("*.json")):
         out[f.stem] = json.loads(f.read_text(encoding="utf-8"))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Run configs
+# --------------------------------------------------------------------------------------------
+
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+RUNS_DIR = PROJECT_ROOT / "runs"
+STATE_FILE = "state.json"
+REPORT_STEP_PREFIX = "06"
+REPORT_FILE = "report.html"
+
+# Parameter names that would carry a secret; `*_env` names (holding a variable NAME) are allowed.
+_SECRET_NAME = re.compile(
+    r"(api[_-]?key|apikey|secret|passw(or)?d|credential|bearer|private[_-]?key|access[_-]?token"
+    r"|auth[_-]?token|^token$|_token$)",
+    re.IGNORECASE,
+)
+# Values shaped like well-known key formats.
+_SECRET_VALUE = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{16,}|sk-ant-[A-Za-z0-9_\-]{8,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|hf_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{30,}|Bearer\s+\S{10,})"
+)
+# Environment variables whose values must never reach an output file.
+_SECRET_ENV_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+_ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def secret_env_values(min_len: int = 8) -> list[str]:
+    """Values of environment variables that look like secrets (names with KEY/TOKEN/SECRET...)."""
+    return sorted(
+        {v for k, v in os.environ.items() if _SECRET_ENV_NAME.search(k) and v and len(v) >= min_len},
+        key=len,
+        reverse=True,
+    )
+
+
+def check_no_secrets(params: dict[str, Any], where: str) -> None:
+    """Refuse parameters that carry keys: by name, by key-like value, or equal to a secret env value.
+
+    Parameters are written verbatim into executed notebooks, so a key there would leak into every
+    output. Keys reach code only through the environment variable a model config names.
+    """
+    env_secrets = set(secret_env_values())
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                name = str(k)
+                sub = f"{path}.{name}" if path else name
+                if _SECRET_NAME.search(name) and not (
+                    name.lower().endswith("_env") and (v is None or (isinstance(v, str) and _ENV_VAR_NAME.match(v)))
+                ):
+                    raise ConfigError(
+                        f"{where}: parameter {sub!r} looks like it carries a secret; put keys in environment "
+                        "variables and name the variable in the model config (api_key_env)"
+                    )
+                walk(v, sub)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+        elif isinstance(value, str) and (_SECRET_VALUE.search(value) or value in env_secrets):
+            raise ConfigError(
+                f"{where}: parameter {path!r} holds a value that looks like an API key; keys may only "
+                "come from environment variables"
+            )
+
+    walk(params, "")
+
+
+class StepConfig(BaseModel):
+    """One notebook of the sequence and the parameters papermill injects into it."""
+
+    model_config = ConfigDict(extra="forbid")
+    notebook: str = Field(description="File name in notebooks/ ('03-ice.ipynb') or its number prefix ('03').")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Values for the parameters cell.")
+    timeout: int | None = Field(None, ge=1, description="Seconds allowed per cell (None: no limit).")
+
+
+class RunConfig(BaseModel):
+    """A batch run: which notebooks, with which parameters, one seed. Validated before anything runs."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Short run name; the run id is name + a hash of the config.")
+    description: str = Field("", description="Shown at the top of the report.")
+    seed: int = Field(0, description="Passed to every notebook as `seed`.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters passed to every step (a step's own values win)."
+    )
+    steps: list[StepConfig] = Field(min_length=1, description="Notebooks to run, in order.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", v):
+            raise ValueError("name must be letters, digits, '-', '_' or '.' (max 64 chars)")
+        return v
+
+    def run_id(self) -> str:
+        """`<name>-<sha8>`: the same config always maps to the same run directory (so it resumes)."""
+        canon = json.dumps(self.model_dump(exclude={"description"}), sort_keys=True, default=str)
+        return f"{self.name}-{hashlib.sha256(canon.encode()).hexdigest()[:8]}"
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    """One line: unknown keys first (a typo usually explains the 'missing' errors too)."""
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    parts = []
+    for e in errors[:2]:
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key (check spelling)" if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"{loc}: {msg}")
+    more = f" (+{len(errors) - 2} more)" if len(errors) > 2 else ""
+    return f"{source}: {'; '.join(parts)}{more}"
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run config; every problem becomes one ConfigError line."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        candidate = PROJECT_ROOT / "configs" / "runs" / f"{path.name.removesuffix('.yaml')}.yaml"
+        if candidate.is_file() and path.parent == Path("."):
+            path = candidate
+        else:
+            raise ConfigError(f"run config not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'name' and 'steps'")
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, str(path))) from None
+    check_no_secrets(cfg.parameters, f"{path}: parameters")
+    for step in cfg.steps:
+        check_no_secrets(step.parameters, f"{path}: step {step.notebook}")
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+class StepFailed(RuntimeError):
+    """A notebook raised: the message is one line naming the notebook, the cell and the error."""
+
+
+@dataclass
+class StepPlan:
+    """A resolved step: the notebook file, the output paths and the exact parameters injected."""
+
+    name: str  # notebook stem, e.g. "03-ice"
+    source: Path
+    output: Path
+    html: Path
+    parameters: dict[str, Any]
+    timeout: int | None = None
+
+    def fingerprint(self) -> str:
+        """Hash of the parameters and the notebook source: unchanged fingerprint = skippable step."""
+        h = hashlib.sha256(json.dumps(self.parameters, sort_keys=True, default=str).encode())
+        h.update(self.source.read_bytes())
+        return h.hexdigest()
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    report: Path | None = None
+    summary: Path | None = None
+    seconds: float = 0.0
+
+
+def resolve_notebook(spec: str, notebooks_dir: Path) -> Path:
+    """Find a notebook by exact file name, stem, or number prefix ('03' -> '03-*.ipynb')."""
+    for cand in (notebooks_dir / spec, notebooks_dir / f"{spec}.ipynb"):
+        if cand.is_file():
+            return cand
+    matches = sorted(notebooks_dir.glob(f"{spec}-*.ipynb"))
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        names = ", ".join(m.name for m in matches)
+        raise ConfigError(f"step {spec!r} matches several notebooks ({names}); use the full file name")
+    raise ConfigError(f"step {spec!r}: no such notebook in {notebooks_dir}")
+
+
+def notebook_parameters(path: Path) -> set[str]:
+    """Names declared in a notebook's `parameters` cell (empty when it has none)."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(path)))
+
+
+def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[StepPlan]:
+    """Resolve notebooks and merge parameters: run-wide < step < (run_dir, store_path, seed).
+
+    Run-wide parameters go only to notebooks that declare them; a step's own parameters must be
+    declared by its notebook (a typo is an error, not a silently ignored value).
+    """
+    run_dir = Path(runs_dir).resolve() / cfg.run_id()
+    plans = []
+    seen: set[str] = set()
+    for step in cfg.steps:
+        src = resolve_notebook(step.notebook, Path(notebooks_dir))
+        if src.stem in seen:
+            raise ConfigError(f"notebook {src.name} is listed twice")
+        seen.add(src.stem)
+        declared = notebook_parameters(src)
+        unknown = sorted(set(step.parameters) - declared)
+        if unknown:
+            known = ", ".join(sorted(declared)) or "none"
+            raise ConfigError(f"step {src.name}: unknown parameter(s) {', '.join(unknown)} (the notebook declares: {known})")
+        params = {k: v for k, v in cfg.parameters.items() if k in declared}
+        params.update(step.parameters)
+        params.update(run_dir=str(run_dir), store_path=str(run_dir / "store.sqlite"), seed=cfg.seed)
+        plans.append(
+            StepPlan(
+                name=src.stem,
+                source=src,
+                output=run_dir / "notebooks" / src.name,
+                html=run_dir / "html" / f"{src.stem}.html",
+                parameters=params,
+                timeout=step.timeout,
+            )
+        )
+    return plans
+
+
+def _read_state(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"steps": {}}
+
+
+def _write_state(run_dir: Path, state: dict) -> None:
+    _atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))  # ANSI colours from tracebacks
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def redact_secrets(path: Path, secrets: list[str]) -> int:
+    """Replace any secret value found in a text file with [REDACTED]; returns replacements made.
+
+    Defence in depth: parameters can't carry keys, but a notebook could still print one (e.g. in
+    an error message). The runner scrubs every output it writes before it is shared.
+    """
+    if not secrets or not path.is_file():
+        return 0
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return 0
+    count = 0
+    for s in secrets:
+        if s in text:
+            count += text.count(s)
+            text = text.replace(s, "[REDACTED]")
+    if count:
+        _atomic_write_text(path, text)
+    return count
+
+
+def render_html(executed: Path, out: Path, hide_code: bool) -> None:
+    """Render an executed notebook to HTML with nbconvert (code hidden for the report)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(executed, as_version=4)
+    exporter = HTMLExporter(template_name="lab")
+    if hide_code:
+        exporter.exclude_input = True
+        exporter.exclude_input_prompt = True
+        exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nb)
+    _atomic_write_text(out, body)
+
+
+def _cell_error(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", None) or type(exc).__name__
+    evalue = getattr(exc, "evalue", None) or str(exc)
+    cell = getattr(exc, "exec_count", None)
+    where = f"cell {cell}" if cell is not None else "a cell"
+    return f"{where}: {ename}: {_one_line(evalue)}"
+
+
+def merge_summaries(run_dir: Path, cfg: RunConfig, extra: dict | None = None) -> Path:
+    """Write `summary.json`: run metadata plus every step's `summary/<step>.json`."""
+    out = {
+        "run_id": cfg.run_id(),
+        "name": cfg.name,
+        "description": cfg.description,
+        "seed": cfg.seed,
+        "steps": load_summaries(run_dir),
+        **(extra or {}),
+    }
+    path = run_dir / "summary.json"
+    _atomic_write_text(path, json.dumps(to_jsonable(out), indent=2) + "\n")
+    return path
+
+
+def _default_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_pipeline(
+    cfg: RunConfig,
+    runs_dir: Path = RUNS_DIR,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    force: bool = False,
+    log: Callable[[str], None] = _default_log,
+    kernel_name: str = "python3",
+) -> RunResult:
+    """Execute the configured notebooks in order under papermill, resuming a previous run.
+
+    A step is skipped when its executed notebook finished and neither its parameters nor the
+    notebook source changed; once one step runs, every later step runs too (it may read the
+    earlier step's outputs). A failing notebook raises StepFailed and keeps what finished.
+    """
+    import papermill as pm
+
+    t0 = time.monotonic()
+    _kernel_imports_this_package()
+    plans = plan_run(cfg, runs_dir, notebooks_dir)
+    run_dir = Path(runs_dir).resolve() / cfg.run_id()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(run_dir / "config.json", json.dumps(cfg.model_dump(), indent=2, default=str) + "\n")
+    state = _read_state(run_dir)
+    result = RunResult(run_id=cfg.run_id(), run_dir=run_dir)
+    secrets = secret_env_values()
+    log(f"run {result.run_id}: {len(plans)} step(s) -> {run_dir}")
+    rerun_rest = force
+    for i, plan in enumerate(plans, 1):
+        fp = plan.fingerprint()
+        prev = state["steps"].get(plan.name, {})
+        done = prev.get("status") == "ok" and prev.get("fingerprint") == fp and plan.output.is_file()
+        if done and not rerun_rest:
+            log(f"[{i}/{len(plans)}] {plan.name}: done earlier, skipped")
+            result.skipped.append(plan.name)
+            continue
+        rerun_rest = True
+        log(f"[{i}/{len(plans)}] {plan.name}: running")
+        state["steps"][plan.name] = {"status": "running", "fingerprint": fp, "started": time.time()}
+        _write_state(run_dir, state)
+        plan.output.parent.mkdir(parents=True, exist_ok=True)
+        s0 = time.monotonic()
+        try:
+            pm.execute_notebook(
+                str(plan.source),
+                str(plan.output),
+                parameters=plan.parameters,
+                kernel_name=kernel_name,
+                cwd=str(plan.source.parent),
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=plan.timeout,
+            )
+        except BaseException as exc:
+            msg = f"{plan.source.name} failed in {_cell_error(exc)}"
+            for s in secrets:
+                msg = msg.replace(s, "[REDACTED]")
+            state["steps"][plan.name] = {"status": "failed", "fingerprint": fp, "error": msg}
+            _write_state(run_dir, state)
+            _finish_outputs(plan, secrets, hide_code=False, log=log)
+            merge_summaries(run_dir, cfg, {"failed": msg})
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise StepFailed(msg) from None
+        secs = time.monotonic() - s0
+        _finish_outputs(plan, secrets, hide_code=plan.name.startswith(REPORT_STEP_PREFIX), log=log)
+        state["steps"][plan.name] = {"status": "ok", "fingerprint": fp, "seconds": round(secs, 1)}
+        _write_state(run_dir, state)
+        result.ran.append(plan.name)
+        log(f"[{i}/{len(plans)}] {plan.name}: ok ({secs:.1f}s)")
+    result.summary = merge_summaries(run_dir, cfg)
+    redact_secrets(result.summary, secrets)
+    report = run_dir / REPORT_FILE
+    result.report = report if report.is_file() else None
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _kernel_imports_this_package() -> None:
+    """Kernels inherit our environment: make them import this checkout even if it isn't installed."""
+    root = str(PROJECT_ROOT)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *parts])
+
+
+def _finish_outputs(plan: StepPlan, secrets: list[str], hide_code: bool, log: Callable[[str], None]) -> None:
+    """Scrub secrets from the executed notebook, then render its HTML (best effort on failure)."""
+    if not plan.output.is_file():
+        return
+    n = redact_secrets(plan.output, secrets)
+    if n:
+        log(f"warning: {plan.name} printed a secret from the environment; redacted {n} occurrence(s)")
+    try:
+        render_html(plan.output, plan.html, hide_code=hide_code)
+    except Exception as exc:  # rendering is a convenience; the executed notebook is the record
+        log(f"warning: could not render {plan.output.name} to HTML: {_one_line(str(exc), 120)}")
+        return
+    redact_secrets(plan.html, secrets)
+    for f in (plan.output.parent.parent / SUMMARY_DIR).glob("*.json"):
+        redact_secrets(f, secrets)

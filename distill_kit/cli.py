@@ -1,0 +1,67 @@
+"""The `distill-kit` command: `distill-kit run CONFIG` executes a run config's notebook sequence.
+
+User errors (bad config, failed notebook) print one `error:` line and exit 2 / 1, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from distill_kit.config import ConfigError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distill-kit", description="Distillation quantification workbench.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the notebooks listed in a YAML run config (resumes a previous run)")
+    run.add_argument("config", help="path to a run config, or a name in configs/runs/ (e.g. demo)")
+    run.add_argument("--runs-dir", default=None, help="parent folder of run directories (default: runs/)")
+    run.add_argument("--notebooks-dir", default=None, help="folder holding the notebooks (default: notebooks/)")
+    run.add_argument("--force", action="store_true", help="re-run every step even if it finished before")
+    run.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    plan = sub.add_parser("plan", help="validate a run config and print its run id and steps")
+    plan.add_argument("config")
+    plan.add_argument("--runs-dir", default=None)
+    plan.add_argument("--notebooks-dir", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `distill-kit` and `python -m distill_kit`; returns the exit status."""
+    args = _build_parser().parse_args(argv)
+    from distill_kit import pipeline
+
+    runs_dir = Path(args.runs_dir) if args.runs_dir else pipeline.RUNS_DIR
+    notebooks_dir = Path(args.notebooks_dir) if args.notebooks_dir else pipeline.NOTEBOOKS_DIR
+    try:
+        cfg = pipeline.load_run_config(args.config)
+        if args.command == "plan":
+            plans = pipeline.plan_run(cfg, runs_dir, notebooks_dir)
+            print(f"run id: {cfg.run_id()}")
+            for p in plans:
+                print(f"  {p.source.name}")
+            return 0
+        result = pipeline.run_pipeline(cfg, runs_dir, notebooks_dir, force=args.force, kernel_name=args.kernel)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except pipeline.StepFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("finished steps are kept; fix the problem and run the same command again to resume", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"done in {result.seconds:.0f}s: {len(result.ran)} step(s) ran, {len(result.skipped)} skipped")
+    print(f"summary: {result.summary}")
+    if result.report:
+        print(f"report: {result.report}")
+    else:
+        print(f"no report (add the 06 report step); outputs in {result.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
