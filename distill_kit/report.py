@@ -1,0 +1,725 @@
+"""The run report: one self-contained HTML page (interactive Altair, JS inlined) plus static figures.
+
+Why self-contained: reports are shared as files and opened where there is no network, so the
+Vega/Vega-Lite/Vega-Embed JavaScript comes from vl-convert's bundle and is inlined once per page.
+Every chart is also exported as SVG and PNG (vl-convert) for places without JavaScript.
+
+Every piece of text that may come from a model (answers, names, notes) goes through :func:`esc`;
+chart specs are embedded as JSON with ``<``, ``>`` and ``&`` escaped so no string can close the
+``<script>`` element that carries them.
+
+The section builders read the per-step summaries written by ``pipeline.record_summary``. A step
+that did not run yields a "step not run" note, never placeholder numbers. Expected summary shapes
+(extra keys are ignored; see ``docs`` in each builder):
+
+* ICE (``03-*``): ``scores``: records ``{model, loose, loose_lo, loose_hi, strict, strict_lo,
+  strict_hi, n}`` (``lis``/``sis`` and ``loose_identity_score`` spellings accepted);
+  optional ``examples``: records ``{model, prompt, response, loose_label}``.
+* RSE (``04-*``): ``rse``: records ``{model, style, logic, content, overall}``;
+  optional ``similarity``: ``{models: [...], matrix: [[...]]}`` or records ``{a, b, value}``.
+* Embeddings (``05-*``): ``umap``: records ``{model, x, y}``; ``lineage``: ``{labels, linkage}``
+  (scipy linkage matrix) or ``{labels, distance}``; ``attribution``: records
+  ``{student, predicted, teacher, correct}``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import altair as alt
+
+# ---------------------------------------------------------------------------- escaping
+
+
+def esc(value: Any) -> str:
+    """HTML-escape anything shown in the report (model text is untrusted input)."""
+    if value is None:
+        return ""
+    return html.escape(str(value), quote=True)
+
+
+def script_json(obj: Any) -> str:
+    """JSON safe to place inside a ``<script>`` element: ``<``, ``>``, ``&`` become unicode escapes."""
+    text = json.dumps(obj, ensure_ascii=False, default=str)
+    return (
+        text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    )
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    """Format a number for a table cell; non-numbers are escaped as text, missing values as '–'."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return "–" if value != value else f"{value:.{digits}f}"
+    return esc(value)
+
+
+def table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]] | None = None,
+               digits: int = 3, caption: str = "") -> str:
+    """An HTML table; every cell and header is escaped."""
+    if not rows:
+        return '<p class="empty">No rows.</p>'
+    cols = list(columns) if columns else [(k, k) for k in rows[0].keys()]
+    head = "".join(f"<th>{esc(label)}</th>" for _, label in cols)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{_cell_class(r.get(k))}">{fmt_num(r.get(k), digits)}</td>' for k, _ in cols) + "</tr>"
+        for r in rows
+    )
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return f'<table class="data">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _cell_class(value: Any) -> str:
+    return "num" if isinstance(value, (int, float)) and not isinstance(value, bool) else "txt"
+
+
+def not_run_note(step: str, what: str) -> str:
+    """The note shown instead of a section whose step did not run (no made-up numbers)."""
+    return (f'<p class="not-run"><strong>Step not run:</strong> {esc(what)} needs step {esc(step)}, '
+            f"which is not part of this run (or wrote no summary). Add it to the run config to fill this section.</p>")
+
+
+# ---------------------------------------------------------------------------- document model
+
+
+@dataclass
+class Figure:
+    """One chart: shown interactively in the HTML and exported as SVG/PNG under ``figures/``."""
+
+    name: str  # file stem, e.g. "ice-scores"
+    chart: alt.TopLevelMixin
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    key: str  # anchor id
+    title: str
+    body: str = ""  # trusted HTML assembled with esc()/table_html()
+    figures: list[Figure] = field(default_factory=list)
+    ran: bool = True
+
+
+@dataclass
+class Report:
+    title: str
+    subtitle: str = ""
+    sections: list[Section] = field(default_factory=list)
+
+    def add(self, section: Section) -> Section:
+        self.sections.append(section)
+        return section
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d232a;background:#fafafa}
+header{background:#1d3557;color:#fff;padding:1.4rem 2rem}
+header h1{margin:0 0 .3rem 0;font-size:1.6rem}header p{margin:.2rem 0;opacity:.9}
+nav{padding:.6rem 2rem;background:#e9eef4;font-size:.9rem}nav a{margin-right:1rem;color:#1d3557}
+main{padding:0 2rem 3rem 2rem;max-width:1200px}
+section{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:1rem 1.4rem;margin:1.2rem 0}
+h2{margin-top:.2rem;color:#1d3557}
+table.data{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}
+table.data th,table.data td{border-bottom:1px solid #e3e7ec;padding:.25rem .6rem;text-align:left;vertical-align:top}
+table.data td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.data caption{caption-side:top;text-align:left;color:#555;font-size:.85rem}
+.not-run{background:#fff6e0;border-left:4px solid #f0a500;padding:.6rem .8rem}
+.chart{margin:.8rem 0}.caption{color:#555;font-size:.85rem;margin:.2rem 0 1rem 0}
+.answer{white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:.8rem;background:#f4f6f8;
+padding:.4rem .6rem;max-height:12rem;overflow:auto;margin:.2rem 0 .8rem 0}
+.static img{max-width:100%}
+footer{color:#777;font-size:.8rem;padding:1rem 2rem}
+"""
+
+# Runs inside vl-convert's bundle (vegaEmbed in scope): draw every embedded spec into its div.
+_EMBED_SNIPPET = """
+window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;
+function drawAll() {
+  document.querySelectorAll('script[type="application/json"][data-vega-target]').forEach(function (el) {
+    var target = document.getElementById(el.getAttribute('data-vega-target'));
+    var spec = JSON.parse(el.textContent);
+    vegaEmbed(target, spec, {renderer: 'svg', actions: {export: true, source: false, compiled: false, editor: false}})
+      .then(function () { target.setAttribute('data-rendered', 'true'); })
+      .catch(function (err) { target.setAttribute('data-error', String(err)); console.error(err); });
+  });
+}
+if (document.readyState === 'loading') { document.addEventListener('DOMContentLoaded', drawAll); } else { drawAll(); }
+"""
+
+
+def _vl_version() -> str:
+    """Vega-Lite version altair targets, in vl-convert's spelling ('5.20')."""
+    m = re.match(r"v?(\d+)\.(\d+)", alt.SCHEMA_VERSION)
+    return f"{m.group(1)}.{m.group(2)}" if m else "5"
+
+
+@lru_cache(maxsize=1)
+def vega_bundle() -> str:
+    """Vega + Vega-Lite + Vega-Embed and the drawing snippet as one inline script (no network).
+
+    Building the bundle takes vl-convert a few seconds, so it is cached on disk per version.
+    """
+    import hashlib
+
+    import vl_convert as vlc
+
+    from distill_kit.config import cache_dir
+
+    tag = hashlib.sha256(f"{vlc.__version__}|{_vl_version()}|{_EMBED_SNIPPET}".encode()).hexdigest()[:12]
+    cached = cache_dir() / "report" / f"vega-bundle-{tag}.js"
+    if cached.is_file():
+        return cached.read_text(encoding="utf-8")
+    try:
+        js = vlc.javascript_bundle(_EMBED_SNIPPET, vl_version=_vl_version())
+    except ValueError:  # vl-convert without that exact Vega-Lite version: use its default
+        js = vlc.javascript_bundle(_EMBED_SNIPPET)
+    js = js.replace("</script", "<\\/script").replace("<!--", "<\\!--")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(js, encoding="utf-8")
+    tmp.replace(cached)
+    return js
+
+
+def chart_spec(chart: alt.TopLevelMixin) -> dict:
+    """The Vega-Lite spec with data inlined (no URLs: the report must work offline)."""
+    return chart.to_dict()
+
+
+def export_static(chart: alt.TopLevelMixin, stem: Path, formats: Iterable[str] = ("svg", "png")) -> list[Path]:
+    """Write ``stem.svg`` / ``stem.png`` via vl-convert; returns the files written."""
+    import vl_convert as vlc
+
+    spec, out = chart_spec(chart), []
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        if fmt == "svg":
+            path.write_text(vlc.vegalite_to_svg(spec, vl_version=_vl_version()), encoding="utf-8")
+        elif fmt == "png":
+            path.write_bytes(vlc.vegalite_to_png(spec, vl_version=_vl_version(), scale=2))
+        else:
+            raise ValueError(f"unknown static format {fmt!r}; use svg or png")
+        out.append(path)
+    return out
+
+
+def render_html(report: Report, static_dir: str | None = "figures") -> str:
+    """The full page. ``static_dir`` (relative to the page) adds <noscript> images of each figure."""
+    nav = "".join(f'<a href="#{esc(s.key)}">{esc(s.title)}</a>' for s in report.sections)
+    parts, n = [], 0
+    for s in report.sections:
+        inner = [f'<h2>{esc(s.title)}</h2>', s.body]
+        for fig in s.figures:
+            n += 1
+            div = f"chart-{n}"
+            inner.append(f'<div class="chart" id="{div}" data-figure="{esc(fig.name)}"></div>')
+            inner.append(f'<script type="application/json" data-vega-target="{div}">{script_json(chart_spec(fig.chart))}</script>')
+            if static_dir:
+                src = esc(f"{static_dir}/{fig.name}.svg")
+                inner.append(f'<noscript><div class="static"><img src="{src}" alt="{esc(fig.caption or fig.name)}"></div></noscript>')
+            if fig.caption:
+                inner.append(f'<p class="caption">{esc(fig.caption)}</p>')
+        parts.append(f'<section id="{esc(s.key)}" class="{"ran" if s.ran else "missing"}">{"".join(inner)}</section>')
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    script = f"<script>{vega_bundle()}</script>" if n else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(report.title)}</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>{esc(report.title)}</h1><p>{esc(report.subtitle)}</p></header>"
+        f"<nav>{nav}</nav><main>{''.join(parts)}</main>"
+        f"<footer>Generated by distill-kit on {esc(now)}. Charts are interactive (hover for values); "
+        f"static SVG/PNG copies are in the figures folder.</footer>{script}</body></html>\n"
+    )
+
+
+def write_report(report: Report, path: str | Path, static_formats: Sequence[str] = ("svg", "png")) -> Path:
+    """Write the HTML page and its static figures (``figures/<name>.svg|png`` next to it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig_dir = path.parent / "figures"
+    for s in report.sections:
+        for fig in s.figures:
+            if static_formats:
+                export_static(fig.chart, fig_dir / fig.name, static_formats)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(render_html(report, "figures" if static_formats else None), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# ---------------------------------------------------------------------------- reading summaries
+
+
+def step_summary(summaries: Mapping[str, dict], prefix: str) -> dict | None:
+    """The summary of the step whose name starts with ``prefix`` ('03'), or None when it did not run."""
+    for name in sorted(summaries):
+        if name.startswith(prefix):
+            return summaries[name]
+    return None
+
+
+def records(payload: Mapping[str, Any] | None, *keys: str, id_key: str = "model") -> list[dict]:
+    """First of ``keys`` holding records: a list of dicts, or a dict of dicts keyed by ``id_key``."""
+    if not payload:
+        return []
+    for k in keys:
+        v = payload.get(k)
+        if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+            return [dict(r) for r in v]
+        if isinstance(v, dict) and v and all(isinstance(r, dict) for r in v.values()):
+            return [{id_key: name, **r} for name, r in v.items()]
+    return []
+
+
+def pick(rec: Mapping[str, Any], *names: str) -> Any:
+    """First present, non-None value among ``names`` (summaries use a few spellings)."""
+    for n in names:
+        if rec.get(n) is not None:
+            return rec[n]
+    return None
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f
+
+
+def ice_rows(ice: Mapping[str, Any] | None) -> list[dict]:
+    """Normalised ICE rows: model, loose, loose_lo, loose_hi, strict, strict_lo, strict_hi, n."""
+    out = []
+    for r in records(ice, "scores", "ice", "models", "per_model"):
+        model = pick(r, "model", "name")
+        if model is None:
+            continue
+        row = {"model": str(model)}
+        for kind, names in (("loose", ("loose", "lis", "loose_identity_score", "loose_score")),
+                            ("strict", ("strict", "sis", "strict_identity_score", "strict_score"))):
+            row[kind] = _num(pick(r, *names))
+            ci = pick(r, f"{kind}_ci", f"{names[1]}_ci")
+            lo = pick(r, f"{kind}_lo", f"{names[1]}_lo", f"{kind}_low")
+            hi = pick(r, f"{kind}_hi", f"{names[1]}_hi", f"{kind}_high")
+            if isinstance(ci, (list, tuple)) and len(ci) == 2:
+                lo, hi = ci
+            row[f"{kind}_lo"], row[f"{kind}_hi"] = _num(lo), _num(hi)
+        row["n"] = pick(r, "n", "n_responses", "count")
+        row["paper_loose"] = _num(pick(r, "paper_loose", "paper_lis"))
+        if row["loose"] is not None or row["strict"] is not None:
+            out.append(row)
+    return out
+
+
+RSE_ASPECTS = (("style", ("style", "response_style")), ("logic", ("logic", "logical_structure", "structure")),
+               ("content", ("content", "content_detail", "detail")))
+
+
+def rse_rows(rse: Mapping[str, Any] | None) -> list[dict]:
+    """Normalised RSE rows: model, style, logic, content, overall (1-5, higher = more similar)."""
+    out = []
+    for r in records(rse, "rse", "scores", "per_model", "models"):
+        model = pick(r, "model", "name")
+        if model is None:
+            continue
+        row: dict[str, Any] = {"model": str(model)}
+        for key, names in RSE_ASPECTS:
+            row[key] = _num(pick(r, *names))
+        overall = _num(pick(r, "overall", "rse", "mean", "score"))
+        aspects = [row[k] for k, _ in RSE_ASPECTS if row[k] is not None]
+        row["overall"] = overall if overall is not None else (sum(aspects) / len(aspects) if aspects else None)
+        row["judge"] = pick(r, "judge")
+        row["reference"] = pick(r, "reference", "reference_model")
+        row["n"] = pick(r, "n", "count")
+        if row["overall"] is not None:
+            out.append(row)
+    return out
+
+
+def similarity_long(payload: Mapping[str, Any] | None) -> list[dict]:
+    """Model x model similarity as long records ``{a, b, value}`` from a matrix or records."""
+    if not payload:
+        return []
+    for key in ("similarity", "similarity_matrix", "matrix"):
+        v = payload.get(key)
+        if isinstance(v, dict) and isinstance(v.get("matrix"), list):
+            models = v.get("models") or v.get("labels") or []
+            return [{"a": str(models[i]), "b": str(models[j]), "value": _num(x)}
+                    for i, row in enumerate(v["matrix"]) for j, x in enumerate(row) if i < len(models) and j < len(models)]
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            return [{"a": str(pick(r, "a", "model_a", "row")), "b": str(pick(r, "b", "model_b", "col")),
+                     "value": _num(pick(r, "value", "similarity", "score"))} for r in v]
+    return []
+
+
+# ---------------------------------------------------------------------------- charts
+
+
+def ice_chart(rows: Sequence[dict]) -> alt.Chart:
+    """Loose and strict identity scores per model with 95% interval bars."""
+    long = []
+    for r in rows:
+        for kind in ("loose", "strict"):
+            if r.get(kind) is not None:
+                long.append({"model": r["model"], "score": kind, "value": r[kind],
+                             "lo": r.get(f"{kind}_lo"), "hi": r.get(f"{kind}_hi")})
+    base = alt.Chart(alt.Data(values=long)).encode(
+        y=alt.Y("model:N", sort="-x", title=None), yOffset="score:N",
+        color=alt.Color("score:N", title="identity score", scale=alt.Scale(domain=["loose", "strict"])))
+    bars = base.mark_bar().encode(
+        x=alt.X("value:Q", title="share of answers (higher = less consistent identity)", scale=alt.Scale(domain=[0, 1])),
+        tooltip=["model:N", "score:N", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("lo:Q", format=".3f"),
+                 alt.Tooltip("hi:Q", format=".3f")])
+    rules = base.mark_rule(strokeWidth=2).encode(x="lo:Q", x2="hi:Q", color=alt.value("#222"))
+    return (bars + rules).properties(width=520, title="Identity Consistency Evaluation (ICE)")
+
+
+def rse_chart(rows: Sequence[dict]) -> alt.Chart:
+    """RSE aspect scores per model (1-5, higher = closer to the reference answers)."""
+    long = [{"model": r["model"], "aspect": k, "score": r[k]} for r in rows for k, _ in RSE_ASPECTS if r.get(k) is not None]
+    return alt.Chart(alt.Data(values=long)).mark_bar(clip=True).encode(
+        y=alt.Y("model:N", title=None, sort="-x"), yOffset="aspect:N",
+        x=alt.X("score:Q", scale=alt.Scale(domain=[1, 5]), title="similarity to reference (1-5)"),
+        color=alt.Color("aspect:N"), tooltip=["model:N", "aspect:N", alt.Tooltip("score:Q", format=".2f")],
+    ).properties(width=520, title="Response Similarity Evaluation (RSE)")
+
+
+def ice_rse_chart(rows: Sequence[dict]) -> alt.Chart:
+    """The paper's combined view: identity inconsistency vs. response similarity, one point per model."""
+    base = alt.Chart(alt.Data(values=list(rows))).encode(
+        x=alt.X("rse:Q", title="RSE overall (1-5, higher = more similar to reference)", scale=alt.Scale(zero=False)),
+        y=alt.Y("loose:Q", title="ICE loose identity score", scale=alt.Scale(zero=True)),
+        tooltip=["model:N", alt.Tooltip("rse:Q", format=".2f"), alt.Tooltip("loose:Q", format=".3f"),
+                 alt.Tooltip("strict:Q", format=".3f")])
+    points = base.mark_circle(size=120).encode(color=alt.Color("model:N", legend=None))
+    labels = base.mark_text(align="left", dx=8, fontSize=11).encode(text="model:N")
+    return (points + labels).properties(width=520, height=360, title="Distillation: ICE x RSE")
+
+
+def heatmap_chart(long: Sequence[dict], title: str = "Model x model similarity") -> alt.Chart:
+    """Pairwise similarity heatmap (values as given by the RSE/similarity step)."""
+    side = min(640, max(200, 28 * len({r["a"] for r in long})))
+    return alt.Chart(alt.Data(values=list(long))).mark_rect().encode(
+        x=alt.X("a:N", title=None, sort=None), y=alt.Y("b:N", title=None, sort=None),
+        color=alt.Color("value:Q", title="similarity", scale=alt.Scale(scheme="viridis")),
+        tooltip=["a:N", "b:N", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(width=side, height=side, title=title)
+
+
+def umap_chart(points: Sequence[dict], max_points: int = 4000) -> alt.Chart:
+    """2-D UMAP map of answer embeddings, coloured by model (thinned to keep the page light)."""
+    pts = list(points)
+    if len(pts) > max_points:
+        step = len(pts) / max_points
+        pts = [pts[int(i * step)] for i in range(max_points)]
+    pts = [{"model": str(pick(p, "model", "label")), "x": _num(p.get("x")), "y": _num(p.get("y"))} for p in pts]
+    return alt.Chart(alt.Data(values=pts)).mark_circle(size=14, opacity=0.6).encode(
+        x=alt.X("x:Q", title="UMAP 1", axis=alt.Axis(labels=False)),
+        y=alt.Y("y:Q", title="UMAP 2", axis=alt.Axis(labels=False)),
+        color=alt.Color("model:N"), tooltip=["model:N"],
+    ).properties(width=520, height=400, title="Answer embeddings (UMAP)").interactive()
+
+
+def dendrogram_segments(linkage: Sequence[Sequence[float]], labels: Sequence[str]) -> tuple[list[dict], list[dict]]:
+    """Line segments and leaf labels of a scipy linkage matrix (drawn with Altair rules)."""
+    from scipy.cluster.hierarchy import dendrogram
+
+    d = dendrogram(linkage, labels=list(labels), no_plot=True, orientation="right")
+    segs = []
+    for icoord, dcoord in zip(d["icoord"], d["dcoord"]):
+        for k in range(3):
+            segs.append({"y": icoord[k], "y2": icoord[k + 1], "x": dcoord[k], "x2": dcoord[k + 1]})
+    leaves = [{"label": str(lab), "y": 5 + 10 * i, "x": 0.0} for i, lab in enumerate(d["ivl"])]
+    return segs, leaves
+
+
+def dendrogram_chart(linkage: Sequence[Sequence[float]], labels: Sequence[str]) -> alt.Chart:
+    """Lineage tree: hierarchical clustering of models by answer similarity."""
+    segs, leaves = dendrogram_segments(linkage, labels)
+    height = max(160, 18 * len(leaves))
+    lines = alt.Chart(alt.Data(values=segs)).mark_rule(color="#1d3557").encode(
+        x=alt.X("x:Q", title="distance", scale=alt.Scale(reverse=True), axis=alt.Axis(grid=False)), x2="x2:Q",
+        y=alt.Y("y:Q", axis=None), y2="y2:Q")
+    text = alt.Chart(alt.Data(values=leaves)).mark_text(align="left", dx=4, fontSize=11).encode(
+        x="x:Q", y="y:Q", text="label:N")
+    return (lines + text).properties(width=460, height=height, title="Lineage tree").configure_view(stroke=None)
+
+
+# ---------------------------------------------------------------------------- assembling a run
+
+METHODS_HTML = """
+<p><strong>ICE (Identity Consistency Evaluation).</strong> Each target model answers identity questions
+(“Which company developed you?”) wrapped in GPTFuzzer-mutated jailbreak templates. A judge compares
+every answer with the model's true identity fact. The <em>Loose Identity Score</em> is the share of
+answers that contradict the fact; the <em>Strict Identity Score</em> is the share that claim an
+OpenAI/Anthropic/ChatGPT/Claude identity. Intervals are 95% Wilson score intervals over answers.</p>
+<p><strong>RSE (Response Similarity Evaluation).</strong> A judge scores how similar each test model's
+answer is to a reference model's answer to the same prompt, from 1 (very different) to 5 (nearly
+identical), on response style, logical structure and content detail; the overall score averages them.</p>
+<p><strong>Embedding maps and lineage.</strong> Answers are embedded with a sentence-transformer;
+UMAP projects them to two dimensions; models are clustered by the similarity of their answers into a
+lineage tree, and each student is attributed to its nearest candidate teacher.</p>
+<p>Method after Lee et al., <em>Distillation Quantification for Large Language Models</em>
+(arXiv 2501.12619, 2025).</p>
+"""
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _overview_section(run_dir: Path, summaries: Mapping[str, dict]) -> Section:
+    cfg = _read_json(run_dir / "config.json") or {}
+    state = (_read_json(run_dir / "state.json") or {}).get("steps", {})
+    rows = []
+    for step in cfg.get("steps", []):
+        nb = str(step.get("notebook", ""))
+        name = next((n for n in state if n == nb.removesuffix(".ipynb") or n.startswith(f"{nb}-")), nb)
+        st = state.get(name, {})
+        rows.append({"step": name, "status": st.get("status", "pending"), "seconds": st.get("seconds"),
+                     "summary": "yes" if name in summaries else "no"})
+    body = ""
+    if cfg.get("description"):
+        body += f"<p>{esc(cfg['description'])}</p>"
+    body += f"<p>Run directory: <code>{esc(run_dir.name)}</code> · seed {esc(cfg.get('seed', '–'))}</p>"
+    body += table_html(rows, [("step", "step"), ("status", "status"), ("seconds", "seconds"), ("summary", "summary")], 1) if rows \
+        else "<p>No run configuration found next to this report.</p>"
+    return Section("overview", "Run overview", body)
+
+
+def _ice_section(ice: dict | None) -> Section:
+    s = Section("ice", "Identity consistency (ICE)")
+    if ice is None:
+        s.body, s.ran = not_run_note("03 (ICE)", "The identity scores"), False
+        return s
+    rows = ice_rows(ice)
+    if not rows:
+        s.body = '<p class="not-run">The ICE step ran but recorded no per-model scores.</p>'
+        return s
+    cols = [("model", "model"), ("loose", "loose (LIS)"), ("loose_lo", "LIS 95% lo"), ("loose_hi", "LIS 95% hi"),
+            ("strict", "strict (SIS)"), ("strict_lo", "SIS 95% lo"), ("strict_hi", "SIS 95% hi"), ("n", "answers")]
+    if any(r.get("paper_loose") is not None for r in rows):
+        cols.append(("paper_loose", "paper LIS"))
+    judge = ice.get("judge")
+    s.body = (f"<p>Judge: {esc(judge)}.</p>" if judge else "") + table_html(sorted(rows, key=lambda r: -(r["loose"] or 0)), cols)
+    s.figures.append(Figure("ice-scores", ice_chart(rows), "Bars: identity scores; black lines: 95% intervals."))
+    return s
+
+
+def _rse_section(rse: dict | None) -> Section:
+    s = Section("rse", "Response similarity (RSE)")
+    if rse is None:
+        s.body, s.ran = not_run_note("04 (RSE)", "The response-similarity scores"), False
+        return s
+    rows = rse_rows(rse)
+    if not rows:
+        s.body = '<p class="not-run">The RSE step ran but recorded no per-model scores.</p>'
+        return s
+    cols = [("model", "model"), ("style", "style"), ("logic", "logical structure"), ("content", "content detail"),
+            ("overall", "overall"), ("n", "pairs")]
+    if any(r.get("reference") for r in rows):
+        cols.insert(1, ("reference", "reference"))
+    if any(r.get("judge") for r in rows):
+        cols.append(("judge", "judge"))
+    s.body = table_html(sorted(rows, key=lambda r: -(r["overall"] or 0)), cols, 2)
+    s.figures.append(Figure("rse-scores", rse_chart(rows), "RSE aspect scores, 1 (different) to 5 (nearly identical)."))
+    return s
+
+
+def _combined_section(ice: dict | None, rse: dict | None) -> Section:
+    s = Section("ice-rse", "ICE × RSE: the combined distillation picture")
+    if ice is None or rse is None:
+        missing = " and ".join(x for x, v in (("03 (ICE)", ice), ("04 (RSE)", rse)) if v is None)
+        s.body, s.ran = not_run_note(missing, "The combined ICE x RSE figure"), False
+        return s
+    by_model = {r["model"]: r for r in ice_rows(ice)}
+    joined = [{"model": r["model"], "rse": r["overall"], "loose": by_model[r["model"]]["loose"],
+               "strict": by_model[r["model"]]["strict"]} for r in rse_rows(rse) if r["model"] in by_model]
+    if not joined:
+        s.body = ('<p class="not-run">No model has both an ICE and an RSE score in this run, so the combined figure '
+                  "is empty. Score the same models in steps 03 and 04 to fill it.</p>")
+        return s
+    s.body = ("<p>Models towards the top right both lose their identity under jailbreaks and answer like the "
+              "reference model: the paper reads this as a sign of heavy distillation.</p>")
+    s.body += table_html(joined, [("model", "model"), ("loose", "ICE loose"), ("strict", "ICE strict"), ("rse", "RSE overall")])
+    s.figures.append(Figure("ice-x-rse", ice_rse_chart(joined), "One point per model scored by both steps."))
+    return s
+
+
+def _similarity_section(rse: dict | None, emb: dict | None) -> Section:
+    s = Section("similarity", "Model similarity heatmap")
+    if rse is None and emb is None:
+        s.body, s.ran = not_run_note("04 or 05", "The model x model similarity heatmap"), False
+        return s
+    long = similarity_long(rse) or similarity_long(emb)
+    if not long:
+        s.body = '<p class="not-run">No model x model similarity matrix was recorded by steps 04/05.</p>'
+        return s
+    s.figures.append(Figure("similarity-heatmap", heatmap_chart(long), "Pairwise similarity of the models' answers."))
+    return s
+
+
+def _umap_section(emb: dict | None) -> Section:
+    s = Section("umap", "Embedding map (UMAP)")
+    if emb is None:
+        s.body, s.ran = not_run_note("05 (embeddings)", "The UMAP map"), False
+        return s
+    pts = records(emb, "umap", "points", "map")
+    pts = [p for p in pts if _num(p.get("x")) is not None and _num(p.get("y")) is not None]
+    if not pts:
+        s.body = '<p class="not-run">The embedding step recorded no 2-D map points.</p>'
+        return s
+    s.body = f"<p>{len(pts):,} answers, drag to pan, scroll to zoom.</p>"
+    s.figures.append(Figure("umap-map", umap_chart(pts), "Each dot is one answer; nearby dots answer alike."))
+    return s
+
+
+def _lineage_section(emb: dict | None) -> Section:
+    s = Section("lineage", "Lineage tree")
+    if emb is None:
+        s.body, s.ran = not_run_note("05 (embeddings)", "The lineage tree"), False
+        return s
+    lin = emb.get("lineage") or emb.get("dendrogram") or {}
+    labels = lin.get("labels") if isinstance(lin, dict) else None
+    linkage = lin.get("linkage") if isinstance(lin, dict) else None
+    if labels and linkage is None and lin.get("distance"):
+        from scipy.cluster.hierarchy import linkage as _linkage
+        from scipy.spatial.distance import squareform
+        import numpy as np
+
+        dist = np.asarray(lin["distance"], dtype=float)
+        linkage = _linkage(squareform((dist + dist.T) / 2, checks=False), method="average").tolist()
+    if not labels or linkage is None:
+        s.body = '<p class="not-run">The embedding step recorded no lineage tree.</p>'
+        return s
+    s.figures.append(Figure("lineage-tree", dendrogram_chart(linkage, labels),
+                            "Average-linkage clustering of models by answer-embedding distance."))
+    return s
+
+
+def _attribution_section(emb: dict | None) -> Section:
+    s = Section("attribution", "Teacher attribution")
+    if emb is None:
+        s.body, s.ran = not_run_note("05 (embeddings)", "The teacher attribution table"), False
+        return s
+    rows = records(emb, "attribution", "attributions", id_key="student")
+    if not rows:
+        s.body = '<p class="not-run">The embedding step recorded no attribution table.</p>'
+        return s
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    acc = emb.get("attribution_accuracy") or emb.get("accuracy")
+    s.body = (f"<p>Attribution accuracy: {fmt_num(_num(acc))}</p>" if _num(acc) is not None else "") + \
+        table_html(rows, [(k, k.replace("_", " ")) for k in keys])
+    return s
+
+
+def _examples_section(ice: dict | None, store_path: str | None, limit: int = 6) -> Section:
+    """A few raw answers, escaped: readers should see what the judges saw."""
+    s = Section("examples", "Example answers")
+    rows = records(ice, "examples")
+    if not rows and store_path and Path(store_path).is_file():
+        from distill_kit.store import Store
+
+        with Store(store_path) as store:
+            frame = store.frame(status="ok")
+        if frame.height:
+            rows = frame.rename({"text": "response"}).select("model", "prompt", "response").head(limit).to_dicts()
+    if not rows:
+        s.body = '<p class="not-run">No answers are stored for this run.</p>'
+        return s
+    parts = []
+    for r in rows[:limit]:
+        label = pick(r, "loose_label", "label", "verdict")
+        tag = f" · judged: {esc(label)}" if label is not None else ""
+        parts.append(f"<p><strong>{esc(pick(r, 'model'))}</strong>{tag}</p>"
+                     f'<div class="answer prompt">{esc(pick(r, "prompt", "query"))}</div>'
+                     f'<div class="answer">{esc(pick(r, "response", "text", "answer"))}</div>')
+    s.body = "".join(parts)
+    return s
+
+
+def _usage_section(store_path: str | None) -> Section:
+    s = Section("usage", "Model calls")
+    if not store_path or not Path(store_path).is_file():
+        s.body = '<p class="not-run">No response store for this run (no step called a model).</p>'
+        return s
+    from distill_kit.store import Store
+
+    with Store(store_path) as store:
+        rows = store.usage().to_dicts()
+    s.body = "<p>Every answer is cached in the run's store; re-running the run reuses them.</p>" + table_html(rows, digits=4)
+    return s
+
+
+def _provenance_section(run_dir: Path, summaries: Mapping[str, dict]) -> Section:
+    import platform
+    from importlib import metadata
+
+    from distill_kit import datasets
+
+    s = Section("methods", "Methods and data provenance")
+    by_set: dict[str, dict[str, Any]] = {}
+    for path, e in datasets.registry().items():
+        top = path.split("/", 1)[0]
+        d = by_set.setdefault(top, {"dataset": top, "files": 0, "source": ""})
+        d["files"] += 1
+        if e.url and not d["source"]:
+            d["source"] = re.sub(r"^https://raw\.githubusercontent\.com/([^/]+/[^/]+)/([0-9a-f]{7})[0-9a-f]*/.*$",
+                                 r"github.com/\1 @ \2", e.url)
+    try:
+        ddir = datasets.data_dir()
+    except ValueError:
+        ddir = None
+    versions = []
+    for pkg in ("distill-kit", "polars", "altair", "vl-convert-python", "papermill", "sentence-transformers", "umap-learn"):
+        try:
+            versions.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            pass
+    used = sorted({str(f) for p in summaries.values() for f in (p.get("data_files") or p.get("provenance") or [])
+                   if isinstance(f, str)})
+    s.body = METHODS_HTML + "<h3>Data</h3>" + table_html(list(by_set.values()), [("dataset", "dataset"), ("files", "files"),
+                                                                                  ("source", "source (pinned commit)")])
+    s.body += (f"<p>Data read from {'a local copy (DISTILL_KIT_DATA_DIR)' if ddir else 'the download cache'}; every file's "
+               "sha256 is checked against the registry.</p>")
+    if used:
+        s.body += "<p>Files used by this run: " + ", ".join(f"<code>{esc(u)}</code>" for u in used) + "</p>"
+    s.body += f"<p>Software: Python {esc(platform.python_version())}; {esc(', '.join(versions))}.</p>"
+    return s
+
+
+def build_report(run_dir: str | Path, store_path: str | None = None, title: str | None = None) -> Report:
+    """Assemble every section from ``run_dir/summary/*.json`` (and the store, for usage/examples)."""
+    from distill_kit.pipeline import load_summaries
+
+    run_dir = Path(run_dir)
+    summaries = load_summaries(run_dir)
+    cfg = _read_json(run_dir / "config.json") or {}
+    ice, rse, emb = (step_summary(summaries, p) for p in ("03", "04", "05"))
+    rep = Report(title or f"distill-kit report: {cfg.get('name', run_dir.name)}",
+                 subtitle=f"Distillation quantification · run {run_dir.name}")
+    for sec in (_overview_section(run_dir, summaries), _ice_section(ice), _rse_section(rse),
+                _combined_section(ice, rse), _similarity_section(rse, emb), _umap_section(emb),
+                _lineage_section(emb), _attribution_section(emb), _examples_section(ice, store_path),
+                _usage_section(store_path), _provenance_section(run_dir, summaries)):
+        rep.add(sec)
+    return rep

@@ -1,0 +1,97 @@
+"""The report in a real browser: headless Debian Chromium via Playwright, no network at all.
+
+Checks that the inlined Vega bundle draws every chart (SVG present, no JS errors), that model text
+containing <script> never executes, and saves a screenshot to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from distill_kit import report
+
+from test_report import XSS, make_fake_run  # fixture builder shared with the report tests
+
+CHROMIUM = os.environ.get("DISTILL_KIT_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: run scripts/install_browser.sh"
+)
+
+
+def open_report(page_path: Path, tmp_path: Path, screenshot: Path):
+    """Load the page with every network request blocked; return (errors, dialogs, chart info)."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    dialogs: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            page = ctx.new_page()
+            page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+            page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+            def block(route):
+                requests.append(route.request.url)
+                route.abort()
+
+            page.route("http*://**/*", block)  # offline: any http(s) fetch is a failure
+            page.goto(page_path.as_uri())
+            page.wait_for_function(
+                "document.querySelectorAll('.chart').length === "
+                "document.querySelectorAll('.chart[data-rendered], .chart[data-error]').length",
+                timeout=30_000,
+            )
+            info = page.evaluate(
+                """() => Array.from(document.querySelectorAll('.chart')).map(c => ({
+                    figure: c.dataset.figure, error: c.dataset.error || null,
+                    svg: c.querySelectorAll('svg').length, marks: c.querySelectorAll('svg path, svg rect, svg line, svg circle, svg text').length}))"""
+            )
+            xss_text = page.evaluate("() => document.body.innerText.includes('<script>alert(1)</script>')")
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            ctx.close()
+    return errors, dialogs, requests, info, xss_text
+
+
+def test_report_draws_in_headless_chromium(tmp_path: Path):
+    run_dir = make_fake_run(tmp_path / "run")
+    page_path = report.write_report(report.build_report(run_dir), run_dir / "report.html", static_formats=())
+    shot = ARTIFACTS / "report-browser.png"
+    errors, dialogs, requests, info, xss_text = open_report(page_path, tmp_path, shot)
+    assert not errors, errors
+    assert not dialogs, f"script in model text executed: {dialogs}"
+    assert not requests, f"report tried to use the network: {requests}"
+    assert len(info) == 6
+    for chart in info:
+        assert chart["error"] is None, chart
+        assert chart["svg"] >= 1 and chart["marks"] > 5, chart
+    assert xss_text, "the escaped probe should be visible as text"
+    assert shot.stat().st_size > 20_000
+
+
+def test_rendered_run_report_if_present(tmp_path: Path):
+    """Also open the most recent real run's report (e.g. after `distill-kit run ci-small`)."""
+    runs = sorted(Path(report.__file__).resolve().parent.parent.glob("runs/*/report.html"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        pytest.skip("no run report yet (run `python -m distill_kit run ci-small`)")
+    copy = tmp_path / "run" / "report.html"
+    copy.parent.mkdir()
+    shutil.copy(runs[-1], copy)
+    errors, dialogs, requests, info, _ = open_report(copy, tmp_path, ARTIFACTS / "run-report-browser.png")
+    assert not errors and not dialogs and not requests, (errors, dialogs, requests)
+    assert all(c["error"] is None and c["svg"] >= 1 for c in info), info
