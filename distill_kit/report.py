@@ -644,7 +644,7 @@ def _examples_section(ice: dict | None, store_path: str | None, limit: int = 6) 
         if frame.height:
             rows = frame.rename({"text": "response"}).select("model", "prompt", "response").head(limit).to_dicts()
     if not rows:
-        s.body = '<p class="not-run">No answers are stored for this run.</p>'
+        s.body, s.ran = '<p class="not-run">No answers are stored for this run.</p>', False
         return s
     parts = []
     for r in rows[:limit]:
@@ -660,7 +660,7 @@ def _examples_section(ice: dict | None, store_path: str | None, limit: int = 6) 
 def _usage_section(store_path: str | None) -> Section:
     s = Section("usage", "Model calls")
     if not store_path or not Path(store_path).is_file():
-        s.body = '<p class="not-run">No response store for this run (no step called a model).</p>'
+        s.body, s.ran = '<p class="not-run">No response store for this run (no step called a model).</p>', False
         return s
     from distill_kit.store import Store
 
@@ -670,7 +670,7 @@ def _usage_section(store_path: str | None) -> Section:
     return s
 
 
-def _provenance_section(run_dir: Path, summaries: Mapping[str, dict]) -> Section:
+def _provenance_section(summaries: Mapping[str, dict]) -> Section:
     import platform
     from importlib import metadata
 
@@ -707,19 +707,64 @@ def _provenance_section(run_dir: Path, summaries: Mapping[str, dict]) -> Section
     return s
 
 
-def build_report(run_dir: str | Path, store_path: str | None = None, title: str | None = None) -> Report:
-    """Assemble every section from ``run_dir/summary/*.json`` (and the store, for usage/examples)."""
+def build_report(run_dir: str | Path | None, store_path: str | None = None, title: str | None = None) -> Report:
+    """Assemble every section from ``run_dir/summary/*.json`` (and the store, for usage/examples).
+
+    ``run_dir=None`` builds the empty report: every section says which step would fill it.
+    """
     from distill_kit.pipeline import load_summaries
 
-    run_dir = Path(run_dir)
-    summaries = load_summaries(run_dir)
-    cfg = _read_json(run_dir / "config.json") or {}
+    run_dir = Path(run_dir) if run_dir else None
+    summaries = load_summaries(run_dir) if run_dir else {}
+    cfg = (_read_json(run_dir / "config.json") if run_dir else None) or {}
     ice, rse, emb = (step_summary(summaries, p) for p in ("03", "04", "05"))
-    rep = Report(title or f"distill-kit report: {cfg.get('name', run_dir.name)}",
-                 subtitle=f"Distillation quantification · run {run_dir.name}")
-    for sec in (_overview_section(run_dir, summaries), _ice_section(ice), _rse_section(rse),
+    name = run_dir.name if run_dir else "no run"
+    rep = Report(title or f"distill-kit report: {cfg.get('name', name)}",
+                 subtitle=f"Distillation quantification · run {name}")
+    overview = _overview_section(run_dir, summaries) if run_dir else Section(
+        "overview", "Run overview", '<p class="not-run">No run found: run <code>distill-kit run demo</code> first.</p>', ran=False)
+    for sec in (overview, _ice_section(ice), _rse_section(rse),
                 _combined_section(ice, rse), _similarity_section(rse, emb), _umap_section(emb),
                 _lineage_section(emb), _attribution_section(emb), _examples_section(ice, store_path),
-                _usage_section(store_path), _provenance_section(run_dir, summaries)):
+                _usage_section(store_path), _provenance_section(summaries)):
         rep.add(sec)
     return rep
+
+
+# ---------------------------------------------------------------------------- notebook helpers
+
+
+def resolve_run_dir(run_dir: str = "") -> Path | None:
+    """The run to report on: ``run_dir`` if given, else the newest ``runs/*`` with summaries, else None."""
+    from distill_kit.pipeline import RUNS_DIR, SUMMARY_DIR
+
+    if run_dir:
+        path = Path(run_dir)
+        if not path.is_dir():
+            raise ValueError(f"run_dir {run_dir!r} is not a directory")
+        return path
+    runs = [p for p in RUNS_DIR.glob("*") if (p / SUMMARY_DIR).is_dir()]
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+def report_path(run_dir: Path | None) -> Path:
+    """Where the HTML goes: ``<run_dir>/report.html`` (or the cache when there is no run)."""
+    from distill_kit.config import cache_dir
+    from distill_kit.pipeline import REPORT_FILE
+
+    return (run_dir if run_dir else cache_dir() / "report" / "no-run") / REPORT_FILE
+
+
+def show_in_notebook(rep: Report) -> None:
+    """Show the report inside the notebook: escaped section bodies and static SVG charts.
+
+    Static SVG (not the interactive embed) so the executed notebook and its nbconvert HTML need
+    neither JavaScript nor a network; the interactive page is the report.html file.
+    """
+    import vl_convert as vlc
+    from IPython.display import HTML, SVG, display
+
+    for s in rep.sections:
+        display(HTML(f"<h2>{esc(s.title)}</h2>{s.body}"))
+        for fig in s.figures:
+            display(SVG(vlc.vegalite_to_svg(chart_spec(fig.chart), vl_version=_vl_version())))
