@@ -1,0 +1,139 @@
+"""The one way distill-kit calls a model: bounded, retried, timed out, and persisted as it arrives.
+
+``collect`` looks every request up in the store first (a re-run costs nothing), sends only what is
+missing or failed, honours ``Retry-After`` on 429/5xx with exponential backoff otherwise, abandons a
+request after ``timeout`` seconds, and writes each answer (or its final error) the moment it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from distill_kit.config import ModelConfig
+from distill_kit.providers import Completion, FatalError, Provider, RetryableError, make_provider
+from distill_kit.store import Record, Store, request_key
+
+
+@dataclass
+class ChatRequest:
+    """Messages to send plus bookkeeping; ``meta`` is stored with the answer but is not part of its key."""
+
+    messages: list[dict[str, str]]
+    sample: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def user(cls, text: str, *, system: str | None = None, sample: int = 0,
+             meta: dict[str, Any] | None = None) -> "ChatRequest":
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+        return cls(messages=messages, sample=sample, meta=dict(meta or {}))
+
+    def key(self, model: ModelConfig) -> str:
+        return request_key(model.cache_identity(), self.messages, self.sample)
+
+
+@dataclass
+class Result:
+    key: str
+    model: str
+    text: str | None
+    error: str | None
+    usage_in: int = 0
+    usage_out: int = 0
+    cost: float = 0.0
+    cached: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+def backoff_delay(attempt: int, cfg: ModelConfig, retry_after: float | None, rng: random.Random) -> float:
+    """Server's Retry-After when given (capped), else base * 2**attempt with full jitter."""
+    if retry_after is not None:
+        return min(retry_after, cfg.backoff_max)
+    return min(cfg.backoff_max, cfg.backoff_base * (2 ** attempt)) * (0.5 + rng.random() / 2)
+
+
+async def _call_with_retries(provider: Provider, cfg: ModelConfig, req: ChatRequest,
+                             rng: random.Random) -> tuple[Completion | None, str | None, int, float]:
+    attempts, started = 0, time.monotonic()
+    error: str | None = None
+    for attempt in range(cfg.max_retries + 1):
+        attempts += 1
+        retry_after: float | None = None
+        try:
+            completion = await asyncio.wait_for(provider.chat(req.messages, cfg.params), timeout=cfg.timeout)
+            return completion, None, attempts, time.monotonic() - started
+        except asyncio.TimeoutError:
+            error = f"timeout after {cfg.timeout:g}s"
+        except RetryableError as exc:
+            error, retry_after = str(exc), exc.retry_after
+        except FatalError as exc:
+            return None, str(exc), attempts, time.monotonic() - started
+        if attempt < cfg.max_retries:
+            await asyncio.sleep(backoff_delay(attempt, cfg, retry_after, rng))
+    return None, f"gave up after {attempts} attempts: {error}", attempts, time.monotonic() - started
+
+
+async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: Store, *,
+                  progress: bool = True, desc: str | None = None, seed: int = 0) -> list[Result]:
+    """Answers for ``requests`` in order; stored ones are reused, the rest fetched with ``model.concurrency`` in flight."""
+    keys = [r.key(model) for r in requests]
+    stored = store.get_many(keys)
+    results: dict[str, Result] = {k: _from_record(rec) for k, rec in stored.items() if rec.ok}
+    pending: dict[str, ChatRequest] = {}
+    for key, req in zip(keys, requests):
+        if key not in results and key not in pending:
+            pending[key] = req
+    if pending:
+        provider = make_provider(model)
+        sem = asyncio.Semaphore(model.concurrency)
+        rng = random.Random(seed)
+        bar = tqdm(total=len(pending), desc=desc or f"collect {model.name}", disable=not progress, leave=False)
+
+        async def one(key: str, req: ChatRequest) -> None:
+            async with sem:
+                completion, error, attempts, latency = await _call_with_retries(provider, model, req, rng)
+            usage_in = completion.usage_in if completion else 0
+            usage_out = completion.usage_out if completion else 0
+            cost = (usage_in * model.cost_per_mtok_in + usage_out * model.cost_per_mtok_out) / 1e6
+            record = Record(key=key, model=model.name, provider=model.provider, messages=req.messages,
+                            params=model.params.model_dump(), sample=req.sample,
+                            status="ok" if completion else "error", text=completion.text if completion else None,
+                            error=error, attempts=attempts, usage_in=usage_in, usage_out=usage_out, cost=cost,
+                            latency=latency, meta=req.meta)
+            store.put(record)
+            results[key] = _from_record(record, cached=False)
+            bar.update(1)
+
+        try:
+            await asyncio.gather(*(one(k, r) for k, r in pending.items()))
+        finally:
+            bar.close()
+            await provider.aclose()
+    return [results[k] for k in keys]
+
+
+def collect_sync(model: ModelConfig, requests: Sequence[ChatRequest], store: Store, **kwargs: Any) -> list[Result]:
+    """``collect`` for scripts and notebooks; inside a running event loop (Jupyter) it runs on a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(collect(model, requests, store, **kwargs))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, collect(model, requests, store, **kwargs)).result()
+
+
+def _from_record(rec: Record, cached: bool = True) -> Result:
+    return Result(key=rec.key, model=rec.model, text=rec.text if rec.ok else None,
+                  error=None if rec.ok else rec.error, usage_in=rec.usage_in, usage_out=rec.usage_out,
+                  cost=rec.cost, cached=cached, meta=rec.meta)

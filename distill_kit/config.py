@@ -1,0 +1,147 @@
+"""Paths, model configs and the environment variables distill-kit reads.
+
+Every path is anchored on the project root so notebooks (run with cwd=notebooks/) and scripts agree.
+API keys are never part of a config: a config names the environment variable that holds the key.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "configs"
+DATA_DIR_ENV = "DISTILL_KIT_DATA_DIR"
+CACHE_DIR_ENV = "DISTILL_KIT_CACHE_DIR"
+MODELS_FILE = CONFIG_DIR / "models.yaml"
+
+Provider = Literal["openai", "anthropic", "local", "replay"]
+
+
+class ConfigError(ValueError):
+    """Bad user input (config file, model name, missing key): shown as one line, not a traceback."""
+
+
+def cache_dir() -> Path:
+    """Git-ignored cache for downloads, unpacked models and embeddings."""
+    path = Path(os.environ.get(CACHE_DIR_ENV) or PROJECT_ROOT / ".cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class GenerationParams(BaseModel):
+    """Output-affecting generation settings; they are part of every request's cache key."""
+
+    model_config = ConfigDict(extra="forbid")
+    temperature: float = Field(0.0, description="Sampling temperature; 0 keeps runs reproducible.")
+    max_tokens: int = Field(256, description="Upper bound on generated tokens per answer.")
+    top_p: float = Field(1.0, description="Nucleus sampling mass.")
+    seed: int | None = Field(None, description="Sampling seed where the provider supports one.")
+
+
+class ReplaySource(BaseModel):
+    """Which published responses a replay model serves."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataset: Literal["identity", "alpaca_eval", "arena_hard"]
+    model: str = Field(description="Model name inside the dataset (its file stem).")
+
+
+class ModelConfig(BaseModel):
+    """One model a run can talk to. Retries and timeouts do not change answers, so they are not keyed."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Short name used in the store, tables and charts.")
+    provider: Provider = Field(description="openai (and any OpenAI-compatible server), anthropic, local, replay.")
+    model: str = Field("", description="Model id sent to the provider.")
+    base_url: str | None = Field(None, description="Endpoint for OpenAI-compatible servers (vLLM, Ollama, llama.cpp).")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
+    params: GenerationParams = Field(default_factory=GenerationParams)
+    identity: str | None = Field(None, description="The model's true identity statement (ICE 'Fact 1').")
+    family: str | None = Field(None, description="Model family (key of the identity facts).")
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once for this model.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before one request is abandoned and retried.")
+    max_retries: int = Field(5, ge=0, description="Retries after the first attempt for retryable errors.")
+    backoff_base: float = Field(1.0, ge=0, description="First backoff delay in seconds; doubles per retry.")
+    backoff_max: float = Field(60.0, ge=0, description="Upper bound on one backoff delay.")
+    gguf: str | None = Field(None, description="local provider: GGUF path; empty means the bundled SmolLM2.")
+    replay: ReplaySource | None = Field(None, description="replay provider: which published responses.")
+    cost_per_mtok_in: float = Field(0.0, ge=0, description="USD per million prompt tokens, for cost accounting.")
+    cost_per_mtok_out: float = Field(0.0, ge=0, description="USD per million completion tokens.")
+
+    def api_key(self) -> str:
+        """The key from the environment, or one clear error naming the variable."""
+        if not self.api_key_env:
+            raise ConfigError(f"model {self.name!r} needs api_key_env naming the variable that holds its key")
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            raise ConfigError(f"set {self.api_key_env} to use model {self.name!r} (the key is read from the environment only)")
+        return key
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What makes two answers comparable: same provider, model and generation settings."""
+        return {"provider": self.provider, "model": self.model or self.name, "base_url": self.base_url,
+                "gguf": self.gguf, "replay": self.replay.model_dump() if self.replay else None,
+                "params": self.params.model_dump()}
+
+
+def _parse_models(raw: Any, source: str) -> dict[str, ModelConfig]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
+        raise ConfigError(f"{source}: expected a mapping with a 'models:' list")
+    models: dict[str, ModelConfig] = {}
+    for i, item in enumerate(raw["models"]):
+        try:
+            cfg = ModelConfig.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{source}: models[{i}].{where}: {first['msg']}") from None
+        if cfg.name in models:
+            raise ConfigError(f"{source}: model name {cfg.name!r} appears twice")
+        models[cfg.name] = cfg
+    return models
+
+
+def load_models(path: str | Path | None = None) -> dict[str, ModelConfig]:
+    """Read a models YAML file (default configs/models.yaml)."""
+    path = Path(path) if path else MODELS_FILE
+    if not path.exists():
+        raise ConfigError(f"model config not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    return _parse_models(raw, str(path))
+
+
+@lru_cache(maxsize=1)
+def _default_models() -> dict[str, ModelConfig]:
+    return load_models(MODELS_FILE)
+
+
+def replay_model(dataset: str, model: str) -> ModelConfig:
+    """A model that answers with its published responses (no API, no GPU)."""
+    from distill_kit import datasets
+
+    family = datasets.identity_family(model) if dataset == "identity" else None
+    identity = datasets.identity_facts().get(family or "") if family else None
+    return ModelConfig(name=model, provider="replay", model=model, replay=ReplaySource(dataset=dataset, model=model),
+                       family=family, identity=identity, concurrency=64, max_retries=0)
+
+
+def get_model(name: str, path: str | Path | None = None) -> ModelConfig:
+    """Look a model up by name; `replay:<dataset>/<model>` names any published model."""
+    if name.startswith("replay:"):
+        dataset, _, model = name[len("replay:"):].partition("/")
+        if not model:
+            raise ConfigError(f"replay model names look like replay:<dataset>/<model>, got {name!r}")
+        return replay_model(dataset, model)
+    models = load_models(path) if path else _default_models()
+    if name not in models:
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(models))}")
+    return models[name]

@@ -1,0 +1,67 @@
+"""The one small interface every provider implements, and the errors `collect` knows how to treat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from distill_kit.config import GenerationParams
+
+Message = dict[str, str]
+
+
+@dataclass
+class Completion:
+    text: str
+    usage_in: int = 0
+    usage_out: int = 0
+
+
+class ProviderError(Exception):
+    """Base for errors a provider raises; the message is stored with the failed request."""
+
+
+class RetryableError(ProviderError):
+    """Rate limits, overload, 5xx, timeouts, dropped connections: worth another try after a pause."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(ProviderError):
+    """Bad request, auth failure, unknown prompt: retrying would give the same answer."""
+
+
+class Provider(Protocol):
+    async def chat(self, messages: list[Message], params: GenerationParams) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+def parse_retry_after(headers: object) -> float | None:
+    """Seconds from a Retry-After (or retry-after-ms) header; None when absent or unparseable."""
+    if headers is None:
+        return None
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    ms = get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        import time
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None

@@ -1,0 +1,40 @@
+"""Published responses served through the chat interface, so every notebook runs offline on real models."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from distill_kit import datasets
+from distill_kit.config import GenerationParams, ModelConfig
+from distill_kit.providers.base import Completion, FatalError, Message
+
+
+@lru_cache(maxsize=64)
+def _answers(dataset: str, model: str) -> dict[str, str]:
+    if dataset == "identity":
+        frame = datasets.identity_responses([model]).select("prompt", "response")
+    elif dataset == "alpaca_eval":
+        frame = datasets.alpaca_outputs([model]).select("instruction", "output")
+    elif dataset == "arena_hard":
+        frame = datasets.arena_answers([model]).select("prompt", "answer")
+    else:
+        raise FatalError(f"unknown replay dataset {dataset!r}")
+    keys, values = frame.to_dict(as_series=False).values()
+    return {k.strip(): v for k, v in zip(keys, values) if k is not None}
+
+
+class ReplayProvider:
+    def __init__(self, cfg: ModelConfig):
+        if cfg.replay is None:
+            raise FatalError(f"replay model {cfg.name!r} needs a 'replay:' source")
+        self.source = cfg.replay
+        self.answers = _answers(cfg.replay.dataset, cfg.replay.model)
+
+    async def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
+        prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "").strip()
+        if prompt not in self.answers:
+            raise FatalError(f"{self.source.model} has no published answer to this prompt in {self.source.dataset}")
+        return Completion(text=self.answers[prompt])
+
+    async def aclose(self) -> None:
+        return None

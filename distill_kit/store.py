@@ -1,0 +1,204 @@
+"""Response store: every request and answer, written the moment it arrives.
+
+SQLite in WAL mode: each answer is its own committed transaction, so a run killed at any point
+(even ``kill -9``) keeps everything that finished, and the primary key (a hash of model, messages,
+generation settings and sample index) makes a re-run pick up exactly where it stopped without
+duplicates. Failed requests are stored with their error and are retried by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import polars as pl
+
+from distill_kit.config import cache_dir
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    messages TEXT NOT NULL,
+    params TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    text TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    usage_in INTEGER NOT NULL DEFAULT 0,
+    usage_out INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    latency REAL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_model ON responses(model);
+"""
+
+COLUMNS = ["key", "model", "provider", "messages", "params", "sample", "status", "text", "error", "attempts",
+           "usage_in", "usage_out", "cost", "latency", "meta", "created_at", "updated_at"]
+
+
+def request_key(identity: dict[str, Any], messages: Sequence[dict[str, str]], sample: int) -> str:
+    """Stable hash of what determines an answer; retries and timeouts are deliberately left out."""
+    blob = json.dumps({"model": identity, "messages": list(messages), "sample": sample},
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Record:
+    key: str
+    model: str
+    provider: str
+    messages: list[dict[str, str]]
+    params: dict[str, Any]
+    sample: int
+    status: str
+    text: str | None
+    error: str | None
+    attempts: int
+    usage_in: int
+    usage_out: int
+    cost: float
+    latency: float | None
+    meta: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def default_store_path() -> Path:
+    return cache_dir() / "store.sqlite"
+
+
+class Store:
+    """One SQLite file; safe to share between the event loop and worker threads of one process."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Record]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Record] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                cur = self._conn.execute(f"SELECT {','.join(COLUMNS[:15])} FROM responses WHERE key IN ({marks})", chunk)
+                for row in cur.fetchall():
+                    found[row[0]] = _record(row)
+        return found
+
+    def get(self, key: str) -> Record | None:
+        return self.get_many([key]).get(key)
+
+    def put(self, record: Record) -> None:
+        """Insert or update one answer in its own transaction (an ok answer is never overwritten by an error)."""
+        now = time.time()
+        values = (record.key, record.model, record.provider, _dumps(record.messages), _dumps(record.params),
+                  record.sample, record.status, record.text, record.error, record.attempts, record.usage_in,
+                  record.usage_out, record.cost, record.latency, _dumps(record.meta), now, now)
+        with self._lock:
+            self._conn.execute(
+                f"INSERT INTO responses ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))}) "
+                "ON CONFLICT(key) DO UPDATE SET status=excluded.status, text=excluded.text, error=excluded.error, "
+                "attempts=responses.attempts + excluded.attempts, usage_in=responses.usage_in + excluded.usage_in, "
+                "usage_out=responses.usage_out + excluded.usage_out, cost=responses.cost + excluded.cost, "
+                "latency=excluded.latency, meta=excluded.meta, updated_at=excluded.updated_at "
+                "WHERE responses.status != 'ok'",
+                values,
+            )
+
+    def count(self, model: str | None = None, status: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM responses WHERE 1=1", []
+        if model:
+            sql, args = sql + " AND model = ?", args + [model]
+        if status:
+            sql, args = sql + " AND status = ?", args + [status]
+        with self._lock:
+            return int(self._conn.execute(sql, args).fetchone()[0])
+
+    def frame(self, model: str | Sequence[str] | None = None, status: str | None = None) -> pl.DataFrame:
+        """All stored rows as polars; ``prompt`` is the last user message, ``meta`` is unpacked to columns."""
+        sql, args = f"SELECT {','.join(COLUMNS)} FROM responses WHERE 1=1", []
+        if model:
+            names = [model] if isinstance(model, str) else list(model)
+            sql += f" AND model IN ({','.join('?' * len(names))})"
+            args += names
+        if status:
+            sql, args = sql + " AND status = ?", args + [status]
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY created_at, key", args).fetchall()
+        schema = {"key": pl.String, "model": pl.String, "provider": pl.String, "messages": pl.String,
+                  "params": pl.String, "sample": pl.Int64, "status": pl.String, "text": pl.String,
+                  "error": pl.String, "attempts": pl.Int64, "usage_in": pl.Int64, "usage_out": pl.Int64,
+                  "cost": pl.Float64, "latency": pl.Float64, "meta": pl.String, "created_at": pl.Float64,
+                  "updated_at": pl.Float64}
+        frame = pl.DataFrame(rows, schema=schema, orient="row")
+        prompts = [_last_user(json.loads(m)) for m in frame["messages"]]
+        frame = frame.with_columns(pl.Series("prompt", prompts, dtype=pl.String))
+        metas = [json.loads(m) for m in frame["meta"]]
+        meta_keys = sorted({k for m in metas for k in m} - set(frame.columns))
+        for k in meta_keys:
+            frame = frame.with_columns(pl.Series(k, [_scalar(m.get(k)) for m in metas], dtype=pl.String))
+        return frame
+
+    def usage(self) -> pl.DataFrame:
+        """Token usage and cost per model: what a run spent."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT model, COUNT(*), SUM(status='ok'), SUM(status='error'), SUM(attempts), SUM(usage_in), "
+                "SUM(usage_out), SUM(cost) FROM responses GROUP BY model ORDER BY model").fetchall()
+        return pl.DataFrame(rows, orient="row", schema={
+            "model": pl.String, "requests": pl.Int64, "ok": pl.Int64, "errors": pl.Int64, "attempts": pl.Int64,
+            "tokens_in": pl.Int64, "tokens_out": pl.Int64, "cost_usd": pl.Float64})
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _last_user(messages: list[dict[str, str]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            return str(m.get("content", ""))
+    return ""
+
+
+def _record(row: Sequence[Any]) -> Record:
+    return Record(key=row[0], model=row[1], provider=row[2], messages=json.loads(row[3]), params=json.loads(row[4]),
+                  sample=row[5], status=row[6], text=row[7], error=row[8], attempts=row[9], usage_in=row[10],
+                  usage_out=row[11], cost=row[12], latency=row[13], meta=json.loads(row[14]))

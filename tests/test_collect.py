@@ -1,0 +1,198 @@
+"""collect + store against the real openai/anthropic SDKs over loopback HTTP, with injected faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from distill_kit.collect import ChatRequest, backoff_delay, collect_sync
+from distill_kit.config import ConfigError, GenerationParams, ModelConfig
+from distill_kit.loopback import Fault, LoopbackServer, answer_for
+from distill_kit.providers import make_provider
+from distill_kit.providers.base import parse_retry_after
+from distill_kit.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def loop_model(url: str, **kw) -> ModelConfig:
+    base = dict(name="loop", provider="openai", model="loopback", base_url=url, concurrency=4, timeout=5,
+                max_retries=4, backoff_base=0.05, backoff_max=5, params=GenerationParams(max_tokens=8))
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def reqs(n: int) -> list[ChatRequest]:
+    return [ChatRequest.user(f"question {i}", meta={"i": i}) for i in range(n)]
+
+
+def test_answers_are_stored_and_rerun_hits_cache(tmp_path):
+    with LoopbackServer() as srv:
+        store = Store(tmp_path / "s.sqlite")
+        cfg = loop_model(srv.base_url)
+        first = collect_sync(cfg, reqs(6), store, progress=False)
+        assert [r.text for r in first] == [answer_for(f"question {i}") for i in range(6)]
+        assert not any(r.cached for r in first)
+        calls = len(srv.state.calls)
+        again = collect_sync(cfg, reqs(6), store, progress=False)
+        assert len(srv.state.calls) == calls == 6  # nothing sent the second time
+        assert all(r.cached for r in again)
+        assert store.count() == 6
+        frame = store.frame()
+        assert set(frame["i"].to_list()) == {str(i) for i in range(6)}
+        usage = store.usage()
+        assert usage["tokens_out"][0] > 0
+
+
+def test_changed_generation_params_are_a_new_request(tmp_path):
+    with LoopbackServer() as srv:
+        store = Store(tmp_path / "s.sqlite")
+        collect_sync(loop_model(srv.base_url), reqs(2), store, progress=False)
+        collect_sync(loop_model(srv.base_url, params=GenerationParams(max_tokens=9)), reqs(2), store, progress=False)
+        collect_sync(loop_model(srv.base_url, timeout=9, max_retries=1), reqs(2), store, progress=False)  # not keyed
+        assert len(srv.state.calls) == 4 and store.count() == 4
+
+
+def test_429_retry_after_is_honoured(tmp_path):
+    with LoopbackServer(faults=[Fault(429, {"retry-after": "1"})]) as srv:
+        store = Store(tmp_path / "s.sqlite")
+        start = time.monotonic()
+        [res] = collect_sync(loop_model(srv.base_url, concurrency=1), reqs(1), store, progress=False)
+        elapsed = time.monotonic() - start
+        assert res.ok and res.text == answer_for("question 0")
+        assert len(srv.state.calls) == 2
+        assert srv.state.call_times[1] - srv.state.call_times[0] >= 0.95  # waited as told, not the 0.05 s backoff
+        assert elapsed < 5
+        assert store.get(res.key).attempts == 2
+
+
+def test_5xx_is_retried_with_backoff(tmp_path):
+    with LoopbackServer(faults=[Fault(500), Fault(503), Fault(502)]) as srv:
+        store = Store(tmp_path / "s.sqlite")
+        [res] = collect_sync(loop_model(srv.base_url, concurrency=1), reqs(1), store, progress=False)
+        assert res.ok and len(srv.state.calls) == 4
+        assert store.get(res.key).attempts == 4
+
+
+def test_client_error_is_not_retried_and_is_recorded_then_retried_on_resume(tmp_path):
+    with LoopbackServer(faults=[Fault(400)]) as srv:
+        store = Store(tmp_path / "s.sqlite")
+        [res] = collect_sync(loop_model(srv.base_url), reqs(1), store, progress=False)
+        assert not res.ok and "400" in res.error and len(srv.state.calls) == 1
+        assert store.count(status="error") == 1
+        [res2] = collect_sync(loop_model(srv.base_url), reqs(1), store, progress=False)
+        assert res2.ok and store.count(status="ok") == 1 and store.count() == 1
+        assert store.get(res2.key).attempts == 2
+
+
+def test_timeout_then_give_up_is_recorded(tmp_path):
+    with LoopbackServer(faults=[Fault(delay=2.0), Fault(delay=2.0)]) as srv:
+        store = Store(tmp_path / "s.sqlite")
+        cfg = loop_model(srv.base_url, timeout=0.4, max_retries=1, concurrency=1)
+        start = time.monotonic()
+        [res] = collect_sync(cfg, reqs(1), store, progress=False)
+        assert not res.ok and "timeout after 0.4s" in res.error
+        assert time.monotonic() - start < 1.9  # abandoned, not waited out
+        assert store.get(res.key).status == "error"
+
+
+def test_timeout_then_success(tmp_path):
+    with LoopbackServer(faults=[Fault(delay=2.0)]) as srv:
+        store = Store(tmp_path / "s.sqlite")
+        [res] = collect_sync(loop_model(srv.base_url, timeout=0.5, concurrency=1), reqs(1), store, progress=False)
+        assert res.ok and store.get(res.key).attempts == 2
+
+
+def test_concurrency_is_bounded(tmp_path):
+    with LoopbackServer(latency=0.1) as srv:
+        store = Store(tmp_path / "s.sqlite")
+        collect_sync(loop_model(srv.base_url, concurrency=3), reqs(12), store, progress=False)
+        assert srv.state.max_in_flight == 3
+
+
+def test_duplicate_requests_in_one_batch_are_sent_once(tmp_path):
+    with LoopbackServer() as srv:
+        store = Store(tmp_path / "s.sqlite")
+        batch = reqs(3) + reqs(3)
+        out = collect_sync(loop_model(srv.base_url), batch, store, progress=False)
+        assert len(out) == 6 and len(srv.state.calls) == 3
+
+
+def test_anthropic_sdk_over_http_with_429(tmp_path, monkeypatch):
+    monkeypatch.setenv("DK_TEST_ANTHROPIC_KEY", "test-key-not-secret")
+    with LoopbackServer(faults=[Fault(429, {"retry-after": "0.5"}), Fault(529)]) as srv:
+        cfg = ModelConfig(name="claude-loop", provider="anthropic", model="claude-test", base_url=srv.root_url,
+                          api_key_env="DK_TEST_ANTHROPIC_KEY", backoff_base=0.05, max_retries=3,
+                          params=GenerationParams(max_tokens=16))
+        store = Store(tmp_path / "s.sqlite")
+        out = collect_sync(cfg, [ChatRequest.user("who made you?", system="be brief")], store, progress=False)
+        assert out[0].ok and out[0].text == answer_for("who made you?")
+        sent = srv.state.calls[-1]
+        assert sent["path"] == "/v1/messages" and sent["body"]["system"] == "be brief"
+        assert sent["headers"].get("x-api-key") == "test-key-not-secret"
+        assert len(srv.state.calls) == 3 and out[0].usage_out > 0
+
+
+def test_missing_key_is_one_clear_error(monkeypatch):
+    monkeypatch.delenv("DK_SURELY_UNSET_KEY", raising=False)
+    for provider in ("openai", "anthropic"):
+        cfg = ModelConfig(name="x", provider=provider, model="m", api_key_env="DK_SURELY_UNSET_KEY")
+        with pytest.raises(ConfigError, match="set DK_SURELY_UNSET_KEY"):
+            make_provider(cfg)
+
+
+def test_retry_after_parsing_and_backoff():
+    assert parse_retry_after({"retry-after": "2"}) == 2.0
+    assert parse_retry_after({"retry-after-ms": "1500"}) == 1.5
+    assert parse_retry_after({"retry-after": "soon"}) is None
+    assert parse_retry_after({}) is None
+    import random
+
+    cfg = ModelConfig(name="x", provider="openai", backoff_base=1, backoff_max=8)
+    rng = random.Random(0)
+    delays = [backoff_delay(a, cfg, None, rng) for a in range(6)]
+    assert all(0.5 * min(8, 2 ** a) <= d <= min(8, 2 ** a) for a, d in enumerate(delays))
+    assert backoff_delay(0, cfg, 30.0, rng) == 8  # capped
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    from distill_kit.collect import ChatRequest, collect_sync
+    from distill_kit.config import GenerationParams, ModelConfig
+    from distill_kit.store import Store
+    url, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    cfg = ModelConfig(name="loop", provider="openai", model="loopback", base_url=url, concurrency=2,
+                      params=GenerationParams(max_tokens=8))
+    collect_sync(cfg, [ChatRequest.user(f"question {i}") for i in range(n)], Store(path), progress=False)
+""")
+
+
+def test_kill_9_mid_collection_then_resume(tmp_path):
+    n = 40
+    path = tmp_path / "s.sqlite"
+    with LoopbackServer(latency=0.1) as srv:
+        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, srv.base_url, str(path), str(n)], cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if path.exists() and Store(path).count() >= 8:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        before = Store(path).count()
+        assert 8 <= before < n, "the kill must land mid-collection"
+        calls_before = len(srv.state.calls)
+        store = Store(path)
+        out = collect_sync(loop_model(srv.base_url, concurrency=2), reqs(n), store, progress=False)
+        # nothing lost, nothing duplicated, every answer belongs to its own question
+        assert store.count() == n and store.count(status="ok") == n
+        assert [r.text for r in out] == [answer_for(f"question {i}") for i in range(n)]
+        assert len(set(store.frame()["key"].to_list())) == n
+        assert len(srv.state.calls) - calls_before == n - before  # only the missing ones were sent
