@@ -70,10 +70,17 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file + rename so a killed run never leaves half a JSON file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _file_mode())  # mkstemp makes 0600 files; outputs are meant to be shared
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -390,6 +397,10 @@ def redact_secrets(path: Path, secrets: list[str]) -> int:
     return count
 
 
+# nbconvert's template loads require.js and MathJax from a CDN; batch HTML must open offline.
+_CDN_SCRIPT = re.compile(r'<script[^>]*src="https://cdnjs\.cloudflare\.com/[^"]*"[^>]*>\s*</script>\s*')
+
+
 def render_html(executed: Path, out: Path, hide_code: bool) -> None:
     """Render an executed notebook to HTML with nbconvert (code hidden for the report)."""
     import nbformat
@@ -402,7 +413,7 @@ def render_html(executed: Path, out: Path, hide_code: bool) -> None:
         exporter.exclude_input_prompt = True
         exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
-    _atomic_write_text(out, body)
+    _atomic_write_text(out, _CDN_SCRIPT.sub("", body))
 
 
 def _cell_error(exc: BaseException) -> str:
@@ -480,9 +491,10 @@ def run_pipeline(
                 parameters=plan.parameters,
                 kernel_name=kernel_name,
                 cwd=str(plan.source.parent),
-                progress_bar=False,
+                progress_bar=sys.stderr.isatty(),
                 log_output=False,
                 execution_timeout=plan.timeout,
+                extra_arguments=[f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}"],
             )
         except BaseException as exc:
             msg = f"{plan.source.name} failed in {_cell_error(exc)}"
@@ -507,6 +519,22 @@ def run_pipeline(
     result.report = report if report.is_file() else None
     result.seconds = time.monotonic() - t0
     return result
+
+
+BATCH_KERNEL_SETUP = ["from distill_kit.pipeline import batch_kernel_setup as _dk_setup; _dk_setup(); del _dk_setup"]
+
+
+def batch_kernel_setup() -> None:
+    """Run in every batch kernel: Altair charts render as static SVG.
+
+    Executed notebooks and their HTML are an archive that must open offline; Altair's default
+    renderer loads Vega from a CDN. The interactive, offline page is the report (see report.py).
+    """
+    try:
+        import altair as alt
+    except ImportError:  # a notebook without charts
+        return
+    alt.renderers.enable("svg")
 
 
 def _kernel_imports_this_package() -> None:

@@ -38,3 +38,51 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, stat: Callable[[np.ndarra
         stats = np.array([stat(arr[row]) for row in idx])
     alpha = (1 - level) / 2
     return (float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha)))
+
+
+# ---------------------------------------------------------------- ICE: Loose / Strict Identity Scores (issue 3)
+
+def identity_scores(frame: "pl.DataFrame", by: Sequence[str] = ("model",), loose_col: str = "pred_loose",
+                    strict_col: str = "pred_strict", z: float = 1.96) -> "pl.DataFrame":
+    """LIS / SIS per group with Wilson 95% intervals.
+
+    LIS = share of judged answers that contradict the true identity; SIS = share claiming an OpenAI /
+    Anthropic / ChatGPT / Claude identity. Unparseable verdicts (null) are left out of ``n`` and counted
+    in ``n_unjudged`` so they are never silently scored as 0.
+    """
+    import polars as pl
+
+    missing = [c for c in (*by, loose_col, strict_col) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"identity_scores: frame lacks column(s) {missing}")
+    rows = []
+    for key, g in frame.group_by(list(by), maintain_order=True):
+        key = key if isinstance(key, tuple) else (key,)
+        lo = g[loose_col].drop_nulls()
+        st = g[strict_col].drop_nulls()
+        k_l, n_l = int(lo.sum()), lo.len()
+        k_s, n_s = int(st.sum()), st.len()
+        l_lo, l_hi = wilson_ci(k_l, n_l, z)
+        s_lo, s_hi = wilson_ci(k_s, n_s, z)
+        rows.append({**dict(zip(by, key)), "n": n_l, "n_unjudged": g.height - n_l,
+                     "lis": k_l / n_l if n_l else math.nan, "lis_lo": l_lo, "lis_hi": l_hi,
+                     "sis": k_s / n_s if n_s else math.nan, "sis_lo": s_lo, "sis_hi": s_hi})
+    return pl.DataFrame(rows).sort(list(by)) if rows else pl.DataFrame()
+
+
+def identity_breakdowns(frame: "pl.DataFrame", loose_col: str = "pred_loose", strict_col: str = "pred_strict",
+                        dims: Sequence[str] = ("template", "language", "category")) -> dict[str, "pl.DataFrame"]:
+    """LIS/SIS per model and each of ``dims`` (columns that are absent are skipped)."""
+    return {d: identity_scores(frame, ("model", d), loose_col, strict_col) for d in dims if d in frame.columns}
+
+
+def agreement(pred: Sequence[bool], gold: Sequence[bool]) -> dict[str, float]:
+    """Accuracy and Cohen's kappa of binary verdicts against reference labels."""
+    p = np.asarray(pred, dtype=bool)
+    g = np.asarray(gold, dtype=bool)
+    if p.shape != g.shape or p.size == 0:
+        raise ValueError("agreement needs two non-empty sequences of the same length")
+    acc = float((p == g).mean())
+    pe = float(p.mean() * g.mean() + (1 - p.mean()) * (1 - g.mean()))
+    kappa = 1.0 if pe == 1.0 else (acc - pe) / (1 - pe)
+    return {"n": int(p.size), "accuracy": acc, "kappa": float(kappa)}

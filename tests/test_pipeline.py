@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import string
@@ -43,7 +44,8 @@ def make_notebooks(nb_dir: Path) -> None:
         nb_dir / "01-first.ipynb",
         COMMON + "n = 3\n",
         "from distill_kit.pipeline import record_summary\nimport numpy as np\n"
-        "record_summary(run_dir, '01-first', {'n': n, 'mean': np.float64(0.5), 'seed': seed})\nprint('first done')",
+        "record_summary(run_dir, '01-first', {'n': n, 'mean': np.float64(0.5), 'seed': seed})\nprint('first done')\n"
+        "import altair as alt\nalt.Chart(alt.Data(values=[{'x': 1}])).mark_point().encode(x='x:Q')",
     )
     write_notebook(
         nb_dir / "02-second.ipynb",
@@ -192,7 +194,9 @@ def test_run_skip_and_rerun_on_change(workspace):
     assert res.ran == ["01-first", "02-second"]
     summary = json.loads(res.summary.read_text())
     assert summary["steps"]["01-first"] == {"n": 4, "mean": 0.5, "seed": 5}
-    assert (res.run_dir / "html" / "01-first.html").stat().st_size > 1000
+    page = (res.run_dir / "html" / "01-first.html").read_text()
+    assert "data:image/svg+xml" in page  # batch kernels render Altair as static SVG
+    assert not re.search(r'<script[^>]*src="https?://', page), "rendered notebook loads scripts from the network"
     executed = nbformat.read(res.run_dir / "notebooks" / "01-first.ipynb", as_version=4)
     injected = "".join(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "run_dir" in injected and "store.sqlite" in injected
