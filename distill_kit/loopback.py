@@ -134,3 +134,33 @@ class LoopbackServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class LoopbackProcess:
+    """The same server in its own process, so a benchmark's client does not share a GIL with it."""
+
+    def __init__(self, latency: float = 0.0):
+        self.latency = latency
+        self.proc: Any = None
+        self.base_url = ""
+
+    def __enter__(self) -> "LoopbackProcess":
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "distill_kit.loopback", str(self.latency)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.base_url = self.proc.stdout.readline().strip()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    import sys
+
+    with LoopbackServer(latency=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0) as _srv:
+        print(_srv.base_url, flush=True)
+        threading.Event().wait()

@@ -1,0 +1,120 @@
+"""Data access: registry, checksums, clear errors, loaders' shapes on the real published data."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import polars as pl
+import pytest
+
+from distill_kit import datasets
+from distill_kit.config import ConfigError, get_model, load_models
+from distill_kit.datasets import DataError
+
+
+@pytest.fixture
+def fresh_cache():
+    datasets.read_bytes.cache_clear()
+    datasets._identity_frame.cache_clear()
+    datasets._alpaca_frame.cache_clear()
+    yield
+    datasets.read_bytes.cache_clear()
+    datasets._identity_frame.cache_clear()
+    datasets._alpaca_frame.cache_clear()
+
+
+def test_registry_names_url_and_checksum_for_every_upstream_file():
+    reg = datasets.registry()
+    assert len(reg) >= 60
+    for entry in reg.values():
+        assert len(entry.sha256) == 64
+        curated = entry.path in {"identity/facts.json", "identity/models.csv", "identity/paper_scores.csv",
+                                 "alpaca_eval/lineage.csv"}
+        assert curated or (entry.url or "").startswith("https://raw.githubusercontent.com/")
+
+
+def test_identity_responses_carry_loose_and_strict_labels(data_dir):
+    frame = datasets.identity_responses(["deepseek-chat", "phi-4"])
+    assert frame.height == 2000
+    by_model = frame.group_by("model").agg(pl.col("loose_label").mean(), pl.col("strict_label").sum())
+    got = dict(zip(by_model["model"], by_model["strict_label"]))
+    assert got == {"deepseek-chat": 219, "phi-4": 137}  # rows of the strict-positive files
+    assert frame.filter(pl.col("strict_label") & ~pl.col("loose_label")).height == 0
+    assert frame["prompt"].str.contains("{query}", literal=True).sum() == 0
+
+
+def test_alpaca_and_arena_loaders(data_dir):
+    alpaca = datasets.alpaca_outputs(["alpaca-7b", "gpt4_0314"])
+    assert alpaca["instruction"].n_unique() >= 800
+    assert alpaca.group_by("model").len()["len"].min() >= 800
+    answers = datasets.arena_answers(["gpt-4-0314"])
+    assert answers.height == 500 and answers["prompt"].null_count() == 0
+    assert set(datasets.lineage()["role"]) == {"student", "control", "variant", "reference"}
+
+
+def test_unknown_model_is_one_clear_error(data_dir):
+    with pytest.raises(DataError, match="unknown AlpacaEval model: not-a-model"):
+        datasets.alpaca_outputs(["not-a-model"])
+
+
+def test_missing_and_corrupt_files_are_clear_errors(data_dir, tmp_path, monkeypatch, fresh_cache):
+    (tmp_path / "identity").mkdir()
+    monkeypatch.setenv("DISTILL_KIT_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match="missing data file .*seed_templates.json"):
+        datasets.seed_templates()
+    original = (data_dir / "identity" / "seed_templates.json").read_bytes()
+    (tmp_path / "identity" / "seed_templates.json").write_bytes(original[:-10])
+    with pytest.raises(DataError, match="corrupt data file .*sha256"):
+        datasets.seed_templates()
+    (tmp_path / "identity" / "responses").mkdir()
+    (tmp_path / "identity" / "responses" / "phi-4.jsonl.gz").write_bytes(b"not gzip at all")
+    shutil.copy(data_dir / "identity" / "models.csv", tmp_path / "identity" / "models.csv")
+    with pytest.raises(DataError, match="not a valid gzip"):
+        datasets.identity_responses(["phi-4"])
+    good = gzip.decompress((data_dir / "identity/responses/phi-4.jsonl.gz").read_bytes())
+    (tmp_path / "identity/responses/phi-4.jsonl.gz").write_bytes(gzip.compress(good.replace(b"Microsoft", b"Macrosoft", 1)))
+    with pytest.raises(DataError, match="corrupt"):
+        datasets.identity_responses(["phi-4"])
+
+
+def test_without_data_dir_curated_metadata_comes_from_the_project(monkeypatch, fresh_cache):
+    monkeypatch.delenv("DISTILL_KIT_DATA_DIR", raising=False)
+    assert "Anthropic" in datasets.identity_facts()["claude"]
+    assert datasets.paper_scores().height >= 15
+    assert datasets.lineage().filter(pl.col("role") == "student").height == 6
+
+
+def test_bundled_metadata_agrees_with_data_dir(data_dir, monkeypatch, fresh_cache):
+    from_dir = (datasets.identity_facts(), datasets.paper_scores(), datasets.lineage(), datasets.identity_models())
+    monkeypatch.delenv("DISTILL_KIT_DATA_DIR")
+    datasets.read_bytes.cache_clear()
+    bundled = (datasets.identity_facts(), datasets.paper_scores(), datasets.lineage(), datasets.identity_models())
+    assert from_dir[0] == bundled[0]
+    for a, b in zip(from_dir[1:], bundled[1:]):
+        assert a.equals(b)
+
+
+def test_model_config_errors(tmp_path):
+    bad = tmp_path / "m.yaml"
+    bad.write_text("models:\n  - name: x\n    provider: telepathy\n")
+    with pytest.raises(ConfigError, match=r"models\[0\]\.provider"):
+        load_models(bad)
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        get_model("nope")
+    assert get_model("smollm2-local").provider == "local"
+    assert get_model("gpt-4o-mini").api_key_env == "OPENAI_API_KEY"
+
+
+def test_replay_provider_serves_published_answers(data_dir, tmp_path):
+    from distill_kit.collect import ChatRequest, collect_sync
+    from distill_kit.store import Store
+
+    cfg = get_model("replay:alpaca_eval/alpaca-7b")
+    frame = datasets.alpaca_outputs(["alpaca-7b"]).head(3)
+    reqs = [ChatRequest.user(t) for t in frame["instruction"]] + [ChatRequest.user("never asked in AlpacaEval")]
+    out = collect_sync(cfg, reqs, Store(tmp_path / "s.sqlite"), progress=False)
+    assert [r.text for r in out[:3]] == frame["output"].to_list()
+    assert not out[3].ok and "no published answer" in out[3].error
+    ident = get_model("replay:identity/deepseek-chat")
+    assert ident.family == "deepseek" and "DeepSeek" in ident.identity
