@@ -525,16 +525,49 @@ BATCH_KERNEL_SETUP = ["from distill_kit.pipeline import batch_kernel_setup as _d
 
 
 def batch_kernel_setup() -> None:
-    """Run in every batch kernel: Altair charts render as static SVG.
+    """Run in every batch kernel: Altair charts render as static SVG once altair is imported.
 
     Executed notebooks and their HTML are an archive that must open offline; Altair's default
     renderer loads Vega from a CDN. The interactive, offline page is the report (see report.py).
+    The switch happens on import (altair takes seconds to import; chart-less steps skip it).
     """
-    try:
-        import altair as alt
-    except ImportError:  # a notebook without charts
-        return
-    alt.renderers.enable("svg")
+    if "altair" in sys.modules:
+        sys.modules["altair"].renderers.enable("svg")
+    elif not any(isinstance(f, _AltairSvgHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AltairSvgHook())
+
+
+class _AltairSvgHook:
+    """Meta-path finder that wraps altair's loader to enable the SVG renderer right after import."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "altair":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _SvgLoader(spec.loader)
+        return spec
+
+
+class _SvgLoader:
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def create_module(self, spec: Any) -> Any:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        module.__loader__ = self.inner  # altair finds its own resources through its real loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.inner
+        self.inner.exec_module(module)
+        module.renderers.enable("svg")
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
 
 
 def _kernel_imports_this_package() -> None:

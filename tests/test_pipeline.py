@@ -44,8 +44,7 @@ def make_notebooks(nb_dir: Path) -> None:
         nb_dir / "01-first.ipynb",
         COMMON + "n = 3\n",
         "from distill_kit.pipeline import record_summary\nimport numpy as np\n"
-        "record_summary(run_dir, '01-first', {'n': n, 'mean': np.float64(0.5), 'seed': seed})\nprint('first done')\n"
-        "import altair as alt\nalt.Chart(alt.Data(values=[{'x': 1}])).mark_point().encode(x='x:Q')",
+        "record_summary(run_dir, '01-first', {'n': n, 'mean': np.float64(0.5), 'seed': seed})\nprint('first done')",
     )
     write_notebook(
         nb_dir / "02-second.ipynb",
@@ -55,6 +54,11 @@ def make_notebooks(nb_dir: Path) -> None:
         "if flag and os.path.exists(flag):\n    time.sleep(120)\n"
         "record_summary(run_dir, '02-second', {'ok': True})",
     )
+
+
+def write_chart_notebook(nb_dir: Path) -> None:
+    write_notebook(nb_dir / "05-chart.ipynb", COMMON,
+                   "import altair as alt\nalt.Chart(alt.Data(values=[{'x': 1}])).mark_point().encode(x='x:Q')")
 
 
 def write_config(path: Path, text: str) -> Path:
@@ -188,13 +192,15 @@ def test_shipped_configs_validate():
 
 def test_run_skip_and_rerun_on_change(workspace):
     tmp, nb_dir = workspace
-    cfg = RunConfig.model_validate({"name": "t", "seed": 5, "steps": [{"notebook": "01", "parameters": {"n": 4}}, {"notebook": "02"}]})
+    write_chart_notebook(nb_dir)
+    cfg = RunConfig.model_validate({"name": "t", "seed": 5, "steps": [{"notebook": "01", "parameters": {"n": 4}},
+                                                                     {"notebook": "05"}, {"notebook": "02"}]})
     logs: list[str] = []
     res = run_pipeline(cfg, tmp / "runs", nb_dir, log=logs.append)
-    assert res.ran == ["01-first", "02-second"]
+    assert res.ran == ["01-first", "05-chart", "02-second"]
     summary = json.loads(res.summary.read_text())
     assert summary["steps"]["01-first"] == {"n": 4, "mean": 0.5, "seed": 5}
-    page = (res.run_dir / "html" / "01-first.html").read_text()
+    page = (res.run_dir / "html" / "05-chart.html").read_text()
     assert "data:image/svg+xml" in page  # batch kernels render Altair as static SVG
     assert not re.search(r'<script[^>]*src="https?://', page), "rendered notebook loads scripts from the network"
     executed = nbformat.read(res.run_dir / "notebooks" / "01-first.ipynb", as_version=4)
@@ -202,14 +208,14 @@ def test_run_skip_and_rerun_on_change(workspace):
     assert "run_dir" in injected and "store.sqlite" in injected
 
     res2 = run_pipeline(cfg, tmp / "runs", nb_dir, log=logs.append)
-    assert res2.ran == [] and res2.skipped == ["01-first", "02-second"]
+    assert res2.ran == [] and res2.skipped == ["01-first", "05-chart", "02-second"]
 
-    # editing the second notebook reruns it only
+    # editing a notebook reruns it (and any step after it, which may read its outputs)
     nb = nbformat.read(nb_dir / "02-second.ipynb", as_version=4)
     nb.cells[1].source += "\nprint('edited')"
     nbformat.write(nb, nb_dir / "02-second.ipynb")
     res3 = run_pipeline(cfg, tmp / "runs", nb_dir, log=logs.append)
-    assert res3.skipped == ["01-first"] and res3.ran == ["02-second"]
+    assert res3.skipped == ["01-first", "05-chart"] and res3.ran == ["02-second"]
 
 
 def test_failed_notebook_stops_with_one_line_error(workspace):
