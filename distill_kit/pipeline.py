@@ -317,10 +317,27 @@ def resolve_notebook(spec: str, notebooks_dir: Path) -> Path:
 
 
 def notebook_parameters(path: Path) -> set[str]:
-    """Names declared in a notebook's `parameters` cell (empty when it has none)."""
-    import papermill as pm
+    """Names assigned in a notebook's `parameters`-tagged cell (empty when it has none).
 
-    return set(pm.inspect_notebook(str(path)))
+    Parsed with `ast` rather than papermill's line parser, which gives up on some comments.
+    """
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError as exc:
+                raise ConfigError(f"{path.name}: parameters cell is not valid Python ({exc.msg}, line {exc.lineno})") from None
+            names: set[str] = set()
+            for node in tree.body:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+            return names
+    return set()
 
 
 def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[StepPlan]:
@@ -369,7 +386,7 @@ def _write_state(run_dir: Path, state: dict) -> None:
     _atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def _one_line(text: str, limit: int = 500) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))  # ANSI colours from tracebacks
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -457,8 +474,11 @@ def run_pipeline(
     notebook source changed; once one step runs, every later step runs too (it may read the
     earlier step's outputs). A failing notebook raises StepFailed and keeps what finished.
     """
+    import logging
+
     import papermill as pm
 
+    logging.getLogger("papermill").setLevel(logging.ERROR)  # our own progress lines replace its chatter
     t0 = time.monotonic()
     _kernel_imports_this_package()
     plans = plan_run(cfg, runs_dir, notebooks_dir)
@@ -484,6 +504,7 @@ def run_pipeline(
         _write_state(run_dir, state)
         plan.output.parent.mkdir(parents=True, exist_ok=True)
         s0 = time.monotonic()
+        before = _summary_stamps(run_dir)
         try:
             pm.execute_notebook(
                 str(plan.source),
@@ -509,7 +530,9 @@ def run_pipeline(
             raise StepFailed(msg) from None
         secs = time.monotonic() - s0
         _finish_outputs(plan, secrets, hide_code=plan.name.startswith(REPORT_STEP_PREFIX), log=log)
-        state["steps"][plan.name] = {"status": "ok", "fingerprint": fp, "seconds": round(secs, 1)}
+        after = _summary_stamps(run_dir)
+        written = sorted(k for k, v in after.items() if before.get(k) != v)
+        state["steps"][plan.name] = {"status": "ok", "fingerprint": fp, "seconds": round(secs, 1), "summaries": written}
         _write_state(run_dir, state)
         result.ran.append(plan.name)
         log(f"[{i}/{len(plans)}] {plan.name}: ok ({secs:.1f}s)")
@@ -568,6 +591,18 @@ class _SvgLoader:
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)
+
+
+def _summary_stamps(run_dir: Path) -> dict[str, int]:
+    """Summary files and their mtimes: tells which summaries a step wrote (names are free-form)."""
+    folder = run_dir / SUMMARY_DIR
+    return {f.stem: f.stat().st_mtime_ns for f in folder.glob("*.json")} if folder.is_dir() else {}
+
+
+def step_summaries(run_dir: str | Path) -> dict[str, list[str]]:
+    """``{notebook stem: [summary names it wrote]}`` for the finished steps of a run."""
+    state = _read_state(Path(run_dir))
+    return {name: st.get("summaries", []) for name, st in state.get("steps", {}).items() if st.get("status") == "ok"}
 
 
 def _kernel_imports_this_package() -> None:

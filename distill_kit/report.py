@@ -266,12 +266,30 @@ def write_report(report: Report, path: str | Path, static_formats: Sequence[str]
 # ---------------------------------------------------------------------------- reading summaries
 
 
-def step_summary(summaries: Mapping[str, dict], prefix: str) -> dict | None:
-    """The summary of the step whose name starts with ``prefix`` ('03'), or None when it did not run."""
-    for name in sorted(summaries):
-        if name.startswith(prefix):
-            return summaries[name]
-    return None
+STEP_ALIASES = {"03": ("ice", "identity"), "04": ("rse", "similarity"), "05": ("embed", "maps", "lineage")}
+
+
+def step_summary(summaries: Mapping[str, dict], prefix: str,
+                 written_by: Mapping[str, Sequence[str]] | None = None) -> dict | None:
+    """The merged summary of step ``prefix`` ('03'), or None when that step did not run.
+
+    Found through the run state (which summaries the ``03-*`` notebook wrote), else by a summary
+    named ``03-*`` or by the step's usual names (``ice``, ``rse``, ...).
+    """
+    names: list[str] = []
+    for nb, written in (written_by or {}).items():
+        if nb.startswith(prefix):
+            names += [w for w in written if w in summaries]
+    if not names:
+        names = [n for n in sorted(summaries) if n.startswith(prefix)]
+    if not names:
+        names = [n for n in sorted(summaries) if any(n.lower().startswith(a) for a in STEP_ALIASES.get(prefix, ()))]
+    if not names:
+        return None
+    merged: dict = {}
+    for n in names:
+        merged.update(summaries[n])
+    return merged
 
 
 def records(payload: Mapping[str, Any] | None, *keys: str, id_key: str = "model") -> list[dict]:
@@ -495,13 +513,14 @@ def _overview_section(run_dir: Path, summaries: Mapping[str, dict]) -> Section:
         nb = str(step.get("notebook", ""))
         name = next((n for n in state if n == nb.removesuffix(".ipynb") or n.startswith(f"{nb}-")), nb)
         st = state.get(name, {})
+        wrote = st.get("summaries") or ([name] if name in summaries else [])
         rows.append({"step": name, "status": st.get("status", "pending"), "seconds": st.get("seconds"),
-                     "summary": "yes" if name in summaries else "no"})
+                     "summary": ", ".join(wrote) or "none"})
     body = ""
     if cfg.get("description"):
         body += f"<p>{esc(cfg['description'])}</p>"
     body += f"<p>Run directory: <code>{esc(run_dir.name)}</code> · seed {esc(cfg.get('seed', '–'))}</p>"
-    body += table_html(rows, [("step", "step"), ("status", "status"), ("seconds", "seconds"), ("summary", "summary")], 1) if rows \
+    body += table_html(rows, [("step", "step"), ("status", "status"), ("seconds", "seconds"), ("summary", "summaries written")], 1) if rows \
         else "<p>No run configuration found next to this report.</p>"
     return Section("overview", "Run overview", body)
 
@@ -717,7 +736,10 @@ def build_report(run_dir: str | Path | None, store_path: str | None = None, titl
     run_dir = Path(run_dir) if run_dir else None
     summaries = load_summaries(run_dir) if run_dir else {}
     cfg = (_read_json(run_dir / "config.json") if run_dir else None) or {}
-    ice, rse, emb = (step_summary(summaries, p) for p in ("03", "04", "05"))
+    from distill_kit.pipeline import step_summaries
+
+    written = step_summaries(run_dir) if run_dir else {}
+    ice, rse, emb = (step_summary(summaries, p, written) for p in ("03", "04", "05"))
     name = run_dir.name if run_dir else "no run"
     rep = Report(title or f"distill-kit report: {cfg.get('name', name)}",
                  subtitle=f"Distillation quantification · run {name}")

@@ -121,3 +121,12 @@ def test_unknown_static_format_is_an_error(tmp_path: Path):
     chart = report.ice_chart([{"model": "m", "loose": 0.2, "strict": 0.1}])
     with pytest.raises(ValueError, match="svg or png"):
         report.export_static(chart, tmp_path / "x", ["gif"])
+
+
+def test_step_summary_found_by_writer_prefix_or_alias():
+    summaries = {"probes": {"a": 1}, "identity-scores": {"scores": []}, "rse": {"rse": []}, "04-extra": {"x": 2}}
+    assert report.step_summary(summaries, "03", {"03-ice": ["identity-scores"]}) == {"scores": []}
+    assert report.step_summary(summaries, "03") == {"scores": []}  # by alias
+    assert report.step_summary(summaries, "04") == {"x": 2}  # a 04-* name wins over aliases
+    assert report.step_summary(summaries, "04", {"04-rse": ["rse", "04-extra"]}) == {"rse": [], "x": 2}
+    assert report.step_summary(summaries, "05") is None
