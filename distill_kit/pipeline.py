@@ -484,6 +484,28 @@ def run_pipeline(
     plans = plan_run(cfg, runs_dir, notebooks_dir)
     run_dir = Path(runs_dir).resolve() / cfg.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_run(run_dir)
+    try:
+        return _run_locked(cfg, plans, run_dir, force, log, kernel_name, t0, pm)
+    finally:
+        lock.close()
+
+
+def _lock_run(run_dir: Path) -> Any:
+    """One runner per run directory: a second `distill-kit run` of the same config stops at once."""
+    import fcntl
+
+    fh = open(run_dir / ".lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise ConfigError(f"run {run_dir.name} is already running in another process") from None
+    return fh
+
+
+def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: bool, log: Callable[[str], None],
+                kernel_name: str, t0: float, pm: Any) -> RunResult:
     _atomic_write_text(run_dir / "config.json", json.dumps(cfg.model_dump(), indent=2, default=str) + "\n")
     state = _read_state(run_dir)
     result = RunResult(run_id=cfg.run_id(), run_dir=run_dir)

@@ -320,3 +320,16 @@ def test_unknown_step_parameter_is_an_error_but_run_wide_ones_are_filtered(works
     p1, p2 = pipeline.plan_run(shared, tmp / "runs", nb_dir)
     assert p1.parameters["n"] == 9 and "flag" not in p1.parameters
     assert p2.parameters["flag"] == "x" and "n" not in p2.parameters
+
+
+def test_second_runner_on_same_run_is_refused(workspace):
+    tmp, nb_dir = workspace
+    cfg = RunConfig.model_validate({"name": "lock", "steps": [{"notebook": "01"}]})
+    run_dir = tmp / "runs" / cfg.run_id()
+    run_dir.mkdir(parents=True)
+    held = pipeline._lock_run(run_dir)
+    try:
+        with pytest.raises(ConfigError, match="already running"):
+            run_pipeline(cfg, tmp / "runs", nb_dir, log=lambda m: None)
+    finally:
+        held.close()
