@@ -12,8 +12,9 @@ The section builders read the per-step summaries written by ``pipeline.record_su
 that did not run yields a "step not run" note, never placeholder numbers. Expected summary shapes
 (extra keys are ignored; see ``docs`` in each builder):
 
-* ICE (``03-*``): ``scores``: records ``{model, loose, loose_lo, loose_hi, strict, strict_lo,
-  strict_hi, n}`` (``lis``/``sis`` and ``loose_identity_score`` spellings accepted);
+* ICE (``03-*``): ``scores`` (or ``replay`` / ``live``): records ``{model, loose, loose_lo, loose_hi,
+  strict, strict_lo, strict_hi, n}`` (``lis``/``sis``/``lis_lo`` and ``loose_identity_score``
+  spellings accepted, ``lis_paper`` for the published value);
   optional ``examples``: records ``{model, prompt, response, loose_label}``.
 * RSE (``04-*``): ``rse``: records ``{model, style, logic, content, overall}``;
   optional ``similarity``: ``{models: [...], matrix: [[...]]}`` or records ``{a, b, value}``.
@@ -89,8 +90,8 @@ def _cell_class(value: Any) -> str:
 
 def not_run_note(step: str, what: str) -> str:
     """The note shown instead of a section whose step did not run (no made-up numbers)."""
-    return (f'<p class="not-run"><strong>Step not run:</strong> {esc(what)} needs step {esc(step)}, '
-            f"which is not part of this run (or wrote no summary). Add it to the run config to fill this section.</p>")
+    return (f'<p class="not-run"><strong>Step not run:</strong> step {esc(step)} is not part of this run '
+            f"(or wrote no summary), so {esc(what)} cannot be shown. Add it to the run config to fill this section.</p>")
 
 
 # ---------------------------------------------------------------------------- document model
@@ -324,11 +325,12 @@ def _num(v: Any) -> float | None:
 def ice_rows(ice: Mapping[str, Any] | None) -> list[dict]:
     """Normalised ICE rows: model, loose, loose_lo, loose_hi, strict, strict_lo, strict_hi, n."""
     out = []
-    for r in records(ice, "scores", "ice", "models", "per_model"):
+    rows = [(k, r) for k in ("scores", "ice", "models", "per_model", "replay", "live") for r in records(ice, k)]
+    for source, r in rows:
         model = pick(r, "model", "name")
         if model is None:
             continue
-        row = {"model": str(model)}
+        row = {"model": str(model), "source": source if source in ("replay", "live") else ""}
         for kind, names in (("loose", ("loose", "lis", "loose_identity_score", "loose_score")),
                             ("strict", ("strict", "sis", "strict_identity_score", "strict_score"))):
             row[kind] = _num(pick(r, *names))
@@ -339,7 +341,8 @@ def ice_rows(ice: Mapping[str, Any] | None) -> list[dict]:
                 lo, hi = ci
             row[f"{kind}_lo"], row[f"{kind}_hi"] = _num(lo), _num(hi)
         row["n"] = pick(r, "n", "n_responses", "count")
-        row["paper_loose"] = _num(pick(r, "paper_loose", "paper_lis"))
+        row["paper_loose"] = _num(pick(r, "paper_loose", "paper_lis", "lis_paper"))
+        row["paper_strict"] = _num(pick(r, "paper_strict", "paper_sis", "sis_paper"))
         if row["loose"] is not None or row["strict"] is not None:
             out.append(row)
     return out
@@ -405,7 +408,15 @@ def ice_chart(rows: Sequence[dict]) -> alt.Chart:
         tooltip=["model:N", "score:N", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("lo:Q", format=".3f"),
                  alt.Tooltip("hi:Q", format=".3f")])
     rules = base.mark_rule(strokeWidth=2).encode(x="lo:Q", x2="hi:Q", color=alt.value("#222"))
-    return (bars + rules).properties(width=520, title="Identity Consistency Evaluation (ICE)")
+    layers = bars + rules
+    paper = [{"model": r["model"], "score": k, "paper": r[f"paper_{k}"]} for r in rows for k in ("loose", "strict")
+             if r.get(f"paper_{k}") is not None]
+    if paper:
+        ticks = alt.Chart(alt.Data(values=paper)).mark_tick(color="#c1121f", thickness=2, size=12).encode(
+            y=alt.Y("model:N", sort="-x", title=None), yOffset="score:N", x="paper:Q",
+            tooltip=["model:N", "score:N", alt.Tooltip("paper:Q", format=".3f", title="paper")])
+        layers = layers + ticks
+    return layers.properties(width=520, title="Identity Consistency Evaluation (ICE)")
 
 
 def rse_chart(rows: Sequence[dict]) -> alt.Chart:
@@ -513,6 +524,8 @@ def _overview_section(run_dir: Path, summaries: Mapping[str, dict]) -> Section:
         nb = str(step.get("notebook", ""))
         name = next((n for n in state if n == nb.removesuffix(".ipynb") or n.startswith(f"{nb}-")), nb)
         st = state.get(name, {})
+        if name.startswith("06") and st.get("status") == "running":
+            st = {"status": "this report"}
         wrote = st.get("summaries") or ([name] if name in summaries else [])
         rows.append({"step": name, "status": st.get("status", "pending"), "seconds": st.get("seconds"),
                      "summary": ", ".join(wrote) or "none"})
@@ -528,26 +541,30 @@ def _overview_section(run_dir: Path, summaries: Mapping[str, dict]) -> Section:
 def _ice_section(ice: dict | None) -> Section:
     s = Section("ice", "Identity consistency (ICE)")
     if ice is None:
-        s.body, s.ran = not_run_note("03 (ICE)", "The identity scores"), False
+        s.body, s.ran = not_run_note("03 (ICE)", "the identity scores"), False
         return s
     rows = ice_rows(ice)
     if not rows:
         s.body = '<p class="not-run">The ICE step ran but recorded no per-model scores.</p>'
         return s
     cols = [("model", "model"), ("loose", "loose (LIS)"), ("loose_lo", "LIS 95% lo"), ("loose_hi", "LIS 95% hi"),
-            ("strict", "strict (SIS)"), ("strict_lo", "SIS 95% lo"), ("strict_hi", "SIS 95% hi"), ("n", "answers")]
+            ("strict", "strict (SIS)"), ("strict_lo", "SIS 95% lo"), ("strict_hi", "SIS 95% hi"), ("n", "n")]
     if any(r.get("paper_loose") is not None for r in rows):
-        cols.append(("paper_loose", "paper LIS"))
+        cols += [("paper_loose", "paper LIS"), ("paper_strict", "paper SIS")]
+    if any(r.get("source") for r in rows):
+        cols.insert(1, ("source", "answers"))
     judge = ice.get("judge")
     s.body = (f"<p>Judge: {esc(judge)}.</p>" if judge else "") + table_html(sorted(rows, key=lambda r: -(r["loose"] or 0)), cols)
-    s.figures.append(Figure("ice-scores", ice_chart(rows), "Bars: identity scores; black lines: 95% intervals."))
+    cap = "Bars: identity scores; black lines: 95% intervals"
+    cap += "; red ticks: the paper's published scores." if any(r.get("paper_loose") is not None for r in rows) else "."
+    s.figures.append(Figure("ice-scores", ice_chart(rows), cap))
     return s
 
 
 def _rse_section(rse: dict | None) -> Section:
     s = Section("rse", "Response similarity (RSE)")
     if rse is None:
-        s.body, s.ran = not_run_note("04 (RSE)", "The response-similarity scores"), False
+        s.body, s.ran = not_run_note("04 (RSE)", "the response-similarity scores"), False
         return s
     rows = rse_rows(rse)
     if not rows:
@@ -568,7 +585,7 @@ def _combined_section(ice: dict | None, rse: dict | None) -> Section:
     s = Section("ice-rse", "ICE × RSE: the combined distillation picture")
     if ice is None or rse is None:
         missing = " and ".join(x for x, v in (("03 (ICE)", ice), ("04 (RSE)", rse)) if v is None)
-        s.body, s.ran = not_run_note(missing, "The combined ICE x RSE figure"), False
+        s.body, s.ran = not_run_note(missing, "the combined ICE x RSE figure"), False
         return s
     by_model = {r["model"]: r for r in ice_rows(ice)}
     joined = [{"model": r["model"], "rse": r["overall"], "loose": by_model[r["model"]]["loose"],
@@ -587,7 +604,7 @@ def _combined_section(ice: dict | None, rse: dict | None) -> Section:
 def _similarity_section(rse: dict | None, emb: dict | None) -> Section:
     s = Section("similarity", "Model similarity heatmap")
     if rse is None and emb is None:
-        s.body, s.ran = not_run_note("04 or 05", "The model x model similarity heatmap"), False
+        s.body, s.ran = not_run_note("04 or 05", "the model x model similarity heatmap"), False
         return s
     long = similarity_long(rse) or similarity_long(emb)
     if not long:
@@ -600,7 +617,7 @@ def _similarity_section(rse: dict | None, emb: dict | None) -> Section:
 def _umap_section(emb: dict | None) -> Section:
     s = Section("umap", "Embedding map (UMAP)")
     if emb is None:
-        s.body, s.ran = not_run_note("05 (embeddings)", "The UMAP map"), False
+        s.body, s.ran = not_run_note("05 (embeddings)", "the UMAP map"), False
         return s
     pts = records(emb, "umap", "points", "map")
     pts = [p for p in pts if _num(p.get("x")) is not None and _num(p.get("y")) is not None]
@@ -615,7 +632,7 @@ def _umap_section(emb: dict | None) -> Section:
 def _lineage_section(emb: dict | None) -> Section:
     s = Section("lineage", "Lineage tree")
     if emb is None:
-        s.body, s.ran = not_run_note("05 (embeddings)", "The lineage tree"), False
+        s.body, s.ran = not_run_note("05 (embeddings)", "the lineage tree"), False
         return s
     lin = emb.get("lineage") or emb.get("dendrogram") or {}
     labels = lin.get("labels") if isinstance(lin, dict) else None
@@ -638,7 +655,7 @@ def _lineage_section(emb: dict | None) -> Section:
 def _attribution_section(emb: dict | None) -> Section:
     s = Section("attribution", "Teacher attribution")
     if emb is None:
-        s.body, s.ran = not_run_note("05 (embeddings)", "The teacher attribution table"), False
+        s.body, s.ran = not_run_note("05 (embeddings)", "the teacher attribution table"), False
         return s
     rows = records(emb, "attribution", "attributions", id_key="student")
     if not rows:
@@ -685,6 +702,9 @@ def _usage_section(store_path: str | None) -> Section:
 
     with Store(store_path) as store:
         rows = store.usage().to_dicts()
+    if not rows:
+        s.body, s.ran = '<p class="not-run">No model was called in this run (published answers are read directly).</p>', False
+        return s
     s.body = "<p>Every answer is cached in the run's store; re-running the run reuses them.</p>" + table_html(rows, digits=4)
     return s
 
