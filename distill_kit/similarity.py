@@ -277,6 +277,73 @@ def align_responses(prompts: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.
     return out, report
 
 
+def split_names(value: str | Sequence[str] | None) -> list[str]:
+    """Notebook/CLI helper: ``"a, b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty -> [])."""
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [x.strip() for x in items if x and x.strip()]
+
+
+@dataclass
+class ResponseSet:
+    """Prompts and aligned responses of one or more prompt sets, with what alignment dropped."""
+
+    prompts: pl.DataFrame
+    aligned: pl.DataFrame
+    report: AlignReport
+    models: list[str]
+
+
+def gather_responses(
+    prompt_sets: Sequence[str],
+    models: Sequence[str] | None,
+    reference: str,
+    *,
+    live_models: Sequence[Any] = (),
+    store: Any = None,
+    sample_size: int | None = None,
+    seed: int = 0,
+) -> ResponseSet:
+    """Everything RSE needs from prompts to aligned answers, for notebooks and benchmarks.
+
+    For each prompt set: sample prompts; take published answers of ``models`` + ``reference``
+    where the set has them (replay); ask every ``live_models`` config (``ModelConfig``) through
+    ``collect`` and ``store``. ``models`` empty/None = every published model of the set(s).
+    Raises ``ValueError`` when the reference ends up with no answer.
+    """
+    wanted = list(dict.fromkeys([*(models or []), reference])) if models else None
+    prompt_frames, aligned_frames = [], []
+    report = AlignReport()
+    for name in prompt_sets:
+        prompts = prompt_set(name, sample_size, seed)
+        parts = []
+        if name in BUILTIN_PROMPT_SETS:
+            published = replay_models(name)
+            keep = [m for m in (wanted or published) if m in published]
+            if keep:
+                parts.append(replay_responses(name, keep))
+        for cfg in live_models:
+            parts.append(collect_responses(cfg, prompts, store))
+        prompt_frames.append(prompts)
+        if not parts:
+            continue
+        aligned, rep = align_responses(prompts, pl.concat(parts, how="vertical_relaxed"))
+        aligned_frames.append(aligned)
+        for attr in ("missing", "empty", "kept"):
+            tgt = getattr(report, attr)
+            for k, v in getattr(rep, attr).items():
+                tgt[k] = tgt.get(k, 0) + v
+    if not aligned_frames:
+        raise ValueError(f"no responses for prompt sets {', '.join(prompt_sets)}: name published models or live models")
+    aligned = pl.concat(aligned_frames)
+    present = aligned["model"].unique(maintain_order=True).to_list()
+    if reference not in present:
+        raise ValueError(f"reference {reference!r} has no answers in {', '.join(prompt_sets)}; models with answers: {', '.join(present)}")
+    order = [m for m in (wanted or present) if m in present] + [m for m in present if wanted and m not in wanted]
+    return ResponseSet(pl.concat(prompt_frames), aligned, report, order)
+
+
 # ----------------------------------------------------------------------------------------------
 # Offline profiles and pairwise similarity
 # ----------------------------------------------------------------------------------------------
@@ -323,7 +390,7 @@ def _default_encoder(model_name: str | None = None, progress: bool = True) -> En
 
 
 #: At most this many sentences per answer enter the sentence-level content similarity.
-MAX_SENTENCES = 24
+MAX_SENTENCES = 16
 
 
 def build_profiles(

@@ -1,0 +1,43 @@
+"""Notebook 04 runs headlessly under papermill on a small sample and records its scores."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_notebook_04_small_sample(run_notebook, data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    started = time.perf_counter()
+    out = run_notebook(
+        "04-response-similarity.ipynb",
+        {
+            "models": "gpt4_0613,vicuna-7b-v1.5,guanaco-33b",
+            "reference": "gpt4_1106_preview",
+            "sample_size": 5,
+            "seed": 1,
+            "drilldown_n": 2,
+            "run_dir": str(run_dir),
+            "store_path": str(tmp_path / "store.sqlite"),
+        },
+    )
+    elapsed = time.perf_counter() - started
+    summary = json.loads((run_dir / "summary" / "04-response-similarity.json").read_text())
+    table = {r["test_model"]: r for r in summary["rse_table"]}
+    assert set(table) == {"gpt4_0613", "vicuna-7b-v1.5", "guanaco-33b"}
+    for row in table.values():
+        assert 1.0 <= row["mean_lo"] <= row["mean"] <= row["mean_hi"] <= 5.0
+        assert row["n_alpaca-eval"] == 5
+    assert set(summary["matrices"]) == {"style", "structure", "content", "overall"}
+    diag = {r["model"]: r[r["model"]] for r in summary["matrices"]["overall"]}
+    assert all(v == pytest.approx(5.0) for v in diag.values())
+    html = "".join(
+        "".join(o.get("data", {}).get("text/html", ""))
+        for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])
+    )
+    assert "reference: gpt4_1106_preview" in html  # the drill-down rendered
+    assert elapsed < 120, f"notebook 04 took {elapsed:.0f} s"
