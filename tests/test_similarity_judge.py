@@ -23,6 +23,8 @@ from distill_kit.judges import similarity as js
         ('{"Response Style": 1, "Logical Structure": 2, "Content Detail": "3"}', (1, 2, 3, "")),
         ("**Response style**: 4/5\n**Logical structure** - 4\nContent detail score = 2\nRationale: both list tips.", (4, 4, 2, "both list tips.")),
         ("Style: 3\nStructure: 3 out of 5\nContent: 4", (3, 3, 4, "")),
+        ("<style>N</style><structure>N</structure><content>N</content>\n<style>2</style><structure>3</structure>"
+         "<content>4</content><rationale>r</rationale>", (2, 3, 4, "r")),
     ],
 )
 def test_parse_verdict_formats(reply: str, expected: tuple) -> None:
@@ -44,6 +46,7 @@ def test_parse_verdict_formats(reply: str, expected: tuple) -> None:
         '{"style": "high", "structure": 3, "content": 2}',
         '{"style": true, "structure": 3, "content": 2}',
         "Style: 7\nStructure: 3\nContent: 4",
+        "<style>N</style>\n<structure>N</structure>\n<content>N</content>\n<rationale>...</rationale>",  # echoed template
     ],
 )
 def test_parse_verdict_rejects_malformed(reply: str | None) -> None:

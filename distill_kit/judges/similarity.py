@@ -109,9 +109,11 @@ def _from_tags(text: str) -> tuple[dict[str, float], str] | None:
     for aspect, names in _ALIASES.items():
         for name in names:
             tag = re.escape(name.replace(" ", "_"))
-            m = re.search(rf"<\s*{tag}\s*>\s*([^<]{{0,20}}?)\s*<\s*/\s*{tag}\s*>", text, re.I)
-            if m and (v := _score(m.group(1))) is not None:
-                found[aspect] = v
+            # the last valid value wins: small models sometimes echo the "<style>N</style>" template first
+            vals = [_score(m.group(1)) for m in re.finditer(rf"<\s*{tag}\s*>\s*([^<]{{0,20}}?)\s*<\s*/\s*{tag}\s*>", text, re.I)]
+            vals = [v for v in vals if v is not None]
+            if vals:
+                found[aspect] = vals[-1]
                 break
     if len(found) != len(ASPECTS):
         return None
