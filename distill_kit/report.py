@@ -16,8 +16,9 @@ that did not run yields a "step not run" note, never placeholder numbers. Expect
   strict, strict_lo, strict_hi, n}`` (``lis``/``sis``/``lis_lo`` and ``loose_identity_score``
   spellings accepted, ``lis_paper`` for the published value);
   optional ``examples``: records ``{model, prompt, response, loose_label}``.
-* RSE (``04-*``): ``rse``: records ``{model, style, logic, content, overall}``;
-  optional ``similarity``: ``{models: [...], matrix: [[...]]}`` or records ``{a, b, value}``.
+* RSE (``04-*``): ``rse``: records ``{model, style, logic, content, overall}`` or ``rse_table``
+  (``test_model``, ``mean``, ``mean_lo``, ``mean_hi``) + ``rse_by_granularity``; optional similarity
+  as ``similarity`` ``{models, matrix}``, records ``{a, b, value}`` or ``matrices`` (wide rows).
 * Embeddings (``05-*``): ``umap``: records ``{model, x, y}``; ``lineage``: ``{labels, linkage}``
   (scipy linkage matrix) or ``{labels, distance}``; ``attribution``: records
   ``{student, predicted, teacher, correct}``.
@@ -353,37 +354,61 @@ RSE_ASPECTS = (("style", ("style", "response_style")), ("logic", ("logic", "logi
 
 
 def rse_rows(rse: Mapping[str, Any] | None) -> list[dict]:
-    """Normalised RSE rows: model, style, logic, content, overall (1-5, higher = more similar)."""
+    """Normalised RSE rows: model, style, logic, content, overall (+ CI), judge, reference, n.
+
+    Accepts per-model records (``rse``/``scores``) or the RSE notebook's ``rse_table`` (``test_model``,
+    ``mean``, ``mean_lo``, ``mean_hi``) with aspect means in ``rse_by_granularity``.
+    """
+    if not rse:
+        return []
+    by_aspect: dict[str, dict[str, float | None]] = {}
+    gran = rse.get("rse_by_granularity") or {}
+    if isinstance(gran, dict):
+        for g, recs in gran.items():
+            for r in recs if isinstance(recs, list) else []:
+                if isinstance(r, dict) and pick(r, "test_model", "model") is not None:
+                    by_aspect.setdefault(str(pick(r, "test_model", "model")), {})[g] = _num(pick(r, "mean", "score"))
     out = []
-    for r in records(rse, "rse", "scores", "per_model", "models"):
-        model = pick(r, "model", "name")
+    for r in records(rse, "rse", "scores", "per_model", "models", "rse_table"):
+        model = pick(r, "model", "test_model", "name")
         if model is None:
             continue
-        row: dict[str, Any] = {"model": str(model)}
+        model = str(model)
+        merged = {**by_aspect.get(model, {}), **r}
+        row: dict[str, Any] = {"model": model}
         for key, names in RSE_ASPECTS:
-            row[key] = _num(pick(r, *names))
+            row[key] = _num(pick(merged, *names))
         overall = _num(pick(r, "overall", "rse", "mean", "score"))
         aspects = [row[k] for k, _ in RSE_ASPECTS if row[k] is not None]
         row["overall"] = overall if overall is not None else (sum(aspects) / len(aspects) if aspects else None)
-        row["judge"] = pick(r, "judge")
-        row["reference"] = pick(r, "reference", "reference_model")
-        row["n"] = pick(r, "n", "count")
+        row["overall_lo"], row["overall_hi"] = _num(pick(r, "overall_lo", "mean_lo")), _num(pick(r, "overall_hi", "mean_hi"))
+        row["judge"] = pick(r, "judge") or rse.get("judge")
+        row["reference"] = pick(r, "reference", "reference_model") or rse.get("reference")
+        row["n"] = pick(r, "n", "count") or next((v for k, v in r.items() if k.startswith("n_") and isinstance(v, int)), None)
         if row["overall"] is not None:
             out.append(row)
     return out
 
 
 def similarity_long(payload: Mapping[str, Any] | None) -> list[dict]:
-    """Model x model similarity as long records ``{a, b, value}`` from a matrix or records."""
+    """Model x model similarity as long records ``{a, b, value}``.
+
+    Accepts ``{models, matrix}``, long records ``{a, b, value}``, or wide rows ``{model, <other>: value}``
+    (the RSE notebook's ``matrices``; its ``overall`` matrix is used when several are given).
+    """
     if not payload:
         return []
-    for key in ("similarity", "similarity_matrix", "matrix"):
+    for key in ("similarity", "similarity_matrix", "matrix", "matrices"):
         v = payload.get(key)
+        if key == "matrices" and isinstance(v, dict):
+            v = v.get("overall") or next(iter(v.values()), None)
         if isinstance(v, dict) and isinstance(v.get("matrix"), list):
             models = v.get("models") or v.get("labels") or []
             return [{"a": str(models[i]), "b": str(models[j]), "value": _num(x)}
                     for i, row in enumerate(v["matrix"]) for j, x in enumerate(row) if i < len(models) and j < len(models)]
         if isinstance(v, list) and v and isinstance(v[0], dict):
+            if "model" in v[0] and not ({"a", "b"} & set(v[0])):
+                return [{"a": str(r["model"]), "b": str(k), "value": _num(x)} for r in v for k, x in r.items() if k != "model"]
             return [{"a": str(pick(r, "a", "model_a", "row")), "b": str(pick(r, "b", "model_b", "col")),
                      "value": _num(pick(r, "value", "similarity", "score"))} for r in v]
     return []
@@ -571,7 +596,7 @@ def _rse_section(rse: dict | None) -> Section:
         s.body = '<p class="not-run">The RSE step ran but recorded no per-model scores.</p>'
         return s
     cols = [("model", "model"), ("style", "style"), ("logic", "logical structure"), ("content", "content detail"),
-            ("overall", "overall"), ("n", "pairs")]
+            ("overall", "overall"), ("overall_lo", "95% lo"), ("overall_hi", "95% hi"), ("n", "prompts")]
     if any(r.get("reference") for r in rows):
         cols.insert(1, ("reference", "reference"))
     if any(r.get("judge") for r in rows):
