@@ -12,4 +12,4 @@ if ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
 fi
 echo "llama-cpp-python $VERSION: building from source (once; about 10 minutes on 2 cores)"
 # portable CPU build: no -march=native, no libcurl
-CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAMA_CURL=OFF}" "$PIP" wheel -q --no-deps -w "$WHEELS" "llama-cpp-python==$VERSION"
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DLLAVA_BUILD=OFF}" "$PIP" wheel -q --no-deps -w "$WHEELS" "llama-cpp-python==$VERSION"
