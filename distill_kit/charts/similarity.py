@@ -47,7 +47,7 @@ def similarity_heatmap(
 def rse_table_chart(table: pl.DataFrame, prompt_sets: Sequence[str], title: str = "RSE vs reference (95% CI)") -> alt.LayerChart:
     """The RSE table as dots with 95% CI whiskers: one row per test model, one colour per prompt
     set plus the mean. ``table``: ``similarity.rse_table`` output."""
-    cols = [*prompt_sets, "mean"]
+    cols = [*prompt_sets, "mean"] if len(prompt_sets) > 1 else list(prompt_sets)  # one set: mean == set
     parts = []
     for c in cols:
         if c not in table.columns:
@@ -73,31 +73,35 @@ def rse_table_chart(table: pl.DataFrame, prompt_sets: Sequence[str], title: str 
         tooltip=["test_model:N", "column:N", alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("lo:Q", format=".3f"),
                  alt.Tooltip("hi:Q", format=".3f")],
     )
-    whiskers = base.mark_errorbar(ticks=True).encode(x=alt.X("lo:Q", title="similarity (1-5)"), x2="hi:Q")
-    return (whiskers + dots).properties(title=title, width=420)
+    whiskers = base.mark_errorbar(ticks=True).encode(
+        x=alt.X("lo:Q", scale=alt.Scale(domain=[1, 5]), title="similarity (1-5)"), x2="hi:Q"
+    )
+    height = max(120, 12 * len(order) * len(cols))
+    return (whiskers + dots).properties(title=title, width=420, height=height)
 
 
-def granularity_bars(scores: pl.DataFrame, granularities: Sequence[str] = ("style", "structure", "content")) -> alt.Chart:
-    """Mean 1-5 score per test model and granularity (per-prompt ``scores`` frame)."""
+def granularity_chart(scores: pl.DataFrame, granularities: Sequence[str] = ("style", "structure", "content")) -> alt.Chart:
+    """Mean 1-5 score per test model (rows, best overall first) and granularity (coloured dots),
+    from a per-prompt ``scores`` frame (``similarity.long_scores`` or the LLM judge's)."""
     present = [g for g in granularities if g in scores.columns]
     data = (
         scores.unpivot(index="test_model", on=present, variable_name="granularity", value_name="score")
         .filter(pl.col("score").is_not_null() & pl.col("score").is_not_nan())
         .group_by("test_model", "granularity")
         .agg(pl.col("score").mean())
-        .to_pandas()
     )
+    order = data.group_by("test_model").agg(pl.col("score").mean()).sort("score", descending=True)["test_model"].to_list()
     return (
-        alt.Chart(data)
-        .mark_bar()
+        alt.Chart(data.to_pandas())
+        .mark_point(filled=True, size=60)
         .encode(
-            y=alt.Y("test_model:N", title=None, sort="-x"),
-            yOffset=alt.YOffset("granularity:N", sort=list(present)),
+            y=alt.Y("test_model:N", title=None, sort=order, axis=alt.Axis(labelLimit=220)),
             x=alt.X("score:Q", scale=alt.Scale(domain=[1, 5]), title="mean similarity (1-5)"),
             color=alt.Color("granularity:N", sort=list(present)),
+            shape=alt.Shape("granularity:N", sort=list(present)),
             tooltip=["test_model:N", "granularity:N", alt.Tooltip("score:Q", format=".2f")],
         )
-        .properties(width=380, title="similarity to the reference by granularity")
+        .properties(width=380, height=alt.Step(14), title="similarity to the reference by granularity")
     )
 
 
