@@ -263,3 +263,35 @@ def test_cluster_order_groups_blocks() -> None:
     assert sorted(order) == sorted(names)
     pos = [group[m] for m in order]
     assert pos in ([0, 0, 0, 1, 1], [1, 1, 0, 0, 0])
+
+
+# ---------------------------------------------------------------------------------------------
+# charts and drill-down
+# ---------------------------------------------------------------------------------------------
+
+def test_drilldown_escapes_model_text() -> None:
+    from distill_kit.charts import similarity as charts
+
+    out = charts.drilldown_html("<b>Q</b>", "ref<1>", "<script>alert(1)</script>", "t&t", "**bold** <img src=x>",
+                                {"style": 4.0, "rationale": "<i>why</i>"})
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "<img" not in out and "&lt;img src=x&gt;" in out
+    assert "ref&lt;1&gt;" in out and "t&amp;t" in out and "&lt;i&gt;why&lt;/i&gt;" in out
+    assert "style: <b>4.00</b>" in out
+
+
+def test_charts_build_from_real_frames(toy_scores: sim.PairwiseScores) -> None:
+    from distill_kit.charts import similarity as charts
+
+    mats = sim.matrices(toy_scores)
+    order = sim.cluster_order(mats["overall"])
+    heat = charts.similarity_heatmap(mats["overall"], order, title="overall").to_dict()
+    values = heat["datasets"][next(iter(heat["datasets"]))]
+    assert len(values) == 16
+    long = sim.long_scores(toy_scores, reference="ref")
+    table = sim.rse_table(long.filter(pl.col("test_model") != "ref"), n_boot=100)
+    spec = charts.rse_table_chart(table, ["prompts"]).to_dict()
+    with pytest.raises(ValueError, match="none of the columns"):
+        charts.rse_table_chart(table, ["toy"])
+    assert spec["layer"][1]["encoding"]["x"]["scale"]["domain"] == [1, 5]
+    assert charts.granularity_chart(long).to_dict()["mark"]["type"] == "point"

@@ -61,6 +61,8 @@ def rse_table_chart(table: pl.DataFrame, prompt_sets: Sequence[str], title: str 
                 pl.col(f"{c}_hi").cast(pl.Float64).alias("hi"),
             )
         )
+    if not parts:
+        raise ValueError(f"RSE table has none of the columns {', '.join(cols)}")
     data = pl.concat(parts).filter(pl.col("score").is_not_null()).to_pandas()
     order = table["test_model"].to_list()
     base = alt.Chart(data).encode(
