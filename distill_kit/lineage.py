@@ -444,7 +444,7 @@ def sibling_task(
             sub[r, i] = np.nan
         mu, sd = np.nanmean(sub, axis=1, keepdims=True), np.nanstd(sub, axis=1, keepdims=True)
         parts[k] = (sub - mu) / np.where(sd == 0, 1.0, sd)
-    scores = np.nanmean(list(parts.values()), axis=0) if parts else np.zeros((0, len(cands)))
+    scores = np.mean(list(parts.values()), axis=0) if parts else np.zeros((0, len(cands)))  # NaN only at self
     scores = np.where(np.isnan(scores), -np.inf, scores)
     correct = [[j for j, c in enumerate(cands) if c != s and lines.get(c) == lines[s]] for s in pseudo]
     return scores, correct, pseudo

@@ -175,7 +175,8 @@ def cluster_models(
     if method == "hdbscan":
         from sklearn.cluster import HDBSCAN
 
-        hd = HDBSCAN(metric="precomputed", min_cluster_size=max(2, min_cluster_size), allow_single_cluster=True)
+        hd = HDBSCAN(metric="precomputed", min_cluster_size=max(2, min_cluster_size), allow_single_cluster=True,
+                        copy=True)
         labels = hd.fit_predict(D)
         return {m: int(c) for m, c in zip(models, labels)}
     raise ValueError(f"unknown clustering method {method!r}; use 'agglomerative' or 'hdbscan'")
