@@ -43,7 +43,12 @@ def test_ci_config_runs_end_to_end(ci_run):
         assert state[name]["status"] == "ok"
         assert (run_dir / "notebooks" / f"{name}.ipynb").is_file()
         assert (run_dir / "html" / f"{name}.html").is_file()
-        assert name in summary["steps"], f"{name} recorded no summary"
+        assert state[name]["summaries"], f"{name} recorded no summary"
+        assert all(w in summary["steps"] for w in state[name]["summaries"])
+    page = (run_dir / "report.html").read_text()
+    for key in ("ice", "rse", "similarity"):  # the steps ci-small runs fill their sections
+        assert f'<section id="{key}" class="ran">' in page, key
+    assert '<section id="umap" class="missing">' in page or "05" in [s.notebook for s in cfg.steps]
     report_nb = (run_dir / "html" / "06-report.html").read_text()
     assert "record_summary(" not in report_nb  # code hidden in the rendered report notebook
 
