@@ -295,3 +295,44 @@ def test_charts_build_from_real_frames(toy_scores: sim.PairwiseScores) -> None:
         charts.rse_table_chart(table, ["toy"])
     assert spec["layer"][1]["encoding"]["x"]["scale"]["domain"] == [1, 5]
     assert charts.granularity_chart(long).to_dict()["mark"]["type"] == "point"
+
+
+# ---------------------------------------------------------------------------------------------
+# real published data
+# ---------------------------------------------------------------------------------------------
+
+def test_live_path_through_collect_matches_replay(data_dir: Path, tmp_path: Path) -> None:
+    """Responses collected through collect + store (replay provider) align exactly like the
+    published ones read directly; an unknown prompt becomes a counted missing answer."""
+    from distill_kit.config import get_model
+    from distill_kit.store import Store
+
+    prompts = sim.prompt_set("alpaca-eval", 4, seed=3)
+    extra = pl.DataFrame({"prompt_set": ["alpaca-eval"], "prompt_id": ["mine"], "prompt": ["A prompt nobody answered"]})
+    prompts_plus = pl.concat([prompts, extra])
+    cfg = get_model("replay:alpaca_eval/zephyr-7b-beta")
+    with Store(tmp_path / "s.sqlite") as store:
+        rs = sim.gather_responses(["alpaca-eval"], ["gpt4_0613"], "gpt4_0613", store=store, sample_size=4, seed=3)
+        live = sim.collect_responses(cfg, prompts_plus, store)
+    assert live.height == 5 and live["response"][4] is None
+    aligned, report = sim.align_responses(prompts_plus, live)
+    assert report.empty[cfg.name] == 1 and report.kept[cfg.name] == 4
+    published = sim.replay_responses("alpaca-eval", ["zephyr-7b-beta"])
+    want, _ = sim.align_responses(prompts, published)
+    assert sorted(aligned["response"].to_list()) == sorted(want["response"].to_list())
+    assert rs.models == ["gpt4_0613"] and rs.aligned.height == 4
+
+
+def test_real_alpaca_sample_style_structure(data_dir: Path) -> None:
+    """On real answers: a model is most similar to itself, and gpt4_0613_concise (same model asked
+    for concise answers) is shorter-styled than gpt4_0613 but structurally closer to it than to claude."""
+    rs = sim.gather_responses(["alpaca-eval"], ["gpt4_0613", "gpt4_0613_concise", "claude", "alpaca-7b"], "gpt4_0613",
+                              sample_size=60, seed=0)
+    prof = sim.build_profiles(rs.aligned, rs.models, content=False, progress=False)
+    sc = sim.pairwise_scores(prof, ("style", "structure"))
+    mats = sim.matrices(sc)
+    o = mats["overall"]
+    row = dict(zip(o["model"].to_list(), o["gpt4_0613"].to_list()))
+    assert row["gpt4_0613"] == pytest.approx(5.0)
+    assert row["gpt4_0613_concise"] > row["claude"]
+    assert set(sim.cluster_order(o)) == set(rs.models)
