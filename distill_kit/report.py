@@ -19,9 +19,10 @@ that did not run yields a "step not run" note, never placeholder numbers. Expect
 * RSE (``04-*``): ``rse``: records ``{model, style, logic, content, overall}`` or ``rse_table``
   (``test_model``, ``mean``, ``mean_lo``, ``mean_hi``) + ``rse_by_granularity``; optional similarity
   as ``similarity`` ``{models, matrix}``, records ``{a, b, value}`` or ``matrices`` (wide rows).
-* Embeddings (``05-*``): ``umap``: records ``{model, x, y}``; ``lineage``: ``{labels, linkage}``
-  (scipy linkage matrix) or ``{labels, distance}``; ``attribution``: records
-  ``{student, predicted, teacher, correct}``.
+* Embeddings (``05-*``): ``umap``: records ``{model, x, y}``; ``lineage``/``tree``: ``{labels,
+  linkage}`` (scipy linkage matrix) or ``{labels, distance|similarity}``; ``attribution``: records
+  with ``student``; ``attribution_metrics``, ``homogenisation``, ``clusters``, ``who_wrote_accuracy``.
+  Without a tree from step 05 the lineage tree is built from step 04's similarity matrix.
 """
 
 from __future__ import annotations
@@ -407,7 +408,7 @@ def similarity_long(payload: Mapping[str, Any] | None) -> list[dict]:
             return [{"a": str(models[i]), "b": str(models[j]), "value": _num(x)}
                     for i, row in enumerate(v["matrix"]) for j, x in enumerate(row) if i < len(models) and j < len(models)]
         if isinstance(v, list) and v and isinstance(v[0], dict):
-            if "model" in v[0] and not ({"a", "b"} & set(v[0])):
+            if "model" in v[0] and not ({"value", "similarity", "score"} & set(v[0])):
                 return [{"a": str(r["model"]), "b": str(k), "value": _num(x)} for r in v for k, x in r.items() if k != "model"]
             return [{"a": str(pick(r, "a", "model_a", "row")), "b": str(pick(r, "b", "model_b", "col")),
                      "value": _num(pick(r, "value", "similarity", "score"))} for r in v]
@@ -639,57 +640,130 @@ def _similarity_section(rse: dict | None, emb: dict | None) -> Section:
     return s
 
 
-def _umap_section(emb: dict | None) -> Section:
+def _step_link(written_by: Mapping[str, Sequence[str]], prefix: str) -> str:
+    """A link to the step's rendered notebook (html/<stem>.html), where every chart of the step is."""
+    stem = next((n for n in written_by if n.startswith(prefix)), None)
+    return f' See the full step: <a href="html/{esc(stem)}.html">{esc(stem)}</a>.' if stem else ""
+
+
+def _umap_section(emb: dict | None, link: str = "") -> Section:
     s = Section("umap", "Embedding map (UMAP)")
     if emb is None:
         s.body, s.ran = not_run_note("05 (embeddings)", "the UMAP map"), False
         return s
-    pts = records(emb, "umap", "points", "map")
+    pts = records(emb, "umap", "points", "map", "response_map")
     pts = [p for p in pts if _num(p.get("x")) is not None and _num(p.get("y")) is not None]
-    if not pts:
-        s.body = '<p class="not-run">The embedding step recorded no 2-D map points.</p>'
-        return s
-    s.body = f"<p>{len(pts):,} answers, drag to pan, scroll to zoom.</p>"
-    s.figures.append(Figure("umap-map", umap_chart(pts), "Each dot is one answer; nearby dots answer alike."))
+    body = ""
+    if emb.get("embedding_model"):
+        body += f"<p>Embeddings: {esc(emb['embedding_model'])}; {fmt_num(emb.get('shared_prompts'))} prompts answered by every model.</p>"
+    homo = records(emb, "homogenisation", "homogenization", id_key="set")
+    if homo:
+        body += ("<p>Homogenisation index (how hard it is to tell the models' answers apart; higher = more alike):</p>"
+                 + table_html(homo, [("set", "models"), ("index", "index"), ("accuracy", "classifier accuracy"),
+                                     ("chance", "chance"), ("n_models", "n")]))
+    clusters = emb.get("clusters")
+    if isinstance(clusters, dict) and clusters:
+        groups: dict[str, list[str]] = {}
+        for m, c in clusters.items():
+            groups.setdefault(str(c), []).append(str(m))
+        body += "<p>Answer clusters:</p>" + table_html(
+            [{"cluster": c, "models": ", ".join(sorted(ms))} for c, ms in sorted(groups.items())], [("cluster", "cluster"), ("models", "models")])
+    if pts:
+        body = f"<p>{len(pts):,} answers, drag to pan, scroll to zoom.</p>" + body
+        s.figures.append(Figure("umap-map", umap_chart(pts), "Each dot is one answer; nearby dots answer alike."))
+    else:
+        body = (f'<p class="not-run">The embedding step did not record map coordinates, so the interactive map is '
+                f"not in this page.{link}</p>") + body
+    s.body = body
     return s
 
 
-def _lineage_section(emb: dict | None) -> Section:
+def _tree_from_similarity(models: Sequence[str], S: Any, scale: tuple[float, float] = (0.0, 1.0)) -> tuple[list, list[str]]:
+    """Average-linkage on distance 1 - normalised similarity (symmetrised); returns (linkage, labels)."""
+    import numpy as np
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    lo, hi = scale
+    M = (np.asarray(S, dtype=float) - lo) / (hi - lo)
+    D = np.clip(1.0 - (M + M.T) / 2.0, 0.0, None)
+    np.fill_diagonal(D, 0.0)
+    return linkage(squareform(D, checks=False), method="average").tolist(), [str(m) for m in models]
+
+
+def _lineage_section(emb: dict | None, rse: dict | None = None) -> Section:
     s = Section("lineage", "Lineage tree")
-    if emb is None:
-        s.body, s.ran = not_run_note("05 (embeddings)", "the lineage tree"), False
+    if emb is None and rse is None:
+        s.body, s.ran = not_run_note("05 (embeddings) or 04 (RSE)", "the lineage tree"), False
         return s
-    lin = emb.get("lineage") or emb.get("dendrogram") or {}
-    labels = lin.get("labels") if isinstance(lin, dict) else None
+    lin = (emb or {}).get("lineage") or (emb or {}).get("tree") or (emb or {}).get("dendrogram") or {}
+    labels = (lin.get("labels") or lin.get("models")) if isinstance(lin, dict) else None
     linkage = lin.get("linkage") if isinstance(lin, dict) else None
-    if labels and linkage is None and lin.get("distance"):
-        from scipy.cluster.hierarchy import linkage as _linkage
-        from scipy.spatial.distance import squareform
-        import numpy as np
+    caption = "Average-linkage clustering of models by answer similarity (embedding step)."
+    if labels and linkage is None:
+        if lin.get("distance"):
+            import numpy as np
 
-        dist = np.asarray(lin["distance"], dtype=float)
-        linkage = _linkage(squareform((dist + dist.T) / 2, checks=False), method="average").tolist()
+            linkage, labels = _tree_from_similarity(labels, 1.0 - np.asarray(lin["distance"], dtype=float))
+        elif lin.get("similarity"):
+            linkage, labels = _tree_from_similarity(labels, lin["similarity"])
+    if (not labels or linkage is None) and rse is not None:
+        long = similarity_long(rse)
+        models = list(dict.fromkeys(r["a"] for r in long))
+        vals = {(r["a"], r["b"]): r["value"] for r in long}
+        if len(models) >= 2 and all(vals.get((a, b)) is not None for a in models for b in models):
+            S = [[vals[(a, b)] for b in models] for a in models]
+            top = max(max(row) for row in S)
+            linkage, labels = _tree_from_similarity(models, S, (1.0, 5.0) if top > 1.0 else (0.0, 1.0))
+            caption = ("Average-linkage clustering of models by the RSE step's pairwise similarity "
+                       "(the embedding step recorded no tree).")
     if not labels or linkage is None:
-        s.body = '<p class="not-run">The embedding step recorded no lineage tree.</p>'
+        s.body = '<p class="not-run">No step recorded a model x model similarity to build the tree from.</p>'
+        s.ran = False
         return s
-    s.figures.append(Figure("lineage-tree", dendrogram_chart(linkage, labels),
-                            "Average-linkage clustering of models by answer-embedding distance."))
+    s.figures.append(Figure("lineage-tree", dendrogram_chart(linkage, labels), caption))
     return s
 
 
-def _attribution_section(emb: dict | None) -> Section:
+def _documented_teachers() -> dict[str, str]:
+    """student -> teacher as publicly documented (lineage.csv), to read attributions against."""
+    try:
+        from distill_kit import datasets
+
+        return {r["model"]: r["teacher"] for r in datasets.lineage().to_dicts() if r.get("teacher")}
+    except Exception:  # no data available: the column is simply left out
+        return {}
+
+
+def _attribution_section(emb: dict | None, link: str = "") -> Section:
     s = Section("attribution", "Teacher attribution")
     if emb is None:
         s.body, s.ran = not_run_note("05 (embeddings)", "the teacher attribution table"), False
         return s
     rows = records(emb, "attribution", "attributions", id_key="student")
     if not rows:
-        s.body = '<p class="not-run">The embedding step recorded no attribution table.</p>'
+        s.body = f'<p class="not-run">The embedding step recorded no attribution table.{link}</p>'
+        s.ran = False
         return s
+    truth = _documented_teachers()
+    if truth and any(r.get("student") in truth for r in rows):
+        for r in rows:
+            r.setdefault("documented_teacher", truth.get(r.get("student"), ""))
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    acc = emb.get("attribution_accuracy") or emb.get("accuracy")
-    s.body = (f"<p>Attribution accuracy: {fmt_num(_num(acc))}</p>" if _num(acc) is not None else "") + \
-        table_html(rows, [(k, k.replace("_", " ")) for k in keys])
+    body = "<p>Each student's most likely teachers among the candidates (p = calibrated confidence).</p>"
+    body += table_html(rows, [(k, k.replace("_", " ")) for k in keys])
+    metrics = emb.get("attribution_metrics")
+    mrows = [{"metric": k.replace("_", " "), "value": _num(v)} for k, v in metrics.items()] if isinstance(metrics, dict) else []
+    acc = _num(emb.get("attribution_accuracy"))
+    if acc is not None:
+        mrows.append({"metric": "attribution accuracy", "value": acc})
+    if _num(emb.get("who_wrote_accuracy")) is not None:
+        mrows.append({"metric": "who-wrote-this accuracy (held-out answers)", "value": _num(emb["who_wrote_accuracy"])})
+        if _num(emb.get("who_wrote_chance")) is not None:
+            mrows.append({"metric": "who-wrote-this chance level", "value": _num(emb["who_wrote_chance"])})
+    if mrows:
+        body += "<p>Against the documented lineage:</p>" + table_html(mrows, [("metric", "metric"), ("value", "value")])
+    s.body = body
     return s
 
 
@@ -791,8 +865,9 @@ def build_report(run_dir: str | Path | None, store_path: str | None = None, titl
     overview = _overview_section(run_dir, summaries) if run_dir else Section(
         "overview", "Run overview", '<p class="not-run">No run found: run <code>distill-kit run demo</code> first.</p>', ran=False)
     for sec in (overview, _ice_section(ice), _rse_section(rse),
-                _combined_section(ice, rse), _similarity_section(rse, emb), _umap_section(emb),
-                _lineage_section(emb), _attribution_section(emb), _examples_section(ice, store_path),
+                _combined_section(ice, rse), _similarity_section(rse, emb), _umap_section(emb, _step_link(written, "05")),
+                _lineage_section(emb, rse), _attribution_section(emb, _step_link(written, "05")),
+                _examples_section(ice, store_path),
                 _usage_section(store_path), _provenance_section(summaries)):
         rep.add(sec)
     return rep

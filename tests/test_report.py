@@ -130,3 +130,23 @@ def test_step_summary_found_by_writer_prefix_or_alias():
     assert report.step_summary(summaries, "04") == {"x": 2}  # a 04-* name wins over aliases
     assert report.step_summary(summaries, "04", {"04-rse": ["rse", "04-extra"]}) == {"rse": [], "x": 2}
     assert report.step_summary(summaries, "05") is None
+
+
+def test_lineage_tree_falls_back_to_rse_similarity_and_says_so():
+    rse = {"matrices": {"overall": [{"model": "a", "a": 5.0, "b": 4.0, "c": 2.0},
+                                    {"model": "b", "a": 4.0, "b": 5.0, "c": 2.5},
+                                    {"model": "c", "a": 2.0, "b": 2.5, "c": 5.0}]}}
+    sec = report._lineage_section({"tree_leaves": ["a", "b", "c"]}, rse)
+    assert sec.ran and len(sec.figures) == 1 and "RSE step" in sec.figures[0].caption
+    linkage, labels = report._tree_from_similarity(["a", "b", "c"], [[5, 4, 2], [4, 5, 2.5], [2, 2.5, 5]], (1, 5))
+    # a and b (similarity 4 of 5 -> distance 0.25) merge first; c joins at the mean distance to them
+    assert linkage[0][:3] == [0.0, 1.0, pytest.approx(0.25)]
+    assert linkage[1][2] == pytest.approx(1 - ((2 - 1) / 4 + (2.5 - 1) / 4) / 2)
+    assert report._lineage_section({"tree_leaves": ["a"]}, None).ran is False
+
+
+def test_embedding_section_without_points_links_to_the_step():
+    sec = report._umap_section({"homogenisation": [{"set": "all models", "index": 0.4, "accuracy": 0.5, "chance": 0.2, "n_models": 5}],
+                                "clusters": {"a": 0, "b": 0, "c": 1}}, report._step_link({"05-embed": ["x"]}, "05"))
+    assert 'href="html/05-embed.html"' in sec.body and "did not record map coordinates" in sec.body
+    assert "a, b" in sec.body and not sec.figures
