@@ -41,7 +41,14 @@ def main() -> None:
     ap.add_argument("--content-prompts", type=int, default=60, help="prompts for content (0 = skip content)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    figures: dict = {"data_dir": str(datasets.data_dir()), "cpus": os.cpu_count(), "python": platform.python_version()}
+    figures: dict = {"data_dir": str(datasets.data_dir()), "cpus": os.cpu_count(), "python": platform.python_version(),
+                     "load_average_1min_start": round(os.getloadavg()[0], 2)}
+    try:
+        import rapidfuzz  # noqa: F401
+
+        figures["edit_distance"] = "rapidfuzz"
+    except ImportError:
+        figures["edit_distance"] = "pure python"
 
     # ---- data -------------------------------------------------------------------------------
     (prompts, responses), t_load = _timed(
@@ -88,6 +95,8 @@ def main() -> None:
                        seconds_content_embed_and_features=round(t_embed, 2), seconds_content_pairs=round(t_pair_c, 2),
                        embedding_cache_before=cached_before)
     figures["seconds_full_matrix_total"] = round(t_feat + t_pair_ss + t_embed + t_pair_c, 2)
+    figures["cpu_seconds_process"] = round(time.process_time(), 2)
+    figures["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     figures["floors_measured"] = {**floors_ss, **floors_c}
     figures["floors_used"] = sim.LIKERT_FLOORS
     grans = [g for g in sim.GRANULARITIES if g in mats]
@@ -122,7 +131,9 @@ def main() -> None:
     figures["matrices"] = {g: {"models": models, "values": np.round(_matrix(mats[g])[1], 3).tolist()} for g in grans}
 
     # ---- readable output ---------------------------------------------------------------------
-    print("\nTimings (s): " + ", ".join(f"{k[8:]}={v}" for k, v in figures.items() if k.startswith("seconds_")))
+    print("\nTimings (s, wall clock): " + ", ".join(f"{k[8:]}={v}" for k, v in figures.items() if k.startswith("seconds_")))
+    print(f"process CPU time {figures['cpu_seconds_process']} s on {figures['cpus']} cores; load average "
+          f"{figures['load_average_1min_start']} -> {figures['load_average_1min_end']}; edit distance: {figures['edit_distance']}")
     print("1-5 floors (median similarity of unrelated answers): measured", figures["floors_measured"], "used", sim.LIKERT_FLOORS)
     hdr = f"{'model':34} {'role':9} {'teacher':22} " + " ".join(f"{g[:6]:>6}" for g in [*grans, 'overall']) + "  rank(o)  closest reference (overall)"
     print("\nSimilarity to the documented teacher (1-5) and the closest reference")

@@ -172,6 +172,11 @@ def levenshtein(a: str, b: str) -> int:
     """Edit distance (insert/delete/substitute, cost 1 each) between two strings."""
     if _rf_levenshtein is not None:
         return int(_rf_levenshtein.distance(a, b))
+    return _levenshtein_py(a, b)
+
+
+def _levenshtein_py(a: str, b: str) -> int:
+    """Pure-Python edit distance (two-row dynamic programme), used when rapidfuzz is absent."""
     if len(a) < len(b):
         a, b = b, a
     prev = list(range(len(b) + 1))

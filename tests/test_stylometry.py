@@ -162,3 +162,14 @@ def test_feature_similarity_rules() -> None:
     assert st.cosine(np.zeros(3), np.ones(3)) == 0.0
     with pytest.raises(ValueError):
         st.style_similarity(a, b)
+
+
+def test_pure_python_levenshtein_matches() -> None:
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        a = "".join(rng.choice("PUOHCuo") for _ in range(rng.randint(0, 12)))
+        b = "".join(rng.choice("PUOHCuo") for _ in range(rng.randint(0, 12)))
+        assert st._levenshtein_py(a, b) == st.levenshtein(a, b) == st._levenshtein_py(b, a)
+    assert st._levenshtein_py("", "abc") == 3 and st._levenshtein_py("flaw", "lawn") == 2
