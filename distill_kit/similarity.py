@@ -32,6 +32,7 @@ import csv
 import hashlib
 import io
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -581,12 +582,9 @@ def matrices(scores: PairwiseScores, likert: bool = True) -> dict[str, pl.DataFr
     names = scores.granularities + (["overall"] if likert else [])
     for g in names:
         arr = scores.likert(g) if likert else scores.sims[g]
-        with np.errstate(invalid="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mat = np.nanmean(arr, axis=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (no shared prompt) stay NaN
+            mat = np.nanmean(arr, axis=2)
         frame = pl.DataFrame({m: mat[:, k] for k, m in enumerate(scores.models)})
         out[g] = frame.insert_column(0, pl.Series("model", scores.models))
     return out
@@ -609,7 +607,6 @@ def long_scores(
     refs = [reference] if reference else scores.models
     lik = {g: scores.likert(g) for g in scores.granularities + ["overall"]}
     parts = []
-    P = len(scores.prompt_ids)
     for ref in refs:
         b = mi[ref]
         for test in scores.models:
@@ -636,7 +633,6 @@ def long_scores(
         df = df.join(labels, on="prompt_id", how="left")
     else:
         df = df.with_columns(pl.lit("prompts").alias("prompt_set"))
-    del P
     return df.select("prompt_set", "prompt_id", "test_model", "reference", *lik.keys())
 
 
