@@ -180,11 +180,12 @@ def test_notebook_resolution(workspace):
         pipeline.resolve_notebook("09", nb_dir)
 
 
-def test_shipped_configs_validate():
+def test_shipped_configs_validate_and_match_notebook_parameters(tmp_path: Path):
     for name in ("demo", "paper", "ci-small"):
-        cfg = load_run_config(PROJECT_ROOT / "configs" / "runs" / f"{name}.yaml")
-        assert cfg.steps, name
+        cfg = load_run_config(name)  # a bare name resolves to configs/runs/<name>.yaml
         assert cfg.steps[-1].notebook.startswith("06"), f"{name} should end with the report"
+        plans = pipeline.plan_run(cfg, tmp_path)  # resolves notebooks, rejects unknown parameters
+        assert all(p.parameters["store_path"].endswith(f"{cfg.run_id()}/store.sqlite") for p in plans)
 
 
 # ---------------------------------------------------------------- running
