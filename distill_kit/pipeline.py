@@ -180,7 +180,7 @@ def check_no_secrets(params: dict[str, Any], where: str) -> None:
         elif isinstance(value, (list, tuple)):
             for i, v in enumerate(value):
                 walk(v, f"{path}[{i}]")
-        elif isinstance(value, str) and (_SECRET_VALUE.search(value) or value in env_secrets):
+        elif isinstance(value, str) and (_SECRET_VALUE.search(value) or any(s in value for s in env_secrets)):
             raise ConfigError(
                 f"{where}: parameter {path!r} holds a value that looks like an API key; keys may only "
                 "come from environment variables"

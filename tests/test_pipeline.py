@@ -334,3 +334,21 @@ def test_second_runner_on_same_run_is_refused(workspace):
             run_pipeline(cfg, tmp / "runs", nb_dir, log=lambda m: None)
     finally:
         held.close()
+
+
+def test_config_rejects_secret_env_value_inside_longer_string(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("ACME_API_KEY", "zz-unusual-key-98765")
+    cfg = write_config(tmp_path / "s.yaml", "name: x\nsteps:\n  - notebook: '01'\n    parameters: {hdr: 'X zz-unusual-key-98765'}\n")
+    with pytest.raises(ConfigError, match="API key"):
+        load_run_config(cfg)
+
+
+def test_cli_plan_lists_steps(workspace):
+    tmp, nb_dir = workspace
+    cfg = write_config(tmp / "p.yaml", "name: plan\nsteps: [{notebook: '02'}, {notebook: '01'}]\n")
+    proc = _cli(["plan", str(cfg), "--notebooks-dir", str(nb_dir), "--runs-dir", str(tmp / "runs")])
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert f"run id: {load_run_config(cfg).run_id()}" in out
+    assert out.index("02-second.ipynb") < out.index("01-first.ipynb")
+    assert not (tmp / "runs").exists()  # planning writes nothing
