@@ -429,9 +429,10 @@ def build_profiles(
     for model, pid, resp in tqdm(rows, total=aligned.height, desc="style/structure features", disable=not progress):
         i, j = mi[model], pi[pid]
         present[i, j] = True
-        style[i, j] = st.style_vector(resp)
+        blocks = st.parse_blocks(resp)
+        style[i, j] = st.style_vector(resp, blocks)
         fw[i, j] = st.function_word_vector(resp)
-        skel[i][j] = st.skeleton(resp)
+        skel[i][j] = st.skeleton(blocks)
         texts[(i, j)] = resp
     prof = AnswerProfiles(models, prompt_ids, present, style, fw, skel)
     if not content:

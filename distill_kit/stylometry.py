@@ -312,11 +312,11 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text or "")]
 
 
-def sentences(text: str) -> list[str]:
+def sentences(text: str, blocks: Sequence[Block] | None = None) -> list[str]:
     """Sentences of an answer: code blocks and tables dropped, each list item / heading its own
     sentence, prose split after . ! ? followed by a capital or digit."""
     out: list[str] = []
-    for b in parse_blocks(text):
+    for b in parse_blocks(text) if blocks is None else blocks:
         if b.kind in ("code", "table", "rule"):
             continue
         body = _BOLD.sub(r"\2", b.text.replace("\n", " ")).strip()
@@ -338,9 +338,9 @@ def _classify(text: str, classes: dict[str, re.Pattern[str]], search: bool) -> i
     return 0
 
 
-def style_profile(text: str) -> dict[str, float]:
+def style_profile(text: str, blocks: Sequence[Block] | None = None) -> dict[str, float]:
     """The stylometric profile of one answer as ``{feature name: value}`` (see ``STYLE_FEATURES``)."""
-    blocks = parse_blocks(text)
+    blocks = parse_blocks(text) if blocks is None else blocks
     n_blocks = max(len(blocks), 1)
     kinds = [b.kind for b in blocks]
     toks = words(text)
@@ -348,7 +348,7 @@ def style_profile(text: str) -> dict[str, float]:
     per100 = 100.0 / max(n_words, 1)
     paras = [b for b in blocks if b.kind == "paragraph"]
     para_words = [len(words(b.text)) for b in paras]
-    sents = sentences(text)
+    sents = sentences(text, blocks)
     sent_len = np.array([max(len(words(s)), 1) for s in sents] or [0], dtype=float)
     n_sents = max(len(sents), 1)
     prose = "\n".join(b.text for b in blocks if b.kind not in ("code",))
@@ -377,9 +377,9 @@ def style_profile(text: str) -> dict[str, float]:
     }
 
 
-def style_vector(text: str) -> np.ndarray:
+def style_vector(text: str, blocks: Sequence[Block] | None = None) -> np.ndarray:
     """``style_profile`` as a vector ordered like ``STYLE_FEATURE_NAMES``."""
-    prof = style_profile(text)
+    prof = style_profile(text, blocks)
     return np.array([prof[n] for n in STYLE_FEATURE_NAMES], dtype=float)
 
 
