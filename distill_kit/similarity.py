@@ -707,7 +707,8 @@ def rse_table(
     ``prompt_set, test_model`` and ``score``; null/NaN scores (unparseable verdicts) are left out
     and counted in ``n_<set>``. Each cell is the mean with a 95% bootstrap CI over prompts
     (``<set>_lo``, ``<set>_hi``); ``mean`` is the mean of the set columns (the paper's Avg) with a
-    stratified bootstrap CI. Rows are sorted by ``mean``, highest first.
+    stratified bootstrap CI, null when the model lacks a set (a partial mean would not compare).
+    Rows are sorted by ``mean``, highest first.
     """
     from distill_kit.scores import bootstrap_ci
 
@@ -730,7 +731,7 @@ def rse_table(
             row[s] = float(v.mean())
             lo, hi = bootstrap_ci(v, np.mean, n_boot=n_boot, seed=seed) if v.size > 1 else (v[0], v[0])
             row[f"{s}_lo"], row[f"{s}_hi"] = float(lo), float(hi)
-        if groups:
+        if groups and len(groups) == len(sets):
             row["mean"] = float(np.mean([g.mean() for g in groups]))
             row["mean_lo"], row["mean_hi"] = _stratified_mean_ci(groups, n_boot, seed)
         else:

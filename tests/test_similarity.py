@@ -251,6 +251,11 @@ def test_rse_table_layout_and_mean() -> None:
     assert t["test_model"].to_list() == ["x", "y"]  # sorted by mean
     with pytest.raises(ValueError, match="need columns"):
         sim.rse_table(scores.drop("overall"))
+    partial = sim.rse_table(scores.filter(~((pl.col("test_model") == "y") & (pl.col("prompt_set") == "B"))),
+                            prompt_sets=["A", "B"], n_boot=50)
+    y = partial.filter(pl.col("test_model") == "y").to_dicts()[0]
+    assert y["B"] is None and y["n_B"] == 0 and y["mean"] is None and y["A"] == pytest.approx(1.5)
+    assert partial["test_model"].to_list() == ["x", "y"]
 
 
 def test_cluster_order_groups_blocks() -> None:
