@@ -149,11 +149,13 @@ def main() -> None:
     a = figures["teacher_attribution"]
     print(f"\nClosest reference (overall) = documented teacher: {a['closest_overall_is_teacher']}/{a['students_and_variants_with_teacher_in_data']}, "
           f"same product line: {a['closest_overall_is_teacher_line']}/{a['students_and_variants_with_teacher_in_data']}")
-    print("\nMean similarity (1-5) of each model to every reference, overall:")
     short = [r[:10] for r in references]
-    print(f"{'model':30} " + " ".join(f"{s:>10}" for s in short))
-    for m in models:
-        print(f"{m[:30]:30} " + " ".join(f"{overall[idx[m], idx[r]]:10.2f}" for r in references))
+    for g in [*grans, "overall"]:
+        mat = overall if g == "overall" else _matrix(mats[g])[1]
+        print(f"\nMean {g} similarity (1-5) of each model (rows) to every reference (columns):")
+        print(f"{'model':30} " + " ".join(f"{s:>10}" for s in short))
+        for m in models:
+            print(f"{m[:30]:30} " + " ".join(f"{mat[idx[m], idx[r]]:10.2f}" for r in references))
     print(json.dumps(figures, separators=(",", ":")))
 
 
