@@ -212,15 +212,34 @@ def umap_2d(
     return reducer.fit_transform(V).astype(np.float32)
 
 
+def prompt_residuals(frame: pl.DataFrame, vectors: np.ndarray) -> np.ndarray:
+    """Each vector minus the mean vector of all answers to the same prompt.
+
+    Raw answer embeddings cluster by *prompt* (content dominates); residuals show how each model
+    answers differently from the others, which is what lineage and homogenisation are about.
+    """
+    if len(frame) != len(vectors):
+        raise ValueError(f"frame has {len(frame)} rows but {len(vectors)} vectors were given")
+    V = np.asarray(vectors, dtype=np.float64)
+    prompts = np.asarray(frame["prompt"].to_list(), dtype=object)
+    out = np.empty_like(V)
+    for p in set(prompts.tolist()):
+        idx = np.flatnonzero(prompts == p)
+        out[idx] = V[idx] - V[idx].mean(axis=0)
+    return out
+
+
 def response_map(
     frame: pl.DataFrame, vectors: np.ndarray, *, seed: int = 0, n_neighbors: int = 15,
-    min_dist: float = 0.1, extra: Sequence[str] = (),
+    min_dist: float = 0.1, residual: bool = True, extra: Sequence[str] = (),
 ) -> pl.DataFrame:
     """Frame for the response map: x, y, model, prompt (escaped), preview (escaped first lines).
 
+    ``residual`` maps :func:`prompt_residuals` (model style) instead of raw vectors (prompt content).
     ``extra`` names further columns of ``frame`` to carry over (e.g. ``cluster``, ``dataset``).
     """
-    xy = umap_2d(vectors, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
+    V = prompt_residuals(frame, vectors) if residual else vectors
+    xy = umap_2d(V, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
     return pl.DataFrame({
         "x": xy[:, 0],
         "y": xy[:, 1],

@@ -14,8 +14,8 @@ def response_map(points: pl.DataFrame, centroids: pl.DataFrame | None = None, ti
     """UMAP scatter of responses coloured by model; hover shows model, prompt and the answer's first
     lines (already HTML-escaped by :func:`distill_kit.maps.response_map`). Centroids get a label."""
     base = alt.Chart(points.to_pandas()).mark_circle(size=28, opacity=0.55).encode(
-        x=alt.X("x:Q", axis=None),
-        y=alt.Y("y:Q", axis=None),
+        x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)),
+        y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", legend=alt.Legend(columns=1, labelLimit=220, symbolLimit=60)),
         tooltip=["model:N", "prompt:N", alt.Tooltip("preview:N", title="answer")],
     )
