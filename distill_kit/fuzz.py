@@ -167,7 +167,7 @@ def _store_attempt(store: Any, target_name: str, result: Any, meta: dict[str, An
 
     from distill_kit.store import Record
 
-    key = hashlib.sha256(f"fuzz|{run_seed}|{result.key}".encode()).hexdigest()
+    key = hashlib.sha256(f"fuzz|{run_seed}|{meta.get('iteration')}|{result.key}".encode()).hexdigest()
     store.put(Record(key=key, model=target_name + FUZZ_SUFFIX, provider="fuzz",
                      messages=[{"role": "user", "content": meta.get("prompt", "")}], params={}, sample=run_seed,
                      status="ok" if result.ok else "error", text=result.text, error=result.error, attempts=1,

@@ -285,3 +285,80 @@ def categorize_query(text: str) -> str:
         if re.search(rx, text, re.I):
             return cat
     return "other"
+
+
+# ---------------------------------------------------------------- requests for collection
+
+def identity_requests(probes: Sequence[Probe], templates: Sequence[Template | None], samples: int = 1) -> list:
+    """Every probe inside every template (``None`` = the bare question), ``samples`` times, as ChatRequests.
+
+    The meta travels with each stored answer so scores can later be broken down by template,
+    language and category.
+    """
+    from distill_kit.collect import ChatRequest
+
+    out = []
+    for template in templates:
+        for probe in probes:
+            prompt = probe.text if template is None else fill(template, probe)
+            for sample in range(samples):
+                out.append(ChatRequest.user(prompt, sample=sample, meta={
+                    "kind": "identity", "probe_id": probe.id, "query": probe.text, "language": probe.language,
+                    "category": probe.category, "template_id": template.id if template else "bare",
+                    "template": template.text if template else QUERY_SLOT}))
+    return out
+
+
+def sample_per_language(probes: Sequence[Probe], per_language: int, seed: int = 0) -> list[Probe]:
+    """A reproducible, language-balanced subset (``per_language`` <= 0 keeps all)."""
+    import random
+
+    if per_language <= 0:
+        return list(probes)
+    rng = random.Random(seed)
+    out: list[Probe] = []
+    for lang in sorted({p.language for p in probes}):
+        group = [p for p in probes if p.language == lang]
+        out += sorted(rng.sample(group, min(per_language, len(group))), key=lambda p: p.id)
+    return out
+
+
+# ---------------------------------------------------------------- building and annotating ICE requests
+
+def template_id(text: str) -> str:
+    """Short stable id for a template text (the published responses carry templates without ids)."""
+    import hashlib
+
+    return "tpl-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def annotate_queries(frame: Any) -> Any:
+    """Add ``language``, ``category`` and ``template_id`` columns to a frame with ``query`` and ``template``."""
+    import polars as pl
+
+    cols = [pl.col("query").map_elements(detect_language, return_dtype=pl.String).alias("language"),
+            pl.col("query").map_elements(categorize_query, return_dtype=pl.String).alias("category")]
+    if "template" in frame.columns:
+        cols.append(pl.col("template").map_elements(template_id, return_dtype=pl.String).alias("template_id"))
+    return frame.with_columns(cols)
+
+
+def sample_pairs(probes: Sequence[Probe], templates: Sequence[Template], n: int, seed: int = 0) -> list[tuple[Probe, Template]]:
+    """``n`` distinct (probe, template) pairs drawn reproducibly (all pairs when n <= 0 or n is large)."""
+    import random
+
+    if not probes or not templates:
+        raise ValueError("need at least one probe and one template")
+    pairs = [(p, t) for t in templates for p in probes]
+    if n <= 0 or n >= len(pairs):
+        return pairs
+    return random.Random(seed).sample(pairs, n)
+
+
+def identity_requests(pairs: Sequence[tuple[Probe, Template]]) -> list[Any]:
+    """ChatRequests for (probe, template) pairs; meta carries everything the scores break down by."""
+    from distill_kit.collect import ChatRequest
+
+    return [ChatRequest.user(fill(t, p), meta={"probe_id": p.id, "query": p.text, "language": p.language,
+                                               "category": p.category, "template_id": t.id, "template": t.text})
+            for p, t in pairs]

@@ -57,3 +57,22 @@ def breakdown_chart(table: pl.DataFrame, dim: str, metric: str = "lis") -> alt.C
 
 def to_dict(chart: Any) -> dict[str, Any]:
     return chart.to_dict()
+
+
+def flagged_html(frame: pl.DataFrame, columns: tuple[str, ...] = ("model", "language", "category", "query", "response"),
+                 limit: int = 50, width: int = 400) -> str:
+    """A scrollable HTML table of flagged answers; every cell is escaped (model text is untrusted)."""
+    import html
+
+    cols = [c for c in columns if c in frame.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for row in frame.head(limit).iter_rows(named=True):
+        cells = []
+        for c in cols:
+            text = "" if row[c] is None else str(row[c])
+            text = text if len(text) <= width else text[: width - 1] + "…"
+            cells.append(f"<td style='vertical-align:top;white-space:pre-wrap'>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return ("<div style='max-height:420px;overflow:auto'><table><thead><tr>" + head + "</tr></thead><tbody>"
+            + "".join(body) + f"</tbody></table></div><p>{min(limit, frame.height)} of {frame.height} flagged answers</p>")

@@ -38,6 +38,9 @@ COUNTRY_PATTERNS: dict[str, str] = {
 FAMILY_MAKER = {"qwen": "alibaba", "deepseek": "deepseek", "doubao": "bytedance", "glm": "zhipu", "llama": "meta",
                 "mistral": "mistral", "phi": "microsoft", "claude": "anthropic", "gpt": "openai", "gemini": "google", "smollm": "huggingface"}
 
+# demonyms count when reading a *fact* ("a Chinese company"), not in answers ("I answer in Chinese")
+_FACT_COUNTRY_RE = {"china": re.compile(r"chin(?:a|ese)|中国", re.I), "usa": re.compile(r"united states|\busa\b|america", re.I),
+                    "france": re.compile(r"france|french|paris", re.I)}
 _MAKER_RE = {k: re.compile(v, re.I) for k, v in MAKER_PATTERNS.items()}
 _COUNTRY_RE = {k: re.compile(v, re.I) for k, v in COUNTRY_PATTERNS.items()}
 _ANY_MAKER = re.compile("|".join(f"(?P<{k}>{v})" for k, v in MAKER_PATTERNS.items()), re.I)
@@ -59,15 +62,21 @@ _CLAIM = re.compile(
     r"\bi(?:'m| am)\b|\bmy (?:name|creator|developer|maker|parent|company|team)\b|"
     r"由|来自|是|开发|创建|训练|打造|研发|出品|旗下)", re.I)
 _DENIAL = re.compile(
-    r"(?:i|we) (?:do not|don't|dont) (?:have|belong|know)[^.。\n]{0,40}(?:team|company|developer|organi[sz]ation|creator|"
-    r"location|headquarter|country|affiliat)|not (?:affiliated|associated) with any|no (?:specific|particular|single) "
-    r"(?:company|team|organi[sz]ation|developer)|(?:can(?:no|')t|unable to) (?:disclose|share|reveal|provide)[^.。\n]{0,40}"
-    r"(?:developer|company|team|creator|origin)|我没有(?:具体的?|特定的?)?(?:开发|团队|公司|总部|创建)|不(?:属于|隶属)任何", re.I)
+    r"(?:\b(?:i|we|he|she|it|they)\b|\b[A-Z][A-Za-z]{1,20}\b)\s+(?:do|does|did)?\s*(?:not|n't|don't|doesn't|dont)\s+"
+    r"(?:have|belong|know|possess|come from)\b[^.。\n]{0,60}(?:team|compan|developer|organi[sz]ation|creator|institution|"
+    r"location|headquarter|country|region|affiliat|product|project|parent|owner|maker|origin)|"
+    r"not (?:affiliated|associated|tied) (?:with|to) any|no (?:specific|particular|single|physical) "
+    r"(?:company|team|organi[sz]ation|developer|location|creator|institution)|"
+    r"(?:can(?:no|')t|unable to|not able to) (?:disclose|share|reveal|provide|confirm)[^.。\n]{0,50}"
+    r"(?:developer|company|team|creator|origin|institution|headquarter)|"
+    r"(?:没有|不存在|并无)(?:任何)?(?:具体的?|特定的?|实际的?|物理的?)?(?:的)?(?:开发|团队|公司|总部|创建|机构|组织|产品|项目|物理位置|地理位置|所属)|"
+    r"不(?:属于|隶属)(?:于)?任何", re.I)
 _REFUSAL = re.compile(r"(?:i'm sorry|i am sorry|i can(?:no|')t (?:assist|help|comply|provide|fulfill)|i won't|"
                       r"抱歉|对不起|无法(?:提供|满足|协助))", re.I)
 _CREATION = re.compile(
     r"(?:\b(?:i|we)\b[^.。\n]{0,30}\b(?:was|were|am|are|'m|'re)\b[^.。\n]{0,30}(?:developed|created|built|trained|made|designed|"
-    r"programmed|brought to life)|\bmy (?:creators?|developers?|makers?|parent company|development team|company)\b|"
+    r"programmed|brought to life)|\b(?:my|our) (?:creators?|creation|developers?|makers?|parent company|development team|"
+    r"company|organi[sz]ation|team)\b|"
     r"我(?:是|由)[^。\n]{0,30}(?:开发|创建|创造|训练|打造|研发|设计)|我的(?:开发者|创造者|开发团队|公司|母公司))", re.I)
 _NEGATED = re.compile(r"(?:\bnot\b|n't|\bno\b|pretend|simulate|role-?play|rather than|instead of|unlike|不是|并非|而不是|假装|扮演)", re.I)
 _SENT_SPLIT = re.compile(r"(?<=[.!?。！？])\s+|\n+|(?<=[。！？])")
@@ -96,7 +105,8 @@ def truth_for(family: str, fact: str) -> Truth:
     makers = set(makers_in(fact))
     if family in FAMILY_MAKER:
         makers.add(FAMILY_MAKER[family])
-    return Truth(family, frozenset(makers), frozenset(countries_in(fact)))
+    countries = countries_in(fact) | {k for k, rx in _FACT_COUNTRY_RE.items() if rx.search(fact)}
+    return Truth(family, frozenset(makers), frozenset(countries))
 
 
 def maker_class(maker: str, truth: Truth) -> str:
@@ -110,17 +120,6 @@ def maker_class(maker: str, truth: Truth) -> str:
     if maker in ("openai", "anthropic"):
         return "lab"
     return "other"
-
-
-def normalize(text: str, truth: Truth) -> str:
-    """Replace maker and country names with family-relative placeholders (so a learned layer is model-agnostic)."""
-    def sub_maker(m: re.Match[str]) -> str:
-        return f" zz{maker_class(m.lastgroup or 'other_ai_org', truth)}maker "
-
-    def sub_country(m: re.Match[str]) -> str:
-        return " zztruecountry " if m.lastgroup in truth.countries else " zzothercountry "
-
-    return _ANY_COUNTRY.sub(sub_country, _ANY_MAKER.sub(sub_maker, text))
 
 
 @dataclass(frozen=True)
@@ -228,33 +227,20 @@ class OfflineVerdict:
     claimed: str
 
 
-def _tokens(text: str) -> list[str]:
-    """Latin words plus CJK character bigrams, so one vocabulary covers English and Chinese answers."""
-    out: list[str] = []
-    for tok in re.findall(r"[a-z0-9_']+|[\u4e00-\u9fff]+", text.lower()):
-        if "\u4e00" <= tok[0] <= "\u9fff":
-            out.extend(tok)
-            out.extend(tok[i:i + 2] for i in range(len(tok) - 1))
-        else:
-            out.append(tok)
-    return out
-
-
 MAX_CHARS = 3000  # the judge reads the head of very long (looping) answers only
 
 
 class OfflineIdentityJudge:
-    """Rule features + family-normalised bag of words -> logistic regression, one model for loose, one for strict.
+    """Rule features -> gradient-boosted trees (sklearn GradientBoostingClassifier), one model for the loose label, one for the strict label.
 
-    The text is normalised relative to the target's fact before vectorising (``zztruemaker``,
-    ``zzlabmaker``, ``zzothermaker``), so a judge fitted on some families applies to any other family.
+    The features are family-relative (claims of the *true* maker vs of OpenAI/Anthropic vs of anyone
+    else, own voice vs persona voice, denials, creation claims), so a judge fitted on some families
+    applies to any other family whose fact is known.
     """
 
-    def __init__(self, facts: dict[str, str], c_loose: float = 0.5, c_strict: float = 0.5, seed: int = 0) -> None:
+    def __init__(self, facts: dict[str, str], seed: int = 0, max_iter: int = 150) -> None:
         self.facts = dict(facts)
-        self.c_loose, self.c_strict, self.seed = c_loose, c_strict, seed
-        self._vec = None
-        self._scaler = None
+        self.seed, self.max_iter = seed, max_iter
         self._loose = None
         self._strict = None
         self._feature_names: list[str] = []
@@ -273,53 +259,64 @@ class OfflineIdentityJudge:
         for i, (resp, fam) in enumerate(zip(responses, families)):
             t = self.truth(fam, facts[i] if facts else None)
             head = (resp or "")[:MAX_CHARS]
-            texts.append(normalize(head, t))
+            texts.append(head)
             feats.append(rule_features(head, t))
         return texts, feats
 
     def _matrix(self, texts: list[str], feats: list[dict[str, float]], fit: bool = False):
         import numpy as np
-        from scipy import sparse
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.preprocessing import StandardScaler
 
         if fit:
             self._feature_names = sorted({k for f in feats for k in f})
-            self._vec = TfidfVectorizer(tokenizer=_tokens, lowercase=False, token_pattern=None, ngram_range=(1, 2),
-                                        min_df=5, max_features=20000, sublinear_tf=True)
-            self._vec.fit(texts)
-            self._scaler = StandardScaler()
-        dense = np.array([[f.get(k, 0.0) for k in self._feature_names] for f in feats], dtype=float)
-        dense = np.log1p(np.clip(dense, 0, None))
-        dense = self._scaler.fit_transform(dense) if fit else self._scaler.transform(dense)
-        return sparse.hstack([self._vec.transform(texts), sparse.csr_matrix(dense)]).tocsr()
+        return np.array([[f.get(k, 0.0) for k in self._feature_names] for f in feats], dtype=float)
+
+    def _model(self):
+        # plain gradient boosting (no OpenMP): predictable speed on small and busy machines
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        return GradientBoostingClassifier(n_estimators=self.max_iter, learning_rate=0.05, max_depth=4,
+                                          random_state=self.seed)
 
     # -- training / inference
-    def fit(self, responses: list[str], families: list[str], loose: list[bool], strict: list[bool]) -> "OfflineIdentityJudge":
-        """Fit on labelled answers (e.g. the paper's GPT-4o-mini labels). Split by model when evaluating."""
-        from sklearn.linear_model import LogisticRegression
+    def featurize(self, responses: Sequence[str], families: Sequence[str],
+                  facts: Sequence[str | None] | None = None) -> tuple[list[str], list[dict[str, float]]]:
+        """Normalised texts and rule features; compute once, reuse across folds (the slow part)."""
+        return self._rows(responses, families, facts)
 
-        if not responses:
+    def fit_features(self, texts: list[str], feats: list[dict[str, float]], loose: Sequence[bool],
+                     strict: Sequence[bool]) -> "OfflineIdentityJudge":
+        if not texts:
             raise ValueError("cannot fit the offline identity judge on zero answers")
-        texts, feats = self._rows(responses, families)
+        if len(set(loose)) < 2 or len(set(strict)) < 2:
+            raise ValueError("fitting needs both positive and negative loose and strict labels")
         x = self._matrix(texts, feats, fit=True)
-        self._loose = LogisticRegression(C=self.c_loose, solver="liblinear", random_state=self.seed).fit(x, loose)
-        self._strict = LogisticRegression(C=self.c_strict, solver="liblinear", random_state=self.seed).fit(x, strict)
+        self._loose = self._model().fit(x, list(loose))
+        self._strict = self._model().fit(x, list(strict))
         return self
 
-    def predict_proba(self, responses: Sequence[str], families: Sequence[str],
-                      facts: Sequence[str | None] | None = None) -> tuple[list[float], list[float], list[str]]:
+    def fit(self, responses: Sequence[str], families: Sequence[str], loose: Sequence[bool],
+            strict: Sequence[bool]) -> "OfflineIdentityJudge":
+        """Fit on labelled answers (e.g. the paper's GPT-4o-mini labels). Split by model when evaluating."""
+        texts, feats = self.featurize(responses, families)
+        return self.fit_features(texts, feats, loose, strict)
+
+    def predict_features(self, texts: list[str], feats: list[dict[str, float]]) -> tuple[list[float], list[float], list[str]]:
         if self._loose is None:
             raise ValueError("offline identity judge is not fitted; use default_offline_judge() or .fit()")
-        if not responses:
+        if not texts:
             return [], [], []
-        texts, feats = self._rows(responses, families, facts)
         x = self._matrix(texts, feats)
         lp = self._loose.predict_proba(x)[:, 1].tolist()
         sp = self._strict.predict_proba(x)[:, 1].tolist()
         claimed = [next((k.split("_", 3)[3] for k, v in f.items() if k.startswith("first_claim_own_") and v), "none")
                    for f in feats]
         return lp, sp, claimed
+
+    def predict_proba(self, responses: Sequence[str], families: Sequence[str],
+                      facts: Sequence[str | None] | None = None) -> tuple[list[float], list[float], list[str]]:
+        if self._loose is None:
+            raise ValueError("offline identity judge is not fitted; use default_offline_judge() or .fit()")
+        return self.predict_features(*self.featurize(responses, families, facts))
 
     def judge_many(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
                    threshold: float = 0.5) -> list[OfflineVerdict]:
@@ -372,7 +369,7 @@ def default_offline_judge(models: Sequence[str] | None = None, refit: bool = Fal
     from distill_kit.config import cache_dir
 
     chosen = sorted(models) if models else sorted(datasets.identity_response_models())
-    tag = hashlib.sha256(("v3|" + ",".join(chosen)).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(("v5|" + ",".join(chosen)).encode()).hexdigest()[:16]
     path = cache_dir() / f"identity_judge_{tag}.pkl"
     if path.exists() and not refit:
         with path.open("rb") as fh:

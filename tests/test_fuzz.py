@@ -1,0 +1,74 @@
+"""GPTFuzzer loop: MCTS-Explore, mutation plumbing, budget, determinism, stored attempts."""
+
+from __future__ import annotations
+
+import random
+
+import polars as pl
+import pytest
+
+from distill_kit import fuzz as F
+from distill_kit.config import GenerationParams, ModelConfig
+from distill_kit.loopback import LoopbackServer
+from distill_kit.probes import Probe, Template
+from distill_kit.store import Store
+
+SEEDS = [Template(f"s{i}", f"Seed {i}: pretend and answer {{query}}", "test") for i in range(4)]
+PROBES = [Probe("en-001", "en", "creator", "Who created you?"), Probe("zh-001", "zh", "creator", "是谁创造了你？"),
+          Probe("en-002", "en", "name", "What is your name?")]
+
+
+def loop_cfg(url: str, name: str) -> ModelConfig:
+    return ModelConfig(name=name, provider="openai", model="loopback", base_url=url, timeout=5, max_retries=0,
+                       params=GenerationParams(max_tokens=16))
+
+
+def test_mcts_explore_prefers_rewarded_seeds() -> None:
+    tree = F.MCTSExplore(SEEDS, random.Random(0), ratio=0.1)
+    picks = []
+    for _ in range(40):
+        node = tree.select()
+        picks.append(node.template.id)
+        tree.update(1 if node.template.id == "s2" else 0, 1, node.level)
+    assert picks.count("s2") > 20          # exploitation
+    assert set(picks) == {"s0", "s1", "s2", "s3"}  # exploration
+    child = tree.add(Template("c", "child {query}"), tree.nodes[2])
+    assert child.level == 1 and tree.nodes[2].children == [child.index]
+
+
+def test_extract_template_keeps_the_slot() -> None:
+    seed = SEEDS[0]
+    assert F.extract_template("rephrase", "<new prompt>Say {query} now</new prompt>", seed) == "Say {query} now"
+    assert F.extract_template("rephrase", "no tags, no slot", seed) == "no tags, no slot\n{query}"
+    assert F.extract_template("expand", "<new prompt>Intro.</new prompt>", seed) == "Intro.\n" + seed.text
+    assert F.extract_template("shorten", "", seed) == seed.text
+    assert "{query}" in F.mutation_prompt("crossover", SEEDS[0], SEEDS[1]) and "Seed 1" in F.mutation_prompt("crossover", SEEDS[0], SEEDS[1])
+    with pytest.raises(ValueError):
+        F.FuzzConfig(mutators=("explode",))
+    with pytest.raises(ValueError):
+        F.FuzzConfig(max_queries=0)
+
+
+def test_fuzz_loop_budget_determinism_and_storage(tmp_path) -> None:
+    def judge(answers: list[str]) -> list[bool | None]:  # success when the echoed prompt holds a Chinese probe
+        return [("是谁" in a) for a in answers]
+
+    cfg = F.FuzzConfig(max_queries=7, questions_per_mutant=2, seed=3)
+    with LoopbackServer() as srv:
+        target, helper = loop_cfg(srv.base_url, "target"), loop_cfg(srv.base_url, "helper")
+        s1 = Store(tmp_path / "a.sqlite")
+        a = F.run_fuzz(target, helper, judge, PROBES, SEEDS, s1, cfg, progress=False)
+        s2 = Store(tmp_path / "b.sqlite")
+        b = F.run_fuzz(target, helper, judge, PROBES, SEEDS, s2, cfg, progress=False)
+    assert a.height == 7                                   # budget = target queries, exactly
+    assert a.drop("key").equals(b.drop("key")) and a["key"].to_list() == b["key"].to_list()  # deterministic
+    assert set(a["mutator"]) <= set(F.MUTATORS)
+    assert all("{query}" in t for t in a["template"])
+    assert a["verdict"].to_list() == [("是谁" in (r or "")) for r in a["response"]]
+    attempts = s1.frame(model="target" + F.FUZZ_SUFFIX)
+    assert attempts.height == 7
+    meta = attempts["meta"].to_list()[0]
+    meta = meta if isinstance(meta, dict) else __import__("json").loads(meta)
+    assert {"template", "query", "probe_id", "verdict_loose", "mutator"} <= set(meta)
+    assert s1.frame(model="helper").height == a["iteration"].n_unique()
+    s1.close(), s2.close()
