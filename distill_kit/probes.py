@@ -287,28 +287,6 @@ def categorize_query(text: str) -> str:
     return "other"
 
 
-# ---------------------------------------------------------------- requests for collection
-
-def identity_requests(probes: Sequence[Probe], templates: Sequence[Template | None], samples: int = 1) -> list:
-    """Every probe inside every template (``None`` = the bare question), ``samples`` times, as ChatRequests.
-
-    The meta travels with each stored answer so scores can later be broken down by template,
-    language and category.
-    """
-    from distill_kit.collect import ChatRequest
-
-    out = []
-    for template in templates:
-        for probe in probes:
-            prompt = probe.text if template is None else fill(template, probe)
-            for sample in range(samples):
-                out.append(ChatRequest.user(prompt, sample=sample, meta={
-                    "kind": "identity", "probe_id": probe.id, "query": probe.text, "language": probe.language,
-                    "category": probe.category, "template_id": template.id if template else "bare",
-                    "template": template.text if template else QUERY_SLOT}))
-    return out
-
-
 def sample_per_language(probes: Sequence[Probe], per_language: int, seed: int = 0) -> list[Probe]:
     """A reproducible, language-balanced subset (``per_language`` <= 0 keeps all)."""
     import random

@@ -21,7 +21,7 @@ def test_collect_notebook_fills_the_store_and_resumes(run_notebook, tmp_path, da
     # 2 probes (en, zh) x (bare + 1 template) + 1 RSE prompt
     assert store.count(model="smollm2-local", status="ok") == 5
     frame = store.frame()
-    assert set(frame.filter(frame["kind"] == "identity")["language"]) == {"en", "zh"}
+    assert set(frame.filter(frame["probe_id"].is_not_null())["language"]) == {"en", "zh"}
     summary = json.loads((tmp_path / "run" / "summary" / "collect.json").read_text())
     assert summary["identity_prompts_per_model"] == 4 and summary["usage"][0]["tokens_out"] > 0
     run_notebook("02-collect-responses.ipynb", params)  # second run: everything comes from the store
