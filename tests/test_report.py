@@ -150,3 +150,14 @@ def test_embedding_section_without_points_links_to_the_step():
                                 "clusters": {"a": 0, "b": 0, "c": 1}}, report._step_link({"05-embed": ["x"]}, "05"))
     assert 'href="html/05-embed.html"' in sec.body and "did not record map coordinates" in sec.body
     assert "a, b" in sec.body and not sec.figures
+
+
+def test_embedding_tree_and_points_from_step_05_are_drawn():
+    emb = {"tree": {"models": ["a", "b", "c"], "linkage": [[0, 1, 0.2, 2], [2, 3, 0.6, 3]]},
+           "umap": [{"model": "a", "x": 0.1, "y": 0.2, "preview": XSS}, {"model": "b", "x": 1.0, "y": -1.0}]}
+    tree = report._lineage_section(emb, None)
+    assert tree.ran and "embedding step" in tree.figures[0].caption
+    umap = report._umap_section(emb)
+    assert umap.figures and "2 answers" in umap.body
+    spec = json.dumps(report.chart_spec(umap.figures[0].chart))
+    assert XSS not in spec  # only model, x, y are carried into the chart
