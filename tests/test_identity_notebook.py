@@ -1,0 +1,28 @@
+"""Notebook 03 (identity scores) headless under papermill: replay always, live when the local model is installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+
+def test_notebook_03_runs_headless(run_notebook, data_dir: Path, tmp_path: Path) -> None:
+    live = importlib.util.find_spec("llama_cpp") is not None
+    run = tmp_path / "run"
+    out = run_notebook("03-identity-scores.ipynb", {
+        "models": "phi-4,qwen2.5-14b-instruct", "judge": "rules", "source": "both" if live else "replay",
+        "sample_size": 40, "live_sample": 2, "live_max_tokens": 24, "run_dir": str(run),
+        "store_path": str(tmp_path / "s.sqlite")})
+    nb = json.loads(Path(out).read_text())
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] if c["cell_type"] == "code"
+                   for o in c.get("outputs", []))
+    assert "flagged answers" in html and "<script" not in html.split("flagged answers")[0].split("<table>")[-1]
+    summary = json.loads(next(run.rglob("*identity_scores*.json")).read_text())
+    payload = summary.get("payload", summary)
+    replay = {r["model"]: r for r in payload["replay"]}
+    assert set(replay) == {"phi-4", "qwen2.5-14b-instruct"}
+    assert all(r["n"] == 40 and 0 <= r["lis_lo"] <= r["lis"] <= r["lis_hi"] <= 1 for r in replay.values())
+    assert replay["phi-4"]["lis_paper"] == 0.22
+    if live:
+        assert payload["live"][0]["n"] + payload["live_errors"] >= 1
