@@ -165,15 +165,14 @@ def test_judge_real_http_smollm2(tmp_path: Path) -> None:
     except ConfigError as exc:
         pytest.skip(str(exc))
     judge = base.model_copy(update={"params": base.params.model_copy(update={"max_tokens": 40})})
-    pairs = pl.DataFrame({
-        "prompt_set": ["s"] * 2, "prompt_id": ["p1", "p2"], "prompt": ["Name a fruit.", "What is 2+2?"],
-        "test_model": ["a", "a"], "reference": ["ref", "ref"],
-        "test_answer": ["An apple.", "4"], "reference_answer": ["A banana.", "2 + 2 = 4."],
+    pairs = pl.DataFrame({  # one pair: each call costs ~10-20 s of CPU on a busy 2-core machine
+        "prompt_set": ["s"], "prompt_id": ["p1"], "prompt": ["Name a fruit."],
+        "test_model": ["a"], "reference": ["ref"], "test_answer": ["An apple."], "reference_answer": ["A banana."],
     })
     with Store(tmp_path / "s.sqlite") as store:
         out = js.judge_pairs(judge, pairs, store, max_attempts=2, progress=False)
         stored = store.frame(model=judge.name)
-    assert out.height == 2
+    assert out.height == 1
     for r in out.to_dicts():
         assert r["status"] in ("ok", "unparseable")
         assert r["raw"]  # the model really answered
