@@ -12,7 +12,7 @@ def test_notebook_03_runs_headless(run_notebook, data_dir: Path, tmp_path: Path)
     run = tmp_path / "run"
     out = run_notebook("03-identity-scores.ipynb", {
         "models": "phi-4,qwen2.5-14b-instruct", "judge": "rules", "source": "both" if live else "replay",
-        "sample_size": 40, "live_sample": 2, "live_max_tokens": 24, "run_dir": str(run),
+        "sample_size": 40, "live_sample": 1, "live_max_tokens": 16, "run_dir": str(run),
         "store_path": str(tmp_path / "s.sqlite")})
     nb = json.loads(Path(out).read_text())
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] if c["cell_type"] == "code"

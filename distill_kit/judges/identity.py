@@ -280,7 +280,7 @@ class OfflineIdentityJudge:
     # -- training / inference
     def featurize(self, responses: Sequence[str], families: Sequence[str],
                   facts: Sequence[str | None] | None = None) -> tuple[list[str], list[dict[str, float]]]:
-        """Normalised texts and rule features; compute once, reuse across folds (the slow part)."""
+        """Answer heads and their rule features; compute once, reuse across folds (the slow part)."""
         return self._rows(responses, families, facts)
 
     def fit_features(self, texts: list[str], feats: list[dict[str, float]], loose: Sequence[bool],
@@ -496,6 +496,14 @@ class LLMIdentityJudge:
 
 # ---------------------------------------------------------------- frame-level convenience
 
+def _strict_given_loose(loose: bool | None, strict: bool | None) -> bool | None:
+    """Strict counts only loose positives (as in the paper); unknown stays unknown unless loose is a clear 0."""
+    if loose is None:
+        return None
+    if not loose:
+        return False
+    return strict
+
 def judge_frame(frame: Any, judge: Any = "offline", facts: dict[str, str] | None = None,
                 store: Any = None, fact_column: str | None = None) -> Any:
     """Add ``pred_loose``/``pred_strict`` (nullable bool) to a frame with ``response`` and ``family`` columns.
@@ -526,8 +534,7 @@ def judge_frame(frame: Any, judge: Any = "offline", facts: dict[str, str] | None
     fl = [(fact_list[i] if fact_list else None) or facts.get(f, "") for i, f in enumerate(families)]
     loose = LLMIdentityJudge(judge, store, "loose").judge_many(responses, fl)
     strict = LLMIdentityJudge(judge, store, "strict").judge_many(responses)
-    both = [None if a.value is None else (a.value and bool(b.value)) if b.value is not None or not a.value else None
-            for a, b in zip(loose, strict)]
+    both = [_strict_given_loose(a.value, b.value) for a, b in zip(loose, strict)]
     return frame.with_columns(pl.Series("pred_loose", [v.value for v in loose], dtype=pl.Boolean),
                               pl.Series("pred_strict", both, dtype=pl.Boolean),
                               pl.Series("judge_status", [v.status for v in loose]))
