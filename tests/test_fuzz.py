@@ -72,3 +72,14 @@ def test_fuzz_loop_budget_determinism_and_storage(tmp_path) -> None:
     assert {"template", "query", "probe_id", "verdict_loose", "mutator"} <= set(meta)
     assert s1.frame(model="helper").height == a["iteration"].n_unique()
     s1.close(), s2.close()
+
+
+def test_success_judge_adapters(tmp_path) -> None:
+    from distill_kit.judges.identity import RuleIdentityJudge
+
+    fact = "I am SmolLM2, a small language model developed by Hugging Face."
+    judge = F.offline_success_judge("smollm", fact, RuleIdentityJudge({}))
+    assert judge(["I am ChatGPT, developed by OpenAI.", "I am SmolLM2 from Hugging Face.", ""]) == [True, False, False]
+    with LoopbackServer() as srv:  # echoing judge: never a single verdict tag -> None, not a success
+        llm = F.llm_success_judge(loop_cfg(srv.base_url, "judge"), Store(tmp_path / "j.sqlite"), fact)
+        assert llm(["I am ChatGPT."]) == [None]
