@@ -737,8 +737,11 @@ def rse_table(
         else:
             row["mean"] = row["mean_lo"] = row["mean_hi"] = None
         rows.append(row)
-    cols = ["test_model"] + [c for s in sets for c in (s, f"{s}_lo", f"{s}_hi", f"n_{s}")] + ["mean", "mean_lo", "mean_hi"]
-    return pl.DataFrame(rows).select(cols).sort("mean", descending=True, nulls_last=True)
+    schema: dict[str, Any] = {"test_model": pl.Utf8}
+    for s in sets:
+        schema.update({s: pl.Float64, f"{s}_lo": pl.Float64, f"{s}_hi": pl.Float64, f"n_{s}": pl.Int64})
+    schema.update({"mean": pl.Float64, "mean_lo": pl.Float64, "mean_hi": pl.Float64})
+    return pl.DataFrame(rows, schema=schema).sort("mean", descending=True, nulls_last=True)
 
 
 def cluster_order(matrix: pl.DataFrame) -> list[str]:

@@ -256,6 +256,11 @@ def test_rse_table_layout_and_mean() -> None:
     y = partial.filter(pl.col("test_model") == "y").to_dicts()[0]
     assert y["B"] is None and y["n_B"] == 0 and y["mean"] is None and y["A"] == pytest.approx(1.5)
     assert partial["test_model"].to_list() == ["x", "y"]
+    # a judge whose every verdict was unparseable: the model is listed with n = 0, no number made up
+    none = sim.rse_table(scores.with_columns(pl.lit(None, dtype=pl.Float64).alias("overall")), prompt_sets=["A"])
+    assert none["test_model"].to_list() == ["x", "y"] and none["n_A"].to_list() == [0, 0]
+    assert none["A"].is_null().all() and none["mean"].is_null().all()
+    assert sim.rse_table(scores.head(0), prompt_sets=["A"]).height == 0
 
 
 def test_cluster_order_groups_blocks() -> None:
