@@ -128,7 +128,7 @@ def main() -> None:
               f"{_fmt(mean['auroc_distilled_and_variants_vs_controls']):>8}{_fmt(mean['sibling_top1_line']):>8}")
     print("(top1L/top3L: by product line; conf: mean calibrated confidence of the top pick; AUROC: distillation score,"
           " students vs human-data controls; +v: students and variants; sibling: references-only calibration task)")
-    default = "+".join(lineage.DEFAULT_SIGNALS)
+    default = "+".join(lineage.DEFAULT_SIGNALS_WITH_EMBEDDINGS)
     print(f"\nDefault ({default}) top-1 picks, seed {seeds[0]}:")
     for s, pick in runs[0]["signals"][default]["top1_pick"].items():
         print(f"  {s:<34} -> {pick:<28} documented: {labels.truth.get(s, '(control)')}")

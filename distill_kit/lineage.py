@@ -38,6 +38,9 @@ import polars as pl
 
 SIGNALS = ("paired", "ngram", "style", "embedding")
 DEFAULT_SIGNALS = ("paired",)
+"""Default without embeddings; with embeddings the default is ``("paired", "embedding")``. Both were
+picked as the best references-only sibling-task accuracy in ``benchmarks/bench_lineage.py``."""
+DEFAULT_SIGNALS_WITH_EMBEDDINGS = ("paired", "embedding")
 
 _RENAMES = {"instruction": "prompt", "query": "prompt", "output": "text", "answer": "text", "response": "text"}
 
@@ -523,7 +526,7 @@ def attribute(
     lines: Mapping[str, str] | None = None,
     fit_fraction: float = 0.5,
     seed: int = 0,
-    signals: Sequence[str] = DEFAULT_SIGNALS,
+    signals: Sequence[str] | None = None,
     hubness_k: int | None = 3,
     prompts: Sequence[str] | None = None,
     embeddings: Mapping[tuple[str, str], np.ndarray] | None = None,
@@ -537,7 +540,8 @@ def attribute(
     ``frame`` is a long responses frame (see :func:`standardise`). ``lines`` (candidate -> product
     line) enables temperature calibration on :func:`sibling_task`; without it (and without an
     explicit ``temperature``) the temperature is 1. ``hubness_k=None`` turns the correction off.
-    Pass ``features`` (from :func:`build_features`) to reuse vectors across calls.
+    Pass ``features`` (from :func:`build_features`) to reuse vectors across calls. ``signals=None``
+    means ``DEFAULT_SIGNALS_WITH_EMBEDDINGS`` when embeddings are available, else ``DEFAULT_SIGNALS``.
     """
     students, candidates = list(dict.fromkeys(students)), list(dict.fromkeys(candidates))
     if not students or len(candidates) < 2:
@@ -545,9 +549,10 @@ def attribute(
     overlap = set(students) & set(candidates)
     if overlap:
         raise ValueError(f"models cannot be both student and candidate: {sorted(overlap)}")
-    unknown = set(signals) - set(SIGNALS)
-    if unknown or not signals:
-        raise ValueError(f"unknown signals {sorted(unknown)}; choose from {SIGNALS}")
+    if signals is not None:
+        unknown = set(signals) - set(SIGNALS)
+        if unknown or not signals:
+            raise ValueError(f"unknown signals {sorted(unknown)}; choose from {SIGNALS}")
     models = [*candidates, *students]
     if features is None:
         frame = standardise(frame)
@@ -559,10 +564,12 @@ def attribute(
         fit, score = split_prompts(pool, fit_fraction, seed)
         features = build_features(
             frame, models, fit, score, max_features=max_features, char_ngrams=char_ngrams,
-            with_style="style" in signals, embeddings=embeddings,
+            with_style="style" in (signals or ()), embeddings=embeddings,
         )
     elif not set(models) <= set(features.models):
         raise ValueError("features were built for other models than the ones asked for")
+    if signals is None:
+        signals = DEFAULT_SIGNALS_WITH_EMBEDDINGS if features.embed_pairs else DEFAULT_SIGNALS
     sig: dict[str, np.ndarray] = {}
     cc_sig: dict[str, np.ndarray] = {}
     for name in signals:
