@@ -54,8 +54,10 @@ def main() -> int:
     # throughput: a fitted judge on every published answer, featurise + predict
     full = OfflineIdentityJudge(facts).fit_features(texts, feats, loose, strict)
     t = time.perf_counter()
-    full.judge_many(responses, families)
+    fitted = full.judge_many(responses, families)
     judge_s = time.perf_counter() - t
+    in_l = np.array([v.loose for v in fitted])
+    in_s = np.array([v.strict for v in fitted])
 
     rows = []
     for m in models:
@@ -76,6 +78,9 @@ def main() -> int:
     overall = {"n": len(texts),
                "loose": scores.agreement(pred_l, loose), "strict": scores.agreement(pred_s, strict),
                "rules_loose": scores.agreement(rule_l, loose), "rules_strict": scores.agreement(rule_s, strict),
+               "in_sample_loose": scores.agreement(in_l, loose), "in_sample_strict": scores.agreement(in_s, strict),
+               "in_sample_max_abs_lis_diff": max(abs(float(in_l[model_col == m].mean() - loose[model_col == m].mean()))
+                                                 for m in models),
                "max_abs_lis_diff": max(abs(r["lis_diff"]) for r in rows),
                "models_within_0.03": sum(abs(r["lis_diff"]) <= 0.03 for r in rows),
                "featurize_s": featurize_s, "judge_s": judge_s,
@@ -94,6 +99,8 @@ def main() -> int:
     print(f"overall loose: acc {overall['loose']['accuracy']:.3f} kappa {overall['loose']['kappa']:.3f} | "
           f"strict: acc {overall['strict']['accuracy']:.3f} kappa {overall['strict']['kappa']:.3f} | "
           f"rules-only loose kappa {overall['rules_loose']['kappa']:.3f}")
+    print(f"in-sample (fitted on all models, not a fair estimate): loose kappa {overall['in_sample_loose']['kappa']:.3f}, "
+          f"strict kappa {overall['in_sample_strict']['kappa']:.3f}, max |LIS diff| {overall['in_sample_max_abs_lis_diff']:.3f}")
     print(f"LIS within ±0.03 of labels: {overall['models_within_0.03']}/{len(rows)} models "
           f"(max |diff| {overall['max_abs_lis_diff']:.3f})")
     print(f"throughput: {overall['throughput_responses_per_s']:.1f} responses/s "
