@@ -8,8 +8,8 @@ request after ``timeout`` seconds, and writes each answer (or its final error) t
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -123,14 +123,37 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
     return [results[k] for k in keys]
 
 
+_worker: tuple[threading.Thread, asyncio.AbstractEventLoop] | None = None
+_worker_lock = threading.Lock()
+
+
+def _worker_loop() -> asyncio.AbstractEventLoop:
+    """One long-lived event-loop thread per process.
+
+    It must outlive every call: a local llama.cpp server dies with the thread that started it
+    (PR_SET_PDEATHSIG is per thread), so a throw-away thread per call would kill it between calls.
+    """
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker[0].is_alive():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="distill-kit-collect", daemon=True)
+            thread.start()
+            _worker = (thread, loop)
+        return _worker[1]
+
+
 def collect_sync(model: ModelConfig, requests: Sequence[ChatRequest], store: Store, **kwargs: Any) -> list[Result]:
-    """``collect`` for scripts and notebooks; inside a running event loop (Jupyter) it runs on a worker thread."""
+    """``collect`` for scripts and notebooks; inside a running event loop (Jupyter) or off the main
+    thread it runs on the process's long-lived collection thread."""
     try:
         asyncio.get_running_loop()
+        in_loop = True
     except RuntimeError:
+        in_loop = False
+    if not in_loop and threading.current_thread() is threading.main_thread():
         return asyncio.run(collect(model, requests, store, **kwargs))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, collect(model, requests, store, **kwargs)).result()
+    return asyncio.run_coroutine_threadsafe(collect(model, requests, store, **kwargs), _worker_loop()).result()
 
 
 def _from_record(rec: Record, cached: bool = True) -> Result:

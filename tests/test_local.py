@@ -52,3 +52,30 @@ def test_server_stops_and_frees_its_port():
 
 def test_ensure_server_reuses_one_process():
     assert ensure_server() is ensure_server()
+
+
+def test_server_survives_between_calls_from_a_running_loop(tmp_path):
+    """Jupyter case: collect_sync inside a running loop, twice; the server must outlive the first call."""
+    import asyncio
+
+    from distill_kit.providers import local
+
+    for server in list(local._servers.values()):  # the server must be started inside this scenario
+        server.stop()
+    local._servers.clear()
+    cfg = get_model("smollm2-local")
+    cfg = cfg.model_copy(update={"params": cfg.params.model_copy(update={"max_tokens": 8}), "max_retries": 0})
+    store = Store(tmp_path / "s.sqlite")
+
+    async def notebook_cells():
+        first = collect_sync(cfg, [ChatRequest.user("Say hi.")], store, progress=False)
+        [server] = local._servers.values()
+        pid = server.proc.pid
+        await asyncio.sleep(2)  # time for a parent-death signal to land, if one was sent
+        assert server.proc is not None and server.proc.poll() is None, "server died after the first call"
+        second = collect_sync(cfg, [ChatRequest.user("Say bye.")], store, progress=False)
+        assert local._servers[server.gguf].proc.pid == pid
+        return first + second
+
+    out = asyncio.run(notebook_cells())
+    assert all(r.ok for r in out), [r.error for r in out]
