@@ -457,9 +457,10 @@ def rse_chart(rows: Sequence[dict]) -> alt.Chart:
 
 def ice_rse_chart(rows: Sequence[dict]) -> alt.Chart:
     """The paper's combined view: identity inconsistency vs. response similarity, one point per model."""
+    top = max([0.5] + [float(r["loose"]) * 1.1 for r in rows if r.get("loose") is not None])
     base = alt.Chart(alt.Data(values=list(rows))).encode(
-        x=alt.X("rse:Q", title="RSE overall (1-5, higher = more similar to reference)", scale=alt.Scale(zero=False)),
-        y=alt.Y("loose:Q", title="ICE loose identity score", scale=alt.Scale(zero=True)),
+        x=alt.X("rse:Q", title="RSE overall (1-5, higher = more similar to reference)", scale=alt.Scale(domain=[1, 5])),
+        y=alt.Y("loose:Q", title="ICE loose identity score", scale=alt.Scale(domain=[0, min(1.0, top)])),
         tooltip=["model:N", alt.Tooltip("rse:Q", format=".2f"), alt.Tooltip("loose:Q", format=".3f"),
                  alt.Tooltip("strict:Q", format=".3f")])
     points = base.mark_circle(size=120).encode(color=alt.Color("model:N", legend=None))

@@ -48,7 +48,7 @@ def open_report(page_path: Path, tmp_path: Path, screenshot: Path):
                 route.abort()
 
             page.route("http*://**/*", block)  # offline: any http(s) fetch is a failure
-            page.goto(page_path.as_uri())
+            page.goto(page_path.resolve().as_uri())
             page.wait_for_function(
                 "document.querySelectorAll('.chart').length === "
                 "document.querySelectorAll('.chart[data-rendered], .chart[data-error]').length",
