@@ -69,7 +69,7 @@ def test_429_retry_after_is_honoured(tmp_path):
         assert res.ok and res.text == answer_for("question 0")
         assert len(srv.state.calls) == 2
         assert srv.state.call_times[1] - srv.state.call_times[0] >= 0.95  # waited as told, not the 0.05 s backoff
-        assert elapsed < 5
+        assert elapsed < 30  # no runaway backoff
         assert store.get(res.key).attempts == 2
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,10 @@ def test_notebook_05_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
     run_dir = tmp_path / "run"
     models = ["text_davinci_003", "gpt-3.5-turbo-0301", "claude-2", "Meta-Llama-3-8B-Instruct",
               "alpaca-7b", "SPPO-Llama-3-Instruct-8B-PairRM", "guanaco-33b"]
-    started = time.perf_counter()
     out = run_notebook(
         "05-embed-and-cluster.ipynb",
         {"models": ",".join(models), "sample_size": 24, "attribution_prompts": 80, "seed": 1, "run_dir": str(run_dir)},
     )
-    elapsed = time.perf_counter() - started
     summary = json.loads((run_dir / "summary" / "05-embed-and-cluster.json").read_text())
     assert summary["models"] == models
     assert {r["set"] for r in summary["homogenisation"]} >= {"all models", "references"}
@@ -30,6 +27,7 @@ def test_notebook_05_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
     assert summary["attribution_metrics"]["n"] == 2
     assert 1 / 7 < summary["who_wrote_accuracy"] <= 1.0  # better than chance on held-out prompts
     assert sorted(summary["tree_leaves"]) == sorted(models)
+    assert sorted(summary["tree"]["labels"]) == sorted(models) and len(summary["tree"]["linkage"]) == len(models) - 1
+    assert {p["model"] for p in summary["umap"]} == set(models)  # the report draws its map from these
     cells = json.loads(out.read_text())["cells"]
     assert not any(o.get("output_type") == "error" for c in cells for o in c.get("outputs", []))
-    assert elapsed < 90, f"notebook 05 took {elapsed:.0f} s"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ import pytest
 @pytest.mark.slow
 def test_notebook_04_small_sample(run_notebook, data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    started = time.perf_counter()
     out = run_notebook(
         "04-response-similarity.ipynb",
         {
@@ -25,7 +23,6 @@ def test_notebook_04_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
             "store_path": str(tmp_path / "store.sqlite"),
         },
     )
-    elapsed = time.perf_counter() - started
     summary = json.loads((run_dir / "summary" / "04-response-similarity.json").read_text())
     table = {r["test_model"]: r for r in summary["rse_table"]}
     assert set(table) == {"gpt4_0613", "vicuna-7b-v1.5", "guanaco-33b"}
@@ -40,4 +37,3 @@ def test_notebook_04_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
         for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])
     )
     assert "reference: gpt4_1106_preview" in html  # the drill-down rendered
-    assert elapsed < 120, f"notebook 04 took {elapsed:.0f} s"
