@@ -160,3 +160,16 @@ def _from_record(rec: Record, cached: bool = True) -> Result:
     return Result(key=rec.key, model=rec.model, text=rec.text if rec.ok else None,
                   error=None if rec.ok else rec.error, usage_in=rec.usage_in, usage_out=rec.usage_out,
                   cost=rec.cost, cached=cached, meta=rec.meta)
+
+
+def outcome_line(model: str, results: Sequence[Result]) -> str:
+    """One line per model for notebooks and logs; raises when nothing at all came back."""
+    ok = sum(r.ok for r in results)
+    cached = sum(r.cached for r in results)
+    line = f"{model}: {ok}/{len(results)} answered, {cached} from the store"
+    failed = [r for r in results if not r.ok]
+    if failed:
+        line += f"; {len(failed)} failed (stored, retried on the next run), e.g. {failed[0].error}"
+    if results and not ok:
+        raise RuntimeError(line)
+    return line

@@ -197,3 +197,14 @@ def test_kill_9_mid_collection_then_resume(tmp_path):
         assert [r.text for r in out] == [answer_for(f"question {i}") for i in range(n)]
         assert len(set(store.frame()["key"].to_list())) == n
         assert len(srv.state.calls) - calls_before == n - before  # only the missing ones were sent
+
+
+def test_outcome_line_reports_failures_and_raises_when_nothing_came_back():
+    from distill_kit.collect import Result, outcome_line
+
+    good = Result(key="a", model="m", text="hi", error=None, cached=True)
+    bad = Result(key="b", model="m", text=None, error="HTTP 400: nope")
+    assert outcome_line("m", [good, bad]) == ("m: 1/2 answered, 1 from the store; 1 failed (stored, retried on the "
+                                              "next run), e.g. HTTP 400: nope")
+    with pytest.raises(RuntimeError, match="m: 0/1 answered"):
+        outcome_line("m", [bad])
