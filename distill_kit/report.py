@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import altair as alt
 
@@ -565,14 +565,22 @@ def _overview_section(run_dir: Path, summaries: Mapping[str, dict]) -> Section:
     return Section("overview", "Run overview", body)
 
 
-def _ice_section(ice: dict | None) -> Section:
-    s = Section("ice", "Identity consistency (ICE)")
-    if ice is None:
-        s.body, s.ran = not_run_note("03 (ICE)", "the identity scores"), False
-        return s
-    rows = ice_rows(ice)
+def _scored_section(key: str, title: str, summary: dict | None, step: str, what: str,
+                    rows_of: Callable[[dict], list[dict]]) -> tuple[Section, list[dict]]:
+    """A section plus its per-model rows; an empty row list means the section already says why."""
+    s = Section(key, title)
+    if summary is None:
+        s.body, s.ran = not_run_note(step, what), False
+        return s, []
+    rows = rows_of(summary)
     if not rows:
-        s.body = '<p class="not-run">The ICE step ran but recorded no per-model scores.</p>'
+        s.body = f'<p class="not-run">The {esc(key.upper())} step ran but recorded no per-model scores.</p>'
+    return s, rows
+
+
+def _ice_section(ice: dict | None) -> Section:
+    s, rows = _scored_section("ice", "Identity consistency (ICE)", ice, "03 (ICE)", "the identity scores", ice_rows)
+    if not rows:
         return s
     cols = [("model", "model"), ("loose", "loose (LIS)"), ("loose_lo", "LIS 95% lo"), ("loose_hi", "LIS 95% hi"),
             ("strict", "strict (SIS)"), ("strict_lo", "SIS 95% lo"), ("strict_hi", "SIS 95% hi"), ("n", "n")]
@@ -589,13 +597,9 @@ def _ice_section(ice: dict | None) -> Section:
 
 
 def _rse_section(rse: dict | None) -> Section:
-    s = Section("rse", "Response similarity (RSE)")
-    if rse is None:
-        s.body, s.ran = not_run_note("04 (RSE)", "the response-similarity scores"), False
-        return s
-    rows = rse_rows(rse)
+    s, rows = _scored_section("rse", "Response similarity (RSE)", rse, "04 (RSE)", "the response-similarity scores",
+                              rse_rows)
     if not rows:
-        s.body = '<p class="not-run">The RSE step ran but recorded no per-model scores.</p>'
         return s
     cols = [("model", "model"), ("style", "style"), ("logic", "logical structure"), ("content", "content detail"),
             ("overall", "overall"), ("overall_lo", "95% lo"), ("overall_hi", "95% hi"), ("n", "prompts")]
