@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from distill_kit.config import PROJECT_ROOT
+from distill_kit.datasets import fill_template
 
 PROBES_FILE = PROJECT_ROOT / "data" / "probes" / "identity_probes.yaml"
 LANGUAGES = ("en", "zh")
@@ -211,7 +212,7 @@ def fill(template: str | Template, query: str | Probe) -> str:
     problems = validate_template(t)
     if problems:
         raise ValueError(problems[0])
-    return t.replace(QUERY_SLOT, q)
+    return fill_template(t, q)
 
 
 def preview(probe: Probe, template: str | Template, width: int | None = None) -> str:

@@ -40,6 +40,21 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, stat: Callable[[np.ndarra
     return (float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha)))
 
 
+def stratified_bootstrap_ci(groups: Sequence[np.ndarray], n_boot: int = 2000, seed: int = 0,
+                            level: float = 0.95) -> tuple[float, float]:
+    """Interval of the mean of group means, resampling within each group (e.g. one group per prompt set)."""
+    groups = [np.asarray(g, dtype=float) for g in groups if np.size(g)]
+    if not groups:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    boots = np.zeros(n_boot)
+    for g in groups:
+        boots += g[rng.integers(0, g.size, size=(n_boot, g.size))].mean(axis=1)
+    boots /= len(groups)
+    alpha = (1 - level) / 2
+    return (float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha)))
+
+
 # ---------------------------------------------------------------- ICE: Loose / Strict Identity Scores (issue 3)
 
 def identity_scores(frame: "pl.DataFrame", by: Sequence[str] = ("model",), loose_col: str = "pred_loose",

@@ -683,18 +683,6 @@ def calibrate_floors(prof: AnswerProfiles, n_pairs: int = 300, seed: int = 0) ->
 # RSE table and clustering order
 # ----------------------------------------------------------------------------------------------
 
-def _stratified_mean_ci(groups: list[np.ndarray], n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap CI of the mean of group means, resampling within each group."""
-    rng = np.random.default_rng(seed)
-    boots = np.zeros(n_boot)
-    for g in groups:
-        idx = rng.integers(0, g.size, size=(n_boot, g.size))
-        boots += g[idx].mean(axis=1)
-    boots /= len(groups)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 def rse_table(
     scores: pl.DataFrame,
     score: str = "overall",
@@ -711,7 +699,7 @@ def rse_table(
     stratified bootstrap CI, null when the model lacks a set (a partial mean would not compare).
     Rows are sorted by ``mean``, highest first.
     """
-    from distill_kit.scores import bootstrap_ci
+    from distill_kit.scores import bootstrap_ci, stratified_bootstrap_ci
 
     need = {"prompt_set", "test_model", score}
     if not need <= set(scores.columns):
@@ -734,7 +722,7 @@ def rse_table(
             row[f"{s}_lo"], row[f"{s}_hi"] = float(lo), float(hi)
         if groups and len(groups) == len(sets):
             row["mean"] = float(np.mean([g.mean() for g in groups]))
-            row["mean_lo"], row["mean_hi"] = _stratified_mean_ci(groups, n_boot, seed)
+            row["mean_lo"], row["mean_hi"] = stratified_bootstrap_ci(groups, n_boot=n_boot, seed=seed)
         else:
             row["mean"] = row["mean_lo"] = row["mean_hi"] = None
         rows.append(row)
