@@ -136,6 +136,7 @@ def test_anthropic_sdk_over_http_with_429(tmp_path, monkeypatch):
         assert out[0].ok and out[0].text == answer_for("who made you?")
         sent = srv.state.calls[-1]
         assert sent["path"] == "/v1/messages" and sent["body"]["system"] == "be brief"
+        assert sent["body"]["temperature"] == 0.0 and sent["body"]["max_tokens"] == 16  # sampling reaches the API
         auth = sent["headers"].get("x-api-key") or sent["headers"].get("authorization", "").removeprefix("Bearer ")
         assert auth == "test-key-not-secret"  # the key came from the environment variable
         assert len(srv.state.calls) == 3 and out[0].usage_out > 0
