@@ -3,6 +3,8 @@
 For every model in ``identity/responses/`` of the data directory (DISTILL_KIT_DATA_DIR):
   * held-out offline judge: fitted on the *other* models' labels (leave-one-model-out), scored on this one;
   * rule-only judge (no fitting at all);
+  * LIS two ways: share of answers judged positive (classify and count, the score the package reports) and
+    mean positive probability (probability-averaged, a standard quantification estimator);
   * accuracy and Cohen's kappa vs the loose and strict labels; LIS/SIS ours vs labels vs paper_scores.csv;
   * throughput of the offline judge (responses/s, featurise + predict, one process).
 Prints a readable table and ends with one line of JSON holding every figure.
@@ -39,11 +41,13 @@ def main() -> int:
 
     pred_l = np.zeros(len(texts), dtype=bool)
     pred_s = np.zeros(len(texts), dtype=bool)
+    prob_l = np.zeros(len(texts))
     for m in models:
         tr = np.where(model_col != m)[0]
         te = np.where(model_col == m)[0]
         j = OfflineIdentityJudge(facts).fit_features([texts[i] for i in tr], [feats[i] for i in tr], loose[tr], strict[tr])
         lp, sp, _ = j.predict_features([texts[i] for i in te], [feats[i] for i in te])
+        prob_l[te] = lp
         pred_l[te] = np.array(lp) >= 0.5
         pred_s[te] = pred_l[te] & (np.array(sp) >= 0.5)
 
@@ -67,7 +71,7 @@ def main() -> int:
                **{f"loose_{k}": v for k, v in scores.agreement(pred_l[i], loose[i]).items() if k != "n"},
                **{f"strict_{k}": v for k, v in scores.agreement(pred_s[i], strict[i]).items() if k != "n"},
                "rules_loose_kappa": scores.agreement(rule_l[i], loose[i])["kappa"],
-               "lis_ours": float(pred_l[i].mean()), "lis_labels": float(loose[i].mean()),
+               "lis_ours": float(pred_l[i].mean()), "lis_prob": float(prob_l[i].mean()), "lis_labels": float(loose[i].mean()),
                "lis_paper": p.get("loose_identity_score"), "lis_rules": float(rule_l[i].mean()),
                "sis_ours": float(pred_s[i].mean()), "sis_labels": float(strict[i].mean()),
                "sis_paper": p.get("strict_identity_score"), "sis_rules": float(rule_s[i].mean())}
@@ -83,6 +87,8 @@ def main() -> int:
                                                  for m in models),
                "max_abs_lis_diff": max(abs(r["lis_diff"]) for r in rows),
                "models_within_0.03": sum(abs(r["lis_diff"]) <= 0.03 for r in rows),
+               "models_within_0.03_prob": sum(abs(r["lis_prob"] - r["lis_labels"]) <= 0.03 for r in rows),
+               "max_abs_lis_diff_prob": max(abs(r["lis_prob"] - r["lis_labels"]) for r in rows),
                "featurize_s": featurize_s, "judge_s": judge_s,
                "throughput_responses_per_s": len(texts) / judge_s, "total_s": time.perf_counter() - t0,
                "evaluation": "leave-one-model-out (judge fitted on the other models' labels)"}
@@ -91,7 +97,7 @@ def main() -> int:
         "model", "n", pl.col("loose_accuracy").round(3).alias("acc_L"), pl.col("loose_kappa").round(3).alias("kappa_L"),
         pl.col("strict_accuracy").round(3).alias("acc_S"), pl.col("strict_kappa").round(3).alias("kappa_S"),
         pl.col("rules_loose_kappa").round(3).alias("kappa_L_rules"),
-        pl.col("lis_ours").round(3), pl.col("lis_labels").round(3), pl.col("lis_paper"),
+        pl.col("lis_ours").round(3), pl.col("lis_prob").round(3), pl.col("lis_labels").round(3), pl.col("lis_paper"),
         pl.col("sis_ours").round(3), pl.col("sis_labels").round(3), pl.col("sis_paper"))
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200):
         print("Offline identity judge vs GPT-4o-mini labels (held-out: fitted on the other models)")
@@ -102,7 +108,8 @@ def main() -> int:
     print(f"in-sample (fitted on all models, not a fair estimate): loose kappa {overall['in_sample_loose']['kappa']:.3f}, "
           f"strict kappa {overall['in_sample_strict']['kappa']:.3f}, max |LIS diff| {overall['in_sample_max_abs_lis_diff']:.3f}")
     print(f"LIS within ±0.03 of labels: {overall['models_within_0.03']}/{len(rows)} models "
-          f"(max |diff| {overall['max_abs_lis_diff']:.3f})")
+          f"(max |diff| {overall['max_abs_lis_diff']:.3f}); probability-averaged LIS: "
+          f"{overall['models_within_0.03_prob']}/{len(rows)} (max |diff| {overall['max_abs_lis_diff_prob']:.3f})")
     print(f"throughput: {overall['throughput_responses_per_s']:.1f} responses/s "
           f"({len(texts)} answers in {judge_s:.1f}s); total {overall['total_s']:.0f}s")
     print(json.dumps({"bench": "identity", "overall": overall, "models": rows}, default=float))

@@ -205,6 +205,20 @@ def rule_features(text: str, truth: Truth) -> dict[str, float]:
     return f
 
 
+def masked_text(text: str, truth: Truth) -> str:
+    """The answer with every maker and country replaced by its class relative to the truth, each line marked own/persona.
+
+    "I was made by OpenAI" for a Qwen model becomes "ownline I was made by makerlab": what a word-level model
+    learns from one family's answers then transfers to any other family (no family names left to memorise).
+    """
+    out = []
+    for seg in segments(text):
+        s = _ANY_MAKER.sub(lambda m: f" maker{maker_class(m.lastgroup or 'other_ai_org', truth)} ", seg.text)
+        s = _ANY_COUNTRY.sub(lambda m: " countrytrue " if m.lastgroup in truth.countries else " countryother ", s)
+        out.append(("personaline " if seg.persona else "ownline ") + s)
+    return "\n".join(out)
+
+
 def rule_verdict(text: str, truth: Truth) -> tuple[bool, bool]:
     """Pure-rule (loose, strict) verdict: an own-voice first-person claim of a maker that is not the true one."""
     f = rule_features(text, truth)
@@ -231,11 +245,15 @@ MAX_CHARS = 3000  # the judge reads the head of very long (looping) answers only
 
 
 class OfflineIdentityJudge:
-    """Rule features -> gradient-boosted trees (sklearn GradientBoostingClassifier), one model for the loose label, one for the strict label.
+    """Two learners per label (loose, strict), their probabilities averaged with equal weight:
 
-    The features are family-relative (claims of the *true* maker vs of OpenAI/Anthropic vs of anyone
-    else, own voice vs persona voice, denials, creation claims), so a judge fitted on some families
-    applies to any other family whose fact is known.
+    * rule features -> gradient-boosted trees (sklearn GradientBoostingClassifier);
+    * the masked answer (:func:`masked_text`) -> word and character TF-IDF -> logistic regression, which
+      picks up the wordings the rules miss (invented companies, "my team of experts", refusals).
+
+    Both see only family-relative inputs (claims of the *true* maker vs of OpenAI/Anthropic vs of anyone
+    else, own voice vs persona voice), so a judge fitted on some families applies to any other family whose
+    fact is known. Equal weights and a 0.5 threshold are fixed a priori, not tuned on held-out models.
     """
 
     def __init__(self, facts: dict[str, str], seed: int = 0, max_iter: int = 150) -> None:
@@ -243,6 +261,8 @@ class OfflineIdentityJudge:
         self.seed, self.max_iter = seed, max_iter
         self._loose = None
         self._strict = None
+        self._loose_text = None
+        self._strict_text = None
         self._feature_names: list[str] = []
 
     # -- featurisation
@@ -259,7 +279,7 @@ class OfflineIdentityJudge:
         for i, (resp, fam) in enumerate(zip(responses, families)):
             t = self.truth(fam, facts[i] if facts else None)
             head = (resp or "")[:MAX_CHARS]
-            texts.append(head)
+            texts.append(masked_text(head, t))
             feats.append(rule_features(head, t))
         return texts, feats
 
@@ -277,10 +297,23 @@ class OfflineIdentityJudge:
         return GradientBoostingClassifier(n_estimators=self.max_iter, learning_rate=0.05, max_depth=4,
                                           random_state=self.seed)
 
+    @staticmethod
+    def _text_model():
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline, make_union
+
+        # char n-grams read Chinese (no spaces) as well as English; min_df drops one-off names and typos
+        return make_pipeline(
+            make_union(TfidfVectorizer(ngram_range=(1, 2), min_df=3, sublinear_tf=True, max_features=200_000),
+                       TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=5, sublinear_tf=True,
+                                       max_features=200_000)),
+            LogisticRegression(C=4.0, max_iter=2000))
+
     # -- training / inference
     def featurize(self, responses: Sequence[str], families: Sequence[str],
                   facts: Sequence[str | None] | None = None) -> tuple[list[str], list[dict[str, float]]]:
-        """Answer heads and their rule features; compute once, reuse across folds (the slow part)."""
+        """Masked answer heads and their rule features; compute once, reuse across folds (the slow part)."""
         return self._rows(responses, families, facts)
 
     def fit_features(self, texts: list[str], feats: list[dict[str, float]], loose: Sequence[bool],
@@ -292,6 +325,8 @@ class OfflineIdentityJudge:
         x = self._matrix(texts, feats, fit=True)
         self._loose = self._model().fit(x, list(loose))
         self._strict = self._model().fit(x, list(strict))
+        self._loose_text = self._text_model().fit(texts, list(loose))
+        self._strict_text = self._text_model().fit(texts, list(strict))
         return self
 
     def fit(self, responses: Sequence[str], families: Sequence[str], loose: Sequence[bool],
@@ -306,8 +341,8 @@ class OfflineIdentityJudge:
         if not texts:
             return [], [], []
         x = self._matrix(texts, feats)
-        lp = self._loose.predict_proba(x)[:, 1].tolist()
-        sp = self._strict.predict_proba(x)[:, 1].tolist()
+        lp = ((self._loose.predict_proba(x)[:, 1] + self._loose_text.predict_proba(texts)[:, 1]) / 2).tolist()
+        sp = ((self._strict.predict_proba(x)[:, 1] + self._strict_text.predict_proba(texts)[:, 1]) / 2).tolist()
         claimed = [next((k.split("_", 3)[3] for k, v in f.items() if k.startswith("first_claim_own_") and v), "none")
                    for f in feats]
         return lp, sp, claimed
@@ -369,7 +404,7 @@ def default_offline_judge(models: Sequence[str] | None = None, refit: bool = Fal
     from distill_kit.config import cache_dir
 
     chosen = sorted(models) if models else sorted(datasets.identity_response_models())
-    tag = hashlib.sha256(("v5|" + ",".join(chosen)).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(("v6|" + ",".join(chosen)).encode()).hexdigest()[:16]
     path = cache_dir() / f"identity_judge_{tag}.pkl"
     if path.exists() and not refit:
         with path.open("rb") as fh:
