@@ -51,6 +51,16 @@ def test_segments_mark_personas() -> None:
     assert not J.segments("Note: this is fine")[0].persona
 
 
+def test_masked_text_keeps_the_claim_and_drops_the_names() -> None:
+    m = J.masked_text("I am ChatGPT, made by OpenAI in San Francisco.\n[Qwen]: 我是阿里云开发的。", truth())
+    own, persona = m.split("\n")
+    assert own.startswith("ownline ") and "makerlab" in own and "countryother" in own
+    assert persona.startswith("personaline ") and "makertrue" in persona
+    assert not any(name in m.lower() for name in ("chatgpt", "openai", "qwen", "阿里", "san francisco"))
+    # the same claim reads the same for any family whose fact names neither lab
+    assert J.masked_text("I was built by Anthropic.", truth()) == J.masked_text("I was built by OpenAI.", truth())
+
+
 def test_parse_verdict_is_strict_about_tags() -> None:
     assert J.parse_verdict("analysis... <judge>1</judge>", "judge") is True
     assert J.parse_verdict("<JUDGE> 0 </judge>", "judge") is False
