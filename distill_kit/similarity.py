@@ -228,6 +228,16 @@ def collect_responses(model_cfg: Any, prompts: pl.DataFrame, store: Any, sample:
     )
 
 
+def answered_line(model: str, answers: pl.DataFrame) -> str:
+    """One line per model after :func:`collect_responses`; raises when the model answered none of the prompts
+    (an RSE table built on zero answers would be silently empty)."""
+    ok = int(answers["response"].is_not_null().sum())
+    line = f"{model}: {ok}/{answers.height} RSE prompts answered"
+    if answers.height and not ok:
+        raise RuntimeError(f"{line}; see the errors in the store (they are retried on the next run)")
+    return line
+
+
 @dataclass
 class AlignReport:
     """What ``align_responses`` dropped, per model: prompts with no response row, empty outputs."""

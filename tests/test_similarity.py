@@ -325,6 +325,11 @@ def test_live_path_through_collect_matches_replay(data_dir: Path, tmp_path: Path
         rs = sim.gather_responses(["alpaca-eval"], ["gpt4_0613"], "gpt4_0613", store=store, sample_size=4, seed=3)
         live = sim.collect_responses(cfg, prompts_plus, store)
     assert live.height == 5 and live["response"][4] is None
+    assert sim.answered_line(cfg.name, live) == f"{cfg.name}: 4/5 RSE prompts answered"
+    with Store(tmp_path / "s.sqlite") as store:
+        nothing = sim.collect_responses(cfg, extra, store)
+    with pytest.raises(RuntimeError, match="0/1 RSE prompts answered"):  # notebook 02 stops here, not later
+        sim.answered_line(cfg.name, nothing)
     aligned, report = sim.align_responses(prompts_plus, live)
     assert report.empty[cfg.name] == 1 and report.kept[cfg.name] == 4
     published = sim.replay_responses("alpaca-eval", ["zephyr-7b-beta"])
