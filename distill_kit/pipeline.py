@@ -537,7 +537,8 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
                 progress_bar=sys.stderr.isatty(),
                 log_output=False,
                 execution_timeout=plan.timeout,
-                extra_arguments=[f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}"],
+                # the kernel talks over loopback TCP; its log-level warning about that is noise in a batch run
+                extra_arguments=[f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}", "--IPKernelApp.log_level=ERROR"],
             )
         except BaseException as exc:
             msg = f"{plan.source.name} failed in {_cell_error(exc)}"

@@ -289,6 +289,7 @@ def test_kill_mid_run_then_resume(workspace):
     assert proc2.returncode == 0, out
     assert "01-first: done earlier, skipped" in out
     assert "02-second: ok" in out
+    assert "IPKernelApp" not in out and "WARNING" not in out  # kernel log noise stays out of batch output
     assert first_nb.stat().st_mtime_ns == mtime
     assert json.loads((run_dir / "summary.json").read_text())["steps"]["02-second"] == {"ok": True}
 
