@@ -61,6 +61,13 @@ def test_aligned_tensor_and_map_escape() -> None:
     pts = maps.response_map(frame, vecs, seed=0)
     assert pts.height == 7 and "&lt;script&gt;" in pts["preview"][0] and "<script>" not in pts["preview"][0]
     assert set(maps.map_centroids(pts)["model"]) == {"m1", "m2"}
+    from distill_kit.charts import maps as charts
+
+    spec = charts.response_map(pts, maps.map_centroids(pts)).to_dict()
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["scheme"] == "tableau10"
+    many = pl.DataFrame({"model": [f"m{i}" for i in range(12)], "x": [0.0] * 12, "y": [0.0] * 12,
+                         "prompt": ["p"] * 12, "preview": ["t"] * 12})
+    assert charts.response_map(many).to_dict()["layer"][0]["encoding"]["color"]["scale"]["scheme"] == "tableau20"
     with pytest.raises(ValueError, match="rows"):
         maps.aligned_tensor(frame, vecs[:3])
     with pytest.raises(ValueError, match="unknown"):

@@ -10,20 +10,26 @@ import polars as pl
 from distill_kit.lineage import Tree
 
 
+def model_colours(n_models: int) -> alt.Scale:
+    """Ten distinct hues run out at eleven models (two models would share a colour); use twenty then."""
+    return alt.Scale(scheme="tableau10" if n_models <= 10 else "tableau20")
+
+
 def response_map(points: pl.DataFrame, centroids: pl.DataFrame | None = None, title: str = "") -> alt.LayerChart:
     """UMAP scatter of responses coloured by model; hover shows model, prompt and the answer's first
     lines (already HTML-escaped by :func:`distill_kit.maps.response_map`). Centroids get a label."""
+    colours = model_colours(points["model"].n_unique())
     base = alt.Chart(points.to_pandas()).mark_circle(size=28, opacity=0.55).encode(
         x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)),
         y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N", legend=alt.Legend(columns=1, labelLimit=220, symbolLimit=60)),
+        color=alt.Color("model:N", scale=colours, legend=alt.Legend(columns=1, labelLimit=220, symbolLimit=60)),
         tooltip=["model:N", "prompt:N", alt.Tooltip("preview:N", title="answer")],
     )
     layers: list[alt.Chart] = [base]
     if centroids is not None and len(centroids):
         c = alt.Chart(centroids.to_pandas())
         layers.append(c.mark_point(shape="diamond", size=140, filled=True, stroke="black", strokeWidth=1).encode(
-            x="x:Q", y="y:Q", color=alt.Color("model:N", legend=None), tooltip=["model:N", "n:Q"]))
+            x="x:Q", y="y:Q", color=alt.Color("model:N", scale=colours, legend=None), tooltip=["model:N", "n:Q"]))
         layers.append(c.mark_text(dy=-11, fontSize=10, fontWeight="bold").encode(x="x:Q", y="y:Q", text="model:N"))
     return alt.layer(*layers).properties(title=title, width=560, height=440).interactive()
 
