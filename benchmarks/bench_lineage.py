@@ -4,8 +4,10 @@ plus embedding throughput (distill-kit vs raw SentenceTransformer.encode) and co
     DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seeds 0,1,2]
 
 For each seed the shared prompts are split 50/50 into fit and score halves; students are compared
-with references on score prompts only, and nothing is tuned on students' documented teachers (the
-signal set and the confidence temperature come from the references-only sibling task). Prints a
+with references on score prompts only. Rankings never use documented teachers (the signal set was
+chosen on the references-only sibling task). Confidence is reported two ways: the label-free
+sibling-task temperature, and the held-out one (``lineage.calibrate_on_labels``): each student's or
+variant's temperature is fitted on the *other* 8 documented teachers, never its own. Prints a
 readable table and ends with one line of JSON holding every figure.
 """
 
@@ -51,6 +53,8 @@ def lineage_run(frame: pl.DataFrame, labels: lineage.LineageLabels, seed: int, e
         res = lineage.attribute(frame, queries, labels.references, lines=labels.lines, signals=sigs, features=feats)
         m_all = lineage.attribution_metrics(res, labels.truth, labels.lines)
         m_stu = lineage.attribution_metrics(res, {k: labels.truth[k] for k in labels.students}, labels.lines)
+        held = lineage.calibrate_on_labels(res, labels.truth)
+        m_held = lineage.attribution_metrics(held, labels.truth, labels.lines)
         dist = dict(zip(res.students, res.distillation_score.tolist()))
         au = lineage.auroc([dist[m] for m in labels.students], [dist[m] for m in labels.controls])
         au_v = lineage.auroc([dist[m] for m in labels.students + labels.variants], [dist[m] for m in labels.controls])
@@ -59,6 +63,13 @@ def lineage_run(frame: pl.DataFrame, labels: lineage.LineageLabels, seed: int, e
             **{k: m_all[k] for k in ("top1", "top3", "top1_line", "top3_line", "p_top1", "n")},
             "students_top1": m_stu["top1"], "students_top1_line": m_stu["top1_line"],
             "auroc_students_vs_controls": au, "auroc_distilled_and_variants_vs_controls": au_v,
+            "p_teacher": m_all["p_teacher"], "brier_top1": m_all["brier_top1"],
+            "p_top1_held_out": m_held["p_top1"], "p_teacher_held_out": m_held["p_teacher"],
+            "brier_top1_held_out": m_held["brier_top1"],
+            "held_out_temperature_min": held.calibration["held_out_temperature_min"],
+            "held_out_temperature_max": held.calibration["held_out_temperature_max"],
+            "held_out_temperature_all": held.temperature,
+            "top1_p_held_out": {s: float(held.probabilities[i].max()) for i, s in enumerate(held.students)},
             "temperature": res.temperature, **res.calibration, "top1_pick": top,
         }
     t = time.perf_counter()
@@ -114,24 +125,32 @@ def main() -> None:
 
     print(f"\nTeacher attribution on AlpacaEval lineage: {len(labels.students)} students + {len(labels.variants)} "
           f"variants vs {len(labels.references)} references, {len(labels.controls)} controls; seeds {seeds}")
-    print(f"{'signals':<18}{'top1':>6}{'top3':>6}{'top1L':>7}{'top3L':>7}{'conf':>6}{'AUROC':>7}{'AUROC+v':>8}{'sibling':>8}")
+    print(f"{'signals':<18}{'top1':>6}{'top3':>6}{'top1L':>7}{'top3L':>7}{'conf':>6}{'Brier':>6}{'confLO':>7}"
+          f"{'BrierLO':>8}{'AUROC':>7}{'AUROC+v':>8}{'sibling':>8}")
     summary: dict[str, dict] = {}
     for sigs in SIGNAL_SETS:
         key = "+".join(sigs)
         rows = [r["signals"][key] for r in runs]
         mean = {k: float(np.mean([r.get(k, np.nan) for r in rows])) for k in
                 ("top1", "top3", "top1_line", "top3_line", "p_top1", "auroc_students_vs_controls",
-                 "auroc_distilled_and_variants_vs_controls", "sibling_top1_line", "students_top1")}
+                 "auroc_distilled_and_variants_vs_controls", "sibling_top1_line", "students_top1",
+                 "brier_top1", "p_teacher", "p_top1_held_out", "brier_top1_held_out", "p_teacher_held_out")}
         summary[key] = mean
         print(f"{key:<18}{_fmt(mean['top1']):>6}{_fmt(mean['top3']):>6}{_fmt(mean['top1_line']):>7}"
-              f"{_fmt(mean['top3_line']):>7}{_fmt(mean['p_top1']):>6}{_fmt(mean['auroc_students_vs_controls']):>7}"
+              f"{_fmt(mean['top3_line']):>7}{_fmt(mean['p_top1']):>6}{_fmt(mean['brier_top1']):>6}"
+              f"{_fmt(mean['p_top1_held_out']):>7}{_fmt(mean['brier_top1_held_out']):>8}"
+              f"{_fmt(mean['auroc_students_vs_controls']):>7}"
               f"{_fmt(mean['auroc_distilled_and_variants_vs_controls']):>8}{_fmt(mean['sibling_top1_line']):>8}")
-    print("(top1L/top3L: by product line; conf: mean calibrated confidence of the top pick; AUROC: distillation score,"
-          " students vs human-data controls; +v: students and variants; sibling: references-only calibration task)")
+    print("(top1L/top3L: by product line; conf: mean confidence of the top pick with the sibling-task temperature;"
+          " Brier: of that confidence vs the pick being right; confLO/BrierLO: the same with each target's temperature"
+          " fitted on the other targets' documented teachers; AUROC: distillation score, students vs human-data"
+          " controls; +v: students and variants; sibling: references-only calibration task)")
     default = "+".join(lineage.DEFAULT_SIGNALS_WITH_EMBEDDINGS)
     print(f"\nDefault ({default}) top-1 picks, seed {seeds[0]}:")
-    for s, pick in runs[0]["signals"][default]["top1_pick"].items():
-        print(f"  {s:<34} -> {pick:<28} documented: {labels.truth.get(s, '(control)')}")
+    d0 = runs[0]["signals"][default]
+    for s, pick in d0["top1_pick"].items():
+        p = d0["top1_p_held_out"][s]
+        print(f"  {s:<34} -> {pick:<28} p={p:.2f}  documented: {labels.truth.get(s, '(control)')}")
     who = float(np.mean([r["who_wrote"]["accuracy"] for r in runs]))
     who_ref = float(np.mean([r["who_wrote_references"]["accuracy"] for r in runs]))
     print(f"\nWho wrote this? held-out accuracy, 34 models: {who:.3f} (chance {1/34:.3f}); "

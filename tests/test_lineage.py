@@ -98,3 +98,58 @@ def test_auroc() -> None:
     assert lineage.auroc([3, 4], [1, 2]) == 1.0
     assert lineage.auroc([1], [2]) == 0.0
     assert lineage.auroc([1, 2], [2]) == 0.25
+
+
+def _sampled_task(n: int, k: int, temperature: float, seed: int) -> tuple[np.ndarray, list[list[int]]]:
+    """Scores and answers drawn from softmax(scores / temperature): the right temperature is known."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, k))
+    p = lineage.softmax(scores, temperature)
+    return scores, [[int(rng.choice(k, p=row))] for row in p]
+
+
+def test_fit_temperature_recovers_known_temperature() -> None:
+    for true_t in (0.3, 1.5):
+        scores, correct = _sampled_task(1500, 6, true_t, seed=1)
+        assert lineage.fit_temperature(scores, correct) == pytest.approx(true_t, rel=0.15)
+
+
+def test_held_out_temperatures_leave_the_row_out() -> None:
+    scores, correct = _sampled_task(30, 5, 0.5, seed=2)
+    correct[3] = []  # a row without a known answer (a control) gets the all-rows temperature
+    temps = lineage.held_out_temperatures(scores, correct)
+    assert temps[3] == lineage.fit_temperature(scores, correct)
+    for i in (0, 7, 29):
+        others = [c if k != i else [] for k, c in enumerate(correct)]
+        assert temps[i] == lineage.fit_temperature(scores, others)
+    with pytest.raises(ValueError, match="at least 2"):
+        lineage.held_out_temperatures(scores, [[0]] + [[]] * 29)
+
+
+def test_calibrate_on_labels_never_uses_a_students_own_label() -> None:
+    rng = np.random.default_rng(3)
+    cands = [f"c{j}" for j in range(6)]
+    students = [f"s{i}" for i in range(8)] + ["control"]
+    combined = rng.normal(size=(len(students), len(cands)))
+    res = lineage.Attribution(students=students, candidates=cands, signals={"x": combined}, combined=combined,
+                              probabilities=lineage.softmax(combined, 0.05), temperature=0.05)
+    truth = {s: cands[int(np.argmax(combined[i]))] if i % 2 else cands[i % 6] for i, s in enumerate(students[:8])}
+    cal = lineage.calibrate_on_labels(res, truth)
+    assert np.allclose(cal.probabilities.sum(axis=1), 1.0) and cal.calibration["labelled_n"] == 8
+    assert np.array_equal(cal.combined, res.combined)  # rankings unchanged
+    for i in range(8):  # student i's confidence is fitted on the other 7 labels only
+        others = {s: t for s, t in truth.items() if s != students[i]}
+        t_i = lineage.fit_temperature(combined, [[cands.index(others[s])] if s in others else [] for s in students])
+        assert cal.temperatures[i] == t_i
+        assert np.allclose(cal.probabilities[i], lineage.softmax(combined[i : i + 1], t_i)[0])
+    # changing student 0's own label leaves its probabilities untouched but moves the others'
+    moved = dict(truth, s0=cands[(cands.index(truth["s0"]) + 1) % 6])
+    cal2 = lineage.calibrate_on_labels(res, moved)
+    assert np.array_equal(cal2.probabilities[0], cal.probabilities[0])
+    assert not np.allclose(cal2.probabilities[1:], cal.probabilities[1:])
+    # the unlabelled control and new students use the temperature fitted on all labels
+    assert cal.temperatures[-1] == cal.temperature
+    m = lineage.attribution_metrics(cal, truth)
+    assert 0.0 <= m["brier_top1"] <= 1.0 and 0.0 < m["p_teacher"] < 1.0
+    with pytest.raises(ValueError, match="at least 2"):
+        lineage.calibrate_on_labels(res, {"s0": "c0"})
