@@ -12,7 +12,7 @@ import pytest
 def test_notebook_05_small_sample(run_notebook, data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     models = ["text_davinci_003", "gpt-3.5-turbo-0301", "claude-2", "Meta-Llama-3-8B-Instruct",
-              "alpaca-7b", "SPPO-Llama-3-Instruct-8B-PairRM", "guanaco-33b"]
+              "alpaca-7b", "SPPO-Llama-3-Instruct-8B-PairRM", "wizardlm-13b", "guanaco-33b"]
     out = run_notebook(
         "05-embed-and-cluster.ipynb",
         {"models": ",".join(models), "sample_size": 24, "attribution_prompts": 80, "seed": 1, "run_dir": str(run_dir)},
@@ -22,9 +22,11 @@ def test_notebook_05_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
     assert {r["set"] for r in summary["homogenisation"]} >= {"all models", "references"}
     assert all(0.0 <= r["index"] <= 1.0 for r in summary["homogenisation"])
     table = {r["student"]: r for r in summary["attribution"]}
-    assert set(table) == {"alpaca-7b", "SPPO-Llama-3-Instruct-8B-PairRM", "guanaco-33b"}
+    assert set(table) == {"alpaca-7b", "SPPO-Llama-3-Instruct-8B-PairRM", "wizardlm-13b", "guanaco-33b"}
     assert all(0.0 <= r["p1"] <= 1.0 for r in table.values())
-    assert summary["attribution_metrics"]["n"] == 2
+    assert summary["attribution_metrics"]["n"] == 3
+    # three documented students: each one's confidence is calibrated on the other two, not on siblings
+    assert summary["calibration"]["labelled_n"] == 3
     assert 1 / 7 < summary["who_wrote_accuracy"] <= 1.0  # better than chance on held-out prompts
     assert sorted(summary["tree_leaves"]) == sorted(models)
     assert sorted(summary["tree"]["labels"]) == sorted(models) and len(summary["tree"]["linkage"]) == len(models) - 1
