@@ -33,13 +33,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    frame = datasets.identity_responses([m.strip() for m in args.models.split(",") if m.strip()])
+    frame = datasets.identity_responses(config.split_names(args.models))
     frame = frame.filter(pl.col("response").str.len_chars() <= args.max_chars)
     sample = pl.concat([frame.filter(pl.col("loose_label") == v).sample(args.per_class, seed=args.seed)
                         for v in (True, False)])
     facts = datasets.identity_facts()
     judge_cfg = config.get_model(args.model)
-    judge_cfg = judge_cfg.model_copy(update={"params": judge_cfg.params.model_copy(update={"max_tokens": args.max_tokens})})
+    judge_cfg = judge_cfg.with_params(max_tokens=args.max_tokens)
     t = time.perf_counter()
     with Store() as store:
         verdicts = LLMIdentityJudge(judge_cfg, store, "loose").judge_many(

@@ -7,6 +7,7 @@ API keys are never part of a config: a config names the environment variable tha
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -83,6 +84,12 @@ class ModelConfig(BaseModel):
             raise ConfigError(f"set {self.api_key_env} to use model {self.name!r} (the key is read from the environment only)")
         return key
 
+    def with_params(self, **changes: Any) -> "ModelConfig":
+        """A copy with some generation settings changed (e.g. a shorter ``max_tokens`` for a quick run).
+        Changed settings are part of the cache key, so the copy's answers never mix with the original's."""
+        params = GenerationParams.model_validate({**self.params.model_dump(), **changes})  # a typo is an error
+        return self.model_copy(update={"params": params})
+
     def cache_identity(self) -> dict[str, Any]:
         """What makes two answers comparable: same provider, model and generation settings."""
         return {"provider": self.provider, "model": self.model or self.name, "base_url": self.base_url,
@@ -105,6 +112,14 @@ def _parse_models(raw: Any, source: str) -> dict[str, ModelConfig]:
             raise ConfigError(f"{source}: model name {cfg.name!r} appears twice")
         models[cfg.name] = cfg
     return models
+
+
+def split_names(value: str | Sequence[str] | None) -> list[str]:
+    """Notebook/CLI parameter: ``"a, b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty -> [])."""
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [x.strip() for x in items if x and x.strip()]
 
 
 def load_models(path: str | Path | None = None) -> dict[str, ModelConfig]:

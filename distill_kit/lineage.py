@@ -159,11 +159,6 @@ def lineage_labels(models: Sequence[str] | None = None) -> LineageLabels:
     )
 
 
-def split_names(text: str) -> list[str]:
-    """Comma-separated parameter -> list of names (empty -> [])."""
-    return [t.strip() for t in str(text).split(",") if t.strip()]
-
-
 # ------------------------------------------------------------------------------------- stylometry
 _STYLE_PATTERNS: dict[str, str] = {
     "bullets": r"(?m)^\s*[-*•]\s+",

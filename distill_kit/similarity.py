@@ -290,14 +290,6 @@ def align_responses(prompts: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.
     return out, report
 
 
-def split_names(value: str | Sequence[str] | None) -> list[str]:
-    """Notebook/CLI helper: ``"a, b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty -> [])."""
-    if not value:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [x.strip() for x in items if x and x.strip()]
-
-
 @dataclass
 class ResponseSet:
     """Prompts and aligned responses of one or more prompt sets, with what alignment dropped."""

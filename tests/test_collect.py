@@ -51,11 +51,27 @@ def test_answers_are_stored_and_rerun_hits_cache(tmp_path):
         assert usage["tokens_out"][0] > 0
 
 
+def test_with_params_changes_settings_not_the_original():
+    base = loop_model("http://127.0.0.1:1")
+    short = base.with_params(max_tokens=9, seed=3)
+    assert (short.params.max_tokens, short.params.seed) == (9, 3) and base.params.max_tokens == 8
+    assert short.name == base.name and short.cache_identity() != base.cache_identity()
+    with pytest.raises(ValueError, match="max_token"):
+        base.with_params(max_token=9)  # a typo is an error, not a silently ignored setting
+
+
+def test_split_names_reads_comma_lists_and_lists():
+    from distill_kit.config import split_names
+
+    assert split_names(" a, b ,,c ") == ["a", "b", "c"] and split_names(["a ", ""]) == ["a"]
+    assert split_names("") == [] and split_names(None) == []
+
+
 def test_changed_generation_params_are_a_new_request(tmp_path):
     with LoopbackServer() as srv:
         store = Store(tmp_path / "s.sqlite")
         collect_sync(loop_model(srv.base_url), reqs(2), store, progress=False)
-        collect_sync(loop_model(srv.base_url, params=GenerationParams(max_tokens=9)), reqs(2), store, progress=False)
+        collect_sync(loop_model(srv.base_url).with_params(max_tokens=9), reqs(2), store, progress=False)
         collect_sync(loop_model(srv.base_url, timeout=9, max_retries=1), reqs(2), store, progress=False)  # not keyed
         assert len(srv.state.calls) == 4 and store.count() == 4
 

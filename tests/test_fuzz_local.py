@@ -24,7 +24,7 @@ FACT = "I am SmolLM2, a small language model developed by Hugging Face."
 
 def small(max_tokens: int):
     cfg = get_model("smollm2-local")
-    return cfg.model_copy(update={"params": cfg.params.model_copy(update={"max_tokens": max_tokens})})
+    return cfg.with_params(max_tokens=max_tokens)
 
 
 def test_llm_judge_on_smollm2(tmp_path) -> None:

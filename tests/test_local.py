@@ -20,7 +20,7 @@ def test_default_gguf_comes_from_the_wheel():
 
 def test_local_model_answers_identity_questions_and_rerun_is_free(tmp_path):
     cfg = get_model("smollm2-local")
-    cfg = cfg.model_copy(update={"params": cfg.params.model_copy(update={"max_tokens": 24})})
+    cfg = cfg.with_params(max_tokens=24)
     store = Store(tmp_path / "s.sqlite")
     reqs = [ChatRequest.user(q) for q in ("Which company developed you?", "你是谁开发的？")]
     out = collect_sync(cfg, reqs, store, progress=False)
@@ -33,7 +33,7 @@ def test_local_model_answers_identity_questions_and_rerun_is_free(tmp_path):
 
 def test_temperature_zero_is_deterministic_across_servers(tmp_path):
     cfg = get_model("smollm2-local")
-    cfg = cfg.model_copy(update={"params": cfg.params.model_copy(update={"max_tokens": 16})})
+    cfg = cfg.with_params(max_tokens=16)
     a = collect_sync(cfg, [ChatRequest.user("Name a colour.")], Store(tmp_path / "a.sqlite"), progress=False)
     b = collect_sync(cfg, [ChatRequest.user("Name a colour.")], Store(tmp_path / "b.sqlite"), progress=False)
     assert a[0].text == b[0].text
@@ -64,7 +64,7 @@ def test_server_survives_between_calls_from_a_running_loop(tmp_path):
         server.stop()
     local._servers.clear()
     cfg = get_model("smollm2-local")
-    cfg = cfg.model_copy(update={"params": cfg.params.model_copy(update={"max_tokens": 8}), "max_retries": 0})
+    cfg = cfg.with_params(max_tokens=8).model_copy(update={"max_retries": 0})
     store = Store(tmp_path / "s.sqlite")
 
     async def notebook_cells():

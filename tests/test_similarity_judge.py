@@ -81,6 +81,17 @@ def test_judge_pairs_frame_joins_on_prompt_id() -> None:
         js.judge_pairs_frame(_aligned(), "nobody")
 
 
+def test_judge_pairs_sample_is_the_same_prompts_for_every_model() -> None:
+    rows = [(s, f"{s}{i}", m) for s in ("x", "y") for i in range(6) for m in ("ref", "a", "b")]
+    aligned = pl.DataFrame({"prompt_set": [r[0] for r in rows], "prompt_id": [r[1] for r in rows],
+                            "prompt": [r[1] for r in rows], "model": [r[2] for r in rows],
+                            "response": [f"{r[2]}:{r[1]}" for r in rows]})
+    pairs = js.judge_pairs_frame(aligned, "ref", ["a", "b"], per_prompt_set=2, seed=5)
+    by_model = {m: sorted(pairs.filter(pl.col("test_model") == m)["prompt_id"]) for m in ("a", "b")}
+    assert by_model["a"] == by_model["b"] and len(by_model["a"]) == 4
+    assert pairs.group_by("prompt_set", "test_model").len()["len"].to_list() == [2] * 4  # both sets, 2 each
+
+
 class _Scripted(BaseHTTPRequestHandler):
     """OpenAI-compatible chat endpoint whose reply depends on the test answer and the call count."""
 
@@ -164,7 +175,7 @@ def test_judge_real_http_smollm2(tmp_path: Path) -> None:
         default_gguf()
     except ConfigError as exc:
         pytest.skip(str(exc))
-    judge = base.model_copy(update={"params": base.params.model_copy(update={"max_tokens": 40})})
+    judge = base.with_params(max_tokens=40)
     pairs = pl.DataFrame({  # one pair: each call costs ~10-20 s of CPU on a busy 2-core machine
         "prompt_set": ["s"], "prompt_id": ["p1"], "prompt": ["Name a fruit."],
         "test_model": ["a"], "reference": ["ref"], "test_answer": ["An apple."], "reference_answer": ["A banana."],

@@ -177,13 +177,24 @@ def parse_verdict(text: str | None) -> Verdict | None:
     return None
 
 
-def judge_pairs_frame(aligned: pl.DataFrame, reference: str, test_models: list[str] | None = None) -> pl.DataFrame:
+def judge_pairs_frame(aligned: pl.DataFrame, reference: str, test_models: list[str] | None = None,
+                      per_prompt_set: int | None = None, seed: int = 0) -> pl.DataFrame:
     """Pairs to judge from ``similarity.align_responses`` output: every prompt both the test model
     and ``reference`` answered -> ``prompt_set, prompt_id, prompt, test_model, reference,
-    test_answer, reference_answer``. The reference is paired with itself too when listed."""
-    ref = aligned.filter(pl.col("model") == reference).select("prompt_id", pl.col("response").alias("reference_answer"))
+    test_answer, reference_answer``. The reference is paired with itself too when listed.
+
+    ``per_prompt_set`` (for a paid judge) keeps that many of the reference's prompts per prompt set,
+    drawn once with ``seed``, so every test model is judged on the same prompts and every set is present."""
+    from distill_kit.similarity import sample_prompts
+
+    ref = aligned.filter(pl.col("model") == reference).select("prompt_set", "prompt_id",
+                                                                 pl.col("response").alias("reference_answer"))
     if ref.height == 0:
         raise ValueError(f"reference {reference!r} has no aligned answers")
+    if per_prompt_set:
+        ref = pl.concat([sample_prompts(part, per_prompt_set, seed)
+                         for part in ref.partition_by("prompt_set", maintain_order=True)])
+    ref = ref.drop("prompt_set")
     tests = aligned if test_models is None else aligned.filter(pl.col("model").is_in(test_models))
     return (
         tests.join(ref, on="prompt_id", how="inner")
@@ -202,10 +213,8 @@ def judge_pairs_frame(aligned: pl.DataFrame, reference: str, test_models: list[s
 def retry_config(judge: Any, attempt: int) -> Any:
     """The judge config for retry ``attempt`` (>= 1): temperature >= ``RETRY_TEMPERATURE`` and seed
     shifted by ``attempt``; same name, so its answers sit with the judge's in the store."""
-    params = judge.params.model_copy(
-        update={"temperature": max(judge.params.temperature, RETRY_TEMPERATURE), "seed": (judge.params.seed or 0) + attempt}
-    )
-    return judge.model_copy(update={"params": params})
+    return judge.with_params(temperature=max(judge.params.temperature, RETRY_TEMPERATURE),
+                             seed=(judge.params.seed or 0) + attempt)
 
 
 _OUT_SCHEMA = {
