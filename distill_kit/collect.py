@@ -11,7 +11,7 @@ import asyncio
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from tqdm.auto import tqdm
@@ -120,7 +120,9 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         finally:
             bar.close()
             await provider.aclose()
-    return [results[k] for k in keys]
+    # the caller's meta, not whatever was stored with the first request of that key (a duplicate in
+    # this batch, or an earlier run with other probe ids/tags): callers build their tables from it
+    return [replace(results[k], meta=r.meta) for k, r in zip(keys, requests)]
 
 
 _worker: tuple[threading.Thread, asyncio.AbstractEventLoop] | None = None

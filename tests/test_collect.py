@@ -136,9 +136,12 @@ def test_concurrency_is_bounded(tmp_path):
 def test_duplicate_requests_in_one_batch_are_sent_once(tmp_path):
     with LoopbackServer() as srv:
         store = Store(tmp_path / "s.sqlite")
-        batch = reqs(3) + reqs(3)
+        batch = reqs(3) + [ChatRequest.user(f"question {i}", meta={"i": i, "copy": True}) for i in range(3)]
         out = collect_sync(loop_model(srv.base_url), batch, store, progress=False)
         assert len(out) == 6 and len(srv.state.calls) == 3
+        assert [r.meta for r in out] == [r.meta for r in batch]  # each result carries its own request's meta
+        again = collect_sync(loop_model(srv.base_url), batch[3:], store, progress=False)  # from the store
+        assert all(r.cached for r in again) and [r.meta for r in again] == [r.meta for r in batch[3:]]
 
 
 def test_anthropic_sdk_over_http_with_429(tmp_path, monkeypatch):
