@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -143,9 +143,14 @@ def replay_model(dataset: str, model: str) -> ModelConfig:
     """A model that answers with its published responses (no API, no GPU)."""
     from distill_kit import datasets
 
+    try:
+        source = ReplaySource(dataset=dataset, model=model)
+    except ValidationError:
+        known = ", ".join(get_args(ReplaySource.model_fields["dataset"].annotation))
+        raise ConfigError(f"unknown replay dataset {dataset!r}; known: {known}") from None
     family = datasets.identity_family(model) if dataset == "identity" else None
     identity = datasets.identity_facts().get(family or "") if family else None
-    return ModelConfig(name=model, provider="replay", model=model, replay=ReplaySource(dataset=dataset, model=model),
+    return ModelConfig(name=model, provider="replay", model=model, replay=source,
                        family=family, identity=identity, concurrency=64, max_retries=0)
 
 

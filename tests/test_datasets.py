@@ -102,6 +102,8 @@ def test_model_config_errors(tmp_path):
         load_models(bad)
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
         get_model("nope")
+    with pytest.raises(ConfigError, match="unknown replay dataset 'foo'; known: identity"):
+        get_model("replay:foo/bar")  # one line, not pydantic's multi-line report
     assert get_model("smollm2-local").provider == "local"
     assert get_model("gpt-4o-mini").api_key_env == "OPENAI_API_KEY"
 

@@ -15,10 +15,8 @@ def _answers(dataset: str, model: str) -> dict[str, str]:
         frame = datasets.identity_responses([model]).select("prompt", "response")
     elif dataset == "alpaca_eval":
         frame = datasets.alpaca_outputs([model]).select("instruction", "output")
-    elif dataset == "arena_hard":
+    else:  # arena_hard: ReplaySource only admits the three datasets
         frame = datasets.arena_answers([model]).select("prompt", "answer")
-    else:
-        raise FatalError(f"unknown replay dataset {dataset!r}")
     keys, values = frame.to_dict(as_series=False).values()
     return {k.strip(): v for k, v in zip(keys, values) if k is not None}
 
