@@ -468,9 +468,9 @@ def combine(signals: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.mean([_zscore_rows(m) for m in signals.values()], axis=0)
 
 
-def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """Row-wise softmax of ``scores / temperature``."""
-    z = scores / max(temperature, 1e-6)
+def softmax(scores: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``scores / temperature`` (a scalar, or one temperature per row as a column)."""
+    z = scores / np.maximum(temperature, 1e-6)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
@@ -509,7 +509,7 @@ def held_out_temperatures(scores: np.ndarray, correct: Sequence[Sequence[int]]) 
     return out
 
 
-def calibrate_on_labels(result: Attribution, truth: Mapping[str, str]) -> Attribution:
+def calibrate_on_labels(result: Attribution, truth: Mapping[str, str], fallback_below: int = 0) -> Attribution:
     """Re-calibrate ``result``'s confidence on documented teachers, without scoring any student on
     its own label.
 
@@ -519,20 +519,22 @@ def calibrate_on_labels(result: Attribution, truth: Mapping[str, str]) -> Attrib
     get the temperature fitted on all labelled ones, which is also the returned ``temperature`` for
     new students. Rankings are unchanged. On AlpacaEval the references-only sibling task gives
     over-confident probabilities (siblings are far more alike than a student is to its teacher);
-    this is the calibration to use when labels exist. Needs >= 2 labelled students.
+    this is the calibration to use when labels exist. Needs >= 2 labelled students; with fewer than
+    ``fallback_below`` labelled students ``result`` is returned as it is (sibling-task calibration).
     """
     cidx = {c: j for j, c in enumerate(result.candidates)}
     correct = [[cidx[truth[s]]] if truth.get(s) in cidx else [] for s in result.students]
-    temps = held_out_temperatures(result.combined, correct)
-    probs = np.vstack([softmax(result.combined[i : i + 1], t) for i, t in enumerate(temps)])
     labelled = [i for i, c in enumerate(correct) if c]
+    if len(labelled) < fallback_below:
+        return result
+    temps = held_out_temperatures(result.combined, correct)
+    probs = softmax(result.combined, temps[:, None])
     everyone = float(fit_temperature(result.combined, correct))
-    calibration = {
+    calibration = {  # added to the sibling-task diagnostics, which stay for comparison
+        **result.calibration,
         "labelled_n": float(len(labelled)),
         "held_out_temperature_min": float(temps[labelled].min()),
         "held_out_temperature_max": float(temps[labelled].max()),
-        "held_out_mean_confidence": float(probs[labelled].max(axis=1).mean()),
-        "held_out_mean_p_teacher": float(np.mean([probs[i, correct[i][0]] for i in labelled])),
     }
     return Attribution(
         students=list(result.students), candidates=list(result.candidates), signals=dict(result.signals),

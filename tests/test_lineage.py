@@ -153,3 +153,18 @@ def test_calibrate_on_labels_never_uses_a_students_own_label() -> None:
     assert 0.0 <= m["brier_top1"] <= 1.0 and 0.0 < m["p_teacher"] < 1.0
     with pytest.raises(ValueError, match="at least 2"):
         lineage.calibrate_on_labels(res, {"s0": "c0"})
+    # below min_labelled the sibling-task calibration is kept as it is
+    assert lineage.calibrate_on_labels(res, {"s0": "c0", "s1": "c1"}, fallback_below=3) is res
+
+
+def test_hubness_correction_demotes_a_candidate_close_to_everyone() -> None:
+    # candidate 0 is a hub (0.8 to every other candidate); the query's true match is candidate 1
+    cc = np.full((4, 4), 0.1)
+    cc[0, :] = cc[:, 0] = 0.8
+    np.fill_diagonal(cc, 1.0)
+    qc = np.array([[0.62, 0.60, 0.2, 0.1]])
+    assert int(np.argmax(qc)) == 0  # raw similarity picks the hub
+    fixed = lineage.hubness_correct(qc, cc, k=2)
+    assert int(np.argmax(fixed)) == 1
+    # r_c: the hub's two nearest other candidates average 0.8; candidate 1's are (0.8 + 0.1) / 2
+    assert fixed[0, 0] == pytest.approx(2 * 0.62 - 0.8) and fixed[0, 1] == pytest.approx(2 * 0.60 - 0.45)
