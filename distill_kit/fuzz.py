@@ -117,6 +117,10 @@ class MCTSExplore:
         parent.children.append(node.index)
         return node
 
+    def crossover_partner(self) -> Template:
+        """Any template in the pool (seeds and successful mutants), as GPTFuzzer's crossover draws it."""
+        return self.rng.choice(self.nodes).template
+
     def update(self, successes: int, trials: int, level: int) -> None:
         """Back-propagate the success rate (discounted by depth) along the last selected path."""
         reward = (successes / max(1, trials)) * max(self.beta, 1 - 0.1 * level)
@@ -197,7 +201,7 @@ def run_fuzz(target: Any, helper: Any, judge: Judge, probes: Sequence[Probe], se
         while spent < cfg.max_queries:
             node = tree.select()
             mutator = rng.choice(list(cfg.mutators))
-            other = tree.nodes[rng.randrange(len(seeds))].template if mutator == "crossover" else None
+            other = tree.crossover_partner() if mutator == "crossover" else None
             prompt = mutation_prompt(mutator, node.template, other)
             hres = collect_sync(helper, [ChatRequest.user(prompt, sample=iteration, meta={
                 "fuzz": "mutation", "iteration": iteration, "mutator": mutator, "parent": node.template.id})],

@@ -34,6 +34,8 @@ def test_mcts_explore_prefers_rewarded_seeds() -> None:
     assert set(picks) == {"s0", "s1", "s2", "s3"}  # exploration
     child = tree.add(Template("c", "child {query}"), tree.nodes[2])
     assert child.level == 1 and tree.nodes[2].children == [child.index]
+    # crossover partners come from the whole pool, successful mutants included
+    assert "c" in {tree.crossover_partner().id for _ in range(60)}
 
 
 def test_extract_template_keeps_the_slot() -> None:

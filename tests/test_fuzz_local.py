@@ -45,10 +45,7 @@ def test_llm_judge_on_smollm2(tmp_path) -> None:
 
 def test_fuzz_tiny_budget_on_smollm2(tmp_path) -> None:
     store = Store(tmp_path / "s.sqlite")
-    rules = RuleIdentityJudge({"smollm": FACT})
-
-    def judge(answers: list[str]) -> list[bool | None]:
-        return [v.loose for v in rules.judge_many(answers, ["smollm"] * len(answers))]
+    judge = F.offline_success_judge("smollm", FACT, RuleIdentityJudge({"smollm": FACT}))
 
     probes = [p for p in load_probes() if p.category == "creator"][:3]
     cfg = F.FuzzConfig(max_queries=2, questions_per_mutant=1, seed=1)
