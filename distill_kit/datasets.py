@@ -154,6 +154,8 @@ def _select(names: Iterable[str], wanted: Sequence[str] | None, what: str) -> li
     names = list(names)
     if wanted is None:
         return names
+    if not wanted:
+        raise DataError(f"no {what}s selected")
     unknown = sorted(set(wanted) - set(names))
     if unknown:
         raise DataError(f"unknown {what}: {', '.join(unknown)}; available: {', '.join(names)}")
@@ -251,8 +253,6 @@ def _identity_frame(model: str) -> pl.DataFrame:
 def identity_responses(models: Sequence[str] | None = None) -> pl.DataFrame:
     """The paper's jailbreak attempts with GPT-4o-mini loose labels and strict labels, one row per attempt."""
     chosen = _select(identity_response_models(), models, "identity model")
-    if not chosen:
-        raise DataError("no identity models selected")
     return pl.concat([_identity_frame(m) for m in chosen])
 
 

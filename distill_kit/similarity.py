@@ -720,7 +720,7 @@ def rse_table(
                 continue
             groups.append(v.astype(float))
             row[s] = float(v.mean())
-            lo, hi = bootstrap_ci(v, np.mean, n_boot=n_boot, seed=seed) if v.size > 1 else (v[0], v[0])
+            lo, hi = bootstrap_ci(v, n_boot=n_boot, seed=seed)
             row[f"{s}_lo"], row[f"{s}_hi"] = float(lo), float(hi)
         if groups and len(groups) == len(sets):
             row["mean"] = float(np.mean([g.mean() for g in groups]))

@@ -67,6 +67,22 @@ def test_split_names_reads_comma_lists_and_lists():
     assert split_names("") == [] and split_names(None) == []
 
 
+def test_store_never_overwrites_an_ok_answer(tmp_path):
+    from distill_kit.store import Record
+
+    def rec(status: str, text: str | None, error: str | None) -> Record:
+        return Record(key="k", model="m", provider="openai", messages=[{"role": "user", "content": "q"}], params={},
+                      sample=0, status=status, text=text, error=error, attempts=1, usage_in=1, usage_out=1, cost=0.0,
+                      latency=0.1, meta={})
+
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put(rec("error", None, "503"))
+        store.put(rec("ok", "answer", None))      # an error row is replaced by the answer
+        store.put(rec("error", None, "timeout"))  # a late error never replaces the answer
+        got = store.get("k")
+        assert got.ok and got.text == "answer" and got.attempts == 2 and store.count() == 1
+
+
 def test_changed_generation_params_are_a_new_request(tmp_path):
     with LoopbackServer() as srv:
         store = Store(tmp_path / "s.sqlite")

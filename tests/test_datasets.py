@@ -56,6 +56,9 @@ def test_alpaca_and_arena_loaders(data_dir):
 def test_unknown_model_is_one_clear_error(data_dir):
     with pytest.raises(DataError, match="unknown AlpacaEval model: not-a-model"):
         datasets.alpaca_outputs(["not-a-model"])
+    for load in (datasets.alpaca_outputs, datasets.identity_responses, datasets.arena_answers):
+        with pytest.raises(DataError, match="no .* selected"):
+            load([])  # an empty selection, not polars' "cannot concat empty list"
 
 
 def test_missing_and_corrupt_files_are_clear_errors(data_dir, tmp_path, monkeypatch, fresh_cache):

@@ -313,6 +313,20 @@ def test_secret_printed_by_notebook_is_redacted(workspace, monkeypatch):
     assert "[REDACTED]" in (res.run_dir / "notebooks" / "04-leaky.ipynb").read_text()
 
 
+def test_secret_in_a_failing_step_is_redacted(workspace, monkeypatch):
+    tmp, nb_dir = workspace
+    key = "sk-test-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(30))
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    write_notebook(nb_dir / "04-fails.ipynb", COMMON, "import os\nraise ValueError(os.environ['OPENAI_API_KEY'])")
+    cfg = RunConfig.model_validate({"name": "leak-fail", "steps": [{"notebook": "04"}]})
+    with pytest.raises(pipeline.StepFailed) as err:
+        run_pipeline(cfg, tmp / "runs", nb_dir, log=lambda m: None)
+    assert key not in str(err.value) and "ValueError" in str(err.value)
+    run_dir = tmp / "runs" / cfg.run_id()
+    for p in (p for p in run_dir.rglob("*") if p.is_file()):
+        assert key.encode() not in p.read_bytes(), f"key leaked into {p}"
+
+
 def test_unknown_step_parameter_is_an_error_but_run_wide_ones_are_filtered(workspace):
     tmp, nb_dir = workspace
     typo = RunConfig.model_validate({"name": "t", "steps": [{"notebook": "01", "parameters": {"nn": 4}}]})

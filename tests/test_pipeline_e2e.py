@@ -24,7 +24,6 @@ FAKE_KEY = "sk-test-" + "".join(secrets.choice(string.ascii_letters + string.dig
 def ci_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "ANTHROPIC_API_KEY": FAKE_KEY + "a"}
-    env.setdefault("DISTILL_KIT_DATA_DIR", str(PROJECT_ROOT.parent / "shared" / "data"))
     proc = subprocess.run([sys.executable, "-m", "distill_kit", "run", str(CONFIG), "--runs-dir", str(runs)],
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=170)
     run_dir = runs / load_run_config(CONFIG).run_id()
