@@ -1,5 +1,5 @@
 """RSE offline similarity on the published AlpacaEval outputs: every model's style / structure /
-content similarity (1-5) to every reference model (roles from ``datasets.lineage()``), whether the
+content similarity (1-5) to every reference model (roles from ``lineage.lineage_labels()``), whether the
 closest reference is the documented teacher, and the runtime of the full 34 x 34 matrices.
 
 Style and structure use every prompt (default); content (sentence-transformer embeddings, the slow
@@ -22,6 +22,7 @@ import polars as pl
 
 from distill_kit import datasets
 from distill_kit import similarity as sim
+from distill_kit.lineage import lineage_labels
 
 
 def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -56,10 +57,8 @@ def main() -> None:
     )
     (aligned, report), t_align = _timed(sim.align_responses, prompts, responses)
     models = sorted(aligned["model"].unique().to_list(), key=str.lower)
-    lineage = datasets.lineage()
-    roles = dict(zip(lineage["model"].to_list(), lineage["role"].to_list()))
-    teacher = dict(zip(lineage["model"].to_list(), lineage["teacher"].to_list()))
-    line = {m: (l or m) for m, l in zip(lineage["model"].to_list(), lineage["line"].to_list())}
+    labels = lineage_labels()
+    roles, teacher = labels.roles, labels.truth
     references = [m for m in models if roles.get(m) == "reference"]
     rep = report.frame()
     figures.update(
@@ -119,7 +118,7 @@ def main() -> None:
             entry["teacher_rank"] = ranks
             hits["n"] += 1
             hits["exact"] += int(best["overall"] == t)
-            hits["line"] += int(line.get(best["overall"]) == line.get(t))
+            hits["line"] += int(labels.lines.get(best["overall"], best["overall"]) == labels.lines.get(t, t))
         per_model[m] = entry
         rows.append(entry | {"model": m})
     figures["per_model"] = per_model

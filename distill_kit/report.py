@@ -731,13 +731,16 @@ def _lineage_section(emb: dict | None, rse: dict | None = None) -> Section:
 
 
 def _documented_teachers() -> dict[str, str]:
-    """student -> teacher as publicly documented (lineage.csv), to read attributions against."""
-    try:
-        from distill_kit import datasets
+    """student -> teacher as publicly documented (lineage.csv), to read attributions against;
+    human-data controls read "none"."""
+    from distill_kit.datasets import DataError
+    from distill_kit.lineage import lineage_labels
 
-        return {r["model"]: r["teacher"] for r in datasets.lineage().to_dicts() if r.get("teacher")}
-    except Exception:  # no data available: the column is simply left out
+    try:
+        labels = lineage_labels()
+    except DataError:  # no data available: the column is simply left out
         return {}
+    return {**{c: "none" for c in labels.controls}, **labels.truth}
 
 
 def _attribution_section(emb: dict | None, link: str = "") -> Section:
