@@ -485,9 +485,7 @@ def _style_pairs(prof: AnswerProfiles) -> np.ndarray:
     M, P = prof.present.shape
     out = np.full((M, M, P), np.nan)
     for a in range(M):
-        feat = st.feature_similarities(prof.style[a][None], prof.style).mean(axis=-1)  # [M, P]
-        fwc = st.cosine(prof.fw[a][None], prof.fw)
-        out[a] = (1 - st.FUNCTION_WORD_WEIGHT) * feat + st.FUNCTION_WORD_WEIGHT * fwc
+        out[a] = st.style_similarity(prof.style[a][None], prof.style, prof.fw[a][None], prof.fw)  # [M, P]
     both = prof.present[:, None, :] & prof.present[None, :, :]
     return np.where(both, out, np.nan)
 
@@ -525,10 +523,14 @@ def _content_pairs(prof: AnswerProfiles) -> np.ndarray:
         A = prof.answer_emb[idx, p].astype(np.float64)
         cos = np.clip(A @ A.T, 0.0, 1.0)
         if prof.sent_emb is not None and prof.sent_ptr is not None:
-            f1 = _sentence_f1(prof.sent_emb, prof.sent_ptr[idx, p])
-            cos = 0.5 * cos + 0.5 * f1
+            cos = _content_mix(cos, _sentence_f1(prof.sent_emb, prof.sent_ptr[idx, p]))
         out[np.ix_(idx, idx, [p])] = cos[:, :, None]
     return out
+
+
+def _content_mix(answer_cos: np.ndarray, sentence_f1: np.ndarray) -> np.ndarray:
+    """Content similarity: whole-answer cosine and sentence best-match F1, equally weighted."""
+    return 0.5 * answer_cos + 0.5 * sentence_f1
 
 
 def _sentence_f1(sent_emb: np.ndarray, ptr: np.ndarray) -> np.ndarray:
@@ -663,8 +665,7 @@ def calibrate_floors(prof: AnswerProfiles, n_pairs: int = 300, seed: int = 0) ->
             ib = rng.choice(pb, size=n_pairs)
             ok = ia != ib
             ia, ib = ia[ok], ib[ok]
-            sty = (1 - st.FUNCTION_WORD_WEIGHT) * st.feature_similarities(prof.style[a, ia], prof.style[b, ib]).mean(-1)
-            sty = sty + st.FUNCTION_WORD_WEIGHT * st.cosine(prof.fw[a, ia], prof.fw[b, ib])
+            sty = st.style_similarity(prof.style[a, ia], prof.style[b, ib], prof.fw[a, ia], prof.fw[b, ib])
             vals["style"].extend(sty.tolist())
             vals["structure"].extend(
                 st.structure_similarity(prof.skeletons[a][x], prof.skeletons[b][y]) for x, y in zip(ia[:50], ib[:50])
@@ -676,7 +677,7 @@ def calibrate_floors(prof: AnswerProfiles, n_pairs: int = 300, seed: int = 0) ->
                         _sentence_f1(prof.sent_emb, np.stack([prof.sent_ptr[a, x], prof.sent_ptr[b, y]]))[0, 1]
                         for x, y in zip(ia[:50], ib[:50])
                     ]
-                    cos = 0.5 * cos[:50] + 0.5 * np.array(f1)
+                    cos = _content_mix(cos[:50], np.array(f1))
                 vals["content"].extend(np.asarray(cos).tolist())
     return {g: round(float(np.median(v)), 3) for g, v in vals.items() if v}
 
