@@ -146,3 +146,12 @@ def test_offline_judge_needs_a_fact(published) -> None:
     # a fact passed explicitly (e.g. a ModelConfig.identity) works for any family
     v = judge.judge("I am ChatGPT, developed by OpenAI.", "smollm", "I am SmolLM2, a small language model developed by Hugging Face.")
     assert v.loose
+
+
+def test_flagged_answers_table_escapes_model_text() -> None:
+    from distill_kit.charts.identity import flagged_html
+
+    frame = pl.DataFrame({"model": ["m<1>"], "query": ["who?"], "response": ["<script>alert(1)</script>" + "x" * 500]})
+    out = flagged_html(frame, width=60)
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "m&lt;1&gt;" in out
+    assert "x" * 60 not in out and "1 of 1 flagged answers" in out

@@ -96,12 +96,14 @@ class _Scripted(BaseHTTPRequestHandler):
     """OpenAI-compatible chat endpoint whose reply depends on the test answer and the call count."""
 
     calls: dict[str, int] = {}
+    sampling: dict[str, list[tuple[float, int | None]]] = {}  # test answer -> (temperature, seed) per call
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         user = body["messages"][-1]["content"]
         test = user.split("[Test answer]\n", 1)[1].split("\n", 1)[0]
         n = _Scripted.calls[test] = _Scripted.calls.get(test, 0) + 1
+        _Scripted.sampling.setdefault(test, []).append((body.get("temperature"), body.get("seed")))
         if test == "GOOD":
             text = "<style>4</style><structure>4</structure><content>3</content><rationale>ok</rationale>"
         elif test == "SECOND" and n >= 2:
@@ -126,7 +128,7 @@ def test_judge_retries_with_new_sample_then_records_unparseable(tmp_path: Path, 
     from distill_kit.config import ModelConfig
     from distill_kit.store import Store
 
-    _Scripted.calls = {}
+    _Scripted.calls, _Scripted.sampling = {}, {}
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("FAKE_JUDGE_KEY", "k")
@@ -149,6 +151,8 @@ def test_judge_retries_with_new_sample_then_records_unparseable(tmp_path: Path, 
         assert rows["NEVER"]["overall"] is None and rows["NEVER"]["style"] is None
         assert rows["NEVER"]["raw"] == "I think they are similar."
         assert _Scripted.calls == {"GOOD": 1, "SECOND": 2, "NEVER": 3}
+        # a retry samples: temperature raised to RETRY_TEMPERATURE, seed shifted by the attempt
+        assert _Scripted.sampling["NEVER"] == [(0.0, None), (js.RETRY_TEMPERATURE, 1), (js.RETRY_TEMPERATURE, 2)]
         # a rerun is served from the store: no new HTTP calls, same verdicts
         again = js.judge_pairs(judge, pairs, store, max_attempts=3, progress=False)
         assert _Scripted.calls == {"GOOD": 1, "SECOND": 2, "NEVER": 3}
