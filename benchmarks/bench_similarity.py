@@ -84,7 +84,7 @@ def main() -> None:
         sub = aligned.filter(pl.col("prompt_id").is_in(sample["prompt_id"].to_list()))
         from distill_kit import embed
 
-        cached_before = embed.cache_stats().get("vectors", None) if hasattr(embed, "cache_stats") else None
+        cached_before = embed.cache_stats().get("vectors")
         prof_c, t_embed = _timed(sim.build_profiles, sub, models, content=True, progress=False)
         pair_c, t_pair_c = _timed(sim.pairwise_scores, prof_c, ("content",))
         floors_c = {"content": sim.calibrate_floors(prof_c, n_pairs=60, seed=args.seed).get("content")}

@@ -57,7 +57,7 @@ class Result:
 
 
 def backoff_delay(attempt: int, cfg: ModelConfig, retry_after: float | None, rng: random.Random) -> float:
-    """Server's Retry-After when given (capped), else base * 2**attempt with full jitter."""
+    """Server's Retry-After when given (capped), else base * 2**attempt, jittered to 0.5-1x (equal jitter)."""
     if retry_after is not None:
         return min(retry_after, cfg.backoff_max)
     return min(cfg.backoff_max, cfg.backoff_base * (2 ** attempt)) * (0.5 + rng.random() / 2)

@@ -193,12 +193,6 @@ def seed_templates() -> dict[str, Any]:
     return json.loads(read_bytes("identity/seed_templates.json"))
 
 
-def identity_queries_reference() -> pl.DataFrame:
-    rows = _csv_rows(read_bytes("identity/queries_reference.csv"))
-    return pl.DataFrame({"query": [r["query"].strip() for r in rows],
-                         "reference_response": [r["reference_responses"] for r in rows]})
-
-
 def identity_response_models() -> list[str]:
     return [_stem(p) for p in files("identity/responses/")]
 

@@ -224,7 +224,6 @@ def embed_texts(
                     convert_to_numpy=True,
                     normalize_embeddings=True,
                 )
-                vecs = _normalise(vecs)
                 if con is not None:
                     _cache_put(con, mid, part, vecs)
                 got.update(zip(part, vecs))

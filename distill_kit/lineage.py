@@ -234,23 +234,14 @@ def _zscore_rows(m: np.ndarray) -> np.ndarray:
     return (m - m.mean(axis=1, keepdims=True)) / np.where(sd == 0, 1.0, sd)
 
 
-def _vectorizer(max_features: int, char_ngrams: bool = False):  # type: ignore[no-untyped-def]
-    """Word 1-2-grams with punctuation as tokens and case kept (style lives in "Sure!" vs "sure");
-    character 3-5-grams optionally (about 4x slower for a small gain)."""
+def _vectorizer(max_features: int):  # type: ignore[no-untyped-def]
+    """Word 1-2-grams with punctuation as tokens and case kept (style lives in "Sure!" vs "sure")."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import FeatureUnion
 
-    word = TfidfVectorizer(
+    return TfidfVectorizer(
         analyzer="word", ngram_range=(1, 2), min_df=3, max_features=max_features, sublinear_tf=True,
         lowercase=False, token_pattern=r"(?u)\b\w+\b|[^\w\s]", dtype=np.float32,
     )
-    if not char_ngrams:
-        return word
-    char = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_features=max_features, sublinear_tf=True,
-        lowercase=False, dtype=np.float32,
-    )
-    return FeatureUnion([("word", word), ("char", char)])
 
 
 # --------------------------------------------------------------------------------------- features
@@ -285,7 +276,6 @@ def build_features(
     score_prompts: Sequence[str],
     *,
     max_features: int = 100_000,
-    char_ngrams: bool = False,
     with_style: bool = True,
     embeddings: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> LineageFeatures:
@@ -307,7 +297,7 @@ def build_features(
         own = [i for i, (mm, _) in enumerate(keys) if mm == m]
         if not is_fit[own].any() or is_fit[own].all():
             raise ValueError(f"model {m!r} has no answers on the fit or score prompts")
-    vec = _vectorizer(max_features, char_ngrams)
+    vec = _vectorizer(max_features)
     vec.fit([t for t, f in zip(texts, is_fit) if f])
     matrix = vec.transform(texts).tocsr()
     style = style_features(texts) if with_style else np.zeros((len(texts), len(STYLE_FEATURES)))
@@ -581,7 +571,6 @@ def attribute(
     prompts: Sequence[str] | None = None,
     embeddings: Mapping[tuple[str, str], np.ndarray] | None = None,
     max_features: int = 100_000,
-    char_ngrams: bool = False,
     temperature: float | None = None,
     features: LineageFeatures | None = None,
 ) -> Attribution:
@@ -613,7 +602,7 @@ def attribute(
         pool = common_prompts(frame, models) if prompts is None else sorted(set(prompts))
         fit, score = split_prompts(pool, fit_fraction, seed)
         features = build_features(
-            frame, models, fit, score, max_features=max_features, char_ngrams=char_ngrams,
+            frame, models, fit, score, max_features=max_features,
             with_style="style" in (signals or ()), embeddings=embeddings,
         )
     elif not set(models) <= set(features.models):

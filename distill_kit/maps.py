@@ -132,15 +132,6 @@ def model_similarity(X: np.ndarray, method: str = "profile") -> np.ndarray:
     raise ValueError(f"unknown similarity method {method!r}; use 'profile' or 'paired'")
 
 
-def centroids(frame: pl.DataFrame, vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """(models, [K, dim]) mean vector of each model's answers, in sorted model order."""
-    if len(frame) != len(vectors):
-        raise ValueError(f"frame has {len(frame)} rows but {len(vectors)} vectors were given")
-    models = sorted(frame["model"].unique().to_list())
-    labels = np.asarray(frame["model"].to_list())
-    return models, np.stack([vectors[labels == m].mean(axis=0) for m in models])
-
-
 def cluster_models(
     models: Sequence[str],
     similarity: np.ndarray,

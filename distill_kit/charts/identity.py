@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import altair as alt
 import polars as pl
 
@@ -53,10 +51,6 @@ def breakdown_chart(table: pl.DataFrame, dim: str, metric: str = "lis") -> alt.C
         color=alt.Color(f"{metric}:Q", scale=alt.Scale(domain=[0, 1], scheme="orangered"), title=metric.upper()),
         tooltip=["model:N", f"{dim}:N", alt.Tooltip(f"{metric}:Q", format=".3f"), "n:Q"],
     ).properties(title=f"{metric.upper()} by {dim}")
-
-
-def to_dict(chart: Any) -> dict[str, Any]:
-    return chart.to_dict()
 
 
 def flagged_html(frame: pl.DataFrame, columns: tuple[str, ...] = ("model", "language", "category", "query", "response"),

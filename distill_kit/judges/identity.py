@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 # maker -> regex of its names (organisation, products, Chinese names). Order matters only for overlaps.
 MAKER_PATTERNS: dict[str, str] = {
