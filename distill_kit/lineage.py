@@ -726,7 +726,7 @@ class Tree:
 
 def lineage_tree(models: Sequence[str], similarity: np.ndarray, method: str = "average") -> Tree:
     """Hierarchical clustering of models on distance ``1 - similarity`` laid out as a dendrogram."""
-    from scipy.cluster.hierarchy import dendrogram, linkage
+    from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform
 
     S = np.asarray(similarity, dtype=np.float64)
@@ -734,7 +734,14 @@ def lineage_tree(models: Sequence[str], similarity: np.ndarray, method: str = "a
         raise ValueError(f"similarity must be a square matrix over >= 2 models, got {S.shape}")
     D = np.clip(1.0 - (S + S.T) / 2.0, 0.0, None)
     np.fill_diagonal(D, 0.0)
-    Z = linkage(squareform(D, checks=False), method=method)
+    return tree_from_linkage(linkage(squareform(D, checks=False), method=method), models)
+
+
+def tree_from_linkage(Z: np.ndarray | Sequence[Sequence[float]], models: Sequence[str]) -> Tree:
+    """Dendrogram layout of a scipy linkage matrix (e.g. one a run summary recorded)."""
+    from scipy.cluster.hierarchy import dendrogram
+
+    Z = np.asarray(Z, dtype=np.float64)
     dn = dendrogram(Z, labels=list(models), no_plot=True)
     segs = []
     for xs, ys in zip(dn["icoord"], dn["dcoord"]):

@@ -492,31 +492,6 @@ def umap_chart(points: Sequence[dict], max_points: int = 4000) -> alt.Chart:
     ).properties(width=520, height=400, title="Answer embeddings (UMAP)").interactive()
 
 
-def dendrogram_segments(linkage: Sequence[Sequence[float]], labels: Sequence[str]) -> tuple[list[dict], list[dict]]:
-    """Line segments and leaf labels of a scipy linkage matrix (drawn with Altair rules)."""
-    from scipy.cluster.hierarchy import dendrogram
-
-    d = dendrogram(linkage, labels=list(labels), no_plot=True, orientation="right")
-    segs = []
-    for icoord, dcoord in zip(d["icoord"], d["dcoord"]):
-        for k in range(3):
-            segs.append({"y": icoord[k], "y2": icoord[k + 1], "x": dcoord[k], "x2": dcoord[k + 1]})
-    leaves = [{"label": str(lab), "y": 5 + 10 * i, "x": 0.0} for i, lab in enumerate(d["ivl"])]
-    return segs, leaves
-
-
-def dendrogram_chart(linkage: Sequence[Sequence[float]], labels: Sequence[str]) -> alt.Chart:
-    """Lineage tree: hierarchical clustering of models by answer similarity."""
-    segs, leaves = dendrogram_segments(linkage, labels)
-    height = max(160, 18 * len(leaves))
-    lines = alt.Chart(alt.Data(values=segs)).mark_rule(color="#1d3557").encode(
-        x=alt.X("x:Q", title="distance", scale=alt.Scale(reverse=True), axis=alt.Axis(grid=False)), x2="x2:Q",
-        y=alt.Y("y:Q", axis=None), y2="y2:Q")
-    text = alt.Chart(alt.Data(values=leaves)).mark_text(align="left", dx=4, fontSize=11).encode(
-        x="x:Q", y="y:Q", text="label:N")
-    return (lines + text).properties(width=460, height=height, title="Lineage tree").configure_view(stroke=None)
-
-
 # ---------------------------------------------------------------------------- assembling a run
 
 METHODS_HTML = """
@@ -684,16 +659,14 @@ def _umap_section(emb: dict | None, link: str = "") -> Section:
 
 
 def _tree_from_similarity(models: Sequence[str], S: Any, scale: tuple[float, float] = (0.0, 1.0)) -> tuple[list, list[str]]:
-    """Average-linkage on distance 1 - normalised similarity (symmetrised); returns (linkage, labels)."""
+    """:func:`lineage.lineage_tree` on similarity rescaled from ``scale`` to [0, 1]; returns (linkage, labels)."""
     import numpy as np
-    from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import squareform
+
+    from distill_kit.lineage import lineage_tree
 
     lo, hi = scale
-    M = (np.asarray(S, dtype=float) - lo) / (hi - lo)
-    D = np.clip(1.0 - (M + M.T) / 2.0, 0.0, None)
-    np.fill_diagonal(D, 0.0)
-    return linkage(squareform(D, checks=False), method="average").tolist(), [str(m) for m in models]
+    labels = [str(m) for m in models]
+    return lineage_tree(labels, (np.asarray(S, dtype=float) - lo) / (hi - lo)).linkage.tolist(), labels
 
 
 def _lineage_section(emb: dict | None, rse: dict | None = None) -> Section:
@@ -726,7 +699,10 @@ def _lineage_section(emb: dict | None, rse: dict | None = None) -> Section:
         s.body = '<p class="not-run">No step recorded a model x model similarity to build the tree from.</p>'
         s.ran = False
         return s
-    s.figures.append(Figure("lineage-tree", dendrogram_chart(linkage, labels), caption))
+    from distill_kit.charts.maps import dendrogram
+    from distill_kit.lineage import tree_from_linkage
+
+    s.figures.append(Figure("lineage-tree", dendrogram(tree_from_linkage(linkage, labels), title="Lineage tree"), caption))
     return s
 
 

@@ -112,9 +112,11 @@ def test_empty_run_dir_has_no_charts_and_no_bundle(tmp_path: Path):
 
 
 def test_dendrogram_segments_cover_all_leaves():
-    segs, leaves = report.dendrogram_segments([[0, 1, 0.3, 2], [2, 3, 0.8, 3]], ["a", "b", "c"])
-    assert {lf["label"] for lf in leaves} == {"a", "b", "c"}
-    assert len(segs) == 6 and max(s["x"] for s in segs) == pytest.approx(0.8)
+    from distill_kit.lineage import tree_from_linkage
+
+    tree = tree_from_linkage([[0, 1, 0.3, 2], [2, 3, 0.8, 3]], ["a", "b", "c"])  # a recorded linkage, as the report reads it
+    assert set(tree.leaves) == {"a", "b", "c"}
+    assert tree.segments.height == 6 and tree.segments["y"].max() == pytest.approx(0.8)
 
 
 def test_unknown_static_format_is_an_error(tmp_path: Path):
