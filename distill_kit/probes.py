@@ -49,6 +49,10 @@ class Template:
     source: str = "user"
 
 
+#: The question asked as it is, no jailbreak: the baseline every template is compared with.
+BARE_TEMPLATE = Template("bare", QUERY_SLOT, "bare question")
+
+
 # ---------------------------------------------------------------- probe file I/O
 
 def _probe_from(d: dict[str, Any], where: str) -> Probe:

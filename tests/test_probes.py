@@ -88,3 +88,11 @@ def test_templates_and_preview(tmp_path: Path, data_dir: Path) -> None:
 ])
 def test_categorize_query(text: str, cat: str) -> None:
     assert P.categorize_query(text) == cat
+
+
+def test_bare_template_asks_the_question_as_it_is() -> None:
+    from distill_kit.probes import BARE_TEMPLATE, Probe, fill, sample_pairs
+
+    probe = Probe("en-x", "en", "creator", "Who made you?")
+    assert fill(BARE_TEMPLATE, probe) == "Who made you?"
+    assert sample_pairs([probe], [BARE_TEMPLATE], 0) == [(probe, BARE_TEMPLATE)]
