@@ -97,6 +97,28 @@ class ModelConfig(BaseModel):
                 "params": self.params.model_dump()}
 
 
+def validation_error_line(err: ValidationError, source: str, loc_prefix: str = "") -> str:
+    """One line: unknown keys first (a typo usually explains the 'missing' errors too)."""
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    parts = []
+    for e in errors[:2]:
+        loc = loc_prefix + (".".join(str(p) for p in e["loc"]) or "(top level)")
+        msg = "unknown key (check spelling)" if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"{loc}: {msg}")
+    more = f" (+{len(errors) - 2} more)" if len(errors) > 2 else ""
+    return f"{source}: {'; '.join(parts)}{more}"
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content; a syntax error is one ConfigError line with the line number."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
 def _parse_models(raw: Any, source: str) -> dict[str, ModelConfig]:
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
         raise ConfigError(f"{source}: expected a mapping with a 'models:' list")
@@ -105,9 +127,7 @@ def _parse_models(raw: Any, source: str) -> dict[str, ModelConfig]:
         try:
             cfg = ModelConfig.model_validate(item)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{source}: models[{i}].{where}: {first['msg']}") from None
+            raise ConfigError(validation_error_line(exc, source, f"models[{i}].")) from None
         if cfg.name in models:
             raise ConfigError(f"{source}: model name {cfg.name!r} appears twice")
         models[cfg.name] = cfg
@@ -127,11 +147,7 @@ def load_models(path: str | Path | None = None) -> dict[str, ModelConfig]:
     path = Path(path) if path else MODELS_FILE
     if not path.exists():
         raise ConfigError(f"model config not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    return _parse_models(raw, str(path))
+    return _parse_models(read_yaml(path), str(path))
 
 
 @lru_cache(maxsize=1)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from distill_kit.config import PROJECT_ROOT, ConfigError
+from distill_kit.config import PROJECT_ROOT, ConfigError, read_yaml, validation_error_line
 
 SUMMARY_DIR = "summary"
 
@@ -223,22 +223,8 @@ class RunConfig(BaseModel):
         return f"{self.name}-{hashlib.sha256(canon.encode()).hexdigest()[:8]}"
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    """One line: unknown keys first (a typo usually explains the 'missing' errors too)."""
-    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    parts = []
-    for e in errors[:2]:
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key (check spelling)" if e["type"] == "extra_forbidden" else e["msg"]
-        parts.append(f"{loc}: {msg}")
-    more = f" (+{len(errors) - 2} more)" if len(errors) > 2 else ""
-    return f"{source}: {'; '.join(parts)}{more}"
-
-
 def load_run_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML run config; every problem becomes one ConfigError line."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         candidate = PROJECT_ROOT / "configs" / "runs" / f"{path.name.removesuffix('.yaml')}.yaml"
@@ -246,18 +232,13 @@ def load_run_config(path: str | Path) -> RunConfig:
             path = candidate
         else:
             raise ConfigError(f"run config not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'name' and 'steps'")
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, str(path))) from None
+        raise ConfigError(validation_error_line(exc, str(path))) from None
     check_no_secrets(cfg.parameters, f"{path}: parameters")
     for step in cfg.steps:
         check_no_secrets(step.parameters, f"{path}: step {step.notebook}")

@@ -103,6 +103,12 @@ def test_model_config_errors(tmp_path):
     bad.write_text("models:\n  - name: x\n    provider: telepathy\n")
     with pytest.raises(ConfigError, match=r"models\[0\]\.provider"):
         load_models(bad)
+    bad.write_text("models:\n  - name: x\n    provder: openai\n")  # a typo is named, not just "provider missing"
+    with pytest.raises(ConfigError, match=r"models\[0\]\.provder: unknown key"):
+        load_models(bad)
+    bad.write_text("models: [\n  - name: x\n")
+    with pytest.raises(ConfigError, match=r"m\.yaml: line \d+ invalid YAML"):
+        load_models(bad)
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
         get_model("nope")
     with pytest.raises(ConfigError, match="unknown replay dataset 'foo'; known: identity"):
