@@ -230,8 +230,9 @@ def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _zscore_rows(m: np.ndarray) -> np.ndarray:
-    sd = m.std(axis=1, keepdims=True)
-    return (m - m.mean(axis=1, keepdims=True)) / np.where(sd == 0, 1.0, sd)
+    """Row z-scores; NaN cells (a pseudo-student's self-match) are left out of the row statistics."""
+    sd = np.nanstd(m, axis=1, keepdims=True)
+    return (m - np.nanmean(m, axis=1, keepdims=True)) / np.where(sd == 0, 1.0, sd)
 
 
 def _vectorizer(max_features: int):  # type: ignore[no-untyped-def]
@@ -545,14 +546,12 @@ def sibling_task(
     cands = list(candidates)
     pseudo = [c for c in cands if lines.get(c) and sum(lines.get(o) == lines[c] for o in cands) > 1]
     rows = [cands.index(c) for c in pseudo]
-    parts = {}
+    masked = {}
     for k, m in cc_signals.items():
         sub = np.array(m[rows], dtype=np.float64)
-        for r, i in enumerate(rows):
-            sub[r, i] = np.nan
-        mu, sd = np.nanmean(sub, axis=1, keepdims=True), np.nanstd(sub, axis=1, keepdims=True)
-        parts[k] = (sub - mu) / np.where(sd == 0, 1.0, sd)
-    scores = np.mean(list(parts.values()), axis=0) if parts else np.zeros((0, len(cands)))  # NaN only at self
+        sub[np.arange(len(rows)), rows] = np.nan
+        masked[k] = sub
+    scores = combine(masked) if masked and rows else np.zeros((0, len(cands)))  # NaN only at self
     scores = np.where(np.isnan(scores), -np.inf, scores)
     correct = [[j for j, c in enumerate(cands) if c != s and lines.get(c) == lines[s]] for s in pseudo]
     return scores, correct, pseudo
