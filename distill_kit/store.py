@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import polars as pl
 
@@ -162,7 +162,7 @@ class Store:
                   "cost": pl.Float64, "latency": pl.Float64, "meta": pl.String, "created_at": pl.Float64,
                   "updated_at": pl.Float64}
         frame = pl.DataFrame(rows, schema=schema, orient="row")
-        prompts = [_last_user(json.loads(m)) for m in frame["messages"]]
+        prompts = [last_user(json.loads(m)) for m in frame["messages"]]
         frame = frame.with_columns(pl.Series("prompt", prompts, dtype=pl.String))
         metas = [json.loads(m) for m in frame["meta"]]
         meta_keys = sorted({k for m in metas for k in m} - set(frame.columns))
@@ -191,7 +191,8 @@ def _scalar(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _last_user(messages: list[dict[str, str]]) -> str:
+def last_user(messages: Sequence[Mapping[str, str]]) -> str:
+    """The last user turn of a chat: the prompt an answer answers."""
     for m in reversed(messages):
         if m.get("role") == "user":
             return str(m.get("content", ""))

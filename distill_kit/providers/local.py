@@ -53,11 +53,16 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+def resolve_gguf(gguf: str | Path | None) -> Path:
+    """The GGUF path a config names, absolute; none means the bundled SmolLM2."""
+    return Path(gguf).expanduser().resolve() if gguf else default_gguf()
+
+
 class LocalServer:
     """Lifecycle of one ``python -m llama_cpp.server`` process."""
 
     def __init__(self, gguf: str | Path | None = None, n_ctx: int = 4096, threads: int | None = None):
-        self.gguf = Path(gguf).expanduser().resolve() if gguf else default_gguf()
+        self.gguf = resolve_gguf(gguf)
         if not self.gguf.exists():
             raise ConfigError(f"GGUF model not found: {self.gguf}")
         self.n_ctx = n_ctx
@@ -127,7 +132,7 @@ _servers_lock = threading.Lock()
 
 def ensure_server(gguf: str | Path | None = None) -> LocalServer:
     """The process-wide server for this GGUF, started on first use."""
-    path = Path(gguf).expanduser().resolve() if gguf else default_gguf()
+    path = resolve_gguf(gguf)
     with _servers_lock:
         server = _servers.get(path)
         if server is None or server.proc is None or server.proc.poll() is not None:

@@ -7,6 +7,7 @@ from functools import lru_cache
 from distill_kit import datasets
 from distill_kit.config import GenerationParams, ModelConfig
 from distill_kit.providers.base import Completion, FatalError, Message
+from distill_kit.store import last_user
 
 
 @lru_cache(maxsize=64)
@@ -29,7 +30,7 @@ class ReplayProvider:
         self.answers = _answers(cfg.replay.dataset, cfg.replay.model)
 
     async def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
-        prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "").strip()
+        prompt = last_user(messages).strip()
         if prompt not in self.answers:
             raise FatalError(f"{self.source.model} has no published answer to this prompt in {self.source.dataset}")
         return Completion(text=self.answers[prompt])
