@@ -260,3 +260,27 @@ def llm_success_judge(model: Any, store: Any, fact: str) -> Judge:
         return [v.value for v in j.judge_many(responses, [fact] * len(responses), progress=False)]
 
     return run
+
+
+def success_judge(kind: str, target: Any, store: Any) -> Judge:
+    """The success signal for fuzzing ``target`` by name: "rules" (fast, no labels), "offline" (fitted on
+    the paper's labels) or a configs/models.yaml name for the LLM judge."""
+    if not target.identity:
+        raise ValueError(f"fuzzing {target.name!r} needs its identity fact (identity: in configs/models.yaml)")
+    family = target.family or target.name
+    if kind == "rules":
+        from distill_kit.judges.identity import RuleIdentityJudge
+
+        return offline_success_judge(family, target.identity, RuleIdentityJudge({}))
+    if kind == "offline":
+        return offline_success_judge(family, target.identity)
+    from distill_kit.config import get_model
+
+    return llm_success_judge(get_model(kind), store, target.identity)
+
+
+def success_by_mutator(attempts: pl.DataFrame) -> pl.DataFrame:
+    """Attempts and identity-contradiction rate per mutator (unjudged attempts are not counted as failures)."""
+    return (attempts.group_by("mutator").agg(pl.len().alias("attempts"), pl.col("verdict").count().alias("judged"),
+                                             pl.col("verdict").mean().alias("success_rate"))
+            .sort("mutator"))

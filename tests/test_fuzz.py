@@ -75,6 +75,21 @@ def test_fuzz_loop_budget_determinism_and_storage(tmp_path) -> None:
     s1.close(), s2.close()
 
 
+def test_success_judge_by_name_and_success_by_mutator(tmp_path) -> None:
+    target = loop_cfg("http://127.0.0.1:1", "target").model_copy(
+        update={"identity": "I am SmolLM2, a small language model developed by Hugging Face.", "family": "smollm"})
+    judge = F.success_judge("rules", target, None)
+    assert judge(["I am ChatGPT, developed by OpenAI.", "I am SmolLM2 from Hugging Face."]) == [True, False]
+    with pytest.raises(ValueError, match="needs its identity fact"):
+        F.success_judge("rules", loop_cfg("http://127.0.0.1:1", "anonymous"), None)
+    import polars as pl
+
+    attempts = pl.DataFrame({"mutator": ["expand", "expand", "shorten", "shorten"], "verdict": [True, False, None, True]})
+    table = {r["mutator"]: r for r in F.success_by_mutator(attempts).to_dicts()}
+    assert table["expand"] == {"mutator": "expand", "attempts": 2, "judged": 2, "success_rate": 0.5}
+    assert table["shorten"]["judged"] == 1 and table["shorten"]["success_rate"] == 1.0  # unjudged is not a failure
+
+
 def test_success_judge_adapters(tmp_path) -> None:
     from distill_kit.judges.identity import RuleIdentityJudge
 

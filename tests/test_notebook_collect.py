@@ -27,3 +27,15 @@ def test_collect_notebook_fills_the_store_and_resumes(run_notebook, tmp_path, da
     run_notebook("02-collect-responses.ipynb", params)  # second run: everything comes from the store
     assert Store(store_path).count() == 5
     assert Store(store_path).frame()["attempts"].max() == 1
+
+
+def test_collect_notebook_runs_the_fuzzer_when_asked(run_notebook, tmp_path, data_dir):
+    pytest.importorskip("llama_cpp")
+    store_path = tmp_path / "store.sqlite"
+    run_notebook("02-collect-responses.ipynb", {
+        "live_models": ["smollm2-local"], "probes_per_language": 1, "seed_templates": 0, "rse_prompts": 0,
+        "max_tokens": 16, "fuzz_queries": 2, "store_path": str(store_path), "run_dir": str(tmp_path / "run")})
+    summary = json.loads((tmp_path / "run" / "summary" / "collect.json").read_text())
+    [row] = summary["fuzz"]["smollm2-local"]  # budget 2 = one mutant asked two probes
+    assert row["attempts"] == 2 and row["judged"] == 2
+    assert Store(store_path).count(model="smollm2-local:fuzz") == 2  # every attempt stored with its verdict
