@@ -25,7 +25,6 @@ are built on.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -175,12 +174,15 @@ def cluster_models(
 
 # ------------------------------------------------------------------------------------------ maps
 def preview(text: str, lines: int = 3, width: int = 240) -> str:
-    """First ``lines`` non-empty lines of ``text``, cut to ``width`` chars and HTML-escaped."""
+    """First ``lines`` non-empty lines of ``text``, cut to ``width`` chars.
+
+    Not HTML-escaped here: the tooltip (vega-tooltip's default sanitiser) escapes what it shows, and
+    escaping twice would display ``&lt;`` for ``<``. Pages embed the spec with ``report.script_json``."""
     kept = [ln.strip() for ln in str(text).splitlines() if ln.strip()][:lines]
     short = " / ".join(kept)
     if len(short) > width:
         short = short[: width - 1] + "…"
-    return html.escape(short)
+    return short
 
 
 def umap_2d(
@@ -224,7 +226,7 @@ def response_map(
     frame: pl.DataFrame, vectors: np.ndarray, *, seed: int = 0, n_neighbors: int = 15,
     min_dist: float = 0.1, residual: bool = True, extra: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """Frame for the response map: x, y, model, prompt (escaped), preview (escaped first lines).
+    """Frame for the response map: x, y, model, prompt (first line), preview (first lines of the answer).
 
     ``residual`` maps :func:`prompt_residuals` (model style) instead of raw vectors (prompt content).
     ``extra`` names further columns of ``frame`` to carry over (e.g. ``cluster``, ``dataset``).

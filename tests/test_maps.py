@@ -59,11 +59,16 @@ def test_aligned_tensor_and_map_escape() -> None:
     assert models == ["m1", "m2"] and prompts == ["p1", "p2", "p3"] and X.shape == (2, 3, 4)
     assert np.allclose(X[1, 0], vecs[1])
     pts = maps.response_map(frame, vecs, seed=0)
-    assert pts.height == 7 and "&lt;script&gt;" in pts["preview"][0] and "<script>" not in pts["preview"][0]
+    # raw text in the data (the tooltip escapes once); a page embedding the spec must not carry raw tags
+    assert pts.height == 7 and pts["preview"][0] == "<script>x</script> / line2"
     assert set(maps.map_centroids(pts)["model"]) == {"m1", "m2"}
     from distill_kit.charts import maps as charts
 
     spec = charts.response_map(pts, maps.map_centroids(pts)).to_dict()
+    from distill_kit.report import script_json
+
+    embedded = script_json(spec)
+    assert "<script>" not in embedded and "</script>" not in embedded and "\\u003cscript" in embedded
     assert spec["layer"][0]["encoding"]["color"]["scale"]["scheme"] == "tableau10"
     many = pl.DataFrame({"model": [f"m{i}" for i in range(12)], "x": [0.0] * 12, "y": [0.0] * 12,
                          "prompt": ["p"] * 12, "preview": ["t"] * 12})

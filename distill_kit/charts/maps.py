@@ -17,7 +17,7 @@ def model_colours(n_models: int) -> alt.Scale:
 
 def response_map(points: pl.DataFrame, centroids: pl.DataFrame | None = None, title: str = "") -> alt.LayerChart:
     """UMAP scatter of responses coloured by model; hover shows model, prompt and the answer's first
-    lines (already HTML-escaped by :func:`distill_kit.maps.response_map`). Centroids get a label."""
+    lines (raw text; vega-tooltip escapes it when shown). Centroids get a label."""
     colours = model_colours(points["model"].n_unique())
     base = alt.Chart(points.to_pandas()).mark_circle(size=28, opacity=0.55).encode(
         x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)),
