@@ -81,3 +81,46 @@ def test_report_draws_in_headless_chromium(tmp_path: Path):
         assert chart["svg"] >= 1 and chart["marks"] > 5, chart
     assert xss_text, "the escaped probe should be visible as text"
     assert shot.stat().st_size > 20_000
+
+
+def test_tooltips_show_model_text_once_escaped(tmp_path: Path):
+    """Chart data carry raw model text (maps.preview does not pre-escape): vega-tooltip escapes it once,
+    so the hover shows ``<script>`` literally, as text, and nothing runs."""
+    from playwright.sync_api import sync_playwright
+
+    run_dir = make_fake_run(tmp_path / "run")
+    page_path = report.write_report(report.build_report(run_dir), run_dir / "report.html", static_formats=())
+    dialogs: list[str] = []
+    shown = None
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            page = ctx.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.route("http*://**/*", lambda route: route.abort())
+            page.goto(page_path.resolve().as_uri())
+            page.wait_for_function("document.querySelectorAll('.chart').length === "
+                                   "document.querySelectorAll('.chart[data-rendered]').length", timeout=30_000)
+            marks = page.locator('.chart svg path[aria-label*="model: evil"]')
+            for k in range(marks.count()):  # some marks sit under a CI rule or label; try until one answers
+                mark = marks.nth(k)
+                mark.scroll_into_view_if_needed()
+                box = mark.bounding_box()
+                if not box:
+                    continue
+                page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=3)
+                page.wait_for_timeout(150)
+                shown = page.evaluate("() => { const t = document.getElementById('vg-tooltip-element');"
+                                      " return t && t.classList.contains('visible') ? [t.innerText, t.innerHTML] : null }")
+                if shown:
+                    break
+        finally:
+            ctx.close()
+    assert shown, "no tooltip appeared over a mark of the model named with <script>"
+    text, inner = shown
+    assert XSS in text and "&lt;script&gt;" not in text  # shown once, as typed
+    assert "<script>" not in inner
+    assert not dialogs
