@@ -324,6 +324,12 @@ def _num(v: Any) -> float | None:
     return None if f != f else f
 
 
+def _count(v: Any) -> int | None:
+    """A count recorded as a float in JSON (``5.0``) shown as ``5``."""
+    f = _num(v)
+    return None if f is None else int(round(f))
+
+
 def ice_rows(ice: Mapping[str, Any] | None) -> list[dict]:
     """Normalised ICE rows: model, loose, loose_lo, loose_hi, strict, strict_lo, strict_hi, n."""
     out = []
@@ -484,11 +490,13 @@ def umap_chart(points: Sequence[dict], max_points: int = 4000) -> alt.Chart:
     if len(pts) > max_points:
         step = len(pts) / max_points
         pts = [pts[int(i * step)] for i in range(max_points)]
+    from distill_kit.charts.maps import model_colours
+
     pts = [{"model": str(pick(p, "model", "label")), "x": _num(p.get("x")), "y": _num(p.get("y"))} for p in pts]
     return alt.Chart(alt.Data(values=pts)).mark_circle(size=14, opacity=0.6).encode(
         x=alt.X("x:Q", title="UMAP 1", axis=alt.Axis(labels=False)),
         y=alt.Y("y:Q", title="UMAP 2", axis=alt.Axis(labels=False)),
-        color=alt.Color("model:N"), tooltip=["model:N"],
+        color=alt.Color("model:N", scale=model_colours(len({p["model"] for p in pts}))), tooltip=["model:N"],
     ).properties(width=520, height=400, title="Answer embeddings (UMAP)").interactive()
 
 
@@ -737,7 +745,8 @@ def _attribution_section(emb: dict | None, link: str = "") -> Section:
     body = "<p>Each student's most likely teachers among the candidates (p = calibrated confidence).</p>"
     body += table_html(rows, [(k, k.replace("_", " ")) for k in keys])
     metrics = emb.get("attribution_metrics")
-    mrows = [{"metric": k.replace("_", " "), "value": _num(v)} for k, v in metrics.items()] if isinstance(metrics, dict) else []
+    mrows = [{"metric": k.replace("_", " "), "value": _count(v) if k == "n" or k.endswith("_n") else _num(v)}
+             for k, v in metrics.items()] if isinstance(metrics, dict) else []
     acc = _num(emb.get("attribution_accuracy"))
     if acc is not None:
         mrows.append({"metric": "attribution accuracy", "value": acc})

@@ -163,3 +163,13 @@ def test_embedding_tree_and_points_from_step_05_are_drawn():
     assert umap.figures and "2 answers" in umap.body
     spec = json.dumps(report.chart_spec(umap.figures[0].chart))
     assert XSS not in spec  # only model, x, y are carried into the chart
+
+
+def test_attribution_counts_print_as_integers_and_big_maps_get_twenty_colours():
+    emb = {"attribution": [{"student": "s", "top1": "a"}],
+           "attribution_metrics": {"top1": 0.8, "n": 5.0, "labelled_n": 4.0}}
+    body = report._attribution_section(emb).body
+    assert ">5<" in body and ">4<" in body and "5.000" not in body and "0.800" in body
+    pts = [{"model": f"m{i}", "x": float(i), "y": 0.0} for i in range(12)]
+    assert report.chart_spec(report.umap_chart(pts))["encoding"]["color"]["scale"]["scheme"] == "tableau20"
+    assert report.chart_spec(report.umap_chart(pts[:3]))["encoding"]["color"]["scale"]["scheme"] == "tableau10"
