@@ -610,6 +610,12 @@ def _combined_section(ice: dict | None, rse: dict | None) -> Section:
         return s
     s.body = ("<p>Models towards the top right both lose their identity under jailbreaks and answer like the "
               "reference model: the paper reads this as a sign of heavy distillation.</p>")
+    only_ice = sorted(set(by_model) - {r["model"] for r in joined})
+    only_rse = sorted({r["model"] for r in rse_rows(rse)} - set(by_model))
+    if only_ice or only_rse:
+        s.body += (f"<p>{len(joined)} model(s) have both scores; {len(only_ice)} have only an ICE score and "
+                   f"{len(only_rse)} only an RSE score (the published identity answers and the AlpacaEval answers "
+                   "come from different models, so only models run through both steps meet here).</p>")
     s.body += table_html(joined, [("model", "model"), ("loose", "ICE loose"), ("strict", "ICE strict"), ("rse", "RSE overall")])
     s.figures.append(Figure("ice-x-rse", ice_rse_chart(joined), "One point per model scored by both steps."))
     return s

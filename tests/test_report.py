@@ -173,3 +173,13 @@ def test_attribution_counts_print_as_integers_and_big_maps_get_twenty_colours():
     pts = [{"model": f"m{i}", "x": float(i), "y": 0.0} for i in range(12)]
     assert report.chart_spec(report.umap_chart(pts))["encoding"]["color"]["scale"]["scheme"] == "tableau20"
     assert report.chart_spec(report.umap_chart(pts[:3]))["encoding"]["color"]["scale"]["scheme"] == "tableau10"
+
+
+def test_combined_section_says_how_many_models_meet():
+    ice = {"scores": [{"model": m, "loose": 0.2, "strict": 0.1, "n": 10} for m in ("a", "b", "c")]}
+    rse = {"rse": {m: {"style": 3.0, "logical_structure": 3.0, "content_detail": 3.0} for m in ("c", "d")}}
+    sec = report._combined_section(ice, rse)
+    assert "1 model(s) have both scores; 2 have only an ICE score and 1 only an RSE score" in sec.body
+    assert len(sec.figures) == 1
+    both = report._combined_section(ice, {"rse": {m: rse["rse"]["c"] for m in ("a", "b", "c")}})
+    assert "only an ICE score" not in both.body
