@@ -565,18 +565,24 @@ def batch_kernel_setup() -> None:
 
 
 class _AltairSvgHook:
-    """Meta-path finder that wraps altair's loader to enable the SVG renderer right after import."""
+    """Meta-path finder that wraps altair's loader to enable the SVG renderer right after import.
+
+    It stays in place until altair is actually executed: libraries probe with
+    ``importlib.util.find_spec("altair")`` long before anything imports it (e.g. polars' plotting check),
+    and a hook that removed itself on the first lookup would miss the real import."""
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != "altair":
             return None
-        import importlib.util
-
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _SvgLoader(spec.loader)
-        return spec
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _SvgLoader(spec.loader)
+                return spec
+        return None
 
 
 class _SvgLoader:
@@ -592,6 +598,7 @@ class _SvgLoader:
             module.__spec__.loader = self.inner
         self.inner.exec_module(module)
         module.renderers.enable("svg")
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AltairSvgHook)]
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)

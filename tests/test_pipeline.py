@@ -367,3 +367,17 @@ def test_cli_plan_lists_steps(workspace):
     assert f"run id: {load_run_config(cfg).run_id()}" in out
     assert out.index("02-second.ipynb") < out.index("01-first.ipynb")
     assert not (tmp / "runs").exists()  # planning writes nothing
+
+
+def test_batch_kernels_render_altair_as_svg_even_after_a_find_spec_probe():
+    """Libraries probe ``find_spec("altair")`` before anything imports it (notebook 05's imports do);
+    the hook must still catch the real import, or executed notebooks load Vega from a CDN."""
+    import subprocess
+    import sys as _sys
+
+    code = ("from distill_kit.pipeline import batch_kernel_setup; batch_kernel_setup()\n"
+            "import importlib.util; assert importlib.util.find_spec('altair') is not None\n"
+            "import altair as alt; print(alt.renderers.active)\n"
+            "import sys; print(sum(type(f).__name__ == '_AltairSvgHook' for f in sys.meta_path))\n")
+    out = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["svg", "0"]

@@ -44,6 +44,8 @@ def test_ci_config_runs_end_to_end(ci_run):
         assert (run_dir / "html" / f"{name}.html").is_file()
         assert state[name]["summaries"], f"{name} recorded no summary"
         assert all(w in summary["steps"] for w in state[name]["summaries"])
+        rendered = (run_dir / "html" / f"{name}.html").read_text()
+        assert "cdn.jsdelivr.net" not in rendered, f"{name}.html loads Vega from a CDN (charts blank offline)"
     page = (run_dir / "report.html").read_text()
     for key in ("ice", "rse", "similarity"):  # the steps ci-small runs fill their sections
         assert f'<section id="{key}" class="ran">' in page, key
