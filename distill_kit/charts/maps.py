@@ -73,7 +73,7 @@ def heatmap(
     return alt.Chart(frame.to_pandas()).mark_rect().encode(
         x=alt.X(f"{col}:N", sort=models, axis=alt.Axis(labelAngle=-60, labelLimit=180)),
         y=alt.Y(f"{row}:N", sort=models, axis=alt.Axis(labelLimit=200)),
-        color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme=scheme)),
+        color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme=scheme), legend=alt.Legend(titleLimit=260)),
         tooltip=[f"{row}:N", f"{col}:N", alt.Tooltip(f"{value}:Q", format=fmt)],
     ).properties(title=title, width=size * n, height=size * n)
 
