@@ -559,9 +559,20 @@ def batch_kernel_setup() -> None:
     The switch happens on import (altair takes seconds to import; chart-less steps skip it).
     """
     if "altair" in sys.modules:
-        sys.modules["altair"].renderers.enable("svg")
+        _static_charts(sys.modules["altair"])
     elif not any(isinstance(f, _AltairSvgHook) for f in sys.meta_path):
         sys.meta_path.insert(0, _AltairSvgHook())
+
+
+def _static_charts(alt: Any) -> None:
+    """SVG renderer plus a theme with room on the left: vl-convert sizes the SVG with its own fonts,
+    and browsers draw the labels in a wider sans-serif, which clipped long y-axis labels."""
+    alt.renderers.enable("svg")
+    base = alt.theme.get()
+
+    @alt.theme.register("distill_kit_static", enable=True)
+    def _theme() -> Any:
+        return {**(base() if base else {}), "padding": {"left": 30, "right": 10, "top": 5, "bottom": 5}}
 
 
 class _AltairSvgHook:
@@ -597,7 +608,7 @@ class _SvgLoader:
         if module.__spec__ is not None:
             module.__spec__.loader = self.inner
         self.inner.exec_module(module)
-        module.renderers.enable("svg")
+        _static_charts(module)
         sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AltairSvgHook)]
 
     def __getattr__(self, item: str) -> Any:

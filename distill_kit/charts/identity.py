@@ -59,14 +59,14 @@ def flagged_html(frame: pl.DataFrame, columns: tuple[str, ...] = ("model", "lang
     import html
 
     cols = [c for c in columns if c in frame.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in cols)
     body = []
     for row in frame.head(limit).iter_rows(named=True):
         cells = []
         for c in cols:
             text = "" if row[c] is None else str(row[c])
             text = text if len(text) <= width else text[: width - 1] + "…"
-            cells.append(f"<td style='vertical-align:top;white-space:pre-wrap'>{html.escape(text)}</td>")
+            cells.append(f"<td style='vertical-align:top;text-align:left;white-space:pre-wrap'>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return ("<div style='max-height:420px;overflow:auto'><table><thead><tr>" + head + "</tr></thead><tbody>"
             + "".join(body) + f"</tbody></table></div><p>{min(limit, frame.height)} of {frame.height} flagged answers</p>")
