@@ -305,6 +305,11 @@ def test_charts_build_from_real_frames(toy_scores: sim.PairwiseScores) -> None:
         charts.rse_table_chart(table, ["toy"])
     assert spec["layer"][1]["encoding"]["x"]["scale"]["domain"] == [1, 5]
     assert charts.granularity_chart(long).to_dict()["mark"]["type"] == "point"
+    import vl_convert as vlc
+
+    # one merged legend for colour + shape, and labelled cells large enough for their text
+    assert vlc.vegalite_to_svg(charts.granularity_chart(long).to_json()).count(">granularity<") == 1
+    assert heat["width"] == 4 * 24 and charts.similarity_heatmap(mats["overall"], labels=False).to_dict()["width"] == 4 * 16
 
 
 # ---------------------------------------------------------------------------------------------

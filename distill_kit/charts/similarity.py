@@ -41,7 +41,8 @@ def similarity_heatmap(
         )
         chart = rect + text
     n = max(len(models), 1)
-    return chart.properties(title=title, width=size * n, height=size * n)
+    cell = max(size, 24) if show else size  # "4.5" at 9 px needs ~20 px; smaller cells overprint their labels
+    return chart.properties(title=title, width=cell * n, height=cell * n)
 
 
 def rse_table_chart(table: pl.DataFrame, prompt_sets: Sequence[str], title: str = "RSE vs reference (95% CI)") -> alt.LayerChart:
@@ -99,8 +100,9 @@ def granularity_chart(scores: pl.DataFrame, granularities: Sequence[str] = ("sty
         .encode(
             y=alt.Y("test_model:N", title=None, sort=order, axis=alt.Axis(labelLimit=220)),
             x=alt.X("score:Q", scale=alt.Scale(domain=[1, 5]), title="mean similarity (1-5)"),
-            color=alt.Color("granularity:N", sort=list(present)),
-            shape=alt.Shape("granularity:N", sort=list(present)),
+            # one legend: colour and shape share the field and an explicit domain (a sort alone makes two)
+            color=alt.Color("granularity:N", scale=alt.Scale(domain=list(present))),
+            shape=alt.Shape("granularity:N", scale=alt.Scale(domain=list(present))),
             tooltip=["test_model:N", "granularity:N", alt.Tooltip("score:Q", format=".2f")],
         )
         .properties(width=380, height=alt.Step(14), title="similarity to the reference by granularity")
