@@ -66,7 +66,7 @@ def flagged_html(frame: pl.DataFrame, columns: tuple[str, ...] = ("model", "lang
         for c in cols:
             text = "" if row[c] is None else str(row[c])
             text = text if len(text) <= width else text[: width - 1] + "…"
-            cells.append(f"<td style='vertical-align:top;text-align:left;white-space:pre-wrap'>{html.escape(text)}</td>")
+            cells.append(f"<td style='vertical-align:top;text-align:left;white-space:pre-wrap;word-break:normal;overflow-wrap:break-word'>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return ("<div style='max-height:420px;overflow:auto'><table><thead><tr>" + head + "</tr></thead><tbody>"
             + "".join(body) + f"</tbody></table></div><p>{min(limit, frame.height)} of {frame.height} flagged answers</p>")

@@ -131,8 +131,9 @@ def drilldown_html(
         return t if len(t) <= max_chars else t[:max_chars] + " [...]"
 
     score_line = " &middot; ".join(f"{html.escape(k)}: <b>{html.escape(_fmt(v))}</b>" for k, v in (scores or {}).items())
-    cell = "vertical-align:top;width:50%;padding:6px;border:1px solid #ccc"
-    pre = "white-space:pre-wrap;font-family:inherit;margin:0"
+    # explicit alignment and wrapping: notebook CSS right-aligns table cells and breaks words anywhere
+    cell = "vertical-align:top;text-align:left;width:50%;padding:6px;border:1px solid #ccc"
+    pre = "white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;text-align:left;font-family:inherit;margin:0"
     return (
         "<div style='margin:8px 0'>"
         f"<div><b>Prompt:</b> <span style='{pre}'>{html.escape(clip(prompt))}</span></div>"
