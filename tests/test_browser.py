@@ -7,6 +7,7 @@ containing <script> never executes, and saves a screenshot to tests/artifacts/.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def open_report(page_path: Path, tmp_path: Path, screenshot: Path):
-    """Load the page with every network request blocked; return (errors, dialogs, chart info)."""
+@contextmanager
+def offline_page(tmp_path: Path):
+    """A headless Chromium page with every http(s) request aborted (and recorded); yields
+    (page, errors, dialogs, requests)."""
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -48,22 +51,32 @@ def open_report(page_path: Path, tmp_path: Path, screenshot: Path):
                 route.abort()
 
             page.route("http*://**/*", block)  # offline: any http(s) fetch is a failure
-            page.goto(page_path.resolve().as_uri())
-            page.wait_for_function(
-                "document.querySelectorAll('.chart').length === "
-                "document.querySelectorAll('.chart[data-rendered], .chart[data-error]').length",
-                timeout=30_000,
-            )
-            info = page.evaluate(
-                """() => Array.from(document.querySelectorAll('.chart')).map(c => ({
-                    figure: c.dataset.figure, error: c.dataset.error || null,
-                    svg: c.querySelectorAll('svg').length, marks: c.querySelectorAll('svg path, svg rect, svg line, svg circle, svg text').length}))"""
-            )
-            xss_text = page.evaluate("() => document.body.innerText.includes('<script>alert(1)</script>')")
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
+            yield page, errors, dialogs, requests
         finally:
             ctx.close()
+
+
+def load_charts(page, page_path: Path) -> None:
+    page.goto(page_path.resolve().as_uri())
+    page.wait_for_function(
+        "document.querySelectorAll('.chart').length === "
+        "document.querySelectorAll('.chart[data-rendered], .chart[data-error]').length",
+        timeout=30_000,
+    )
+
+
+def open_report(page_path: Path, tmp_path: Path, screenshot: Path):
+    """Load the page with every network request blocked; return (errors, dialogs, chart info)."""
+    with offline_page(tmp_path) as (page, errors, dialogs, requests):
+        load_charts(page, page_path)
+        info = page.evaluate(
+            """() => Array.from(document.querySelectorAll('.chart')).map(c => ({
+                figure: c.dataset.figure, error: c.dataset.error || null,
+                svg: c.querySelectorAll('svg').length, marks: c.querySelectorAll('svg path, svg rect, svg line, svg circle, svg text').length}))"""
+        )
+        xss_text = page.evaluate("() => document.body.innerText.includes('<script>alert(1)</script>')")
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
     return errors, dialogs, requests, info, xss_text
 
 
@@ -86,41 +99,26 @@ def test_report_draws_in_headless_chromium(tmp_path: Path):
 def test_tooltips_show_model_text_once_escaped(tmp_path: Path):
     """Chart data carry raw model text (maps.preview does not pre-escape): vega-tooltip escapes it once,
     so the hover shows ``<script>`` literally, as text, and nothing runs."""
-    from playwright.sync_api import sync_playwright
-
     run_dir = make_fake_run(tmp_path / "run")
     page_path = report.write_report(report.build_report(run_dir), run_dir / "report.html", static_formats=())
-    dialogs: list[str] = []
     shown = None
-    with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            page = ctx.new_page()
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.route("http*://**/*", lambda route: route.abort())
-            page.goto(page_path.resolve().as_uri())
-            page.wait_for_function("document.querySelectorAll('.chart').length === "
-                                   "document.querySelectorAll('.chart[data-rendered]').length", timeout=30_000)
-            marks = page.locator('.chart svg path[aria-label*="model: evil"]')
-            for k in range(marks.count()):  # some marks sit under a CI rule or label; try until one answers
-                mark = marks.nth(k)
-                mark.scroll_into_view_if_needed()
-                box = mark.bounding_box()
-                if not box:
-                    continue
-                page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=3)
-                page.wait_for_timeout(150)
-                shown = page.evaluate("() => { const t = document.getElementById('vg-tooltip-element');"
-                                      " return t && t.classList.contains('visible') ? [t.innerText, t.innerHTML] : null }")
-                if shown:
-                    break
-        finally:
-            ctx.close()
+    with offline_page(tmp_path) as (page, errors, dialogs, _):
+        load_charts(page, page_path)
+        marks = page.locator('.chart svg path[aria-label*="model: evil"]')
+        for k in range(marks.count()):  # some marks sit under a CI rule or label; try until one answers
+            mark = marks.nth(k)
+            mark.scroll_into_view_if_needed()
+            box = mark.bounding_box()
+            if not box:
+                continue
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=3)
+            page.wait_for_timeout(150)
+            shown = page.evaluate("() => { const t = document.getElementById('vg-tooltip-element');"
+                                  " return t && t.classList.contains('visible') ? [t.innerText, t.innerHTML] : null }")
+            if shown:
+                break
     assert shown, "no tooltip appeared over a mark of the model named with <script>"
     text, inner = shown
     assert XSS in text and "&lt;script&gt;" not in text  # shown once, as typed
     assert "<script>" not in inner
-    assert not dialogs
+    assert not dialogs and not errors, (dialogs, errors)
