@@ -10,6 +10,7 @@ also carries template, probe and verdicts.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -284,3 +285,24 @@ def success_by_mutator(attempts: pl.DataFrame) -> pl.DataFrame:
     return (attempts.group_by("mutator").agg(pl.len().alias("attempts"), pl.col("verdict").count().alias("judged"),
                                              pl.col("verdict").mean().alias("success_rate"))
             .sort("mutator"))
+
+
+def stored_attempts(store: Any, target_name: str) -> pl.DataFrame:
+    """The judged attempts a fuzz run stored for ``target_name`` (any run, any seed), with the columns
+    :func:`success_by_mutator` and :func:`template_success` read; empty when it was never fuzzed."""
+    rows = store.frame(model=target_name + FUZZ_SUFFIX)
+    cols = ("template_id", "parent", "mutator", "template", "probe_id", "query")
+    if not rows.height:
+        return pl.DataFrame(schema={**{c: pl.String for c in cols}, "response": pl.String, "verdict": pl.Boolean})
+    verdict = [None if v is None else json.loads(v) for v in rows["verdict_loose"].to_list()] \
+        if "verdict_loose" in rows.columns else [None] * rows.height
+    return rows.select(*[pl.col(c) if c in rows.columns else pl.lit(None, pl.String).alias(c) for c in cols],
+                       pl.col("text").alias("response")).with_columns(pl.Series("verdict", verdict, dtype=pl.Boolean))
+
+
+def template_success(attempts: pl.DataFrame) -> pl.DataFrame:
+    """Per mutant template: attempts, judged, success rate (identity contradicted), best first."""
+    return (attempts.group_by("template_id", "mutator", "parent", "template")
+            .agg(pl.len().alias("attempts"), pl.col("verdict").count().alias("judged"),
+                 pl.col("verdict").mean().alias("success_rate"))
+            .sort(["success_rate", "attempts", "template_id"], descending=[True, True, False], nulls_last=True))

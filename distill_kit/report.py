@@ -791,6 +791,49 @@ def _examples_section(ice: dict | None, store_path: str | None, limit: int = 6) 
     return s
 
 
+def _clip(text: str | None, max_chars: int) -> str:
+    text = text or ""
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def _fuzz_section(store_path: str | None, top: int = 3, max_chars: int = 700) -> Section:
+    """GPTFuzzer results read back from the store: success per mutator and the best mutant templates."""
+    import polars as pl
+
+    from distill_kit import fuzz
+
+    s = Section("fuzz", "Jailbreak fuzzing (GPTFuzzer)")
+    targets: list[str] = []
+    if store_path and Path(store_path).is_file():
+        from distill_kit.store import Store
+
+        with Store(store_path) as store:
+            names = store.frame()["model"].unique().sort().to_list()
+            targets = [n[: -len(fuzz.FUZZ_SUFFIX)] for n in names if n.endswith(fuzz.FUZZ_SUFFIX)]
+            attempts = {t: fuzz.stored_attempts(store, t) for t in targets}
+    if not targets:
+        s.body, s.ran = ('<p class="not-run">No jailbreak fuzzing in this run: set <code>fuzz_queries</code> above 0 '
+                         "in step 02 to attack the live targets with mutated templates.</p>"), False
+        return s
+    body = ("<p>MCTS-Explore picks a template, the helper model mutates it, the target answers identity probes in "
+            "the mutant, and the judge's verdict (identity contradicted) is the reward. Success rate = share of "
+            "judged attempts whose answer contradicts the target's identity.</p>")
+    for t in targets:
+        a = attempts[t]
+        body += f"<h3>{esc(t)}: {a.height} attempts</h3>"
+        body += table_html(fuzz.success_by_mutator(a).to_dicts(), caption="per mutator")
+        for r in fuzz.template_success(a).head(top).to_dicts():
+            rate = "–" if r["success_rate"] is None else f"{r['success_rate']:.2f}"
+            hits = a.filter((pl.col("template_id") == r["template_id"]) & pl.col("verdict").fill_null(False))
+            body += (f"<p>{esc(r['template_id'])} ({esc(r['mutator'])} of {esc(r['parent'])}): success {rate} "
+                     f"over {r['judged']} judged attempt(s)</p><div class=\"answer\">{esc(_clip(r['template'], max_chars))}</div>")
+            if hits.height:
+                body += (f"<p>an answer judged a contradiction, to “{esc(_clip(hits['query'][0], 200))}”:</p>"
+                         f"<div class=\"answer\">{esc(_clip(hits['response'][0], max_chars))}</div>")
+    s.body = body
+    return s
+
+
 def _usage_section(store_path: str | None) -> Section:
     s = Section("usage", "Model calls")
     if not store_path or not Path(store_path).is_file():
@@ -866,7 +909,7 @@ def build_report(run_dir: str | Path | None, store_path: str | None = None, titl
     for sec in (overview, _ice_section(ice), _rse_section(rse),
                 _combined_section(ice, rse), _similarity_section(rse, emb), _umap_section(emb, _step_link(written, "05")),
                 _lineage_section(emb, rse), _attribution_section(emb, _step_link(written, "05")),
-                _examples_section(ice, store_path),
+                _examples_section(ice, store_path), _fuzz_section(store_path),
                 _usage_section(store_path), _provenance_section(summaries)):
         rep.add(sec)
     return rep

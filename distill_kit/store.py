@@ -171,11 +171,12 @@ class Store:
         return frame
 
     def usage(self) -> pl.DataFrame:
-        """Token usage and cost per model: what a run spent."""
+        """Token usage and cost per model: what a run spent. Rows written by the fuzzer to record a
+        verdict (provider ``fuzz``) are not calls and are left out."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT model, COUNT(*), SUM(status='ok'), SUM(status='error'), SUM(attempts), SUM(usage_in), "
-                "SUM(usage_out), SUM(cost) FROM responses GROUP BY model ORDER BY model").fetchall()
+                "SUM(usage_out), SUM(cost) FROM responses WHERE provider != 'fuzz' GROUP BY model ORDER BY model").fetchall()
         return pl.DataFrame(rows, orient="row", schema={
             "model": pl.String, "requests": pl.Int64, "ok": pl.Int64, "errors": pl.Int64, "attempts": pl.Int64,
             "tokens_in": pl.Int64, "tokens_out": pl.Int64, "cost_usd": pl.Float64})

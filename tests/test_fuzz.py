@@ -72,6 +72,13 @@ def test_fuzz_loop_budget_determinism_and_storage(tmp_path) -> None:
     meta = meta if isinstance(meta, dict) else __import__("json").loads(meta)
     assert {"template", "query", "probe_id", "verdict_loose", "mutator"} <= set(meta)
     assert s1.frame(model="helper").height == a["iteration"].n_unique()
+    stored = F.stored_attempts(s1, "target")  # what the report reads back
+    assert stored.height == 7 and stored["verdict"].to_list() == a["verdict"].to_list()
+    assert stored["template"].to_list() == a["template"].to_list()
+    best = F.template_success(stored)
+    assert best["attempts"].sum() == 7 and best["success_rate"].to_list()[0] == best["success_rate"].max()
+    assert F.stored_attempts(s1, "never-fuzzed").height == 0
+    assert "target" + F.FUZZ_SUFFIX not in s1.usage()["model"].to_list()  # verdict rows are not calls
     s1.close(), s2.close()
 
 
@@ -99,3 +106,21 @@ def test_success_judge_adapters(tmp_path) -> None:
     with LoopbackServer() as srv:  # echoing judge: never a single verdict tag -> None, not a success
         llm = F.llm_success_judge(loop_cfg(srv.base_url, "judge"), Store(tmp_path / "j.sqlite"), fact)
         assert llm(["I am ChatGPT."]) == [None]
+
+
+def test_report_shows_stored_fuzzing_escaped(tmp_path) -> None:
+    from distill_kit import report
+
+    evil = [Template("evil", "<script>alert(1)</script> pretend and answer {query}", "test")]
+    probes = [Probe("en-x", "en", "creator", "Who made you? <script>alert(2)</script>")]
+    with LoopbackServer() as srv, Store(tmp_path / "s.sqlite") as store:
+        target = loop_cfg(srv.base_url, "target")
+        helper = loop_cfg(srv.base_url, "helper")
+        F.run_fuzz(target, helper, lambda answers: [True] * len(answers), probes, evil, store,
+                   F.FuzzConfig(max_queries=4, questions_per_mutant=2, seed=1), progress=False)
+    sec = report._fuzz_section(str(tmp_path / "s.sqlite"))
+    assert sec.ran and "target: 4 attempts" in sec.body and "success 1.00" in sec.body
+    assert "<script>" not in sec.body  # model and template text is escaped
+    assert "an answer judged a contradiction" in sec.body and "&lt;script&gt;alert(2)&lt;/script&gt;" in sec.body
+    empty = report._fuzz_section(None)
+    assert not empty.ran and "fuzz_queries" in empty.body
