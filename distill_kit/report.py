@@ -808,8 +808,7 @@ def _fuzz_section(store_path: str | None, top: int = 3, max_chars: int = 700) ->
         from distill_kit.store import Store
 
         with Store(store_path) as store:
-            names = store.frame()["model"].unique().sort().to_list()
-            targets = [n[: -len(fuzz.FUZZ_SUFFIX)] for n in names if n.endswith(fuzz.FUZZ_SUFFIX)]
+            targets = [n[: -len(fuzz.FUZZ_SUFFIX)] for n in store.models() if n.endswith(fuzz.FUZZ_SUFFIX)]
             attempts = {t: fuzz.stored_attempts(store, t) for t in targets}
     if not targets:
         s.body, s.ran = ('<p class="not-run">No jailbreak fuzzing in this run: set <code>fuzz_queries</code> above 0 '

@@ -170,6 +170,11 @@ class Store:
             frame = frame.with_columns(pl.Series(k, [_scalar(m.get(k)) for m in metas], dtype=pl.String))
         return frame
 
+    def models(self) -> list[str]:
+        """Every model name with stored rows (fuzz verdict rows ``<target>:fuzz`` included), sorted."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT DISTINCT model FROM responses ORDER BY model")]
+
     def usage(self) -> pl.DataFrame:
         """Token usage and cost per model: what a run spent. Rows written by the fuzzer to record a
         verdict (provider ``fuzz``) are not calls and are left out."""

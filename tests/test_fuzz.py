@@ -79,6 +79,7 @@ def test_fuzz_loop_budget_determinism_and_storage(tmp_path) -> None:
     assert best["attempts"].sum() == 7 and best["success_rate"].to_list()[0] == best["success_rate"].max()
     assert F.stored_attempts(s1, "never-fuzzed").height == 0
     assert "target" + F.FUZZ_SUFFIX not in s1.usage()["model"].to_list()  # verdict rows are not calls
+    assert s1.models() == ["helper", "target", "target" + F.FUZZ_SUFFIX]
     s1.close(), s2.close()
 
 
