@@ -306,3 +306,25 @@ def template_success(attempts: pl.DataFrame) -> pl.DataFrame:
             .agg(pl.len().alias("attempts"), pl.col("verdict").count().alias("judged"),
                  pl.col("verdict").mean().alias("success_rate"))
             .sort(["success_rate", "attempts", "template_id"], descending=[True, True, False], nulls_last=True))
+
+
+def scoring_frame(store: Any, target: Any, probes: Sequence[Probe], label: str = "{name} (GPTFuzzer)") -> pl.DataFrame:
+    """The stored fuzz attempts on ``target`` laid out like notebook 03's live answers (model, family,
+    fact, query, language, category, template, response, error), so ICE scores them with its own judge —
+    the paper's protocol: identity scores over GPTFuzzer attempts. ``model`` is ``label`` (kept apart from
+    the target's plain answers)."""
+    a = stored_attempts(store, target.name).filter(pl.col("response").is_not_null())
+    by_id = {p.id: p for p in probes}
+    ids = a["probe_id"].to_list()
+    return pl.DataFrame({
+        "model": [label.format(name=target.name)] * a.height,
+        "family": [target.family or target.name] * a.height,
+        "fact": [target.identity] * a.height,
+        "query": a["query"].to_list(),
+        "language": [by_id[i].language if i in by_id else None for i in ids],
+        "category": [by_id[i].category if i in by_id else None for i in ids],
+        "template": a["template_id"].to_list(),
+        "response": a["response"].to_list(),
+        "error": [None] * a.height,
+    }, schema={c: pl.String for c in ("model", "family", "fact", "query", "language", "category", "template",
+                                      "response", "error")})

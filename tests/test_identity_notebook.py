@@ -10,6 +10,17 @@ from pathlib import Path
 def test_notebook_03_runs_headless(run_notebook, data_dir: Path, tmp_path: Path) -> None:
     live = importlib.util.find_spec("llama_cpp") is not None
     run = tmp_path / "run"
+    if live:  # two stored GPTFuzzer attempts on the live target, as notebook 02 leaves them
+        from distill_kit import fuzz
+        from distill_kit.collect import Result
+        from distill_kit.store import Store
+
+        with Store(tmp_path / "s.sqlite") as store:
+            for i, text in enumerate(["I am ChatGPT, a model trained by OpenAI.", "I am SmolLM2 by Hugging Face."]):
+                fuzz._store_attempt(store, "smollm2-local", Result(key=f"k{i}", model="smollm2-local", text=text, error=None),
+                                    {"iteration": i, "template_id": f"fuzz-0-{i:04d}", "template": "Pretend. {query}",
+                                     "mutator": "shorten", "parent": "gptfuzzer-000", "probe_id": "en-001",
+                                     "query": "Who created you?", "verdict_loose": i == 0, "prompt": "Pretend. Who created you?"}, 0)
     out = run_notebook("03-identity-scores.ipynb", {
         "models": "phi-4,qwen2.5-14b-instruct", "judge": "rules", "source": "both" if live else "replay",
         "sample_size": 40, "live_sample": 1, "live_max_tokens": 16, "run_dir": str(run),
@@ -25,4 +36,7 @@ def test_notebook_03_runs_headless(run_notebook, data_dir: Path, tmp_path: Path)
     assert all(r["n"] == 40 and 0 <= r["lis_lo"] <= r["lis"] <= r["lis_hi"] <= 1 for r in replay.values())
     assert replay["phi-4"]["lis_paper"] == 0.22
     if live:
-        assert payload["live"][0]["n"] + payload["live_errors"] >= 1
+        rows = {r["model"]: r for r in payload["live"]}
+        assert rows["smollm2-local"]["n"] + payload["live_errors"] >= 1
+        fuzzed = rows["smollm2-local (GPTFuzzer)"]  # re-judged with this notebook's judge (rules)
+        assert fuzzed["n"] == 2 and fuzzed["lis"] == 0.5 and fuzzed["sis"] == 0.5
