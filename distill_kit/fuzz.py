@@ -213,7 +213,8 @@ def run_fuzz(target: Any, helper: Any, judge: Judge, probes: Sequence[Probe], se
             chosen = rng.sample(list(probes), k=min(n_q, len(probes)))
             reqs = [ChatRequest.user(fill(mutant, p), sample=0, meta={
                 "fuzz": "attempt", "iteration": iteration, "template_id": mutant.id, "template": mutant.text,
-                "parent": node.template.id, "mutator": mutator, "probe_id": p.id, "query": p.text}) for p in chosen]
+                "parent": node.template.id, "mutator": mutator, "probe_id": p.id, "query": p.text,
+                "language": p.language, "category": p.category}) for p in chosen]
             results = collect_sync(target, reqs, store, progress=False)
             answers = [r.text or "" for r in results]
             verdicts = judge(answers)
@@ -291,7 +292,7 @@ def stored_attempts(store: Any, target_name: str) -> pl.DataFrame:
     """The judged attempts a fuzz run stored for ``target_name`` (any run, any seed), with the columns
     :func:`success_by_mutator` and :func:`template_success` read; empty when it was never fuzzed."""
     rows = store.frame(model=target_name + FUZZ_SUFFIX)
-    cols = ("template_id", "parent", "mutator", "template", "probe_id", "query")
+    cols = ("template_id", "parent", "mutator", "template", "probe_id", "query", "language", "category")
     if not rows.height:
         return pl.DataFrame(schema={**{c: pl.String for c in cols}, "response": pl.String, "verdict": pl.Boolean})
     verdict = [None if v is None else json.loads(v) for v in rows["verdict_loose"].to_list()] \
@@ -308,23 +309,13 @@ def template_success(attempts: pl.DataFrame) -> pl.DataFrame:
             .sort(["success_rate", "attempts", "template_id"], descending=[True, True, False], nulls_last=True))
 
 
-def scoring_frame(store: Any, target: Any, probes: Sequence[Probe], label: str = "{name} (GPTFuzzer)") -> pl.DataFrame:
+def scoring_frame(store: Any, target: Any, label: str = "{name} (GPTFuzzer)") -> pl.DataFrame:
     """The stored fuzz attempts on ``target`` laid out like notebook 03's live answers (model, family,
     fact, query, language, category, template, response, error), so ICE scores them with its own judge —
     the paper's protocol: identity scores over GPTFuzzer attempts. ``model`` is ``label`` (kept apart from
     the target's plain answers)."""
     a = stored_attempts(store, target.name).filter(pl.col("response").is_not_null())
-    by_id = {p.id: p for p in probes}
-    ids = a["probe_id"].to_list()
-    return pl.DataFrame({
-        "model": [label.format(name=target.name)] * a.height,
-        "family": [target.family or target.name] * a.height,
-        "fact": [target.identity] * a.height,
-        "query": a["query"].to_list(),
-        "language": [by_id[i].language if i in by_id else None for i in ids],
-        "category": [by_id[i].category if i in by_id else None for i in ids],
-        "template": a["template_id"].to_list(),
-        "response": a["response"].to_list(),
-        "error": [None] * a.height,
-    }, schema={c: pl.String for c in ("model", "family", "fact", "query", "language", "category", "template",
-                                      "response", "error")})
+    return a.select(
+        pl.lit(label.format(name=target.name)).alias("model"), pl.lit(target.family or target.name).alias("family"),
+        pl.lit(target.identity, pl.String).alias("fact"), "query", "language", "category",
+        pl.col("template_id").alias("template"), "response", pl.lit(None, pl.String).alias("error"))

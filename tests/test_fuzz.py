@@ -81,11 +81,11 @@ def test_fuzz_loop_budget_determinism_and_storage(tmp_path) -> None:
     assert "target" + F.FUZZ_SUFFIX not in s1.usage()["model"].to_list()  # verdict rows are not calls
     assert s1.models() == ["helper", "target", "target" + F.FUZZ_SUFFIX]
     scored_target = target.model_copy(update={"identity": "I am Target, built by Test Lab.", "family": "tgt"})
-    frame = F.scoring_frame(s1, scored_target, PROBES)  # what notebook 03 scores as "target (GPTFuzzer)"
+    frame = F.scoring_frame(s1, scored_target)  # what notebook 03 scores as "target (GPTFuzzer)"
     assert frame.height == 7 and set(frame["model"]) == {"target (GPTFuzzer)"} and set(frame["family"]) == {"tgt"}
     by_id = {p.id: p for p in PROBES}
     assert frame["language"].to_list() == [by_id[i].language for i in stored["probe_id"].to_list()]
-    assert F.scoring_frame(s1, scored_target.model_copy(update={"name": "other"}), PROBES).height == 0
+    assert F.scoring_frame(s1, scored_target.model_copy(update={"name": "other"})).height == 0
     s1.close(), s2.close()
 
 

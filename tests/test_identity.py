@@ -155,3 +155,4 @@ def test_flagged_answers_table_escapes_model_text() -> None:
     out = flagged_html(frame, width=60)
     assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "m&lt;1&gt;" in out
     assert "x" * 60 not in out and "1 of 1 flagged answers" in out
+    assert "<th style='text-align:left'>" in out and "word-break:normal" in out  # not notebook CSS's right-align

@@ -73,6 +73,9 @@ def test_aligned_tensor_and_map_escape() -> None:
     many = pl.DataFrame({"model": [f"m{i}" for i in range(12)], "x": [0.0] * 12, "y": [0.0] * 12,
                          "prompt": ["p"] * 12, "preview": ["t"] * 12})
     assert charts.response_map(many).to_dict()["layer"][0]["encoding"]["color"]["scale"]["scheme"] == "tableau20"
+    heat = charts.heatmap(maps.similarity_frame(["m1", "m2"], np.eye(2), "indistinguishability"), "model_a", "model_b",
+                          "indistinguishability").to_dict()
+    assert heat["encoding"]["color"]["legend"]["titleLimit"] == 260  # long value names shown whole
     with pytest.raises(ValueError, match="rows"):
         maps.aligned_tensor(frame, vecs[:3])
     with pytest.raises(ValueError, match="unknown"):

@@ -288,6 +288,8 @@ def test_drilldown_escapes_model_text() -> None:
     assert "<img" not in out and "&lt;img src=x&gt;" in out
     assert "ref&lt;1&gt;" in out and "t&amp;t" in out and "&lt;i&gt;why&lt;/i&gt;" in out
     assert "style: <b>4.00</b>" in out
+    # notebook CSS right-aligns cells and breaks words anywhere; the drill-down overrides both
+    assert out.count("text-align:left") >= 4 and "word-break:normal" in out
 
 
 def test_charts_build_from_real_frames(toy_scores: sim.PairwiseScores) -> None:
