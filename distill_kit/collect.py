@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 
 from distill_kit.config import ModelConfig
 from distill_kit.providers import Completion, FatalError, Provider, RetryableError, make_provider
+from distill_kit.providers.base import short_error
+from distill_kit.redact import redact, secret_values
 from distill_kit.store import Record, Store, request_key
 
 
@@ -79,6 +81,8 @@ async def _call_with_retries(provider: Provider, cfg: ModelConfig, req: ChatRequ
             error, retry_after = str(exc), exc.retry_after
         except FatalError as exc:
             return None, str(exc), attempts, time.monotonic() - started
+        except Exception as exc:  # noqa: BLE001 - a reply nobody planned for fails this request, not the run
+            error = short_error(exc)
         if attempt < cfg.max_retries:
             await asyncio.sleep(backoff_delay(attempt, cfg, retry_after, rng))
     return None, f"gave up after {attempts} attempts: {error}", attempts, time.monotonic() - started
@@ -100,24 +104,35 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         rng = random.Random(seed)
         bar = tqdm(total=len(pending), desc=desc or f"collect {model.name}", disable=not progress, leave=False)
 
+        secrets = secret_values([model.api_key_env])
+
         async def one(key: str, req: ChatRequest) -> None:
             async with sem:
                 completion, error, attempts, latency = await _call_with_retries(provider, model, req, rng)
+            if error is not None:
+                error = redact(error, secrets)
             usage_in = completion.usage_in if completion else 0
             usage_out = completion.usage_out if completion else 0
             cost = (usage_in * model.cost_per_mtok_in + usage_out * model.cost_per_mtok_out) / 1e6
             record = Record(key=key, model=model.name, provider=model.provider, messages=req.messages,
                             params=model.params.model_dump(), sample=req.sample,
-                            status="ok" if completion else "error", text=completion.text if completion else None,
+                            status="ok" if completion else "error",
+                            text=redact(completion.text, secrets) if completion else None,
                             error=error, attempts=attempts, usage_in=usage_in, usage_out=usage_out, cost=cost,
                             latency=latency, meta=req.meta)
             store.put(record)
             results[key] = _from_record(record, cached=False)
             bar.update(1)
 
+        tasks = [asyncio.ensure_future(one(k, r)) for k, r in pending.items()]
         try:
-            await asyncio.gather(*(one(k, r) for k, r in pending.items()))
+            await asyncio.gather(*tasks)
         finally:
+            # never close the client under requests still in flight (they would fail as connection
+            # errors the server never saw): on any exit, stop them and wait until they have stopped
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             bar.close()
             await provider.aclose()
     # the caller's meta, not whatever was stored with the first request of that key (a duplicate in

@@ -148,12 +148,11 @@ _ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 def secret_env_values(min_len: int = 8) -> list[str]:
-    """Values of environment variables that look like secrets (names with KEY/TOKEN/SECRET...)."""
-    return sorted(
-        {v for k, v in os.environ.items() if _SECRET_ENV_NAME.search(k) and v and len(v) >= min_len},
-        key=len,
-        reverse=True,
-    )
+    """Values of environment variables that hold secrets: every ``api_key_env`` of configs/models.yaml
+    and every name with KEY/TOKEN/SECRET... (see ``redact.secret_values``)."""
+    from distill_kit.redact import secret_values
+
+    return secret_values(min_len=min_len)
 
 
 def check_no_secrets(params: dict[str, Any], where: str) -> None:
@@ -283,10 +282,23 @@ class RunResult:
     seconds: float = 0.0
 
 
+_NUMBERED_NOTEBOOK = re.compile(r"\d{2}-[^/\\]+\.ipynb")
+
+
 def resolve_notebook(spec: str, notebooks_dir: Path) -> Path:
-    """Find a notebook by exact file name, stem, or number prefix ('03' -> '03-*.ipynb')."""
+    """Find a notebook by exact file name, stem, or number prefix ('03' -> '03-*.ipynb').
+
+    Only the numbered notebooks (``NN-name.ipynb``) directly inside ``notebooks_dir`` can run: a run
+    config is data, and a path in it must not execute code from elsewhere on the machine. Your own
+    notebooks run from a folder you name with ``--notebooks-dir`` (see README, "Your own notebooks").
+    """
+    if not spec or "/" in spec or "\\" in spec or spec.startswith(".") or Path(spec).is_absolute():
+        raise ConfigError(f"step {spec!r}: a step names a notebook in {notebooks_dir} by number or file name, "
+                          "not a path (run your own notebooks with --notebooks-dir FOLDER)")
     for cand in (notebooks_dir / spec, notebooks_dir / f"{spec}.ipynb"):
         if cand.is_file():
+            if not _NUMBERED_NOTEBOOK.fullmatch(cand.name) or cand.resolve().parent != notebooks_dir.resolve():
+                raise ConfigError(f"step {spec!r}: only the numbered notebooks (NN-name.ipynb) in {notebooks_dir} can run")
             return cand
     matches = sorted(notebooks_dir.glob(f"{spec}-*.ipynb"))
     if len(matches) == 1:
@@ -321,6 +333,58 @@ def notebook_parameters(path: Path) -> set[str]:
     return set()
 
 
+_PARAM_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+                                              "list": (list,), "dict": (dict,)}
+
+
+def notebook_parameter_types(path: Path) -> dict[str, str]:
+    """``{name: type}`` for the `parameters` cell's assignments: the annotation (``n: int = 3``), else
+    the type of the literal default (``n = 3``); names whose type cannot be told are left out."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                return {}
+            types: dict[str, str] = {}
+            for node in tree.body:
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    ann = ast.unparse(node.annotation)
+                    if ann in _PARAM_TYPES:
+                        types[node.target.id] = ann
+                elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    try:
+                        name = type(ast.literal_eval(node.value)).__name__
+                    except (ValueError, SyntaxError):
+                        continue
+                    if name in _PARAM_TYPES:
+                        types[node.targets[0].id] = name
+            return types
+    return {}
+
+
+def check_parameter_types(params: dict[str, Any], declared: dict[str, str], where: str) -> None:
+    """One ConfigError line for the first value whose type the notebook does not declare.
+
+    Why here: papermill injects any value, and a string where an int is declared fails deep inside
+    the notebook (a polars error in a cell) instead of naming the parameter. ``True`` is not an int,
+    an int is a fine float.
+    """
+    for name, value in params.items():
+        want = declared.get(name)
+        if want is None:
+            continue
+        ok = isinstance(value, _PARAM_TYPES[want]) and not (want in ("int", "float") and isinstance(value, bool))
+        if not ok:
+            raise ConfigError(f"{where}: parameter {name} must be {want} (declared in the notebook's parameters cell), "
+                              f"got {type(value).__name__} {_one_line(repr(value), 60)}")
+
+
 def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[StepPlan]:
     """Resolve notebooks and merge parameters: run-wide < step < (run_dir, store_path, seed).
 
@@ -342,6 +406,7 @@ def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NO
             raise ConfigError(f"step {src.name}: unknown parameter(s) {', '.join(unknown)} (the notebook declares: {known})")
         params = {k: v for k, v in cfg.parameters.items() if k in declared}
         params.update(step.parameters)
+        check_parameter_types(params, notebook_parameter_types(src), f"step {src.name}")
         params.update(run_dir=str(run_dir), store_path=str(run_dir / "store.sqlite"), seed=cfg.seed)
         plans.append(
             StepPlan(
@@ -395,6 +460,18 @@ def redact_secrets(path: Path, secrets: list[str]) -> int:
     return count
 
 
+_TEXT_OUTPUTS = {".json", ".html", ".ipynb", ".svg", ".csv", ".txt", ".md", ".yaml", ".yml", ".jsonl", ".log"}
+
+
+def redact_run_outputs(run_dir: Path, secrets: list[str]) -> int:
+    """Scrub every text file under the run directory (summaries, config copy, notebooks, HTML, the
+    report and its figures); the store is redacted as it is written (``Store.put``)."""
+    if not secrets:
+        return 0
+    return sum(redact_secrets(f, secrets) for f in Path(run_dir).rglob("*")
+               if f.suffix.lower() in _TEXT_OUTPUTS and f.is_file() and not f.is_symlink())
+
+
 # nbconvert's template loads require.js and MathJax from a CDN; batch HTML must open offline.
 _CDN_SCRIPT = re.compile(r'<script[^>]*src="https://cdnjs\.cloudflare\.com/[^"]*"[^>]*>\s*</script>\s*')
 
@@ -404,7 +481,7 @@ def render_html(executed: Path, out: Path, hide_code: bool) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(executed, as_version=4)
+    nb = static_widgets(nbformat.read(executed, as_version=4))
     exporter = HTMLExporter(template_name="lab")
     if hide_code:
         exporter.exclude_input = True
@@ -412,6 +489,33 @@ def render_html(executed: Path, out: Path, hide_code: bool) -> None:
         exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
     _atomic_write_text(out, _CDN_SCRIPT.sub("", body))
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = ('<p class="dk-widget-note"><em>Interactive widget: not part of this static page '
+               '(it needs a running kernel). Open the executed notebook in JupyterLab to use it.</em></p>')
+
+
+def static_widgets(nb: Any) -> Any:
+    """The notebook without widget state, each widget view replaced by its static output or a note.
+
+    Why: with widget state saved, nbconvert adds ``<script src="https://unpkg.com/@jupyter-widgets/
+    html-manager...">`` so a shared page reaches out to a CDN and is incomplete offline. A widget
+    output's own HTML or text fallback (when it is more than the widget's repr) is kept; otherwise
+    the note says where the widget lives.
+    """
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data") if out.get("output_type") in ("display_data", "execute_result") else None
+            if not data or WIDGET_MIME not in data:
+                continue
+            data.pop(WIDGET_MIME)
+            plain = str(data.get("text/plain", ""))
+            if "text/html" not in data and (not plain or re.match(r"^[A-Za-z]+\(", plain)):
+                data.pop("text/plain", None)
+                data["text/html"] = WIDGET_NOTE
+    return nb
 
 
 def _cell_error(exc: BaseException) -> str:
@@ -462,11 +566,15 @@ def run_pipeline(
     logging.getLogger("papermill").setLevel(logging.ERROR)  # our own progress lines replace its chatter
     t0 = time.monotonic()
     _kernel_imports_this_package()
+    os.environ[RUNNER_PID_ENV] = str(os.getpid())  # kernels read it in batch_kernel_setup: die with us
     plans = plan_run(cfg, runs_dir, notebooks_dir)
     run_dir = Path(runs_dir).resolve() / cfg.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = _lock_run(run_dir)
     try:
+        from distill_kit.store import check_store
+
+        check_store(run_dir / "store.sqlite")  # a damaged store: one line now, not a DatabaseError in step 02
         return _run_locked(cfg, plans, run_dir, force, log, kernel_name, t0, pm)
     finally:
         lock.close()
@@ -487,10 +595,13 @@ def _lock_run(run_dir: Path) -> Any:
 
 def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: bool, log: Callable[[str], None],
                 kernel_name: str, t0: float, pm: Any) -> RunResult:
-    _atomic_write_text(run_dir / "config.json", json.dumps(cfg.model_dump(), indent=2, default=str) + "\n")
+    from distill_kit.redact import redact_value
+
+    secrets = secret_env_values()
+    _atomic_write_text(run_dir / "config.json",
+                       json.dumps(redact_value(cfg.model_dump(), secrets), indent=2, default=str) + "\n")
     state = _read_state(run_dir)
     result = RunResult(run_id=cfg.run_id(), run_dir=run_dir)
-    secrets = secret_env_values()
     log(f"run {result.run_id}: {len(plans)} step(s) -> {run_dir}")
     rerun_rest = force
     for i, plan in enumerate(plans, 1):
@@ -529,6 +640,7 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
             _write_state(run_dir, state)
             _finish_outputs(plan, secrets, hide_code=False, log=log)
             merge_summaries(run_dir, cfg, {"failed": msg})
+            redact_run_outputs(run_dir, secrets)
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise StepFailed(msg) from None
@@ -541,7 +653,7 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
         result.ran.append(plan.name)
         log(f"[{i}/{len(plans)}] {plan.name}: ok ({secs:.1f}s)")
     result.summary = merge_summaries(run_dir, cfg)
-    redact_secrets(result.summary, secrets)
+    redact_run_outputs(run_dir, secrets)
     report = run_dir / REPORT_FILE
     result.report = report if report.is_file() else None
     result.seconds = time.monotonic() - t0
@@ -558,10 +670,55 @@ def batch_kernel_setup() -> None:
     renderer loads Vega from a CDN. The interactive, offline page is the report (see report.py).
     The switch happens on import (altair takes seconds to import; chart-less steps skip it).
     """
+    die_with_runner()
     if "altair" in sys.modules:
         _static_charts(sys.modules["altair"])
     elif not any(isinstance(f, _AltairSvgHook) for f in sys.meta_path):
         sys.meta_path.insert(0, _AltairSvgHook())
+
+
+RUNNER_PID_ENV = "DISTILL_KIT_RUNNER_PID"
+WATCHDOG_INTERVAL = 0.02
+
+
+def die_with_runner() -> None:
+    """Make this batch kernel die the moment its runner does (``kill -9`` of ``distill-kit run``).
+
+    Why: jupyter_client starts kernels in a session of their own, so a killed runner left its kernel
+    sending (and paying for) requests for up to a second, and a resumed run could overlap it. Two
+    guards: ``PR_SET_PDEATHSIG`` = SIGKILL (the kernel's parent thread is the runner's main thread or
+    jupyter_core's long-lived runner thread), and a watchdog thread that kills the kernel when its
+    parent changes (covers any case the signal misses). A kernel whose runner is already gone exits.
+    """
+    value = os.environ.get(RUNNER_PID_ENV, "")
+    if not value.isdigit() or not sys.platform.startswith("linux"):
+        return
+    runner = int(value)
+    if os.getppid() != runner:
+        try:
+            os.kill(runner, 0)
+        except ProcessLookupError:
+            os._exit(1)  # the runner died before this kernel got here
+        except PermissionError:
+            pass
+        return  # started by something else that inherited the variable: not ours to police
+    import ctypes
+    import signal
+    import threading
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != runner:  # died between the check and prctl
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == runner:
+            time.sleep(WATCHDOG_INTERVAL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="distill-kit-runner-watchdog", daemon=True).start()
 
 
 def _static_charts(alt: Any) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import polars as pl
 
-from distill_kit.config import cache_dir
+from distill_kit.config import ConfigError, cache_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -82,17 +82,65 @@ def default_store_path() -> Path:
     return cache_dir() / "store.sqlite"
 
 
+class StoreError(ConfigError):
+    """The store file cannot be used (damaged, or not a response store): one line naming the file and
+    what to do. The file is never modified: its answers may still be recoverable with sqlite3 tools."""
+
+
+def check_store(path: str | Path, thorough: bool = True) -> None:
+    """Refuse a damaged or foreign ``path`` before anything writes to it (a missing or empty file is fine).
+
+    Opened read-only, so a damaged file stays byte-for-byte as it was; ``thorough`` runs SQLite's
+    ``quick_check`` (finds truncation), otherwise only the header and schema are read.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return
+    except FileNotFoundError:
+        return
+    what = ("move it aside (or delete it) and run again to start a fresh store, or point store_path at a "
+            "good copy; the file was not changed")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise StoreError(f"response store {path} cannot be opened ({exc}); {what}") from None
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "responses" not in tables:
+            raise StoreError(f"{path} is an SQLite file but not a distill-kit response store (no responses table); "
+                             "use another store_path, or move the file aside")
+        if "responses" in tables:
+            have = {r[1] for r in conn.execute("PRAGMA table_info(responses)")}
+            missing = [c for c in COLUMNS if c not in have]
+            if missing:
+                raise StoreError(f"response store {path} lacks column(s) {', '.join(missing)}; {what}")
+        if thorough:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise StoreError(f"response store {path} is damaged ({'; '.join(problems)[:160]}); {what}")
+    except sqlite3.Error as exc:  # "file is not a database", "database disk image is malformed"
+        raise StoreError(f"response store {path} is damaged ({exc}); {what}") from None
+    finally:
+        conn.close()
+
+
 class Store:
     """One SQLite file; safe to share between the event loop and worker threads of one process."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_store(self.path, thorough=False)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(SCHEMA)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"response store {self.path} cannot be used ({exc}); move it aside and run again") from None
 
     def close(self) -> None:
         with self._lock:
@@ -120,11 +168,18 @@ class Store:
         return self.get_many([key]).get(key)
 
     def put(self, record: Record) -> None:
-        """Insert or update one answer in its own transaction (an ok answer is never overwritten by an error)."""
+        """Insert or update one answer in its own transaction (an ok answer is never overwritten by an error).
+
+        Texts, errors, messages and meta are stored with every key value redacted (see ``redact``): a
+        provider may echo the key in an error, a model may repeat it."""
+        from distill_kit.redact import redact, redact_value, secret_values
+
         now = time.time()
-        values = (record.key, record.model, record.provider, _dumps(record.messages), _dumps(record.params),
-                  record.sample, record.status, record.text, record.error, record.attempts, record.usage_in,
-                  record.usage_out, record.cost, record.latency, _dumps(record.meta), now, now)
+        secrets = secret_values()
+        values = (record.key, record.model, record.provider, _dumps(redact_value(record.messages, secrets)),
+                  _dumps(record.params), record.sample, record.status, redact(record.text, secrets),
+                  redact(record.error, secrets), record.attempts, record.usage_in, record.usage_out, record.cost,
+                  record.latency, _dumps(redact_value(record.meta, secrets)), now, now)
         with self._lock:
             self._conn.execute(
                 f"INSERT INTO responses ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))}) "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import Completion, Message, RetryableError
+from distill_kit.providers.base import Completion, Message, RetryableError, empty_answer, malformed
 from distill_kit.providers.openai_compat import status_error
 
 
@@ -31,8 +33,37 @@ class AnthropicProvider:
             raise status_error(exc.status_code, str(exc.message)[:300], exc.response.headers) from None
         except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from None
-        text = "".join(getattr(block, "text", "") for block in resp.content)
-        return Completion(text=text, usage_in=resp.usage.input_tokens, usage_out=resp.usage.output_tokens)
+        except (ValueError, anthropic.APIResponseValidationError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise malformed(exc) from None
+        return completion_from(resp)
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _field(obj: Any, name: str) -> Any:
+    """An attribute of an SDK object or a key of a raw dict (the SDK keeps unknown shapes as dicts)."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def completion_from(resp: Any) -> Completion:
+    """Text and usage of a Messages reply, read defensively: ``content`` may be null or not a list,
+    blocks may be of unknown types or lack ``text``, ``usage`` may be missing. Only ``text`` blocks
+    with string text count; no text at all is an empty answer (a refusal if ``stop_reason`` says so)."""
+    if not (isinstance(resp, dict) or hasattr(resp, "content")):
+        raise RetryableError(f"MalformedResponse: reply is {type(resp).__name__}, not a message")
+    content = _field(resp, "content")
+    if content is not None and not isinstance(content, list):
+        raise RetryableError(f"MalformedResponse: content is {type(content).__name__}, not a list of blocks")
+    parts = [_field(b, "text") for b in content or [] if _field(b, "type") == "text"]
+    text = "".join(p for p in parts if isinstance(p, str))
+    stop = _field(resp, "stop_reason")
+    if not text.strip():
+        raise empty_answer(f"stop_reason={stop}", stop == "refusal")
+    usage = _field(resp, "usage")
+    return Completion(text=text, usage_in=_count(_field(usage, "input_tokens")),
+                      usage_out=_count(_field(usage, "output_tokens")))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

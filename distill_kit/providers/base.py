@@ -33,6 +33,42 @@ class FatalError(ProviderError):
     """Bad request, auth failure, unknown prompt: retrying would give the same answer."""
 
 
+class EmptyAnswer(FatalError):
+    """The API answered without any text. Not an answer (it must not enter LIS/RSE as one); retried by
+    the next run like every stored error, not within this one (the same request gives the same reply)."""
+
+
+class Refusal(EmptyAnswer):
+    """The API itself says it declined (``finish_reason: content_filter``, a ``refusal`` field,
+    ``stop_reason: refusal``); stored as an error whose message starts with ``Refusal``."""
+
+
+def short_error(exc: BaseException, limit: int = 200) -> str:
+    """``ExceptionClass: first line of the message`` (clipped): what a stored error says about a
+    failure nobody planned for."""
+    text = clip(str(exc), limit)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """One line of at most ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def malformed(exc: BaseException) -> RetryableError:
+    """A 200 reply that could not be read (truncated JSON, not UTF-8): a broken transfer or proxy is
+    often transient, so it is retried."""
+    return RetryableError(f"MalformedResponse: {short_error(exc)}")
+
+
+def empty_answer(reason: str, refused: bool, refusal: str | None = None) -> EmptyAnswer:
+    """The error for a reply without text; ``reason`` names the API's finish/stop reason."""
+    if refused:
+        return Refusal(f"Refusal ({reason})" + (f": {clip(refusal)}" if refusal else ""))
+    return EmptyAnswer(f"EmptyAnswer: the reply had no text ({reason})")
+
+
 class Provider(Protocol):
     async def chat(self, messages: list[Message], params: GenerationParams) -> Completion: ...
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import Completion, FatalError, Message, RetryableError, parse_retry_after
+from distill_kit.providers.base import (Completion, FatalError, Message, RetryableError, empty_answer, malformed,
+                                        parse_retry_after)
 
 
 def status_error(status: int, message: str, headers: object) -> Exception:
@@ -35,12 +38,35 @@ class OpenAICompatProvider:
             raise status_error(exc.status_code, str(exc.message)[:300], exc.response.headers) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from None
-        if not resp.choices:
-            raise RetryableError("response had no choices")
-        usage = resp.usage
-        return Completion(text=resp.choices[0].message.content or "",
-                          usage_in=getattr(usage, "prompt_tokens", 0) or 0,
-                          usage_out=getattr(usage, "completion_tokens", 0) or 0)
+        except (ValueError, openai.APIResponseValidationError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise malformed(exc) from None
+        return completion_from(resp)
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def completion_from(resp: Any) -> Completion:
+    """Text and usage of a Chat Completions reply, checked field by field: a proxy or a compatible
+    server may send ``choices: []``, ``content: null``, no ``usage`` or odd types, and each of those
+    must become this request's error, never an exception out of the collection or an empty "answer"."""
+    choices = getattr(resp, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise RetryableError("MalformedResponse: reply had no choices")
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    finish = getattr(choice, "finish_reason", None)
+    text = getattr(message, "content", None)
+    if text is not None and not isinstance(text, str):
+        raise RetryableError(f"MalformedResponse: message.content is {type(text).__name__}, not text")
+    refusal = getattr(message, "refusal", None)
+    if not text or not text.strip():
+        refused = finish == "content_filter" or bool(refusal)
+        raise empty_answer(f"finish_reason={finish}", refused, refusal if isinstance(refusal, str) else None)
+    usage = getattr(resp, "usage", None)
+    return Completion(text=text, usage_in=_count(getattr(usage, "prompt_tokens", 0)),
+                      usage_out=_count(getattr(usage, "completion_tokens", 0)))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

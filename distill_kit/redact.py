@@ -1,0 +1,78 @@
+"""Secret values never reach a file a run writes: every key-holding environment variable's value is
+replaced by ``[REDACTED]``.
+
+Which variables: every ``api_key_env`` named in ``configs/models.yaml`` (whatever its name), the
+model being called, and any variable whose name says it holds a secret (``*KEY*``, ``*TOKEN*``,
+``*SECRET*``, ...). Why values, not patterns: a provider may echo the presented key in an error
+message, a model may repeat it, a user may paste it into a run description; only the value itself
+finds all of those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+from distill_kit.config import MODELS_FILE
+
+REDACTED = "[REDACTED]"
+MIN_SECRET_LEN = 8  # shorter values ("1", "true") would shred ordinary text
+_SECRET_ENV_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+
+
+@lru_cache(maxsize=8)
+def _key_vars_in(path: str, mtime_ns: int) -> frozenset[str]:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return frozenset()
+    models = raw.get("models") if isinstance(raw, dict) else None
+    return frozenset(str(m["api_key_env"]) for m in models or []
+                     if isinstance(m, dict) and isinstance(m.get("api_key_env"), str))
+
+
+def configured_key_vars(models_file: Path = MODELS_FILE) -> frozenset[str]:
+    """The ``api_key_env`` names of a models file (re-read when it changes)."""
+    try:
+        mtime = models_file.stat().st_mtime_ns
+    except OSError:
+        return frozenset()
+    return _key_vars_in(str(models_file), mtime)
+
+
+def secret_values(extra_vars: Iterable[str | None] = (), min_len: int = MIN_SECRET_LEN) -> list[str]:
+    """Current values of every key-holding variable, longest first (so a key containing another is
+    replaced whole)."""
+    names = set(configured_key_vars()) | {v for v in extra_vars if v}
+    names |= {k for k in os.environ if _SECRET_ENV_NAME.search(k)}
+    values = {os.environ.get(n, "") for n in names}
+    return sorted((v for v in values if len(v) >= min_len), key=len, reverse=True)
+
+
+def redact(text: str | None, secrets: Iterable[str] | None = None) -> str | None:
+    """``text`` with every secret value replaced by ``[REDACTED]``."""
+    if not text:
+        return text
+    for s in secret_values() if secrets is None else secrets:
+        if s in text:
+            text = text.replace(s, REDACTED)
+    return text
+
+
+def redact_value(value: Any, secrets: list[str] | None = None) -> Any:
+    """Strings inside dicts and lists redacted (keys too); other values unchanged."""
+    secrets = secret_values() if secrets is None else secrets
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v, secrets) for v in value]
+    return value
