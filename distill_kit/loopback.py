@@ -38,6 +38,7 @@ class Fault:
     JSON (with a matching content-length, so HTTP is fine and JSON is not), ``body`` sends these exact
     bytes (e.g. not UTF-8), ``payload`` sends this JSON object instead of the normal answer (odd shapes:
     ``content: null``, no ``usage``, unknown blocks; see :func:`openai_reply` / :func:`anthropic_reply`).
+    ``echo_key`` repeats the key the client presented in the error message (status != 200) or the answer.
     """
 
     status: int = 200
@@ -47,6 +48,7 @@ class Fault:
     truncate: int | None = None
     body: bytes | None = None
     payload: Any = None
+    echo_key: bool = False  # put the presented API key in the reply (error message or answer), as leaky proxies do
 
     @classmethod
     def truncated(cls, keep: int = 40) -> "Fault":
@@ -175,6 +177,11 @@ def _normal_answer(path: str, body: dict[str, Any], prompt: str) -> dict[str, An
     return reply
 
 
+def _presented_key(headers: dict[str, str]) -> str:
+    auth = headers.get("authorization", "")
+    return auth.removeprefix("Bearer ").strip() or headers.get("x-api-key", "")
+
+
 class _Engine:
     """The asyncio side: one task per connection, HTTP/1.1 keep-alive through h11."""
 
@@ -265,15 +272,18 @@ class _Engine:
                     state.resets += 1
                 _reset(writer)
                 return False
+            key = _presented_key(headers) if fault.echo_key else ""
             if fault.status != 200:
+                message = f"injected {fault.status}" + (f": incorrect API key provided: {key}" if key else "")
                 await self._send(conn, writer, fault.status, json.dumps(
-                    {"error": {"type": "injected", "message": f"injected {fault.status}"}, "type": "error"}).encode(),
+                    {"error": {"type": "injected", "message": message}, "type": "error"}).encode(),
                     {**limit_headers, **fault.headers})
                 return True
             if fault.body is not None:
                 data = fault.body
             else:
-                payload = fault.payload if fault.payload is not None else _normal_answer(path, body, prompt)
+                payload = fault.payload if fault.payload is not None else _normal_answer(
+                    path, body, prompt + (f" (your key is {key})" if key else ""))
                 data = json.dumps(payload).encode()
                 if fault.truncate is not None:
                     data = data[: fault.truncate]

@@ -120,6 +120,21 @@ def load_summaries(run_dir: str | Path) -> dict[str, dict]:
     return out
 
 
+def finished_summaries(run_dir: str | Path) -> dict[str, dict]:
+    """The summaries of finished steps only: a killed or failed attempt may have left a
+    ``summary/<step>.json`` behind, and reading it would make a resumed run's report differ from an
+    uninterrupted one. Without a run state (interactive use) every summary counts."""
+    summaries = load_summaries(run_dir)
+    state = _read_state(Path(run_dir))
+    if not state.get("steps"):
+        return summaries
+    keep: set[str] = set()
+    for name, st in state["steps"].items():
+        if st.get("status") == "ok":
+            keep.update(st.get("summaries", [name]))
+    return {k: v for k, v in summaries.items() if k in keep}
+
+
 # --------------------------------------------------------------------------------------------
 # Run configs
 # --------------------------------------------------------------------------------------------
@@ -533,7 +548,7 @@ def merge_summaries(run_dir: Path, cfg: RunConfig, extra: dict | None = None) ->
         "name": cfg.name,
         "description": cfg.description,
         "seed": cfg.seed,
-        "steps": load_summaries(run_dir),
+        "steps": finished_summaries(run_dir),
         **(extra or {}),
     }
     path = run_dir / "summary.json"

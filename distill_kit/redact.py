@@ -36,8 +36,9 @@ def _key_vars_in(path: str, mtime_ns: int) -> frozenset[str]:
                      if isinstance(m, dict) and isinstance(m.get("api_key_env"), str))
 
 
-def configured_key_vars(models_file: Path = MODELS_FILE) -> frozenset[str]:
-    """The ``api_key_env`` names of a models file (re-read when it changes)."""
+def configured_key_vars(models_file: Path | None = None) -> frozenset[str]:
+    """The ``api_key_env`` names of a models file (default configs/models.yaml; re-read when it changes)."""
+    models_file = models_file or MODELS_FILE
     try:
         mtime = models_file.stat().st_mtime_ns
     except OSError:

@@ -28,6 +28,7 @@ that did not run yields a "step not run" note, never placeholder numbers. Expect
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import html
 import json
 import os
@@ -766,7 +767,18 @@ def _attribution_section(emb: dict | None, link: str = "") -> Section:
     return s
 
 
-def _examples_section(ice: dict | None, store_path: str | None, limit: int = 6) -> Section:
+def example_order(keys: Sequence[str], seed: int = 0) -> list[int]:
+    """Positions of ``keys`` in a seeded order that depends only on the keys: the same run config
+    shows the same examples whatever order its answers arrived in."""
+    rank = [hashlib.sha256(f"{seed}:{k}".encode()).hexdigest() for k in keys]
+    return sorted(range(len(keys)), key=rank.__getitem__)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _examples_section(ice: dict | None, store_path: str | None, limit: int = 6, seed: int = 0) -> Section:
     """A few raw answers, escaped: readers should see what the judges saw."""
     s = Section("examples", "Example answers")
     rows = records(ice, "examples")
@@ -776,7 +788,8 @@ def _examples_section(ice: dict | None, store_path: str | None, limit: int = 6) 
         with Store(store_path) as store:
             frame = store.frame(status="ok")
         if frame.height:
-            rows = frame.rename({"text": "response"}).select("model", "prompt", "response").head(limit).to_dicts()
+            frame = frame[example_order(frame["key"].to_list(), seed)[:limit]]
+            rows = frame.rename({"text": "response"}).select("model", "prompt", "response").to_dicts()
     if not rows:
         s.body, s.ran = '<p class="not-run">No answers are stored for this run.</p>', False
         return s
@@ -891,10 +904,11 @@ def build_report(run_dir: str | Path | None, store_path: str | None = None, titl
 
     ``run_dir=None`` builds the empty report: every section says which step would fill it.
     """
-    from distill_kit.pipeline import load_summaries
+    from distill_kit.pipeline import finished_summaries
 
     run_dir = Path(run_dir) if run_dir else None
-    summaries = load_summaries(run_dir) if run_dir else {}
+
+    summaries = finished_summaries(run_dir) if run_dir else {}  # never a killed attempt's leftovers
     cfg = (_read_json(run_dir / "config.json") if run_dir else None) or {}
     from distill_kit.pipeline import step_summaries
 
@@ -908,7 +922,7 @@ def build_report(run_dir: str | Path | None, store_path: str | None = None, titl
     for sec in (overview, _ice_section(ice), _rse_section(rse),
                 _combined_section(ice, rse), _similarity_section(rse, emb), _umap_section(emb, _step_link(written, "05")),
                 _lineage_section(emb, rse), _attribution_section(emb, _step_link(written, "05")),
-                _examples_section(ice, store_path), _fuzz_section(store_path),
+                _examples_section(ice, store_path, seed=_int(cfg.get("seed"))), _fuzz_section(store_path),
                 _usage_section(store_path), _provenance_section(summaries)):
         rep.add(sec)
     return rep

@@ -102,7 +102,10 @@ def check_store(path: str | Path, thorough: bool = True) -> None:
     what = ("move it aside (or delete it) and run again to start a fresh store, or point store_path at a "
             "good copy; the file was not changed")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        # immutable: not even a -shm/-wal file is created next to a damaged store (with a live WAL, plain
+        # read-only: the WAL's pages count, and its -shm already exists)
+        wal = path.with_name(path.name + "-wal").exists()
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}", uri=True, timeout=30)
     except sqlite3.Error as exc:
         raise StoreError(f"response store {path} cannot be opened ({exc}); {what}") from None
     try:
