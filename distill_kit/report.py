@@ -907,7 +907,6 @@ def build_report(run_dir: str | Path | None, store_path: str | None = None, titl
     from distill_kit.pipeline import finished_summaries
 
     run_dir = Path(run_dir) if run_dir else None
-
     summaries = finished_summaries(run_dir) if run_dir else {}  # never a killed attempt's leftovers
     cfg = (_read_json(run_dir / "config.json") if run_dir else None) or {}
     from distill_kit.pipeline import step_summaries
