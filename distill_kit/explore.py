@@ -139,7 +139,7 @@ def answer_html(row: Mapping[str, Any], label: Mapping[str, Any] | None = None, 
 def answers_table_html(answers: pl.DataFrame, limit: int = 20, width: int = 300) -> str:
     """Static table of judged answers (what the browser shows in papermill/HTML runs)."""
     cols = ("model", "template", "language", "query", "answer", "loose", "strict", "loose_ref", "reason")
-    return _table(answers, [c for c in cols if c in answers.columns], limit, width, "answers")
+    return html_table(answers, [c for c in cols if c in answers.columns], limit, width, "answers")
 
 
 def _fmt(v: Any) -> str:
@@ -152,7 +152,8 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _table(frame: pl.DataFrame, cols: Sequence[str], limit: int, width: int, what: str) -> str:
+def html_table(frame: pl.DataFrame, cols: Sequence[str], limit: int, width: int, what: str) -> str:
+    """A scrollable table of the first ``limit`` rows, every cell escaped and clipped to ``width`` characters."""
     td = "vertical-align:top;text-align:left;white-space:pre-wrap;word-break:normal;overflow-wrap:break-word"
     head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in cols)
     body = []
@@ -180,6 +181,8 @@ def pair_scores(long: pl.DataFrame, judged: pl.DataFrame | None = None) -> pl.Da
     base = base.with_columns(pl.lit(None, pl.String).alias("rationale"), pl.lit("offline").alias("judge"))
     if judged is None or judged.is_empty():
         return base
+    if "overall" in judged.columns:  # unparseable or failed judgements keep the offline scores
+        judged = judged.filter(pl.col("overall").is_not_null())
     jcols = [c for c in cols if c in judged.columns]
     j = judged.select("prompt_id", "test_model", "reference", *[pl.col(c).cast(pl.Float64) for c in jcols],
                       (pl.col("rationale").cast(pl.String) if "rationale" in judged.columns
@@ -254,7 +257,7 @@ def pairs_table_html(aligned: pl.DataFrame, scores: pl.DataFrame, test: str, ref
         pl.DataFrame(schema={"prompt": pl.String})
     cols = [c for c in ("prompt", "test_answer", "reference_answer", *ASPECTS, "overall") if c in frame.columns]
     return (f"<p><b>{html.escape(test)}</b> vs reference <b>{html.escape(reference)}</b></p>"
-            + _table(frame, cols, limit, 400, "prompts shown"))
+            + html_table(frame, cols, limit, 400, "prompts shown"))
 
 
 # ------------------------------------------------------------------------------ 05: teacher picker
@@ -316,4 +319,4 @@ def teachers_table_html(attribution: Any, top_k: int = 3, truth: Mapping[str, st
                      **{f"top{i + 1}": f"{c} ({p:.2f})" for i, (c, p) in
                         enumerate(zip(cands["candidate"], cands["confidence"]))}})
     frame = pl.DataFrame(rows) if rows else pl.DataFrame(schema={"student": pl.String})
-    return _table(frame, frame.columns, len(rows) or 1, 200, "students")
+    return html_table(frame, frame.columns, len(rows) or 1, 200, "students")

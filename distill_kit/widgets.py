@@ -185,6 +185,16 @@ class ProbeEditor:
         self.out_preview.value = f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
         return text
 
+    def static_html(self, limit: int = 200) -> str:
+        """The probe set as a table (what batch runs show instead of the editor)."""
+        frame = pl.DataFrame([{**p.to_dict(), "tags": ",".join(p.tags)} for p in self.probes],
+                             schema={"id": pl.String, "language": pl.String, "category": pl.String,
+                                     "text": pl.String, "tags": pl.String})
+        return "<h4>Identity probes</h4>" + X.html_table(frame, frame.columns, limit, 300, "probes")
+
+    def show(self) -> None:
+        _show(self.widget(), self.static_html(), "probe editor")
+
     def widget(self) -> W.Widget:
         b = self.buttons
         return W.VBox([
