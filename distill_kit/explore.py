@@ -131,6 +131,7 @@ def answer_html(row: Mapping[str, Any], label: Mapping[str, Any] | None = None, 
     return ("<div class='dk-answer' style='border:1px solid #ccc;padding:6px;margin:4px 0;text-align:left'>"
             f"<div style='color:#555'>{meta} &middot; key {e(str(row.get('key') or ''))}</div>"
             f"<div class='dk-verdicts'>{verdicts}</div>"
+            f"<div><b>question:</b> {e(str(row.get('query') or ''))}</div>"
             f"<div><b>prompt:</b>{_pre(row.get('prompt'), max_chars)}</div>"
             f"<div><b>answer:</b>{_pre(row.get('answer'), max_chars)}</div>{reason}"
             f"<div class='dk-label' style='color:#555'>{e(label_text(label))}</div></div>")

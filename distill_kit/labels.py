@@ -20,6 +20,7 @@ import getpass
 import hashlib
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,10 @@ class LabelStore:
         self.path = Path(path)
         self.labeller = labeller or default_labeller()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        # widget callbacks run on the kernel's comm thread, not the thread that made the store: share one
+        # connection across threads, serialised by a lock
+        self._conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
 
@@ -103,9 +107,10 @@ class LabelStore:
 
     def current(self, model: str, key: str) -> dict[str, Any] | None:
         """The latest label row of one answer (any labeller), or None when it was never labelled."""
-        row = self._conn.execute(
-            "SELECT model, key, loose_label, strict_label, labeller, time FROM labels "
-            "WHERE model = ? AND key = ? ORDER BY id DESC LIMIT 1", (model, key)).fetchone()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT model, key, loose_label, strict_label, labeller, time FROM labels "
+                "WHERE model = ? AND key = ? ORDER BY id DESC LIMIT 1", (model, key)).fetchone()
         if row is None:
             return None
         return {"model": row[0], "key": row[1], "loose_label": _bool(row[2]), "strict_label": _bool(row[3]),
@@ -126,10 +131,11 @@ class LabelStore:
         new_strict = before.get("strict_label") if strict is _UNSET else _bool(strict)
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
         who = labeller or self.labeller
-        self._conn.execute(
-            "INSERT INTO labels (model, key, loose_label, strict_label, labeller, time) VALUES (?, ?, ?, ?, ?, ?)",
-            (model, key, None if new_loose is None else int(new_loose),
-             None if new_strict is None else int(new_strict), who, now))
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO labels (model, key, loose_label, strict_label, labeller, time) VALUES (?, ?, ?, ?, ?, ?)",
+                (model, key, None if new_loose is None else int(new_loose),
+                 None if new_strict is None else int(new_strict), who, now))
         return {"model": model, "key": key, "loose_label": new_loose, "strict_label": new_strict,
                 "labeller": who, "time": now}
 
@@ -138,8 +144,9 @@ class LabelStore:
 
         By default one row per answer, its latest label; ``history=True`` gives every click in order.
         """
-        rows = self._conn.execute(
-            "SELECT model, key, loose_label, strict_label, labeller, time FROM labels ORDER BY id").fetchall()
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT model, key, loose_label, strict_label, labeller, time FROM labels ORDER BY id").fetchall()
         data = {c: [r[i] for r in rows] for i, c in enumerate(COLUMNS)}
         out = pl.DataFrame(
             {**data, "time": [_dt.datetime.fromisoformat(t) for t in data["time"]],

@@ -248,7 +248,7 @@ class AnswerBrowser:
         self.buttons["strict_no"].on_click(lambda _b: self.label_strict(False))
         for w in (self.f_model, self.f_template, self.f_language, self.f_verdict):
             w.observe(lambda _c: self.refresh(), names="value")
-        self.listing.observe(lambda c: self.select(c["new"]) if c["new"] else None, names="value")
+        self.listing.observe(self._on_pick, names="value")
         if labels is None:
             self._say("labels are not stored here (no run directory or store)", ok=False)
         self.refresh()
@@ -256,6 +256,14 @@ class AnswerBrowser:
     def _say(self, text: str, ok: bool = True) -> None:
         colour = "green" if ok else "#b00"
         self.message.value = f'<span style="color:{colour}">{html.escape(text)}</span>' if text else ""
+
+    def _on_pick(self, change: dict) -> None:
+        if not change["new"]:
+            return
+        try:
+            self.select(change["new"])
+        except Exception as exc:  # a callback error would vanish into the kernel log: show it here
+            self._say(f"error: {type(exc).__name__}: {exc}", ok=False)
 
     def visible(self) -> pl.DataFrame:
         return X.filter_answers(self.answers, self.f_model.value or None, self.f_template.value or None,

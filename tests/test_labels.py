@@ -71,3 +71,24 @@ def test_labeller_from_environment(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DISTILL_KIT_LABELLER", "carol")
     with L.LabelStore(tmp_path / "l.sqlite") as store:
         assert store.label("m", "k", loose=True)["labeller"] == "carol"
+
+
+def test_labels_from_another_thread(tmp_path: Path) -> None:
+    """Widget callbacks run on the kernel's comm thread, not the thread that opened the store."""
+    import threading
+
+    store = L.LabelStore(tmp_path / "l.sqlite", labeller="ann")
+    errors: list[BaseException] = []
+
+    def click() -> None:
+        try:
+            store.label("m", "k", loose=True)
+            store.current("m", "k")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=click)
+    t.start()
+    t.join()
+    assert not errors, errors
+    assert store.frame()["loose_label"].to_list() == [True]
