@@ -11,7 +11,7 @@ ifeq ($(origin DISTILL_KIT_DATA_DIR), undefined)
   endif
 endif
 
-.PHONY: setup demo test browser bench clean
+.PHONY: setup demo test browser bench clean lab
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/build_llama_wheel.sh
 
 demo: setup
 	$(BIN)/python -m distill_kit run configs/runs/demo.yaml
+
+# JupyterLab on notebooks/ (127.0.0.1, fresh token; the URL is printed); charts render offline there
+lab: setup
+	$(BIN)/python -m distill_kit lab
 
 browser:
 	bash scripts/install_browser.sh

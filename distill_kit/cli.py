@@ -1,4 +1,5 @@
-"""The `distill-kit` command: `distill-kit run CONFIG` executes a run config's notebook sequence.
+"""The `distill-kit` command: `distill-kit run CONFIG` executes a run config's notebook sequence;
+`distill-kit lab` opens the notebooks in JupyterLab.
 
 User errors (bad config, failed notebook) print one `error:` line and exit 2 / 1, no traceback.
 """
@@ -25,6 +26,9 @@ def _build_parser() -> argparse.ArgumentParser:
     plan.add_argument("config")
     plan.add_argument("--runs-dir", default=None)
     plan.add_argument("--notebooks-dir", default=None)
+    lab = sub.add_parser("lab", help="start JupyterLab on the notebooks (loopback; prints the URL with its token)")
+    lab.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: first free from 8888)")
+    lab.add_argument("--notebooks-dir", default=None, help="folder to open (default: notebooks/)")
     return parser
 
 
@@ -33,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     from distill_kit import pipeline
 
+    if args.command == "lab":
+        from distill_kit.lab import run_lab
+
+        return run_lab(Path(args.notebooks_dir or pipeline.NOTEBOOKS_DIR).resolve(), args.port)
     runs_dir = Path(args.runs_dir) if args.runs_dir else pipeline.RUNS_DIR
     notebooks_dir = Path(args.notebooks_dir) if args.notebooks_dir else pipeline.NOTEBOOKS_DIR
     try:

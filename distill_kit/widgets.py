@@ -1,7 +1,13 @@
-"""ipywidgets probe editor: wiring only. Every action calls a function of ``distill_kit.probes``.
+"""ipywidgets for the notebooks: wiring only. Every action calls a function of ``distill_kit.probes``,
+``distill_kit.explore`` or ``distill_kit.labels``.
 
-Each button handler is also a plain method (``add``, ``update``, ``delete``, ``tag``, ``validate``,
-``save``, ``preview``) so the editor can be driven and tested without a browser.
+- ``ProbeEditor`` (01): browse, add, edit, delete, tag, validate, preview and save identity probes;
+- ``AnswerBrowser`` (03): judged answers filtered by model / template / language / verdict, with label buttons;
+- ``PairExplorer`` (04): a test model's and a reference's answers to one prompt, with the aspect scores;
+- ``TeacherPicker`` (05): a student's top candidate teachers with confidence and example answer pairs.
+
+Each button handler is also a plain method so every widget can be driven and tested without a browser, and
+each has ``show()``: the live widget in JupyterLab, a static table in batch (papermill/HTML) runs.
 """
 
 from __future__ import annotations
@@ -11,8 +17,12 @@ from pathlib import Path
 from typing import Sequence
 
 import ipywidgets as W
+import polars as pl
 
+from distill_kit import explore as X
 from distill_kit import probes as P
+from distill_kit.display import show as _show
+from distill_kit.labels import LabelStore
 
 
 class ProbeEditor:
@@ -147,11 +157,17 @@ class ProbeEditor:
         self._say("; ".join(problems) if problems else f"{len(self.probes)} probes, all valid", ok=not problems)
         return problems
 
-    def save(self, path: str | Path | None = None) -> Path | None:
+    def save(self, path: str | Path | None = None, raise_errors: bool = False) -> Path | None:
+        """Save the probes (refused, with the reason shown, when they are invalid; the file is untouched).
+
+        ``raise_errors`` re-raises the refusal, so a scripted save (notebook 01's ``save_to``) fails its
+        step instead of reporting success."""
         try:
             out = P.save_probes(self.probes, path or self.path)
         except ValueError as exc:
             self._say(str(exc), ok=False)
+            if raise_errors:
+                raise
             return None
         self._say(f"saved {len(self.probes)} probes to {out}")
         return out
@@ -169,6 +185,16 @@ class ProbeEditor:
         self.out_preview.value = f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
         return text
 
+    def static_html(self, limit: int = 200) -> str:
+        """The probe set as a table (what batch runs show instead of the editor)."""
+        frame = pl.DataFrame([{**p.to_dict(), "tags": ",".join(p.tags)} for p in self.probes],
+                             schema={"id": pl.String, "language": pl.String, "category": pl.String,
+                                     "text": pl.String, "tags": pl.String})
+        return "<h4>Identity probes</h4>" + X.html_table(frame, frame.columns, limit, 300, "probes")
+
+    def show(self) -> None:
+        _show(self.widget(), self.static_html(), "probe editor")
+
     def widget(self) -> W.Widget:
         b = self.buttons
         return W.VBox([
@@ -177,3 +203,235 @@ class ProbeEditor:
             W.HBox([b["add"], b["update"], b["delete"], self.e_tag, b["tag"]]),
             W.HBox([b["validate"], b["save"], self.template, b["preview"]]),
             self.out_message, self.out_preview])
+
+
+def _options(values: Sequence[str], any_label: str = "(any)") -> list[tuple[str, str]]:
+    return [(any_label, ""), *[(v, v) for v in values]]
+
+
+class AnswerBrowser:
+    """Notebook 03: browse judged answers and label them with clicks.
+
+    Filters (model, template, language, verdict) narrow the list; selecting an answer shows its prompt,
+    the answer, both judge verdicts (and GPT-4o-mini's labels where published) and the judge's reason.
+    With a ``LabelStore`` the buttons record the analyst's loose ("contradicts identity" / "consistent")
+    and strict ("claims OpenAI/Anthropic" yes / no) labels, each click stored at once.
+    """
+
+    LIST_LIMIT = 300  # the list shows this many matches; narrow the filters to see others
+
+    def __init__(self, answers: pl.DataFrame, labels: LabelStore | None = None) -> None:
+        self.answers = answers
+        self.labels = labels
+        self.current_key: str | None = None
+        opts = X.answer_options(answers)
+        self.f_model = W.Dropdown(options=_options(opts.get("model", [])), value="", description="model")
+        self.f_template = W.Dropdown(options=_options(opts.get("template", [])), value="", description="template")
+        self.f_language = W.Dropdown(options=_options(opts.get("language", [])), value="", description="language")
+        self.f_verdict = W.Dropdown(options=[(v, k) for k, v in X.VERDICTS.items()], value="all", description="verdict")
+        self.count = W.HTML()
+        self.listing = W.Select(options=[], rows=10, layout=W.Layout(width="100%"))
+        self.detail = W.HTML()
+        self.message = W.HTML()
+        self.buttons = {
+            "contradicts": W.Button(description="contradicts identity", button_style="danger"),
+            "consistent": W.Button(description="consistent", button_style="success"),
+            "strict_yes": W.Button(description="claims OpenAI/Anthropic: yes"),
+            "strict_no": W.Button(description="claims OpenAI/Anthropic: no"),
+        }
+        for b in self.buttons.values():
+            b.layout = W.Layout(width="auto")
+            b.disabled = labels is None
+        self.buttons["contradicts"].on_click(lambda _b: self.label_loose(True))
+        self.buttons["consistent"].on_click(lambda _b: self.label_loose(False))
+        self.buttons["strict_yes"].on_click(lambda _b: self.label_strict(True))
+        self.buttons["strict_no"].on_click(lambda _b: self.label_strict(False))
+        for w in (self.f_model, self.f_template, self.f_language, self.f_verdict):
+            w.observe(lambda _c: self.refresh(), names="value")
+        self.listing.observe(self._on_pick, names="value")
+        if labels is None:
+            self._say("labels are not stored here (no run directory or store)", ok=False)
+        self.refresh()
+
+    def _say(self, text: str, ok: bool = True) -> None:
+        colour = "green" if ok else "#b00"
+        self.message.value = f'<span style="color:{colour}">{html.escape(text)}</span>' if text else ""
+
+    def _on_pick(self, change: dict) -> None:
+        if not change["new"]:
+            return
+        try:
+            self.select(change["new"])
+        except Exception as exc:  # a callback error would vanish into the kernel log: show it here
+            self._say(f"error: {type(exc).__name__}: {exc}", ok=False)
+
+    def visible(self) -> pl.DataFrame:
+        return X.filter_answers(self.answers, self.f_model.value or None, self.f_template.value or None,
+                                self.f_language.value or None, self.f_verdict.value)
+
+    def set_filter(self, model: str = "", template: str = "", language: str = "", verdict: str = "all") -> int:
+        """Set every filter at once; returns how many answers match."""
+        self.f_model.value, self.f_template.value, self.f_language.value = model, template, language
+        self.f_verdict.value = verdict
+        return self.visible().height
+
+    def refresh(self) -> None:
+        rows = self.visible()
+        shown = rows.head(self.LIST_LIMIT)
+        options = [(f"{r['model']} | {r['language'] or '?'} | {(r['query'] or '')[:60]} | "
+                    f"{' '.join((r['answer'] or '').split())[:60]}", r["key"]) for r in shown.iter_rows(named=True)]
+        self.count.value = (f"<b>{rows.height}</b> of {self.answers.height} answers match"
+                            + (f" (first {self.LIST_LIMIT} listed)" if rows.height > self.LIST_LIMIT else ""))
+        keys = [k for _, k in options]
+        self.listing.options = options
+        if self.current_key in keys:
+            self.listing.value = self.current_key
+        elif keys:
+            self.listing.value = keys[0]
+        else:
+            self.current_key = None
+            self.detail.value = "<i>no answer matches these filters</i>"
+
+    def row(self, key: str | None = None) -> dict | None:
+        key = key or self.current_key
+        match = self.answers.filter(pl.col("key") == key) if key else self.answers.clear()
+        return match.row(0, named=True) if match.height else None
+
+    def select(self, key: str) -> str:
+        """Show one answer (by its key); returns the HTML shown."""
+        row = self.row(key)
+        if row is None:
+            raise ValueError(f"no answer with key {key!r}")
+        self.current_key = key
+        label = self.labels.current(row["model"], key) if self.labels else None
+        self.detail.value = X.answer_html(row, label)
+        return self.detail.value
+
+    def _label(self, **change: bool) -> dict | None:
+        row = self.row()
+        if row is None or self.labels is None:
+            self._say("select an answer first" if row is None else "labels are not stored here", ok=False)
+            return None
+        saved = self.labels.label(row["model"], row["key"], **change)
+        self.select(row["key"])
+        self._say(f"saved to {self.labels.path.name}: {X.label_text(saved)}")
+        return saved
+
+    def label_loose(self, contradicts: bool) -> dict | None:
+        return self._label(loose=contradicts)
+
+    def label_strict(self, claims: bool) -> dict | None:
+        return self._label(strict=claims)
+
+    def static_html(self, limit: int = 20) -> str:
+        return "<h4>Judged answers</h4>" + X.answers_table_html(self.answers, limit=limit)
+
+    def widget(self) -> W.Widget:
+        b = self.buttons
+        return W.VBox([W.HBox([self.f_model, self.f_template]), W.HBox([self.f_language, self.f_verdict]),
+                       self.count, self.listing, self.detail,
+                       W.HBox([b["contradicts"], b["consistent"], b["strict_yes"], b["strict_no"]]), self.message],
+                      layout=W.Layout(width="100%"))
+
+    def show(self, limit: int = 20) -> None:
+        _show(self.widget(), self.static_html(limit), "answer browser")
+
+
+class PairExplorer:
+    """Notebook 04: pick a test model, a reference and a prompt; see both answers and the aspect scores."""
+
+    def __init__(self, aligned: pl.DataFrame, scores: pl.DataFrame, test: str | None = None,
+                 reference: str | None = None) -> None:
+        self.aligned, self.scores = aligned, scores
+        models = X.pair_models(aligned)
+        if len(models) < 1:
+            raise ValueError("no aligned answers to explore")
+        reference = reference if reference in models else models[0]
+        test = test if test in models else next((m for m in models if m != reference), reference)
+        self.test = W.Dropdown(options=models, value=test, description="test model")
+        self.reference = W.Dropdown(options=models, value=reference, description="reference")
+        self.prompt = W.Dropdown(options=[], description="prompt", layout=W.Layout(width="95%"))
+        self.view = W.HTML()
+        self._busy = False
+        self.test.observe(lambda _c: self._models_changed(), names="value")
+        self.reference.observe(lambda _c: self._models_changed(), names="value")
+        self.prompt.observe(lambda _c: self._render(), names="value")
+        self._models_changed()
+
+    def _models_changed(self) -> None:
+        self._busy = True
+        try:
+            options = X.pair_prompts(self.aligned, self.test.value, self.reference.value)
+            self.prompt.options = options
+            self.prompt.value = options[0][1] if options else None
+        finally:
+            self._busy = False
+        self._render()
+
+    def _render(self) -> None:
+        if self._busy:
+            return
+        if self.prompt.value is None:
+            self.view.value = "<i>these two models answered no prompt in common</i>"
+            return
+        self.view.value = X.pair_html(X.pair_view(self.aligned, self.scores, self.test.value, self.reference.value,
+                                                   self.prompt.value))
+
+    def pick(self, test: str | None = None, reference: str | None = None, prompt_id: str | None = None) -> str:
+        """Choose any of test model, reference, prompt; returns the HTML shown."""
+        if test is not None:
+            self.test.value = test
+        if reference is not None:
+            self.reference.value = reference
+        if prompt_id is not None:
+            self.prompt.value = prompt_id
+        return self.view.value
+
+    def static_html(self, limit: int = 3) -> str:
+        return "<h4>Side by side</h4>" + X.pairs_table_html(self.aligned, self.scores, self.test.value,
+                                                            self.reference.value, limit)
+
+    def widget(self) -> W.Widget:
+        return W.VBox([W.HBox([self.test, self.reference]), self.prompt, self.view], layout=W.Layout(width="100%"))
+
+    def show(self, limit: int = 3) -> None:
+        _show(self.widget(), self.static_html(limit), "pair explorer")
+
+
+class TeacherPicker:
+    """Notebook 05: pick a student; see its top candidate teachers with confidence and example answer pairs."""
+
+    def __init__(self, attribution, frame: pl.DataFrame, prompts: Sequence[str] | None = None,  # type: ignore[no-untyped-def]
+                 truth: dict[str, str] | None = None, top_k: int = 3, n_examples: int = 2, seed: int = 0) -> None:
+        if not attribution.students:
+            raise ValueError("no students were attributed")
+        self.attribution, self.frame, self.prompts = attribution, frame, prompts
+        self.truth, self.top_k, self.n_examples, self.seed = dict(truth or {}), top_k, n_examples, seed
+        self.student = W.Dropdown(options=list(attribution.students), value=attribution.students[0],
+                                  description="student")
+        self.view = W.HTML()
+        self.student.observe(lambda _c: self._render(), names="value")
+        self._render()
+
+    def _render(self) -> None:
+        s = self.student.value
+        cands = X.teacher_candidates(self.attribution, s, self.top_k)
+        examples = {c: X.example_pairs(self.frame, s, c, self.prompts, self.n_examples, self.seed)
+                    for c in cands["candidate"]}
+        self.view.value = X.teacher_html(s, cands, examples, self.truth.get(s))
+
+    def pick(self, student: str) -> str:
+        """Show one student; returns the HTML shown."""
+        if student not in self.attribution.students:
+            raise ValueError(f"{student!r} was not attributed; students: {', '.join(self.attribution.students)}")
+        self.student.value = student
+        return self.view.value
+
+    def static_html(self) -> str:
+        return "<h4>Candidate teachers</h4>" + X.teachers_table_html(self.attribution, self.top_k, self.truth)
+
+    def widget(self) -> W.Widget:
+        return W.VBox([self.student, self.view], layout=W.Layout(width="100%"))
+
+    def show(self) -> None:
+        _show(self.widget(), self.static_html(), "teacher picker")

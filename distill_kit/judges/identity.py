@@ -572,4 +572,6 @@ def judge_frame(frame: Any, judge: Any = "offline", facts: dict[str, str] | None
     both = [_strict_given_loose(a.value, b.value) for a, b in zip(loose, strict)]
     return frame.with_columns(pl.Series("pred_loose", [v.value for v in loose], dtype=pl.Boolean),
                               pl.Series("pred_strict", both, dtype=pl.Boolean),
-                              pl.Series("judge_status", [v.status for v in loose]))
+                              pl.Series("judge_status", [v.status for v in loose]),
+                              # the judge's own words (its loose reply), shown beside the verdict in notebook 03
+                              pl.Series("judge_reason", [v.raw for v in loose], dtype=pl.String))

@@ -1,0 +1,63 @@
+"""Which Altair renderer a kernel ends up with: offline JupyterChart in an interactive kernel, static SVG
+in the pipeline's batch kernels, whatever order distill_kit and altair are imported in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def kernel_output(code: str, batch: bool) -> str:
+    """Run ``code`` in a fresh ipykernel (the batch kernel's exec_lines when ``batch``); return its stdout."""
+    from jupyter_client.manager import start_new_kernel
+
+    from distill_kit.pipeline import BATCH_KERNEL_SETUP
+
+    extra = [f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}"] if batch else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    km, kc = start_new_kernel(kernel_name="python3", extra_arguments=extra, env=env)
+    try:
+        out: list[str] = []
+        reply = kc.execute_interactive(code, timeout=120, output_hook=lambda m: out.append(
+            m["content"].get("text", "") if m["msg_type"] == "stream" else
+            (m["content"]["ename"] + ": " + m["content"]["evalue"]) if m["msg_type"] == "error" else ""))
+        assert reply["content"]["status"] == "ok", "".join(out)
+        return "".join(out)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first", ["distill_kit", "altair"])
+def test_interactive_kernel_renders_offline(first: str) -> None:
+    other = "altair" if first == "distill_kit" else "distill_kit"
+    code = (f"import {first}\nimport {other}\nimport altair as alt\n"
+            "print(alt.renderers.active, alt.renderers.options)\n"
+            "c = alt.Chart(alt.Data(values=[{'a': 1}])).mark_point().encode(x='a:Q', tooltip=['a:Q'])\n"
+            "b = c._repr_mimebundle_()\nb = b[0] if isinstance(b, tuple) else b\n"
+            "print(sorted(b))\nprint(alt.JupyterChart._is_offline, 'cdn.jsdelivr' in alt.JupyterChart._esm)\n")
+    out = kernel_output(code, batch=False).split("\n")
+    assert out[0] == "jupyter {'offline': True}"
+    assert "application/vnd.jupyter.widget-view+json" in out[1]
+    assert out[2] == "True False"  # the bundled JavaScript, not a CDN import
+
+
+@pytest.mark.slow
+def test_batch_kernel_keeps_static_svg() -> None:
+    code = ("import distill_kit.charts.identity\nimport altair as alt\nprint(alt.renderers.active)\n"
+            "from distill_kit.display import batch_kernel\nprint(batch_kernel())\n")
+    assert kernel_output(code, batch=True).split() == ["svg", "True"]
+
+
+def test_plain_python_is_untouched() -> None:
+    """Scripts, the CLI and tests keep Altair's defaults (no kernel, no switch)."""
+    code = "import distill_kit, altair as alt; print(alt.renderers.active)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["default"]
