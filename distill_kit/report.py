@@ -621,6 +621,16 @@ def ice_x_rse_rows(ice: dict | None, rse: dict | None) -> list[dict]:
     return rows
 
 
+def run_ice_x_rse(run_dir: str | Path | None) -> list[dict]:
+    """:func:`ice_x_rse_rows` of a run directory's step summaries (what ``summary.json`` lifts as ``ice_x_rse``)."""
+    from distill_kit.pipeline import load_summaries, step_summaries
+
+    if not run_dir:
+        return []
+    summaries, written = load_summaries(run_dir), step_summaries(run_dir)
+    return ice_x_rse_rows(step_summary(summaries, "03", written), step_summary(summaries, "04", written))
+
+
 def _paper_tables(ice: dict | None, rse: dict | None) -> tuple[str, list[Figure]]:
     """The paper's RSE table beside ours (step 04's ``paper_rse``) and the base-vs-instruct finding (step 03)."""
     from distill_kit import paper
