@@ -155,7 +155,7 @@ def scan(root: Path) -> list[str]:
     return sorted(found)
 
 
-_NOTICED: set[tuple[str, tuple[str, ...]]] = set()
+_NOTICED: set[str] = set()
 
 
 def unregistered(root: Path | None = None) -> list[str]:
@@ -165,10 +165,9 @@ def unregistered(root: Path | None = None) -> list[str]:
 
 
 def _notice(root: Path, paths: Sequence[str]) -> None:
-    """One notice line per folder naming its unregistered files (not repeated within a process)."""
-    key = (str(root), tuple(paths))
-    if paths and key not in _NOTICED:
-        _NOTICED.add(key)
+    """One notice line per folder naming all its unregistered files (not repeated within a process)."""
+    if paths and str(root) not in _NOTICED:
+        _NOTICED.add(str(root))
         print(f"note: {len(paths)} file(s) in {root} are not in the registry and load as your own data "
               f"(no checksum): {', '.join(paths)}", file=sys.stderr)
 
@@ -178,7 +177,7 @@ def files(prefix: str) -> list[str]:
     (plus, with no folder configured, every registered file, downloaded when read)."""
     root, downloads = data_root()
     present = scan(root)
-    _notice(root, [p for p in present if p not in registry()])
+    _notice(root, [p for p in present if p not in registry()])  # the user's own data: named once
     chosen = {p for p in present if p.startswith(prefix)}
     if downloads:
         chosen |= {p for p in registry() if p.startswith(prefix)}
@@ -221,7 +220,7 @@ def _read(root_s: str, downloads: bool, path: str) -> bytes:
         except (OSError, EOFError) as exc:
             raise DataError(f"corrupt data file {file}: not a valid gzip ({exc})") from None
     if entry is None:
-        _notice(root, [path])
+        _notice(root, unregistered(root))
         return raw
     return _check(entry, raw, file)
 
