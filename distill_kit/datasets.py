@@ -334,8 +334,12 @@ def identity_models() -> pl.DataFrame:
 
 
 def identity_family(model: str) -> str | None:
+    """The model's family from the model tables, else the family whose name starts the model's name
+    (``qwen2.5-32b`` -> ``qwen``), else None."""
     match = identity_models().filter(pl.col("model") == model)
-    return match["family"][0] if match.height else None
+    if match.height and match["family"][0]:
+        return match["family"][0]
+    return next((f for f in sorted(identity_facts(), key=len, reverse=True) if model.lower().startswith(f)), None)
 
 
 def paper_scores() -> pl.DataFrame:
@@ -425,6 +429,9 @@ def _identity_frame(root: str, model: str) -> pl.DataFrame:
     rows = _jsonl(read_bytes(_path_of("identity/responses/", model, "identity model")))
     strict = _strict_keys(model)
     family = identity_family(model)
+    if family is None:  # the judge needs the model's true identity
+        raise DataError(f"identity model {model!r} has no family: add a row '{model},<family>,' to "
+                        f"identity/models_extended.csv in {root} (families: {', '.join(sorted(identity_facts()))})")
     records = []
     for i, r in enumerate(rows):
         response = _first_response(r.get("target_responses"))

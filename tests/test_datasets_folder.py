@@ -81,6 +81,7 @@ def test_curated_metadata_comes_from_the_folder(use_folder: Path, data_dir: Path
 
     assert lineage_labels().truth[USER_MODEL] == "text_davinci_003"
     assert datasets.identity_family(USER_MODEL) == "phi" and datasets.identity_family("deepseek-r1") == "deepseek"
+    assert datasets.identity_family("qwen2.5-32b-instruct") == "qwen" and datasets.identity_family("nobody") is None
     # a folder without lineage_extended.csv falls back to its lineage.csv
     (use_folder / "alpaca_eval/lineage_extended.csv").rename(use_folder / "alpaca_eval/lineage_extended.off")
     try:
@@ -151,3 +152,19 @@ def test_benchmarks_run_on_the_open_folder(open_folder: Path):
                           "--throughput-texts", "6"], env=_env(open_folder), capture_output=True, text=True, timeout=1500)
     assert lin.returncode == 0, lin.stderr[-2000:]
     assert re.search(rf"^\s+{USER_MODEL}\s+-> .*documented: text_davinci_003", lin.stdout, re.M)  # the folder's lineage
+
+
+def test_a_users_identity_model_without_family_is_one_actionable_line(data_dir: Path, tmp_path: Path, monkeypatch):
+    from open_folder import jsonl_rows, write_jsonl
+
+    write_jsonl(tmp_path / "identity/responses/nobody.jsonl", jsonl_rows(data_dir / "identity/responses/phi-4.jsonl.gz", 5))
+    write_jsonl(tmp_path / "identity/responses/qwen3-8b.jsonl", jsonl_rows(data_dir / "identity/responses/phi-4.jsonl.gz", 5))
+    monkeypatch.setenv("DISTILL_KIT_DATA_DIR", str(tmp_path))
+    datasets.clear_caches()
+    assert datasets.identity_responses(["qwen3-8b"])["family"].unique().to_list() == ["qwen"]  # by its name
+    with pytest.raises(DataError, match=r"^identity model 'nobody' has no family: add a row 'nobody,<family>,' to identity/models_extended.csv"):
+        datasets.identity_responses(["nobody"])
+    assert datasets.alpaca_models() == [] and datasets.paper_scores().height == 15  # nothing else here: transcription
+    with pytest.raises(DataError, match="no AlpacaEval outputs in"):
+        datasets.alpaca_outputs()
+    datasets.clear_caches()
