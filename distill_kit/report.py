@@ -959,8 +959,16 @@ def _provenance_section(summaries: Mapping[str, dict]) -> Section:
                    if isinstance(f, str)})
     s.body = METHODS_HTML + "<h3>Data</h3>" + table_html(list(by_set.values()), [("dataset", "dataset"), ("files", "files"),
                                                                                   ("source", "source (pinned commit)")])
-    s.body += (f"<p>Data read from {'a local copy (DISTILL_KIT_DATA_DIR)' if ddir else 'the download cache'}; every file's "
-               "sha256 is checked against the registry.</p>")
+    s.body += (f"<p>Data read from {'a local copy (DISTILL_KIT_DATA_DIR)' if ddir else 'the download cache'}; every "
+               "registered file's sha256 is checked against the registry.</p>")
+    try:
+        own = datasets.unregistered()
+        s.body += f"<p>Lineage: <code>{esc(datasets.lineage_source())}</code>.</p>"
+    except ValueError:
+        own = []
+    if own:
+        s.body += ("<p>Not in the registry, read as the user's own data without a checksum: "
+                   + ", ".join(f"<code>{esc(u)}</code>" for u in own) + ".</p>")
     if used:
         s.body += "<p>Files used by this run: " + ", ".join(f"<code>{esc(u)}</code>" for u in used) + "</p>"
     s.body += f"<p>Software: Python {esc(platform.python_version())}; {esc(', '.join(versions))}.</p>"
