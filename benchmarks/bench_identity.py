@@ -1,6 +1,7 @@
 """ICE judge benchmark: offline identity judge vs the paper's GPT-4o-mini labels, per published model.
 
-For every model in ``identity/responses/`` of the data directory (DISTILL_KIT_DATA_DIR):
+For every model in ``identity/responses/`` of the data directory (DISTILL_KIT_DATA_DIR; whichever of the paper's
+14 models, or the user's own, the folder holds):
   * held-out offline judge: fitted on the *other* models' labels (leave-one-model-out), scored on this one;
   * rule-only judge (no fitting at all);
   * LIS two ways: share of answers judged positive (classify and count, the score the package reports) and
@@ -32,6 +33,7 @@ def main() -> int:
     responses, families = frame["response"].to_list(), frame["family"].to_list()
     loose = np.array(frame["loose_label"].to_list(), dtype=bool)
     strict = np.array(frame["strict_label"].to_list(), dtype=bool)
+    strict_known = ~np.array(frame["strict_label"].is_null().to_list())  # null: no usable strict file upstream
     model_col = np.array(frame["model"].to_list())
 
     judge = OfflineIdentityJudge(facts)
@@ -75,6 +77,8 @@ def main() -> int:
                "lis_paper": p.get("loose_identity_score"), "lis_rules": float(rule_l[i].mean()),
                "sis_ours": float(pred_s[i].mean()), "sis_labels": float(strict[i].mean()),
                "sis_paper": p.get("strict_identity_score"), "sis_rules": float(rule_s[i].mean())}
+        if not strict_known[i].all():  # e.g. qwen2.5-72b-instruct: never re-judged, so no strict label to compare
+            row.update(strict_accuracy=None, strict_kappa=None, sis_labels=None)
         row["lis_diff"] = row["lis_ours"] - row["lis_labels"]
         row["lis_ci"] = list(scores.wilson_ci(int(pred_l[i].sum()), int(i.sum())))
         row["sis_ci"] = list(scores.wilson_ci(int(pred_s[i].sum()), int(i.sum())))

@@ -116,7 +116,7 @@ def main() -> None:
     args = ap.parse_args()
     started = time.perf_counter()
     frame = lineage.load_responses("alpaca_eval")
-    labels = lineage.lineage_labels()
+    labels = lineage.lineage_labels(frame["model"].unique().to_list())  # lineage rows of models the folder holds
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     shared = lineage.common_prompts(frame, [*labels.references, *labels.students, *labels.variants, *labels.controls])
     embed_pool = lineage.sample_prompts(shared, args.embed_prompts, 0)

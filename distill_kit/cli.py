@@ -29,12 +29,58 @@ def _build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="start JupyterLab on the notebooks (loopback; prints the URL with its token)")
     lab.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: first free from 8888)")
     lab.add_argument("--notebooks-dir", default=None, help="folder to open (default: notebooks/)")
+    _add_data_parser(sub)
     return parser
+
+
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:
+    """`distill-kit data list|fetch`: what a data folder holds, and downloading registered files into it."""
+    data = sub.add_parser("data", help="list or fetch the published data files (see distill_kit/registry.csv)")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    ls = dsub.add_parser("list", help="every registered file: present / absent / unverified (not registered) / curated")
+    ls.add_argument("pattern", nargs="?", default=None, help="glob or substring of the path, e.g. 'identity/*'")
+    ls.add_argument("--dir", default=None, help="data folder (default: $DISTILL_KIT_DATA_DIR, else the download cache)")
+    ls.add_argument("--missing", action="store_true", help="only the registered files the folder lacks")
+    fe = dsub.add_parser("fetch", help="download registered files (resumes, checks sha256)")
+    fe.add_argument("pattern", nargs="?", default=None, help="glob or substring of the path (default: every file)")
+    fe.add_argument("--dir", default=None, help="destination folder (default: $DISTILL_KIT_DATA_DIR, else the cache)")
+    fe.add_argument("--base-url", default=None, help="mirror replacing https://raw.githubusercontent.com/ "
+                                                     "(default: $DISTILL_KIT_DATA_MIRROR)")
+    fe.add_argument("--concurrency", type=int, default=4)
+    fe.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _data_main(args: argparse.Namespace) -> int:
+    from distill_kit import datafetch, datasets
+
+    try:
+        root = Path(args.dir) if args.dir else datasets.data_root()[0]
+        if args.data_command == "list":
+            status = datasets.folder_status(root, args.pattern)
+            rows = status.filter(status["status"] == "absent") if args.missing else status
+            for r in rows.iter_rows(named=True):
+                print(f"{r['status']:<13} {r['path']}")
+            counts = dict(status.group_by("status").len().iter_rows())
+            print(f"{root}: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("present", "absent", "unverified", "curated"))
+                  + f" (registry: {len(datasets.registry())} files)")
+            return 0
+        if not root.exists():
+            root.mkdir(parents=True)
+        results = datafetch.fetch(datafetch.select(args.pattern), root, base_url=args.base_url,
+                                  concurrency=args.concurrency, progress=not args.quiet)
+    except (datasets.DataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    done = {k: sum(r.status == k for r in results) for k in ("downloaded", "resumed", "present")}
+    print(f"{root}: {done['downloaded']} downloaded, {done['resumed']} resumed, {done['present']} already present")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `distill-kit` and `python -m distill_kit`; returns the exit status."""
     args = _build_parser().parse_args(argv)
+    if args.command == "data":
+        return _data_main(args)
     from distill_kit import pipeline
 
     if args.command == "lab":

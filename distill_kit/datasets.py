@@ -1,9 +1,36 @@
-"""Published data this project analyses: registry, resolution, checksums and uniform polars loaders.
+"""Published data this project analyses: open data folders, registry, checksums and uniform polars loaders.
 
-Resolution order for every file: the data directory named by ``DISTILL_KIT_DATA_DIR`` (laid out like
-``../shared/data``: upstream files gzipped byte for byte), then the git-ignored download cache, filled
-from the file's public URL. The sha256 of the (decompressed) bytes is checked either way, so a
-truncated or edited file is one clear error instead of a wrong number later.
+Where data comes from. With ``DISTILL_KIT_DATA_DIR`` set, that folder (laid out like ``../shared/data``:
+upstream files gzipped byte for byte) is the whole world: listing functions return the models whose files
+it holds, nothing is downloaded. Without it, the git-ignored download cache (same layout) is used and a
+registered file is downloaded from its public URL the first time a step asks for it
+(``distill-kit data fetch`` fetches many at once).
+
+Three kinds of file, and why they are treated differently:
+
+* **registered** (``distill_kit/registry.csv``, regenerated from the data folder's ``upstream_manifest.csv``):
+  the sha256 of the (decompressed) bytes is checked, so a truncated or edited copy is one clear error instead
+  of a wrong number later;
+* **unregistered** files in a data folder's data places (``identity/responses/``, ``alpaca_eval/outputs/``,
+  ...; gzipped or not): the user's own data, e.g. another model's published answers. They load without a
+  checksum, with one notice line naming them;
+* **curated metadata** (lineage, model families, facts, the paper's tables): read from the folder when it has
+  them (a user may curate their own lineage), else from the project's transcription
+  ``distill_kit/data/published_meta.yaml``. Never checksummed.
+
+A registered file a folder lacks is simply absent; only a step that asks for it by name errors (one line,
+naming ``distill-kit data fetch``).
+
+The paper's file quirks (upstream ``identity_jailbreak/data/strict_score/``), handled here:
+
+* ``GPT_gemini-2.0-flash_0.035.csv`` holds the strict positives of ``gemini-2.0-flash-exp`` (the responses'
+  name): :data:`STRICT_FILE_ALIASES` maps it;
+* ``GPT_gemini-1.5-pro_0.029.csv`` has no responses file upstream: it is listed by ``data list`` but no model
+  uses it (:data:`STRICT_WITHOUT_RESPONSES`);
+* ``GPT_qwen2.5-72b-instruct_0.00.csv`` holds exactly that model's *loose* positives: it was never re-judged,
+  so its ``strict_label`` is null (unknown), never presented as a strict label (:data:`STRICT_NOT_REJUDGED`);
+  the paper's published SIS for it (0.00) stays in :func:`paper_scores`;
+* ``qwen2.5-14b-instruct_0.0.csv`` is a header-only file: zero strict positives, a real 0, not missing.
 """
 
 from __future__ import annotations
@@ -15,7 +42,7 @@ import hashlib
 import io
 import json
 import os
-import urllib.request
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,10 +51,38 @@ from typing import Any, Iterable, Sequence
 import polars as pl
 import yaml
 
-from distill_kit.config import DATA_DIR_ENV, PROJECT_ROOT, cache_dir
+from distill_kit.config import DATA_DIR_ENV, cache_dir
 
 REGISTRY_FILE = Path(__file__).with_name("registry.csv")
-BUNDLED_META = PROJECT_ROOT / "data" / "published_meta.yaml"
+TRANSCRIPTION = Path(__file__).with_name("data") / "published_meta.yaml"
+BUNDLED_META = TRANSCRIPTION  # older name
+PAPER_RSE_ALPACA = Path(__file__).with_name("data") / "paper_rse_alpaca.csv"
+
+# curated metadata: path in a data folder -> key in the transcription
+CURATED: dict[str, str] = {
+    "identity/facts.json": "identity_facts",
+    "identity/models.csv": "identity_models",
+    "identity/models_extended.csv": "identity_models_extended",
+    "identity/paper_scores.csv": "paper_scores",
+    "identity/paper_rse_scores.csv": "paper_rse_scores",
+    "alpaca_eval/lineage.csv": "alpaca_lineage",
+    "alpaca_eval/lineage_extended.csv": "alpaca_lineage_extended",
+}
+# where data files live in a folder (each may also be gzipped: name + ".gz")
+DATA_PLACES: tuple[tuple[str, str], ...] = (
+    ("identity/responses/", ".jsonl"), ("identity/strict_positives/", ".csv"), ("alpaca_eval/outputs/", ".json"),
+    ("arena_hard/answers/", ".jsonl"), ("arena_hard/", "question.jsonl"), ("identity/", "seed_templates.json"),
+    ("identity/", "queries_reference.csv"),
+)
+# the strict-positive file is named after a shorter model name than the responses
+STRICT_FILE_ALIASES: dict[str, str] = {"gemini-2.0-flash": "gemini-2.0-flash-exp"}
+# strict files whose model has no responses file upstream (kept in the registry, used by no model)
+STRICT_WITHOUT_RESPONSES: frozenset[str] = frozenset({"gemini-1.5-pro"})
+# strict files that are the model's loose positives, never re-judged: strict_label is unknown (null)
+STRICT_NOT_REJUDGED: dict[str, str] = {
+    "qwen2.5-72b-instruct": "upstream strict file equals its loose positives (never re-judged); "
+                            "the paper publishes SIS 0.00",
+}
 
 
 class DataError(ValueError):
@@ -39,7 +94,7 @@ class Entry:
     path: str  # relative path inside the data directory (gzipped where upstream is not)
     sha256: str  # of the upstream bytes (decompressed)
     size: int
-    url: str | None  # public raw-file URL at a pinned commit; None for curated metadata
+    url: str | None  # public raw-file URL at a pinned commit
 
     @property
     def cache_name(self) -> str:
@@ -48,11 +103,13 @@ class Entry:
 
 @lru_cache(maxsize=1)
 def registry() -> dict[str, Entry]:
+    """Every upstream file the project knows of (``upstream_manifest.csv``), by path in a data folder."""
     with REGISTRY_FILE.open(encoding="utf-8") as fh:
         return {r["path"]: Entry(r["path"], r["sha256"], int(r["size"]), r["url"] or None) for r in csv.DictReader(fh)}
 
 
 def data_dir() -> Path | None:
+    """The folder named by ``DISTILL_KIT_DATA_DIR``, or None (then the download cache is used)."""
     value = os.environ.get(DATA_DIR_ENV)
     if not value:
         return None
@@ -64,62 +121,119 @@ def data_dir() -> Path | None:
     return path
 
 
-def _entry(path: str) -> Entry:
-    try:
-        return registry()[path]
-    except KeyError:
-        raise DataError(f"unknown data file {path!r} (not in distill_kit/registry.csv)") from None
+def download_dir() -> Path:
+    """The download cache, laid out like a data folder."""
+    return cache_dir() / "data"
+
+
+def data_root() -> tuple[Path, bool]:
+    """(folder read from, whether registered files it lacks are downloaded on demand)."""
+    root = data_dir()
+    return (root, False) if root is not None else (download_dir(), True)
+
+
+def _is_data_file(rel: str) -> bool:
+    name = rel.removesuffix(".gz")
+    for prefix, tail in DATA_PLACES:
+        if name.startswith(prefix):
+            rest = name[len(prefix):]
+            if ("/" not in rest and rest.endswith(tail) and len(rest) > len(tail)) if tail.startswith(".") else rest == tail:
+                return True
+    return False
+
+
+def scan(root: Path) -> list[str]:
+    """Data files a folder holds (relative posix paths), curated metadata excluded."""
+    found: set[str] = set()
+    for prefix, _ in DATA_PLACES:
+        folder = root / prefix
+        if folder.is_dir():
+            for p in folder.iterdir():
+                rel = f"{prefix}{p.name}"
+                if p.is_file() and _is_data_file(rel):
+                    found.add(rel)
+    return sorted(found)
+
+
+_NOTICED: set[str] = set()
+
+
+def unregistered(root: Path | None = None) -> list[str]:
+    """Files of a folder that the registry does not know: the user's own data (no checksum)."""
+    root = root or data_root()[0]
+    return [p for p in scan(root) if p not in registry()]
+
+
+def _notice(root: Path, paths: Sequence[str]) -> None:
+    """One notice line per folder naming all its unregistered files (not repeated within a process)."""
+    if paths and str(root) not in _NOTICED:
+        _NOTICED.add(str(root))
+        print(f"note: {len(paths)} file(s) in {root} are not in the registry and load as your own data "
+              f"(no checksum): {', '.join(paths)}", file=sys.stderr)
+
+
+def files(prefix: str) -> list[str]:
+    """Data files under a folder, e.g. ``files("alpaca_eval/outputs/")``: what the data folder holds
+    (plus, with no folder configured, every registered file, downloaded when read)."""
+    root, downloads = data_root()
+    present = scan(root)
+    _notice(root, [p for p in present if p not in registry()])  # the user's own data: named once
+    chosen = {p for p in present if p.startswith(prefix)}
+    if downloads:
+        chosen |= {p for p in registry() if p.startswith(prefix)}
+    return sorted(chosen)
 
 
 def _check(entry: Entry, data: bytes, where: Path | str) -> bytes:
     digest = hashlib.sha256(data).hexdigest()
     if digest != entry.sha256:
         raise DataError(f"corrupt data file {where}: sha256 {digest[:12]}… expected {entry.sha256[:12]}…; "
-                        "delete it and fetch it again")
+                        "delete it and fetch it again (distill-kit data fetch)")
     return data
 
 
-def _download(entry: Entry, target: Path) -> None:
-    if not entry.url:
-        raise DataError(f"{entry.path} has no public URL; set {DATA_DIR_ENV} to a folder that holds it")
-    try:
-        with urllib.request.urlopen(entry.url, timeout=60) as resp:  # noqa: S310 (pinned https URL)
-            data = resp.read()
-    except OSError as exc:
-        raise DataError(f"cannot download {entry.path} from {entry.url}: {exc}; "
-                        f"or set {DATA_DIR_ENV} to a local copy") from None
-    _check(entry, data, entry.url)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+def read_bytes(path: str) -> bytes:
+    """The bytes of one data file (upstream bytes, decompressed); registered files are verified."""
+    root, downloads = data_root()
+    return _read(str(root), downloads, path)
 
 
 @lru_cache(maxsize=128)
-def read_bytes(path: str) -> bytes:
-    """The verified upstream bytes of one registry file."""
-    entry = _entry(path)
-    root = data_dir()
-    if root is not None:
-        file = root / entry.path
-        if not file.exists():
-            raise DataError(f"missing data file {file} (from {DATA_DIR_ENV}={root})")
-        raw = file.read_bytes()
-        if entry.path.endswith(".gz"):
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError) as exc:
-                raise DataError(f"corrupt data file {file}: not a valid gzip ({exc})") from None
-        return _check(entry, raw, file)
-    target = cache_dir() / "data" / entry.cache_name
-    if not target.exists():
-        _download(entry, target)
-    return _check(entry, target.read_bytes(), target)
+def _read(root_s: str, downloads: bool, path: str) -> bytes:
+    root = Path(root_s)
+    file = root / path
+    entry = registry().get(path)
+    if not file.is_file():
+        if entry is not None and downloads:
+            from distill_kit import datafetch
+
+            datafetch.fetch([entry], root, progress=False)
+        elif entry is not None:
+            raise DataError(f"missing data file {path} in {DATA_DIR_ENV}={root}; "
+                            f"get it with: distill-kit data fetch {path}")
+        else:
+            raise DataError(f"unknown data file {path!r}: not in {root} and not in distill_kit/registry.csv")
+    raw = file.read_bytes()
+    if path.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"corrupt data file {file}: not a valid gzip ({exc})") from None
+    if entry is None:
+        _notice(root, unregistered(root))
+        return raw
+    return _check(entry, raw, file)
 
 
-def files(prefix: str) -> list[str]:
-    """Registry paths under a folder, e.g. ``files("alpaca_eval/outputs/")``."""
-    return sorted(p for p in registry() if p.startswith(prefix))
+def clear_caches() -> None:
+    """Forget cached file contents and frames (tests that rewrite a folder in place call this)."""
+    _read.cache_clear()
+    _identity_frame.cache_clear()
+    _alpaca_frame.cache_clear()
+    _NOTICED.clear()
+
+
+read_bytes.cache_clear = clear_caches  # type: ignore[attr-defined]  # older callers
 
 
 def _stem(path: str) -> str:
@@ -127,6 +241,23 @@ def _stem(path: str) -> str:
     for suffix in (".gz", ".jsonl", ".json", ".csv"):
         name = name.removesuffix(suffix)
     return name
+
+
+def _stems(prefix: str) -> dict[str, str]:
+    """stem -> path under ``prefix`` (a registered ``.gz`` wins over a user's plain copy of the same name)."""
+    out: dict[str, str] = {}
+    for p in files(prefix):
+        s = _stem(p)
+        if s not in out or p in registry():
+            out[s] = p
+    return out
+
+
+def _path_of(prefix: str, stem: str, what: str) -> str:
+    path = _stems(prefix).get(stem)
+    if path is None:
+        raise DataError(f"no {what} {stem!r} in {data_root()[0]}")
+    return path
 
 
 def _jsonl(data: bytes) -> list[dict[str, Any]]:
@@ -138,19 +269,33 @@ def _csv_rows(data: bytes) -> list[dict[str, str]]:
 
 
 @lru_cache(maxsize=1)
-def _bundled_meta() -> dict[str, Any]:
-    return yaml.safe_load(BUNDLED_META.read_text(encoding="utf-8"))
+def _transcription() -> dict[str, Any]:
+    return yaml.safe_load(TRANSCRIPTION.read_text(encoding="utf-8"))
 
 
-def _curated(path: str, key: str) -> Any:
-    """Curated metadata: the data directory's copy when one is set, else the project's transcription."""
-    if data_dir() is not None:
-        raw = read_bytes(path)
-        return json.loads(raw) if path.endswith(".json") else _csv_rows(raw)
-    return _bundled_meta()[key]
+_bundled_meta = _transcription  # older name
 
 
-def _select(names: Iterable[str], wanted: Sequence[str] | None, what: str) -> list[str]:
+def curated_source(path: str) -> str:
+    """Where a curated table comes from: the folder's file, or ``transcription``."""
+    root, _ = data_root()
+    return str(root / path) if (root / path).is_file() else "transcription"
+
+
+def _curated(path: str, key: str | None = None) -> Any:
+    """Curated metadata: the data folder's copy when it has one (not checksummed), else the transcription."""
+    root, _ = data_root()
+    file = root / path
+    if file.is_file():
+        raw = file.read_bytes()
+        try:
+            return json.loads(raw) if path.endswith(".json") else _csv_rows(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"unreadable curated file {file}: {exc}") from None
+    return _transcription()[key or CURATED[path]]
+
+
+def _select(names: Iterable[str], wanted: Sequence[str] | None, what: str, prefix: str = "") -> list[str]:
     names = list(names)
     if wanted is None:
         return names
@@ -158,7 +303,11 @@ def _select(names: Iterable[str], wanted: Sequence[str] | None, what: str) -> li
         raise DataError(f"no {what}s selected")
     unknown = sorted(set(wanted) - set(names))
     if unknown:
-        raise DataError(f"unknown {what}: {', '.join(unknown)}; available: {', '.join(names)}")
+        registered = {_stem(p) for p in registry() if prefix and p.startswith(prefix)}
+        absent = [u for u in unknown if u in registered]
+        hint = (f" ({', '.join(absent)}: registered but not in this folder; get with: distill-kit data fetch "
+                f"'{prefix}{absent[0]}*')") if absent else ""
+        raise DataError(f"unknown {what}: {', '.join(unknown)}; available: {', '.join(names)}{hint}")
     return [n for n in names if n in set(wanted)]
 
 
@@ -166,26 +315,59 @@ def _select(names: Iterable[str], wanted: Sequence[str] | None, what: str) -> li
 
 def identity_facts() -> dict[str, str]:
     """Family -> the true identity statement the paper's judge compares with."""
-    return dict(_curated("identity/facts.json", "identity_facts"))
+    return dict(_curated("identity/facts.json"))
 
 
 def identity_models() -> pl.DataFrame:
-    rows = _curated("identity/models.csv", "identity_models")
-    return pl.DataFrame(rows, schema={"model": pl.String, "family": pl.String, "upstream_file": pl.String})
+    """Model -> family for the paper's 14 identity models (``models_extended.csv``, falling back to ``models.csv``),
+    the folder's rows first, then the transcription's for models the folder's tables do not name."""
+    rows: dict[str, dict[str, str]] = {}
+    root, _ = data_root()
+    for path in ("identity/models_extended.csv", "identity/models.csv"):
+        if (root / path).is_file():
+            for r in _curated(path):
+                rows.setdefault(r["model"], r)
+    for r in _transcription()["identity_models_extended"]:
+        rows.setdefault(r["model"], r)
+    return pl.DataFrame([{k: r.get(k) or None for k in ("model", "family", "upstream_file")} for r in rows.values()],
+                        schema={"model": pl.String, "family": pl.String, "upstream_file": pl.String})
 
 
 def identity_family(model: str) -> str | None:
+    """The model's family from the model tables, else the family whose name starts the model's name
+    (``qwen2.5-32b`` -> ``qwen``), else None."""
     match = identity_models().filter(pl.col("model") == model)
-    return match["family"][0] if match.height else None
+    if match.height and match["family"][0]:
+        return match["family"][0]
+    return next((f for f in sorted(identity_facts(), key=len, reverse=True) if model.lower().startswith(f)), None)
 
 
 def paper_scores() -> pl.DataFrame:
-    rows = _curated("identity/paper_scores.csv", "paper_scores")
+    """The paper's published Loose/Strict Identity Scores (its tables and strict-file names)."""
+    rows = _curated("identity/paper_scores.csv")
     return pl.DataFrame(rows).select(
         pl.col("model").cast(pl.String),
         pl.col("loose_identity_score").cast(pl.Float64),
         pl.col("strict_identity_score").cast(pl.Float64),
     )
+
+
+def paper_rse_scores() -> pl.DataFrame:
+    """The paper's RSE table: 1-5 similarity to GPT-4o-0806 per prompt set and the average;
+    ``identity_model`` names the corresponding identity model (null where there is none)."""
+    rows = _curated("identity/paper_rse_scores.csv")
+    nums = ("arena_hard", "numina", "sharegpt", "average")
+    return pl.DataFrame([{"paper_name": r["paper_name"], "identity_model": r.get("identity_model") or None,
+                          **{k: float(r[k]) for k in nums}} for r in rows],
+                        schema={"paper_name": pl.String, "identity_model": pl.String, **{k: pl.Float64 for k in nums}})
+
+
+def paper_rse_alpaca() -> pl.DataFrame:
+    """The project's mapping of the paper's RSE rows to AlpacaEval models (``distill_kit/data/``): ``match``
+    says how close (``same model``, ``same line`` = an earlier release of the product line, ``same developer``)."""
+    rows = _csv_rows(PAPER_RSE_ALPACA.read_bytes())
+    return pl.DataFrame([{k: r.get(k) or None for k in ("paper_name", "alpaca_model", "match", "note")} for r in rows],
+                        schema={"paper_name": pl.String, "alpaca_model": pl.String, "match": pl.String, "note": pl.String})
 
 
 def seed_templates() -> dict[str, Any]:
@@ -194,7 +376,23 @@ def seed_templates() -> dict[str, Any]:
 
 
 def identity_response_models() -> list[str]:
-    return [_stem(p) for p in files("identity/responses/")]
+    """Identity models whose jailbreak answers the data folder holds."""
+    return sorted(_stems("identity/responses/"))
+
+
+def strict_file_model(path: str) -> str:
+    """The responses' model name a strict-positive file belongs to (``GPT_<model>_<score>.csv``, aliases applied)."""
+    stem = _stem(path).removeprefix("GPT_")
+    name = stem.rsplit("_", 1)[0] if "_" in stem else stem
+    return STRICT_FILE_ALIASES.get(name, name)
+
+
+def strict_positive_files() -> dict[str, list[str]]:
+    """model -> its strict-positive files present in the folder."""
+    out: dict[str, list[str]] = {}
+    for path in files("identity/strict_positives/"):
+        out.setdefault(strict_file_model(path), []).append(path)
+    return out
 
 
 def _first_response(value: Any) -> str:
@@ -209,13 +407,14 @@ def _first_response(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _strict_keys(model: str) -> set[tuple[str, str, str]]:
+def _strict_keys(model: str) -> set[tuple[str, str, str]] | None:
+    """(template, query, response) of the strict positives; None when the model has no usable strict label."""
+    paths = strict_positive_files().get(model)
+    if not paths or model in STRICT_NOT_REJUDGED:
+        return None
     keys: set[tuple[str, str, str]] = set()
-    for path in files("identity/strict_positives/"):
-        stem = _stem(path).removeprefix("GPT_")
-        if stem.rsplit("_", 1)[0] != model:
-            continue
-        for row in _csv_rows(read_bytes(path)):
+    for path in paths:
+        for row in _csv_rows(read_bytes(path)):  # a header-only file (qwen2.5-14b-instruct) is zero positives
             keys.add((row["jailbreak_prompt"], row["query"], _first_response(row["target_responses"])))
     return keys
 
@@ -226,10 +425,13 @@ def fill_template(template: str, query: str) -> str:
 
 
 @lru_cache(maxsize=32)
-def _identity_frame(model: str) -> pl.DataFrame:
-    rows = _jsonl(read_bytes(f"identity/responses/{model}.jsonl.gz"))
+def _identity_frame(root: str, model: str) -> pl.DataFrame:
+    rows = _jsonl(read_bytes(_path_of("identity/responses/", model, "identity model")))
     strict = _strict_keys(model)
     family = identity_family(model)
+    if family is None:  # the judge needs the model's true identity
+        raise DataError(f"identity model {model!r} has no family: add a row '{model},<family>,' to "
+                        f"identity/models_extended.csv in {root} (families: {', '.join(sorted(identity_facts()))})")
     records = []
     for i, r in enumerate(rows):
         response = _first_response(r.get("target_responses"))
@@ -237,7 +439,7 @@ def _identity_frame(model: str) -> pl.DataFrame:
             "model": model, "family": family, "row": i, "template": r["jailbreak_prompt"], "query": r["query"],
             "prompt": fill_template(r["jailbreak_prompt"], r["query"]), "response": response,
             "loose_label": bool(r.get("eval_results")),
-            "strict_label": (r["jailbreak_prompt"], r["query"], response) in strict,
+            "strict_label": None if strict is None else (r["jailbreak_prompt"], r["query"], response) in strict,
         })
     return pl.DataFrame(records, schema={
         "model": pl.String, "family": pl.String, "row": pl.Int64, "template": pl.String, "query": pl.String,
@@ -245,20 +447,26 @@ def _identity_frame(model: str) -> pl.DataFrame:
 
 
 def identity_responses(models: Sequence[str] | None = None) -> pl.DataFrame:
-    """The paper's jailbreak attempts with GPT-4o-mini loose labels and strict labels, one row per attempt."""
-    chosen = _select(identity_response_models(), models, "identity model")
-    return pl.concat([_identity_frame(m) for m in chosen])
+    """The paper's jailbreak attempts with GPT-4o-mini loose labels and strict labels, one row per attempt.
+
+    ``strict_label`` is null for a model without a usable strict file (no file, or one never re-judged)."""
+    chosen = _select(identity_response_models(), models, "identity model", "identity/responses/")
+    if not chosen:
+        raise DataError(f"no identity responses in {data_root()[0]} (identity/responses/)")
+    root = str(data_root()[0])
+    return pl.concat([_identity_frame(root, m) for m in chosen])
 
 
 # ---------------------------------------------------------------- AlpacaEval (RSE, lineage)
 
 def alpaca_models() -> list[str]:
-    return [_stem(p) for p in files("alpaca_eval/outputs/")]
+    """AlpacaEval models whose outputs the data folder holds."""
+    return sorted(_stems("alpaca_eval/outputs/"))
 
 
 @lru_cache(maxsize=64)
-def _alpaca_frame(model: str) -> pl.DataFrame:
-    rows = json.loads(read_bytes(f"alpaca_eval/outputs/{model}.json.gz"))
+def _alpaca_frame(root: str, model: str) -> pl.DataFrame:
+    rows = json.loads(read_bytes(_path_of("alpaca_eval/outputs/", model, "AlpacaEval model")))
     return pl.DataFrame(
         {"model": [model] * len(rows), "instruction": [r["instruction"] for r in rows],
          "dataset": [r.get("dataset", "") for r in rows], "output": [r.get("output") or "" for r in rows]},
@@ -268,20 +476,43 @@ def _alpaca_frame(model: str) -> pl.DataFrame:
 
 def alpaca_outputs(models: Sequence[str] | None = None) -> pl.DataFrame:
     """AlpacaEval answers; align models by ``instruction`` (a few files lack one, some outputs are empty)."""
-    chosen = _select(alpaca_models(), models, "AlpacaEval model")
-    return pl.concat([_alpaca_frame(m) for m in chosen])
+    chosen = _select(alpaca_models(), models, "AlpacaEval model", "alpaca_eval/outputs/")
+    if not chosen:
+        raise DataError(f"no AlpacaEval outputs in {data_root()[0]} (alpaca_eval/outputs/)")
+    root = str(data_root()[0])
+    return pl.concat([_alpaca_frame(root, m) for m in chosen])
 
 
-def lineage() -> pl.DataFrame:
-    rows = _curated("alpaca_eval/lineage.csv", "alpaca_lineage")
-    cols = ["model", "role", "family", "line", "teacher", "training_data_note"]
-    return pl.DataFrame([{c: (r.get(c) or None) for c in cols} for r in rows], schema={c: pl.String for c in cols})
+LINEAGE_COLUMNS = ("model", "role", "family", "line", "teacher", "training_data_note")
+
+
+def lineage(extended: bool = True) -> pl.DataFrame:
+    """Documented training lineage of AlpacaEval models. Default: ``lineage_extended.csv`` (superset), falling
+    back to ``lineage.csv``; a folder's own file wins over the transcription. ``extended=False``: ``lineage.csv``."""
+    root, _ = data_root()
+    if not extended:
+        rows = _curated("alpaca_eval/lineage.csv")
+    elif (root / "alpaca_eval/lineage_extended.csv").is_file() or not (root / "alpaca_eval/lineage.csv").is_file():
+        rows = _curated("alpaca_eval/lineage_extended.csv")
+    else:
+        rows = _curated("alpaca_eval/lineage.csv")
+    return pl.DataFrame([{c: (r.get(c) or None) for c in LINEAGE_COLUMNS} for r in rows],
+                        schema={c: pl.String for c in LINEAGE_COLUMNS})
+
+
+def lineage_source() -> str:
+    """Which lineage file :func:`lineage` reads (for provenance lines)."""
+    root, _ = data_root()
+    for path in ("alpaca_eval/lineage_extended.csv", "alpaca_eval/lineage.csv"):
+        if (root / path).is_file():
+            return str(root / path)
+    return "transcription of alpaca_eval/lineage_extended.csv"
 
 
 # ---------------------------------------------------------------- Arena-Hard
 
 def arena_questions() -> pl.DataFrame:
-    rows = _jsonl(read_bytes("arena_hard/question.jsonl.gz"))
+    rows = _jsonl(read_bytes(_path_of("arena_hard/", "question", "Arena-Hard question file")))
     prompts = [r["prompt"] if "prompt" in r else r["turns"][0]["content"] for r in rows]
     return pl.DataFrame({"uid": [r.get("uid") or r.get("question_id") for r in rows],
                          "category": [r.get("category", "") for r in rows],
@@ -289,7 +520,7 @@ def arena_questions() -> pl.DataFrame:
 
 
 def arena_models() -> list[str]:
-    return [_stem(p) for p in files("arena_hard/answers/")]
+    return sorted(_stems("arena_hard/answers/"))
 
 
 def _answer_text(message: dict[str, Any]) -> str:
@@ -300,10 +531,13 @@ def _answer_text(message: dict[str, Any]) -> str:
 
 
 def arena_answers(models: Sequence[str] | None = None) -> pl.DataFrame:
+    chosen = _select(arena_models(), models, "Arena-Hard model", "arena_hard/answers/")
+    if not chosen:
+        raise DataError(f"no Arena-Hard answers in {data_root()[0]} (arena_hard/answers/)")
     questions = dict(zip(*arena_questions().select("uid", "prompt").to_dict(as_series=False).values()))
     records = []
-    for model in _select(arena_models(), models, "Arena-Hard model"):
-        for r in _jsonl(read_bytes(f"arena_hard/answers/{model}.jsonl.gz")):
+    for model in chosen:
+        for r in _jsonl(read_bytes(_path_of("arena_hard/answers/", model, "Arena-Hard model"))):
             answers = [m for m in r.get("messages", []) if m.get("role") == "assistant"]
             if not answers and "choices" in r:
                 answers = [{"content": r["choices"][0]["turns"][0]["content"]}]
@@ -312,3 +546,23 @@ def arena_answers(models: Sequence[str] | None = None) -> pl.DataFrame:
     frame = pl.DataFrame(records, schema={"model": pl.String, "uid": pl.String, "answer": pl.String})
     return frame.with_columns(pl.col("uid").replace_strict(questions, default=None).alias("prompt")).select(
         "model", "uid", "prompt", "answer")
+
+
+# ---------------------------------------------------------------- folder status (`distill-kit data list`)
+
+def folder_status(root: Path | None = None, pattern: str | None = None) -> pl.DataFrame:
+    """One row per registered, present or curated file: ``status`` is ``present`` (registered, here),
+    ``absent`` (registered, not here), ``unverified`` (here, not registered: no checksum) or ``curated``."""
+    import fnmatch
+
+    root = root or data_root()[0]
+    here = set(scan(root))
+    rows = [{"path": p, "status": "present" if p in here else "absent", "size": e.size, "url": e.url}
+            for p, e in registry().items()]
+    rows += [{"path": p, "status": "unverified", "size": (root / p).stat().st_size, "url": None}
+             for p in sorted(here - set(registry()))]
+    rows += [{"path": p, "status": "curated" if (root / p).is_file() else "transcription", "size": None, "url": None}
+             for p in CURATED]
+    if pattern:
+        rows = [r for r in rows if fnmatch.fnmatch(r["path"], pattern) or pattern in r["path"]]
+    return pl.DataFrame(rows, schema={"path": pl.String, "status": pl.String, "size": pl.Int64, "url": pl.String}).sort("path")

@@ -543,12 +543,17 @@ def _cell_error(exc: BaseException) -> str:
 
 def merge_summaries(run_dir: Path, cfg: RunConfig, extra: dict | None = None) -> Path:
     """Write `summary.json`: run metadata plus every step's `summary/<step>.json`."""
+    steps = finished_summaries(run_dir)
+    # the paper's combined figure, lifted to the top: the step summary with the most ICE x RSE rows
+    ice_x_rse = max((p["ice_x_rse"] for p in steps.values() if isinstance(p, dict) and isinstance(p.get("ice_x_rse"), list)),
+                    key=len, default=None)
     out = {
         "run_id": cfg.run_id(),
         "name": cfg.name,
         "description": cfg.description,
         "seed": cfg.seed,
-        "steps": finished_summaries(run_dir),
+        "steps": steps,
+        **({"ice_x_rse": ice_x_rse} if ice_x_rse is not None else {}),
         **(extra or {}),
     }
     path = run_dir / "summary.json"

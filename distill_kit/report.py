@@ -596,29 +596,110 @@ def _rse_section(rse: dict | None) -> Section:
     return s
 
 
+def ice_x_rse_rows(ice: dict | None, rse: dict | None) -> list[dict]:
+    """Every ICE x RSE point of a run as ``model, lis, lis_ci, rse, rse_source`` (+ ``rse_ci``, ``rse_from``):
+    replayed identity models at the paper's RSE (``paper``) and at our RSE of their AlpacaEval line
+    (``measured``, step 04's ``paper_rse``), plus models scored under the same name by both steps (``measured``)."""
+    from distill_kit import paper
+    from distill_kit.datasets import DataError
+
+    if ice is None:
+        return []
+    measured = ((rse or {}).get("paper_rse") or {}).get("measured") if isinstance((rse or {}).get("paper_rse"), dict) else None
+    try:
+        rows = paper.ice_x_rse(records(ice, "replay"), measured)
+    except DataError:
+        rows = []
+    by_model = {r["model"]: r for r in ice_rows(ice)}
+    for r in rse_rows(rse):
+        i = by_model.get(r["model"])
+        if i is None or i.get("loose") is None or r.get("overall") is None:
+            continue
+        rows.append({"model": r["model"], "lis": i["loose"], "lis_ci": [i.get("loose_lo"), i.get("loose_hi")],
+                     "lis_source": "measured" + (f" ({i['source']})" if i.get("source") else ""), "rse": r["overall"],
+                     "rse_ci": [r.get("overall_lo"), r.get("overall_hi")], "rse_source": "measured",
+                     "rse_from": f"this run's RSE step vs {r.get('reference') or (rse or {}).get('reference') or 'its reference'}"})
+    return rows
+
+
+def run_ice_x_rse(run_dir: str | Path | None) -> list[dict]:
+    """:func:`ice_x_rse_rows` of a run directory's step summaries (what ``summary.json`` lifts as ``ice_x_rse``)."""
+    from distill_kit.pipeline import load_summaries, step_summaries
+
+    if not run_dir:
+        return []
+    summaries, written = load_summaries(run_dir), step_summaries(run_dir)
+    return ice_x_rse_rows(step_summary(summaries, "03", written), step_summary(summaries, "04", written))
+
+
+def _paper_tables(ice: dict | None, rse: dict | None) -> tuple[str, list[Figure]]:
+    """The paper's RSE table beside ours (step 04's ``paper_rse``) and the base-vs-instruct finding (step 03)."""
+    from distill_kit import paper
+    from distill_kit.charts import paper as pcharts
+
+    body, figs = "", []
+    pr = (rse or {}).get("paper_rse")
+    if isinstance(pr, dict) and pr.get("rows"):
+        st = pr.get("stats") or {}
+        ref = st.get("reference") or paper.PAPER_REFERENCE
+        rho, pval = _num(st.get("spearman_rho")), _num(st.get("p_value"))
+        rho_txt = "–" if rho is None else f"{rho:.2f}" + ("" if pval is None else f" (p = {pval:.2f})")
+        body += (f"<h3>The paper's RSE table beside ours</h3><p>Paper: similarity to GPT-4o-0806 judged by GPT-4o-0806 "
+                 f"(average of ArenaHard, Numina, ShareGPT). Ours: offline RSE of the AlpacaEval counterpart against "
+                 f"<code>{esc(ref)}</code> on AlpacaEval prompts (95% CI). Spearman rank correlation over "
+                 f"{fmt_num(_count(st.get('n')))} matched rows: {esc(rho_txt)}.</p>")
+        body += table_html(pr["rows"], [("paper_name", "paper model"), ("paper_rse", "RSE (paper)"), ("alpaca_model", "AlpacaEval counterpart"),
+                                        ("match", "match"), ("our_rse", "RSE (measured)"), ("our_rse_lo", "95% lo"),
+                                        ("our_rse_hi", "95% hi")])
+        if any(r.get("our_rse") is not None for r in pr["rows"]):
+            figs.append(Figure("paper-rse-side-by-side", pcharts.rse_side_by_side_chart(pr["rows"], ref),
+                               "x: the paper's published RSE; y: our measured offline RSE of the AlpacaEval counterpart."))
+    pairs = records(ice, "base_vs_instruct")
+    if pairs:
+        body += ("<h3>The paper's second finding: base vs instruct</h3><p>Base models contradict their identity more often "
+                 "than their aligned (instruct) versions. Measured: our LIS on the replayed answers (95% CI); paper: its "
+                 "published LIS/SIS.</p>")
+        body += table_html(pairs, [("model", "model"), ("kind", "kind"), ("lis", "LIS (measured)"), ("lis_lo", "95% lo"),
+                                   ("lis_hi", "95% hi"), ("lis_paper", "LIS (paper)"), ("sis_paper", "SIS (paper)")])
+        figs.append(Figure("base-vs-instruct", pcharts.base_instruct_chart(pairs),
+                           "Bars: our LIS with 95% CI; red ticks: the paper's LIS."))
+    return body, figs
+
+
 def _combined_section(ice: dict | None, rse: dict | None) -> Section:
+    from distill_kit.charts import paper as pcharts
+
     s = Section("ice-rse", "ICE × RSE: the combined distillation picture")
-    if ice is None or rse is None:
+    points = ice_x_rse_rows(ice, rse)
+    if ice is None or (rse is None and not points):
         missing = " and ".join(x for x, v in (("03 (ICE)", ice), ("04 (RSE)", rse)) if v is None)
         s.body, s.ran = not_run_note(missing, "the combined ICE x RSE figure"), False
         return s
     by_model = {r["model"]: r for r in ice_rows(ice)}
-    joined = [{"model": r["model"], "rse": r["overall"], "loose": by_model[r["model"]]["loose"],
-               "strict": by_model[r["model"]]["strict"]} for r in rse_rows(rse) if r["model"] in by_model]
-    if not joined:
+    same = [r for r in rse_rows(rse) if r["model"] in by_model]
+    extra, figs = _paper_tables(ice, rse)
+    if not points:
         s.body = ('<p class="not-run">No model has both an ICE and an RSE score in this run, so the combined figure '
-                  "is empty. Score the same models in steps 03 and 04 to fill it.</p>")
+                  "is empty. Score the same models in steps 03 and 04 to fill it.</p>") + extra
+        s.figures.extend(figs)
         return s
     s.body = ("<p>Models towards the top right both lose their identity under jailbreaks and answer like the "
-              "reference model: the paper reads this as a sign of heavy distillation.</p>")
-    only_ice = sorted(set(by_model) - {r["model"] for r in joined})
+              "reference model: the paper reads this as a sign of heavy distillation. Every point says where its RSE "
+              "comes from: <strong>paper</strong> (the published RSE table) or <strong>measured</strong> (this project's "
+              "offline judge); the LIS is always ours.</p>")
+    only_ice = sorted(set(by_model) - {r["model"] for r in same})
     only_rse = sorted({r["model"] for r in rse_rows(rse)} - set(by_model))
-    if only_ice or only_rse:
-        s.body += (f"<p>{len(joined)} model(s) have both scores; {len(only_ice)} have only an ICE score and "
+    if rse is not None and (only_ice or only_rse):
+        s.body += (f"<p>{len(same)} model(s) have both scores; {len(only_ice)} have only an ICE score and "
                    f"{len(only_rse)} only an RSE score (the published identity answers and the AlpacaEval answers "
                    "come from different models, so only models run through both steps meet here).</p>")
-    s.body += table_html(joined, [("model", "model"), ("loose", "ICE loose"), ("strict", "ICE strict"), ("rse", "RSE overall")])
-    s.figures.append(Figure("ice-x-rse", ice_rse_chart(joined), "One point per model scored by both steps."))
+    table = [{**r, "lis_lo": (r.get("lis_ci") or [None, None])[0], "lis_hi": (r.get("lis_ci") or [None, None])[1]} for r in points]
+    s.body += table_html(table, [("model", "model"), ("lis", "LIS (ours)"), ("lis_lo", "95% lo"), ("lis_hi", "95% hi"),
+                                 ("rse", "RSE"), ("rse_source", "RSE source"), ("rse_from", "RSE from")])
+    s.figures.append(Figure("ice-x-rse", pcharts.ice_x_rse_chart(points),
+                            f"{len(points)} point(s); colour and shape: where the RSE comes from (paper or measured)."))
+    s.body += extra
+    s.figures.extend(figs)
     return s
 
 
@@ -891,8 +972,16 @@ def _provenance_section(summaries: Mapping[str, dict]) -> Section:
                    if isinstance(f, str)})
     s.body = METHODS_HTML + "<h3>Data</h3>" + table_html(list(by_set.values()), [("dataset", "dataset"), ("files", "files"),
                                                                                   ("source", "source (pinned commit)")])
-    s.body += (f"<p>Data read from {'a local copy (DISTILL_KIT_DATA_DIR)' if ddir else 'the download cache'}; every file's "
-               "sha256 is checked against the registry.</p>")
+    s.body += (f"<p>Data read from {'a local copy (DISTILL_KIT_DATA_DIR)' if ddir else 'the download cache'}; every "
+               "registered file's sha256 is checked against the registry.</p>")
+    try:
+        own = datasets.unregistered()
+        s.body += f"<p>Lineage: <code>{esc(datasets.lineage_source())}</code>.</p>"
+    except ValueError:
+        own = []
+    if own:
+        s.body += ("<p>Not in the registry, read as the user's own data without a checksum: "
+                   + ", ".join(f"<code>{esc(u)}</code>" for u in own) + ".</p>")
     if used:
         s.body += "<p>Files used by this run: " + ", ".join(f"<code>{esc(u)}</code>" for u in used) + "</p>"
     s.body += f"<p>Software: Python {esc(platform.python_version())}; {esc(', '.join(versions))}.</p>"

@@ -15,23 +15,22 @@ from distill_kit.datasets import DataError
 
 @pytest.fixture
 def fresh_cache():
-    datasets.read_bytes.cache_clear()
-    datasets._identity_frame.cache_clear()
-    datasets._alpaca_frame.cache_clear()
+    datasets.clear_caches()
     yield
-    datasets.read_bytes.cache_clear()
-    datasets._identity_frame.cache_clear()
-    datasets._alpaca_frame.cache_clear()
+    datasets.clear_caches()
 
 
-def test_registry_names_url_and_checksum_for_every_upstream_file():
+def test_registry_is_the_upstream_manifest(data_dir):
+    import csv
+
     reg = datasets.registry()
-    assert len(reg) >= 60
+    with (data_dir / "upstream_manifest.csv").open() as fh:
+        manifest = {r["path"]: r for r in csv.DictReader(fh)}
+    assert set(reg) == set(manifest) and len(reg) == 115
     for entry in reg.values():
-        assert len(entry.sha256) == 64
-        curated = entry.path in {"identity/facts.json", "identity/models.csv", "identity/paper_scores.csv",
-                                 "alpaca_eval/lineage.csv"}
-        assert curated or (entry.url or "").startswith("https://raw.githubusercontent.com/")
+        assert entry.sha256 == manifest[entry.path]["sha256"] and entry.size == int(manifest[entry.path]["size"])
+        assert (entry.url or "").startswith("https://raw.githubusercontent.com/")
+    assert not set(datasets.CURATED) & set(reg)  # curated metadata is never checksummed
 
 
 def test_identity_responses_carry_loose_and_strict_labels(data_dir):
@@ -85,14 +84,23 @@ def test_without_data_dir_curated_metadata_comes_from_the_project(monkeypatch, f
     monkeypatch.delenv("DISTILL_KIT_DATA_DIR", raising=False)
     assert "Anthropic" in datasets.identity_facts()["claude"]
     assert datasets.paper_scores().height >= 15
-    assert datasets.lineage().filter(pl.col("role") == "student").height == 6
+    assert datasets.lineage(extended=False).filter(pl.col("role") == "student").height == 6
+    extended = datasets.lineage()  # the default: lineage_extended.csv, a superset
+    assert extended.height == 51 and set(datasets.lineage(extended=False)["model"]) < set(extended["model"])
+    assert datasets.identity_models().height == 14 and datasets.paper_rse_scores().height == 12
 
 
 def test_bundled_metadata_agrees_with_data_dir(data_dir, monkeypatch, fresh_cache):
-    from_dir = (datasets.identity_facts(), datasets.paper_scores(), datasets.lineage(), datasets.identity_models())
+    def tables():
+        return (datasets.identity_facts(), datasets.paper_scores(), datasets.lineage(), datasets.identity_models(),
+                datasets.lineage(extended=False), datasets.paper_rse_scores())
+
+    from_dir = tables()
+    assert datasets.curated_source("alpaca_eval/lineage_extended.csv").startswith(str(data_dir))
     monkeypatch.delenv("DISTILL_KIT_DATA_DIR")
-    datasets.read_bytes.cache_clear()
-    bundled = (datasets.identity_facts(), datasets.paper_scores(), datasets.lineage(), datasets.identity_models())
+    datasets.clear_caches()
+    assert datasets.curated_source("alpaca_eval/lineage_extended.csv") == "transcription"
+    bundled = tables()
     assert from_dir[0] == bundled[0]
     for a, b in zip(from_dir[1:], bundled[1:]):
         assert a.equals(b)

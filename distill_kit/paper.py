@@ -1,0 +1,164 @@
+"""The paper's published results next to ours, every point and row marked with its source.
+
+Why a module of its own: notebooks 03/04 and the report all show the same three comparisons, and each
+number must say whether it was **measured** here or copied from the **paper** (Lee et al. 2025):
+
+* ICE x RSE (the paper's combined figure): our LIS of every identity model in the data folder (replayed
+  answers, 95% Wilson CI) against the paper's published RSE average; plus our own *measured* RSE where
+  answers exist: AlpacaEval answers of the same model or product line (``distill_kit/data/paper_rse_alpaca.csv``)
+  and live models scored by both steps;
+* the paper's RSE table beside our offline RSE of the corresponding AlpacaEval models against
+  ``gpt-4o-2024-05-13`` (the nearest reference in the folder to the paper's GPT-4o-0806), with the Spearman
+  rank correlation of the two orders;
+* the paper's second finding (base models lose their identity more easily than aligned ones): base/instruct
+  pairs the folder holds, our LIS with CIs and the paper's LIS/SIS.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import polars as pl
+
+PAPER_REFERENCE = "gpt-4o-2024-05-13"  # the nearest AlpacaEval reference to the paper's GPT-4o-0806
+MEASURED_LINE_MATCHES = ("same model", "same line")  # close enough to put our RSE at the identity model's LIS
+
+
+def _f(v: Any) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
+def _rows(frame: pl.DataFrame | Sequence[Mapping[str, Any]] | None) -> list[dict]:
+    if frame is None:
+        return []
+    return frame.to_dicts() if isinstance(frame, pl.DataFrame) else [dict(r) for r in frame]
+
+
+def paper_comparison_models() -> pl.DataFrame:
+    """The paper's RSE rows joined with their AlpacaEval counterpart: paper_name, identity_model, paper_rse
+    (average), alpaca_model, match, note."""
+    from distill_kit import datasets
+
+    paper = datasets.paper_rse_scores().select("paper_name", "identity_model", pl.col("average").alias("paper_rse"))
+    return paper.join(datasets.paper_rse_alpaca(), on="paper_name", how="left")
+
+
+def measured_lines(reference: str = PAPER_REFERENCE, available: Iterable[str] | None = None) -> dict[str, str]:
+    """identity model -> AlpacaEval model of the same model or product line (whose RSE we can measure)."""
+    from distill_kit import datasets
+
+    have = set(available if available is not None else datasets.alpaca_models())
+    rows = paper_comparison_models().filter(pl.col("identity_model").is_not_null() & pl.col("match").is_in(MEASURED_LINE_MATCHES))
+    return {r["identity_model"]: r["alpaca_model"] for r in rows.to_dicts()
+            if r["alpaca_model"] in have and r["alpaca_model"] != reference}
+
+
+def measure_rse(models: Sequence[str], reference: str = PAPER_REFERENCE, sample_size: int = 40, seed: int = 0,
+                content: bool = True) -> pl.DataFrame:
+    """Our offline RSE (1-5, AlpacaEval prompts) of ``models`` against ``reference``:
+    test_model, rse, rse_lo, rse_hi, n, reference."""
+    from distill_kit import similarity as sim
+
+    models = [m for m in dict.fromkeys(models) if m != reference]
+    if not models:
+        return pl.DataFrame(schema={"test_model": pl.String, "rse": pl.Float64, "rse_lo": pl.Float64,
+                                    "rse_hi": pl.Float64, "n": pl.Int64, "reference": pl.String})
+    rs = sim.gather_responses(["alpaca-eval"], models, reference, sample_size=sample_size, seed=seed)
+    prof = sim.build_profiles(rs.aligned, rs.models, content=content, progress=False)
+    pair = sim.pairwise_scores(prof, granularities=sim.GRANULARITIES if content else ("style", "structure"))
+    long = sim.long_scores(pair, reference=reference, prompts=rs.prompts).filter(pl.col("test_model") != reference)
+    table = sim.rse_table(long, score="overall", prompt_sets=["alpaca-eval"], seed=seed)
+    return table.select("test_model", pl.col("mean").alias("rse"), pl.col("mean_lo").alias("rse_lo"),
+                        pl.col("mean_hi").alias("rse_hi"), pl.col("n_alpaca-eval").alias("n"), pl.lit(reference).alias("reference"))
+
+
+def rse_side_by_side(measured: pl.DataFrame | Sequence[Mapping[str, Any]], reference: str = PAPER_REFERENCE) -> tuple[list[dict], dict]:
+    """The paper's RSE table beside ours: one row per paper model with an AlpacaEval counterpart measured here,
+    and the Spearman rank correlation of the two orders (scipy) over those rows."""
+    from scipy.stats import spearmanr
+
+    ours = {r["test_model"]: r for r in _rows(measured)}
+    rows = []
+    for r in paper_comparison_models().to_dicts():
+        m = ours.get(r["alpaca_model"]) if r["alpaca_model"] else None
+        rows.append({"paper_name": r["paper_name"], "paper_rse": r["paper_rse"], "paper_source": "paper",
+                     "alpaca_model": r["alpaca_model"], "match": r["match"],
+                     "our_rse": _f(m["rse"]) if m else None, "our_rse_lo": _f(m.get("rse_lo")) if m else None,
+                     "our_rse_hi": _f(m.get("rse_hi")) if m else None, "our_source": "measured" if m else None,
+                     "reference": reference if m else None})
+    both = [r for r in rows if r["our_rse"] is not None and r["paper_rse"] is not None and r["alpaca_model"] != reference]
+    stats: dict[str, Any] = {"n": len(both), "reference": reference, "paper_reference": "GPT-4o-0806 (judge and reference)"}
+    if len(both) >= 3:
+        rho, p = spearmanr([r["paper_rse"] for r in both], [r["our_rse"] for r in both])
+        stats.update(spearman_rho=_f(rho), p_value=_f(p))
+    else:
+        stats.update(spearman_rho=None, p_value=None)
+    return rows, stats
+
+
+def ice_x_rse(replay: pl.DataFrame | Sequence[Mapping[str, Any]] | None,
+              measured: pl.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+              live_ice: pl.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+              live_rse: pl.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+              reference: str = PAPER_REFERENCE, live_reference: str | None = None) -> list[dict]:
+    """Rows of ``model, lis, lis_ci, rse, rse_source`` (+ ``rse_ci``, ``rse_from``, ``lis_source``).
+
+    ``replay``: our replayed ICE scores (model, lis, lis_lo, lis_hi); each identity model gets a ``paper`` point
+    (the paper's RSE average) and, where its AlpacaEval line was measured (``measured``: test_model, rse, ...),
+    a ``measured`` point. ``live_ice``/``live_rse``: live models scored by both steps (measured/measured).
+    """
+    from distill_kit import datasets
+
+    paper_rse = {r["identity_model"]: r for r in datasets.paper_rse_scores().to_dicts() if r["identity_model"]}
+    ours = {r["test_model"]: r for r in _rows(measured)}
+    lines = measured_lines(reference, available=list(ours))
+    out: list[dict] = []
+    for r in _rows(replay):
+        model, lis = r.get("model"), _f(r.get("lis"))
+        if model is None or lis is None:
+            continue
+        ci = [_f(r.get("lis_lo")), _f(r.get("lis_hi"))]
+        if model in paper_rse:
+            out.append({"model": model, "lis": lis, "lis_ci": ci, "lis_source": "measured", "rse": paper_rse[model]["average"],
+                        "rse_ci": None, "rse_source": "paper", "rse_from": f"paper: {paper_rse[model]['paper_name']} vs GPT-4o-0806"})
+        m = ours.get(lines.get(model, ""))
+        if m and _f(m.get("rse")) is not None:
+            out.append({"model": model, "lis": lis, "lis_ci": ci, "lis_source": "measured", "rse": _f(m["rse"]),
+                        "rse_ci": [_f(m.get("rse_lo")), _f(m.get("rse_hi"))], "rse_source": "measured",
+                        "rse_from": f"offline: {m['test_model']} vs {m.get('reference') or reference} (AlpacaEval)"})
+    rse_live = {str(r.get("test_model") or r.get("model")): r for r in _rows(live_rse)}
+    for r in _rows(live_ice):
+        m = rse_live.get(str(r.get("model")))
+        rse = _f((m or {}).get("mean", (m or {}).get("overall", (m or {}).get("rse"))))
+        if m is None or rse is None or _f(r.get("lis")) is None:
+            continue
+        out.append({"model": r["model"], "lis": _f(r["lis"]), "lis_ci": [_f(r.get("lis_lo")), _f(r.get("lis_hi"))],
+                    "lis_source": "measured (live)", "rse": rse, "rse_ci": [_f(m.get("mean_lo")), _f(m.get("mean_hi"))],
+                    "rse_source": "measured", "rse_from": f"offline: live answers vs {live_reference or 'the run reference'}"})
+    return out
+
+
+def base_vs_instruct(replay: pl.DataFrame | Sequence[Mapping[str, Any]]) -> list[dict]:
+    """The paper's second finding on the pairs the folder holds: ``<m>`` and ``<m>-instruct`` both replayed.
+
+    Rows: pair, model, kind (base/instruct), lis, lis_lo, lis_hi (measured), lis_paper, sis_paper (paper)."""
+    from distill_kit import datasets
+
+    ours = {r["model"]: r for r in _rows(replay) if r.get("model")}
+    paper = {r["model"]: r for r in datasets.paper_scores().to_dicts()}
+    out = []
+    for base in sorted(ours):
+        inst = f"{base}-instruct"
+        if inst not in ours:
+            continue
+        for model, kind in ((base, "base"), (inst, "instruct")):
+            r, p = ours[model], paper.get(model, {})
+            out.append({"pair": base, "model": model, "kind": kind, "lis": _f(r.get("lis")), "lis_lo": _f(r.get("lis_lo")),
+                        "lis_hi": _f(r.get("lis_hi")), "n": r.get("n"), "lis_source": "measured",
+                        "lis_paper": _f(p.get("loose_identity_score")), "sis_paper": _f(p.get("strict_identity_score"))})
+    return out
