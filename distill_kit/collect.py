@@ -94,6 +94,13 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
     for key, req in zip(keys, requests):
         if key not in results and key not in pending:
             pending[key] = req
+    budget = _budget_hook() if pending else None
+    if pending and _batch_hook(model):
+        from distill_kit.batch import collect_batch
+
+        got = await collect_batch(model, pending, store, budget=budget, progress=progress)
+        results.update(got)
+        pending = {k: r for k, r in pending.items() if k not in got}
     if pending:
         provider = make_provider(model)
         sem = asyncio.Semaphore(model.concurrency)
@@ -102,6 +109,8 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
 
         async def one(key: str, req: ChatRequest) -> None:
             async with sem:
+                if budget is not None and budget.exhausted:
+                    return  # the spending cap was reached: leave it unsent (see estimate.Budget)
                 completion, error, attempts, latency = await _call_with_retries(provider, model, req, rng)
             usage_in = completion.usage_in if completion else 0
             usage_out = completion.usage_out if completion else 0
@@ -112,6 +121,8 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
                             error=error, attempts=attempts, usage_in=usage_in, usage_out=usage_out, cost=cost,
                             latency=latency, meta=req.meta)
             store.put(record)
+            if budget is not None:
+                budget.add(cost)
             results[key] = _from_record(record, cached=False)
             bar.update(1)
 
@@ -120,9 +131,27 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         finally:
             bar.close()
             await provider.aclose()
+    if budget is not None and any(k not in results for k in keys):
+        raise budget.exceeded()
     # the caller's meta, not whatever was stored with the first request of that key (a duplicate in
     # this batch, or an earlier run with other probe ids/tags): callers build their tables from it
     return [replace(results[k], meta=r.meta) for k, r in zip(keys, requests)]
+
+
+def _budget_hook() -> Any:
+    """The run's spending cap (``--max-cost``), or None; raises at once when it is already spent."""
+    from distill_kit.estimate import active_budget
+
+    budget = active_budget()
+    if budget is not None and budget.exhausted:
+        raise budget.exceeded()
+    return budget
+
+
+def _batch_hook(model: ModelConfig) -> bool:
+    from distill_kit.estimate import batch_on
+
+    return batch_on(model)
 
 
 _worker: tuple[threading.Thread, asyncio.AbstractEventLoop] | None = None

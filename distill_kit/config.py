@@ -174,6 +174,15 @@ def _expand_env(value: Any, source: str) -> Any:
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", var, value)
 
 
+def resolve_overlay(path: str | Path) -> Path:
+    """An overlay path as given (absolute or from the working directory), else under the project."""
+    p = Path(path).expanduser()
+    for cand in (p, PROJECT_ROOT / p, CONFIG_DIR / p):
+        if cand.is_file():
+            return cand.resolve()
+    raise ConfigError(f"model overlay not found: {path}")
+
+
 def apply_overlay(models: dict[str, ModelConfig], path: str | Path) -> dict[str, ModelConfig]:
     """Models with an overlay file's entries merged in: an entry naming a known model changes only the
     keys it lists (``params`` merged key by key), a new name adds a model. Why: the same run config can

@@ -26,10 +26,11 @@ import json
 import math
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from distill_kit.config import ConfigError, ModelConfig
 
@@ -494,6 +495,9 @@ class Budget:
             tmp.write_text(json.dumps({"spent": self.spent, "limit": self.limit}), encoding="utf-8")
             os.replace(tmp, self.ledger)
 
+    def exceeded(self) -> BudgetExceeded:
+        return BudgetExceeded(self.message())
+
     def message(self) -> str:
         return (f"spending cap reached: ${self.spent:.4f} of --max-cost ${self.limit:.4f}; stopped sending, "
                 "stored answers are kept (raise --max-cost and run again to continue)")
@@ -516,3 +520,53 @@ def active_budget() -> Budget | None:
             budget = _budgets[key] = Budget(float(limit), Path(ledger))
     budget.refresh()
     return budget
+
+
+# ---------------------------------------------------------------- what the runner calls
+
+@contextmanager
+def run_environment(cfg: Any, run_dir: Path | None = None, max_cost: float | None = None) -> Iterator[None]:
+    """Environment the run's notebook kernels inherit: the models overlay, per-run batch, the spending cap
+    (with a fresh ledger: the cap is for this invocation's spend). Restored afterwards."""
+    from distill_kit.config import MODELS_OVERLAY_ENV, resolve_overlay
+
+    changes: dict[str, str] = {}
+    if getattr(cfg, "models_overlay", None):
+        changes[MODELS_OVERLAY_ENV] = str(resolve_overlay(cfg.models_overlay))
+    if getattr(cfg, "batch", False):
+        changes[BATCH_ENV] = "1"
+    if max_cost is not None and run_dir is not None:
+        ledger = Path(run_dir) / "spend.json"
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        ledger.write_text(json.dumps({"spent": 0.0, "limit": max_cost}), encoding="utf-8")
+        changes[MAX_COST_ENV], changes[LEDGER_ENV] = repr(float(max_cost)), str(ledger)
+    saved = {k: os.environ.get(k) for k in (MODELS_OVERLAY_ENV, BATCH_ENV, MAX_COST_ENV, LEDGER_ENV)}
+    for k in saved:
+        os.environ.pop(k, None)
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def preflight(cfg: Any, runs_dir: Path, notebooks_dir: Path, max_cost: float | None,
+              log: Callable[[str], None]) -> Estimate | None:
+    """Print the estimate before a run starts; refuse (ConfigError) when it exceeds ``max_cost``.
+    Without a cap an estimate that cannot be made is a warning, not a reason to stop the run."""
+    try:
+        est = estimate_run(cfg, runs_dir, notebooks_dir)
+    except Exception as exc:
+        if max_cost is not None:
+            raise ConfigError(f"--max-cost needs a cost estimate, and none could be made: {exc}") from None
+        log(f"warning: no cost estimate ({' '.join(str(exc).split())[:200]})")
+        return None
+    log("cost estimate before the run:\n" + est.table())
+    if max_cost is not None and est.total > max_cost:
+        raise ConfigError(f"estimated cost ${est.total:.2f} exceeds --max-cost ${max_cost:.2f}; nothing was sent "
+                          f"(with batch for every API model it would be ${est.total_all_batch:.2f}: try --batch)")
+    return est
