@@ -193,11 +193,16 @@ class _OpenAIBatches:
 
     async def find(self, job: Job) -> str | None:
         """The batch a killed run created for ``job`` before it could record the id (by its metadata)."""
-        async for b in self.client.batches.list(limit=100):
-            if (b.metadata or {}).get("distill_kit_job") == job.job:
-                return b.id
-            if b.created_at < job.created_at - 3600:
-                break
+        try:
+            async for b in self.client.batches.list(limit=100):
+                if (b.metadata or {}).get("distill_kit_job") == job.job:
+                    return b.id
+                if b.created_at < job.created_at - 3600:
+                    break
+        except self.openai.APIStatusError as exc:
+            if exc.status_code in (404, 405, 501):
+                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
+            raise
         return None
 
     async def poll(self, job: Job) -> tuple[bool, str, int]:
@@ -270,15 +275,18 @@ class _AnthropicBatches:
     async def find(self, job: Job) -> str | None:
         """Message batches carry no metadata: the unclaimed batch created after the job was prepared with
         exactly its number of requests."""
-        claimed = self.claimed
-        async for b in self.client.messages.batches.list(limit=100):
-            created = b.created_at.timestamp()
-            if created < job.created_at - 5:
-                break
-            c = b.request_counts
-            total = c.processing + c.succeeded + c.errored + c.canceled + c.expired
-            if total == job.n and b.id not in claimed:
-                return b.id
+        try:
+            async for b in self.client.messages.batches.list(limit=100):
+                if b.created_at.timestamp() < job.created_at - 5:
+                    break
+                c = b.request_counts
+                total = c.processing + c.succeeded + c.errored + c.canceled + c.expired
+                if total == job.n and b.id not in self.claimed:
+                    return b.id
+        except self.anthropic.APIStatusError as exc:
+            if exc.status_code in (404, 405, 501):
+                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
+            raise
         return None
 
     async def poll(self, job: Job) -> tuple[bool, str, int]:
@@ -379,7 +387,10 @@ async def collect_batch(model: ModelConfig, pending: Mapping[str, Any], store: A
             adapter.claimed = ledger.claimed_remote_ids()
         for job in open_jobs:
             if job.status == "prepared":
-                found = await _retrying(lambda: adapter.find(job), "list batches")
+                try:
+                    found = await _retrying(lambda: adapter.find(job), "list batches")
+                except BatchUnsupported:
+                    found = None  # the submit below says so too, and falls back
                 if found:
                     ledger.update(job, remote_id=found, status="submitted")
                     log(f"batch {model.name}: found batch {found} submitted by an interrupted run")
