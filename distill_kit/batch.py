@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from distill_kit.config import ModelConfig
+from distill_kit.providers.base import sdk_http_client
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_jobs (
@@ -166,7 +167,8 @@ class _OpenAIBatches:
 
         self.openai, self.cfg = openai, cfg
         key = cfg.api_key() if cfg.api_key_env or not cfg.base_url else "not-needed"
-        self.client = openai.AsyncOpenAI(api_key=key, base_url=cfg.base_url, max_retries=3, timeout=max(cfg.timeout, 300))
+        self.client = openai.AsyncOpenAI(api_key=key, base_url=cfg.base_url, max_retries=3, timeout=max(cfg.timeout, 300),
+                                         http_client=sdk_http_client(openai))
 
     def line(self, cid: str, req: Any) -> dict[str, Any]:
         p = self.cfg.params
@@ -249,7 +251,7 @@ class _AnthropicBatches:
         self.anthropic, self.cfg = anthropic, cfg
         self.claimed: set[str] = set()  # batch ids other jobs already own (see find)
         self.client = anthropic.AsyncAnthropic(api_key=cfg.api_key(), base_url=cfg.base_url, max_retries=3,
-                                               timeout=max(cfg.timeout, 300))
+                                               timeout=max(cfg.timeout, 300), http_client=sdk_http_client(anthropic))
 
     def line(self, cid: str, req: Any) -> dict[str, Any]:
         p = self.cfg.params

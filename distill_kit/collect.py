@@ -102,7 +102,9 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         results.update(got)
         pending = {k: r for k, r in pending.items() if k not in got}
     if pending:
-        provider = make_provider(model)
+        from distill_kit.ratelimit import pace
+
+        provider = pace(make_provider(model), model)  # adaptive to the server's rate limits (ratelimit.py)
         sem = asyncio.Semaphore(model.concurrency)
         rng = random.Random(seed)
         bar = tqdm(total=len(pending), desc=desc or f"collect {model.name}", disable=not progress, leave=False)

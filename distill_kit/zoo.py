@@ -281,6 +281,7 @@ class Zoo:
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/messages", self.messages, methods=["POST"]),
             Route("/v1/models", self.list_models, methods=["GET"]),
+            Route("/zoo/stats", self.get_stats, methods=["GET"]),
         ]
         batch_routes = [
             Route("/v1/files", self.upload, methods=["POST"]),
@@ -358,6 +359,13 @@ class Zoo:
         return {"id": f"msg_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant",
                 "model": body.get("model"), "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
                 "stop_sequence": None, "usage": {"input_tokens": _usage_tokens(prompt), "output_tokens": _usage_tokens(text)}}
+
+    async def get_stats(self, request: Request) -> Response:
+        """Counters for benchmarks that run the zoo in another process (``/zoo/stats``)."""
+        s = self.stats
+        return JSONResponse({"chat": s.chat, "rejected": s.rejected, "batches_created": s.batches_created,
+                             "batch_requests": s.batch_requests, "max_in_flight": s.max_in_flight,
+                             "requests": s.paths.get("chat", 0)})
 
     async def list_models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "zoo"}
