@@ -78,12 +78,14 @@ SLICE = {  # the paper's steps with small samples; everything else as in configs
 }
 
 
-def test_paper_config_runs_against_the_zoo_through_the_overlay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               data_dir: Path) -> None:
+@pytest.mark.parametrize("use_batch", [False, True], ids=["one-by-one", "batch-apis"])
+def test_paper_config_runs_against_the_zoo_through_the_overlay(use_batch: bool, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
     raw = pipeline.read_yaml(PROJECT_ROOT / "configs" / "runs" / "paper.yaml")
     raw["steps"] = [dict(s, parameters={**s.get("parameters", {}), **SLICE[s["notebook"]]})
                     for s in raw["steps"] if s["notebook"] in SLICE]
     raw["models_overlay"] = "configs/overlays/zoo.yaml"
+    raw["batch"] = use_batch
     cfg = pipeline.RunConfig.model_validate(raw)
     with ZooServer() as srv:
         monkeypatch.setenv("DISTILL_KIT_ZOO_URL", srv.root_url)
@@ -107,7 +109,13 @@ def test_paper_config_runs_against_the_zoo_through_the_overlay(tmp_path: Path, m
     assert {"gpt-4o", "deepseek-chat", "claude-3-5-sonnet", "gpt-4o-mini"} <= set(usage)
     # every request went over HTTP to the zoo, and the estimate named exactly the requests the notebooks sent
     sent = sum(r["requests"] for r in usage.values())
-    assert stats.chat == sent
+    if use_batch:  # every API model went through its batch API (the zoo answers every batch request)
+        assert stats.chat == 0 and stats.batch_requests == sent and stats.batches_created >= 4
+    else:
+        assert stats.chat == sent and stats.batches_created == 0
+    # the spending cap's ledger saw every dollar the kernels recorded
+    spent = json.loads((result.run_dir / "spend.json").read_text())["spent"]
+    assert spent == pytest.approx(sum(r["cost_usd"] for r in usage.values())) and spent > 0
     predicted = sum(ln.requests - ln.stored for ln in before.lines)
     # judge prompts quote answers not given yet: two models that give the same answer (the zoo's Arena-Hard
     # stand-ins) make one judge request where the estimate counted two; everything else is exact
