@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from distill_kit import datasets, estimate, pipeline
+from distill_kit import datasets, pipeline
 from distill_kit.config import PROJECT_ROOT
 from distill_kit.zoo import ZooServer
 

@@ -122,7 +122,6 @@ class Planned:
     purpose: str
     requests: list[Any]  # ChatRequest
     exact: bool = True  # False: prompts depend on earlier answers (fuzz mutations); counts are a budget
-    out_hint: int | None = None  # expected output tokens when nothing is stored
 
 
 @dataclass
@@ -216,7 +215,7 @@ def _get_model(name: str) -> ModelConfig:
     return get_model(name)
 
 
-def _plan_02(step: str, p: dict[str, Any]) -> list[Planned]:
+def _plan_02(step: str, p: dict[str, Any], store: Any = None) -> list[Planned]:
     from distill_kit import probes, similarity
     from distill_kit.collect import ChatRequest
 
@@ -336,7 +335,7 @@ def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
                     answers.setdefault(m, {}).update({k: v for k, v in got.items() if v})
         for cfg in live:
             reqs = [ChatRequest.user(r["prompt"]) for r in rows]
-            out.append(Planned(step, cfg, f"RSE answers", reqs))
+            out.append(Planned(step, cfg, "RSE answers", reqs))
             stored = store.get_many([q.key(cfg) for q in reqs]) if store is not None else {}
             filler = "x " * cfg.params.max_tokens
             answers.setdefault(cfg.name, {}).update({
@@ -416,7 +415,7 @@ def price_planned(items: Iterable[Planned], store: Any, counter: TokenCounter,
             earlier.update(seen)
         tokens_in = counter.requests([r.messages for r in todo])
         mean_out = _stored_output_mean(store, item.model.name)
-        per_out = mean_out if mean_out is not None else (item.out_hint or item.model.params.max_tokens)
+        per_out = mean_out if mean_out is not None else item.model.params.max_tokens
         tokens_out = int(round(per_out * len(todo)))
         cost, cost_batch = price(item.model, tokens_in, tokens_out)
         lines.append(Line(item.step, item.model.name, item.model.provider, item.purpose, len(seen) if item.exact else len(item.requests),
@@ -443,7 +442,7 @@ def estimate_run(cfg: Any, runs_dir: Path | None = None, notebooks_dir: Path | N
                 continue
             params = {**notebook_defaults(plan.source), **plan.parameters}
             try:
-                items = planner(plan.name, params) if planner is _plan_02 else planner(plan.name, params, store)
+                items = planner(plan.name, params, store)
             except (ValueError, KeyError, FileNotFoundError) as exc:
                 raise ConfigError(f"cannot estimate step {plan.name}: {exc}") from None
             est.lines.extend(price_planned(items, store, counter, earlier))

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from distill_kit import datasets, estimate, pipeline, zoo
-from distill_kit.config import PROJECT_ROOT, ModelConfig
+from distill_kit.config import PROJECT_ROOT
 from distill_kit.judges.identity import build_judge_prompt, parse_verdict
 from distill_kit.zoo import ZooServer
 
