@@ -447,6 +447,7 @@ async def _finish(job: Job, adapter: Any, ledger: BatchLedger, model: ModelConfi
     reqs = ledger.requests(job)
     ok = failed = 0
     latency = time.monotonic() - started
+    records = []
     for cid, body, error in rows:
         req = reqs.get(cid)
         if req is None:
@@ -460,11 +461,15 @@ async def _finish(job: Job, adapter: Any, ledger: BatchLedger, model: ModelConfi
                         params=model.params.model_dump(), sample=req["sample"], status="ok", text=text, error=None,
                         attempts=1, usage_in=usage_in, usage_out=usage_out, cost=cost, latency=latency,
                         meta={**req["meta"], "batch": job.remote_id})
-        store.put(record)
+        records.append(record)
+        if len(records) >= 1000:  # a result file holds up to 50,000 answers: commit them in chunks
+            store.put_many(records)
+            records = []
         if budget is not None:
             budget.add(cost)
         answered[req["key"]] = from_record(record, cached=False)
         ok += 1
+    store.put_many(records)
     missing = job.n - ok
     ledger.update(job, status="collected", answered=ok, failed=missing, remote_status=remote_status)
     msg = f"batch {model.name}: {job.remote_id} {remote_status}: {ok}/{job.n} answered"

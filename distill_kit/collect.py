@@ -108,6 +108,7 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         sem = asyncio.Semaphore(model.concurrency)
         rng = random.Random(seed)
         bar = tqdm(total=len(pending), desc=desc or f"collect {model.name}", disable=not progress, leave=False)
+        writer = _TurnWriter(store)
 
         async def one(key: str, req: ChatRequest) -> None:
             async with sem:
@@ -122,7 +123,7 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
                             status="ok" if completion else "error", text=completion.text if completion else None,
                             error=error, attempts=attempts, usage_in=usage_in, usage_out=usage_out, cost=cost,
                             latency=latency, meta=req.meta)
-            store.put(record)
+            writer.put(record)
             if budget is not None:
                 budget.add(cost)
             results[key] = _from_record(record, cached=False)
@@ -131,6 +132,7 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         try:
             await asyncio.gather(*(one(k, r) for k, r in pending.items()))
         finally:
+            writer.flush()
             bar.close()
             await provider.aclose()
     if budget is not None and any(k not in results for k in keys):
@@ -138,6 +140,26 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
     # the caller's meta, not whatever was stored with the first request of that key (a duplicate in
     # this batch, or an earlier run with other probe ids/tags): callers build their tables from it
     return [replace(results[k], meta=r.meta) for k, r in zip(keys, requests)]
+
+
+class _TurnWriter:
+    """Answers that land in the same event-loop turn share one commit, made at the end of that turn
+    (``call_soon``): each answer is still on disk within milliseconds of arriving, and at 100+ answers/s
+    the per-answer commit (75% of collect's own CPU per request) is paid once per turn."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.queue, self.scheduled = store, [], False
+
+    def put(self, record: Record) -> None:
+        self.queue.append(record)
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        batch, self.queue = self.queue, []
+        self.store.put_many(batch)
 
 
 def _budget_hook() -> Any:

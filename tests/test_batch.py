@@ -177,3 +177,20 @@ def test_spending_cap_stops_sending_and_keeps_stored_answers(tmp_path: Path, mon
         # what is stored stays free under the cap
         stored = collect_sync(cfg, reqs(sent), store, progress=False)
         assert all(r.cached for r in stored)
+
+
+def test_put_many_keeps_puts_rules_in_one_transaction(tmp_path: Path) -> None:
+    from distill_kit.store import Record
+
+    def rec(key: str, status: str, text: str | None) -> Record:
+        return Record(key=key, model="m", provider="openai", messages=[{"role": "user", "content": key}], params={},
+                      sample=0, status=status, text=text, error=None if status == "ok" else "boom", attempts=1,
+                      usage_in=1, usage_out=1, cost=0.5, latency=0.1, meta={})
+
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put_many([rec("a", "ok", "first"), rec("b", "error", None)])
+        store.put_many([rec("a", "error", None), rec("b", "ok", "second"), rec("c", "ok", "third")])
+        got = store.get_many(["a", "b", "c"])
+        assert got["a"].text == "first" and got["a"].attempts == 1  # an ok answer is never overwritten
+        assert got["b"].text == "second" and got["b"].attempts == 2 and got["b"].cost == 1.0
+        assert got["c"].ok
