@@ -22,6 +22,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks-dir", default=None, help="folder holding the notebooks (default: notebooks/)")
     run.add_argument("--force", action="store_true", help="re-run every step even if it finished before")
     run.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    run.add_argument("--max-cost", type=float, default=None, metavar="USD",
+                     help="refuse a run estimated above USD, and stop one whose spend reaches it (answers kept)")
+    est = sub.add_parser("estimate", help="print requests, tokens and cost per step and model before spending")
+    est.add_argument("config")
+    est.add_argument("--runs-dir", default=None)
+    est.add_argument("--notebooks-dir", default=None)
+    est.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    for p in (run, est):
+        p.add_argument("--models-overlay", default=None, metavar="YAML",
+                       help="model entries merged over configs/models.yaml (e.g. configs/overlays/zoo.yaml)")
+        p.add_argument("--batch", action="store_true", help="send OpenAI/Anthropic models through their batch APIs")
     plan = sub.add_parser("plan", help="validate a run config and print its run id and steps")
     plan.add_argument("config")
     plan.add_argument("--runs-dir", default=None)
@@ -91,13 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     notebooks_dir = Path(args.notebooks_dir) if args.notebooks_dir else pipeline.NOTEBOOKS_DIR
     try:
         cfg = pipeline.load_run_config(args.config)
+        if getattr(args, "models_overlay", None) or getattr(args, "batch", False):
+            cfg = cfg.model_copy(update={k: v for k, v in (("models_overlay", args.models_overlay),
+                                                            ("batch", args.batch or cfg.batch)) if v})
+        if args.command == "estimate":
+            return _estimate(cfg, runs_dir, notebooks_dir, args.json)
         if args.command == "plan":
             plans = pipeline.plan_run(cfg, runs_dir, notebooks_dir)
             print(f"run id: {cfg.run_id()}")
             for p in plans:
                 print(f"  {p.source.name}")
             return 0
-        result = pipeline.run_pipeline(cfg, runs_dir, notebooks_dir, force=args.force, kernel_name=args.kernel)
+        if args.max_cost is not None and args.max_cost < 0:
+            raise ConfigError("--max-cost must be >= 0 (USD)")
+        result = pipeline.run_pipeline(cfg, runs_dir, notebooks_dir, force=args.force, kernel_name=args.kernel,
+                                       max_cost=args.max_cost)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -114,6 +133,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {result.report}")
     else:
         print(f"no report (add the 06 report step); outputs in {result.run_dir}")
+    return 0
+
+
+def _estimate(cfg: object, runs_dir: Path, notebooks_dir: Path, as_json: bool) -> int:
+    import json
+
+    from distill_kit import estimate
+
+    with estimate.run_environment(cfg):
+        est = estimate.estimate_run(cfg, runs_dir, notebooks_dir)
+    if as_json:
+        print(json.dumps({"tokenizer": est.tokenizer, "total_usd": est.total, "total_usd_no_batch": est.total_no_batch,
+                          "total_usd_all_batch": est.total_all_batch, "lines": est.to_dicts(), "notes": est.notes}))
+    else:
+        print(est.table())
     return 0
 
 

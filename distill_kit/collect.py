@@ -98,16 +98,28 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
     for key, req in zip(keys, requests):
         if key not in results and key not in pending:
             pending[key] = req
+    budget = _budget_hook() if pending else None
+    if pending and _batch_hook(model):
+        from distill_kit.batch import collect_batch
+
+        got = await collect_batch(model, pending, store, budget=budget, progress=progress)
+        results.update(got)
+        pending = {k: r for k, r in pending.items() if k not in got}
     if pending:
-        provider = make_provider(model)
+        from distill_kit.ratelimit import pace
+
+        provider = pace(make_provider(model), model)  # adaptive to the server's rate limits (ratelimit.py)
         sem = asyncio.Semaphore(model.concurrency)
         rng = random.Random(seed)
         bar = tqdm(total=len(pending), desc=desc or f"collect {model.name}", disable=not progress, leave=False)
+        writer = _TurnWriter(store)
 
         secrets = secret_values([model.api_key_env])
 
         async def one(key: str, req: ChatRequest) -> None:
             async with sem:
+                if budget is not None and budget.exhausted:
+                    return  # the spending cap was reached: leave it unsent (see estimate.Budget)
                 completion, error, attempts, latency = await _call_with_retries(provider, model, req, rng)
             if error is not None:
                 error = redact(error, secrets)
@@ -120,7 +132,9 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
                             text=redact(completion.text, secrets) if completion else None,
                             error=error, attempts=attempts, usage_in=usage_in, usage_out=usage_out, cost=cost,
                             latency=latency, meta=req.meta)
-            store.put(record)
+            writer.put(record)
+            if budget is not None:
+                budget.add(cost)
             results[key] = _from_record(record, cached=False)
             bar.update(1)
 
@@ -133,11 +147,50 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            writer.flush()
             bar.close()
             await provider.aclose()
+    if budget is not None and any(k not in results for k in keys):
+        raise budget.exceeded()
     # the caller's meta, not whatever was stored with the first request of that key (a duplicate in
     # this batch, or an earlier run with other probe ids/tags): callers build their tables from it
     return [replace(results[k], meta=r.meta) for k, r in zip(keys, requests)]
+
+
+class _TurnWriter:
+    """Answers that land in the same event-loop turn share one commit, made at the end of that turn
+    (``call_soon``): each answer is still on disk within milliseconds of arriving, and at 100+ answers/s
+    the per-answer commit (75% of collect's own CPU per request) is paid once per turn."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.queue, self.scheduled = store, [], False
+
+    def put(self, record: Record) -> None:
+        self.queue.append(record)
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        batch, self.queue = self.queue, []
+        self.store.put_many(batch)
+
+
+def _budget_hook() -> Any:
+    """The run's spending cap (``--max-cost``), or None; raises at once when it is already spent."""
+    from distill_kit.estimate import active_budget
+
+    budget = active_budget()
+    if budget is not None and budget.exhausted:
+        raise budget.exceeded()
+    return budget
+
+
+def _batch_hook(model: ModelConfig) -> bool:
+    from distill_kit.estimate import batch_on
+
+    return batch_on(model)
 
 
 _worker: tuple[threading.Thread, asyncio.AbstractEventLoop] | None = None

@@ -20,6 +20,7 @@ CONFIG_DIR = PROJECT_ROOT / "configs"
 DATA_DIR_ENV = "DISTILL_KIT_DATA_DIR"
 CACHE_DIR_ENV = "DISTILL_KIT_CACHE_DIR"
 MODELS_FILE = CONFIG_DIR / "models.yaml"
+MODELS_OVERLAY_ENV = "DISTILL_KIT_MODELS_OVERLAY"
 
 Provider = Literal["openai", "anthropic", "local", "replay"]
 
@@ -74,6 +75,10 @@ class ModelConfig(BaseModel):
     replay: ReplaySource | None = Field(None, description="replay provider: which published responses.")
     cost_per_mtok_in: float = Field(0.0, ge=0, description="USD per million prompt tokens, for cost accounting.")
     cost_per_mtok_out: float = Field(0.0, ge=0, description="USD per million completion tokens.")
+    batch: bool = Field(False, description="Send through the provider's batch API (OpenAI Batch, Anthropic "
+                        "Message Batches): about half price, answers within 24 h (see distill_kit/batch.py).")
+    batch_price: float = Field(0.5, ge=0, le=1, description="Batch price as a share of the normal price.")
+    batch_poll: float = Field(30.0, gt=0, description="Seconds between two polls of a submitted batch.")
 
     def api_key(self) -> str:
         """The key from the environment, or one clear error naming the variable."""
@@ -150,9 +155,65 @@ def load_models(path: str | Path | None = None) -> dict[str, ModelConfig]:
     return _parse_models(read_yaml(path), str(path))
 
 
+def _expand_env(value: Any, source: str) -> Any:
+    """``${VAR}`` in an overlay's strings, from the environment (e.g. a loopback server's port)."""
+    import re
+
+    if isinstance(value, dict):
+        return {k: _expand_env(v, source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, source) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def var(m: "re.Match[str]") -> str:
+        if m.group(1) not in os.environ:
+            raise ConfigError(f"{source}: ${{{m.group(1)}}} is not set in the environment")
+        return os.environ[m.group(1)]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", var, value)
+
+
+def resolve_overlay(path: str | Path) -> Path:
+    """An overlay path as given (absolute or from the working directory), else under the project."""
+    p = Path(path).expanduser()
+    for cand in (p, PROJECT_ROOT / p, CONFIG_DIR / p):
+        if cand.is_file():
+            return cand.resolve()
+    raise ConfigError(f"model overlay not found: {path}")
+
+
+def apply_overlay(models: dict[str, ModelConfig], path: str | Path) -> dict[str, ModelConfig]:
+    """Models with an overlay file's entries merged in: an entry naming a known model changes only the
+    keys it lists (``params`` merged key by key), a new name adds a model. Why: the same run config can
+    point at other endpoints (a loopback API zoo, a vLLM server) without editing models.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"model overlay not found: {path}")
+    raw = read_yaml(path)
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
+        raise ConfigError(f"{path}: expected a mapping with a 'models:' list")
+    merged = {name: cfg.model_dump() for name, cfg in models.items()}
+    for i, item in enumerate(raw["models"]):
+        if not isinstance(item, dict) or not item.get("name"):
+            raise ConfigError(f"{path}: models[{i}] needs a name")
+        item = _expand_env(item, str(path))
+        base = merged.get(item["name"], {})
+        params = {**base.get("params", {}), **(item.get("params") or {})}
+        merged[item["name"]] = {**base, **item, "params": params}
+    return _parse_models({"models": list(merged.values())}, str(path))
+
+
 @lru_cache(maxsize=1)
-def _default_models() -> dict[str, ModelConfig]:
+def _base_models() -> dict[str, ModelConfig]:
     return load_models(MODELS_FILE)
+
+
+def _default_models() -> dict[str, ModelConfig]:
+    """configs/models.yaml, with the overlay named by $DISTILL_KIT_MODELS_OVERLAY applied (read each time:
+    its ``${VAR}`` values may change between runs of one process)."""
+    overlay = os.environ.get(MODELS_OVERLAY_ENV, "")
+    return apply_overlay(_base_models(), overlay) if overlay else _base_models()
 
 
 def replay_model(dataset: str, model: str) -> ModelConfig:

@@ -223,6 +223,9 @@ class RunConfig(BaseModel):
         default_factory=dict, description="Parameters passed to every step (a step's own values win)."
     )
     steps: list[StepConfig] = Field(min_length=1, description="Notebooks to run, in order.")
+    models_overlay: str | None = Field(
+        None, description="YAML merged over configs/models.yaml for this run (other endpoints, e.g. the API zoo).")
+    batch: bool = Field(False, description="Send every OpenAI/Anthropic model through its batch API (half price).")
 
     @field_validator("name")
     @classmethod
@@ -233,7 +236,9 @@ class RunConfig(BaseModel):
 
     def run_id(self) -> str:
         """`<name>-<sha8>`: the same config always maps to the same run directory (so it resumes)."""
-        canon = json.dumps(self.model_dump(exclude={"description"}), sort_keys=True, default=str)
+        # batch changes price, not answers; no overlay keeps the run ids of configs written before overlays
+        skip = {"description", "batch"} | ({"models_overlay"} if self.models_overlay is None else set())
+        canon = json.dumps(self.model_dump(exclude=skip), sort_keys=True, default=str)
         return f"{self.name}-{hashlib.sha256(canon.encode()).hexdigest()[:8]}"
 
 
@@ -572,14 +577,19 @@ def run_pipeline(
     force: bool = False,
     log: Callable[[str], None] = _default_log,
     kernel_name: str = "python3",
+    max_cost: float | None = None,
 ) -> RunResult:
     """Execute the configured notebooks in order under papermill, resuming a previous run.
 
     A step is skipped when its executed notebook finished and neither its parameters nor the
     notebook source changed; once one step runs, every later step runs too (it may read the
     earlier step's outputs). A failing notebook raises StepFailed and keeps what finished.
+    The cost estimate is printed first; ``max_cost`` (USD) refuses a run estimated above it and stops
+    one whose spend reaches it (see estimate.py).
     """
     import logging
+
+    from distill_kit import estimate
 
     import papermill as pm
 
@@ -587,15 +597,18 @@ def run_pipeline(
     t0 = time.monotonic()
     _kernel_imports_this_package()
     os.environ[RUNNER_PID_ENV] = str(os.getpid())  # kernels read it in batch_kernel_setup: die with us
-    plans = plan_run(cfg, runs_dir, notebooks_dir)
     run_dir = Path(runs_dir).resolve() / cfg.run_id()
+    from distill_kit.store import check_store
+
+    check_store(run_dir / "store.sqlite")  # a damaged store: one line now, not a DatabaseError in step 02
+    with estimate.run_environment(cfg):
+        plans = plan_run(cfg, runs_dir, notebooks_dir)
+        estimate.preflight(cfg, runs_dir, notebooks_dir, max_cost, log)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = _lock_run(run_dir)
     try:
-        from distill_kit.store import check_store
-
-        check_store(run_dir / "store.sqlite")  # a damaged store: one line now, not a DatabaseError in step 02
-        return _run_locked(cfg, plans, run_dir, force, log, kernel_name, t0, pm)
+        with estimate.run_environment(cfg, run_dir, max_cost):
+            return _run_locked(cfg, plans, run_dir, force, log, kernel_name, t0, pm)
     finally:
         lock.close()
 

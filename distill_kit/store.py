@@ -175,24 +175,38 @@ class Store:
 
         Texts, errors, messages and meta are stored with every key value redacted (see ``redact``): a
         provider may echo the key in an error, a model may repeat it."""
+        self.put_many([record])
+
+    def put_many(self, records: Sequence[Record]) -> None:
+        """``put`` for answers that arrived together: one transaction, one commit (collect writes what
+        landed in one event-loop turn at once; a commit costs more than the insert)."""
         from distill_kit.redact import redact, redact_value, secret_values
 
         now = time.time()
         secrets = secret_values()
-        values = (record.key, record.model, record.provider, _dumps(redact_value(record.messages, secrets)),
-                  _dumps(record.params), record.sample, record.status, redact(record.text, secrets),
-                  redact(record.error, secrets), record.attempts, record.usage_in, record.usage_out, record.cost,
-                  record.latency, _dumps(redact_value(record.meta, secrets)), now, now)
+        rows = [(r.key, r.model, r.provider, _dumps(redact_value(r.messages, secrets)), _dumps(r.params), r.sample,
+                 r.status, redact(r.text, secrets), redact(r.error, secrets), r.attempts, r.usage_in, r.usage_out,
+                 r.cost, r.latency, _dumps(redact_value(r.meta, secrets)), now, now)
+                for r in records]
+        if not rows:
+            return
+        sql = (f"INSERT INTO responses ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))}) "
+               "ON CONFLICT(key) DO UPDATE SET status=excluded.status, text=excluded.text, error=excluded.error, "
+               "attempts=responses.attempts + excluded.attempts, usage_in=responses.usage_in + excluded.usage_in, "
+               "usage_out=responses.usage_out + excluded.usage_out, cost=responses.cost + excluded.cost, "
+               "latency=excluded.latency, meta=excluded.meta, updated_at=excluded.updated_at "
+               "WHERE responses.status != 'ok'")
         with self._lock:
-            self._conn.execute(
-                f"INSERT INTO responses ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))}) "
-                "ON CONFLICT(key) DO UPDATE SET status=excluded.status, text=excluded.text, error=excluded.error, "
-                "attempts=responses.attempts + excluded.attempts, usage_in=responses.usage_in + excluded.usage_in, "
-                "usage_out=responses.usage_out + excluded.usage_out, cost=responses.cost + excluded.cost, "
-                "latency=excluded.latency, meta=excluded.meta, updated_at=excluded.updated_at "
-                "WHERE responses.status != 'ok'",
-                values,
-            )
+            if len(rows) == 1:
+                self._conn.execute(sql, rows[0])
+                return
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(sql, rows)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def count(self, model: str | None = None, status: str | None = None) -> int:
         sql, args = "SELECT COUNT(*) FROM responses WHERE 1=1", []

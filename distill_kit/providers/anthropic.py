@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import Completion, Message, RetryableError, empty_answer, malformed
+from distill_kit.providers.base import Completion, Message, RetryableError, empty_answer, malformed, sdk_http_client
 from distill_kit.providers.openai_compat import status_error
 
 
@@ -16,7 +16,7 @@ class AnthropicProvider:
         self._anthropic = anthropic
         self.cfg = cfg
         self.client = anthropic.AsyncAnthropic(api_key=cfg.api_key(), base_url=cfg.base_url, max_retries=0,
-                                               timeout=cfg.timeout)
+                                               timeout=cfg.timeout, http_client=sdk_http_client(anthropic))
 
     async def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
         anthropic = self._anthropic

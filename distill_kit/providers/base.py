@@ -101,3 +101,22 @@ def parse_retry_after(headers: object) -> float | None:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+_ssl_contexts: dict[str, object] = {}
+
+
+def sdk_http_client(sdk: object) -> object:
+    """The SDK's default async httpx client, built on the process's one SSL context.
+
+    Why: the SDK builds a fresh SSL context per client (loading the CA bundle: ~80 ms here), and
+    ``collect`` makes a client per call, so judge retries and fuzz iterations (two calls each) paid it
+    every time. The context is the one the SDK's own httpx would build (``create_ssl_context()``)."""
+    import importlib
+
+    cls = sdk.DefaultAsyncHttpxClient  # type: ignore[attr-defined]
+    http = importlib.import_module(next(c for c in cls.__mro__ if c.__name__ == "AsyncClient").__module__.split(".")[0])
+    ctx = _ssl_contexts.get(http.__name__)
+    if ctx is None:
+        ctx = _ssl_contexts[http.__name__] = http.create_ssl_context()
+    return cls(verify=ctx)

@@ -6,7 +6,7 @@ from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
 from distill_kit.providers.base import (Completion, FatalError, Message, RetryableError, empty_answer, malformed,
-                                        parse_retry_after)
+                                        parse_retry_after, sdk_http_client)
 
 
 def status_error(status: int, message: str, headers: object) -> Exception:
@@ -25,7 +25,7 @@ class OpenAICompatProvider:
         key = api_key or (cfg.api_key() if cfg.api_key_env or not (base_url or cfg.base_url) else "not-needed")
         # the SDK's own retries are off: collect() owns retries so that they are counted and persisted
         self.client = openai.AsyncOpenAI(api_key=key, base_url=base_url or cfg.base_url, max_retries=0,
-                                         timeout=cfg.timeout)
+                                         timeout=cfg.timeout, http_client=sdk_http_client(openai))
 
     async def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
         openai = self._openai
