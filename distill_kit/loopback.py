@@ -33,6 +33,7 @@ class ServerState:
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    reply: Any = None  # optional callable(prompt) -> reply text, e.g. a scripted judge; default answer_for
 
 
 def answer_for(prompt: str) -> str:
@@ -69,7 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
             prompt = next((m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
             if isinstance(prompt, list):
                 prompt = "".join(part.get("text", "") for part in prompt)
-            text = answer_for(prompt)
+            text = (state.reply or answer_for)(prompt)
             if self.path.rstrip("/").endswith("/messages"):
                 self._send(200, {"id": "msg_loop", "type": "message", "role": "assistant", "model": body.get("model"),
                                  "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
@@ -105,8 +106,8 @@ class LoopbackServer:
         daemon_threads = True
         state: ServerState
 
-    def __init__(self, latency: float = 0.0, faults: list[Fault] | None = None):
-        self.state = ServerState(latency=latency, faults=deque(faults or []))
+    def __init__(self, latency: float = 0.0, faults: list[Fault] | None = None, reply: Any = None):
+        self.state = ServerState(latency=latency, faults=deque(faults or []), reply=reply)
         self._server = self._Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
