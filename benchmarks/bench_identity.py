@@ -19,9 +19,8 @@ import time
 import numpy as np
 import polars as pl
 
-import identity_heldout as heldout
 
-from distill_kit import datasets, scores
+from distill_kit import datasets, heldout, scores
 from distill_kit.judges.identity import OfflineIdentityJudge, RuleIdentityJudge
 
 
@@ -29,19 +28,6 @@ from distill_kit.judges.identity import OfflineIdentityJudge, RuleIdentityJudge
 
 KS = (0, 25, 50, 100, 200)
 REPEATS = 200  # extra labelled-sample draws per model and k, for the coverage rate (the tables use draw 0)
-
-
-def _claimed(feat: dict[str, float]) -> str:
-    return next((k.split("_", 3)[3] for k, v in feat.items() if k.startswith("first_claim_own_") and v), "none")
-
-
-def scored_frame(frame: pl.DataFrame, feats: list[dict[str, float]]) -> pl.DataFrame:
-    """The strata observable at scoring time (language, template, claimed maker) plus a per-model key."""
-    from distill_kit import probes
-
-    return (probes.annotate_queries(frame)
-            .with_columns(pl.Series("claimed", [_claimed(f) for f in feats]), pl.col("row").cast(pl.String).alias("key"))
-            .select("model", "key", "language", "category", "template_id", "claimed", "loose_label", "strict_label"))
 
 
 def with_probs(part: pl.DataFrame, probs: tuple[np.ndarray, np.ndarray]) -> pl.DataFrame:
@@ -65,7 +51,7 @@ def corrected_section(frame: pl.DataFrame, feats: list[dict[str, float]], models
     """Per held-out model and k: labels' LIS/SIS, raw (classify and count), corrected, interval, covered."""
     from distill_kit import stats
 
-    base = scored_frame(frame, feats)
+    base = heldout.strata_frame(frame, feats)
     per_k: dict[str, dict[str, dict]] = {str(k): {} for k in KS}
     draws: dict[str, dict[str, list[bool]]] = {str(k): {} for k in KS if k}
     candidates: dict[str, dict[str, list[float]]] = {"loose": {}, "strict": {}}

@@ -289,7 +289,13 @@ def ppi_mean(labels: Sequence[bool] | np.ndarray, pred_labelled: Sequence[float]
     fpc = (1 - k / n) if finite_population else (1 + k / n)
     var_r = float(np.var(resid, ddof=1)) if k > 1 else 0.25
     var = fpc * var_r / k if finite_population else var_r / k + lam ** 2 * float(np.var(fa, ddof=1)) / n
-    half = _z(level) * math.sqrt(max(var, 0.0))
+    z = _z(level)
+    if lam == 0.0 and k < n:
+        # the judge carries no information on these labels (e.g. 25 answers, none positive): the estimate is the
+        # labels' share, and a sample without spread must not give a zero-width interval -- use Wilson's
+        lo, hi = wilson_ci(int(y.sum()), k, z)
+        return Estimate(_clip01(value), min(lo, value), max(hi, value), "labels only (Wilson; judge uninformative)", n, k)
+    half = z * math.sqrt(max(var, 0.0))
     return Estimate(_clip01(value), _clip01(value - half), _clip01(value + half), f"PPI++ (lambda={lam:.2f})", n, k)
 
 

@@ -212,3 +212,14 @@ def test_paired_table_on_a_long_frame_ranks_neighbours_and_skips_unpaired_prompt
     assert tb["test"][0].startswith("McNemar") and tb["p_value"][0] < 0.05
     with pytest.raises(ValueError, match="lacks column"):
         scores.paired_table(pl.DataFrame(rows), "missing")
+
+
+def test_ppi_never_returns_a_zero_width_interval_from_labels_without_spread():
+    # 25 labelled answers, none positive, of a model whose true share is small but not zero
+    y = np.zeros(1000, dtype=bool)
+    y[:7] = True
+    prob = np.full(1000, 0.02)
+    idx = np.arange(100, 125)
+    est = stats.ppi_mean(y[idx], prob[idx], prob)
+    assert est.value == 0.0 and est.hi > 0.05 and est.covers(y.mean())
+    assert est.method.startswith("labels only")
