@@ -196,3 +196,11 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
                         f"{short}_labels": float(target[f"{score}_label"].mean())})
         rows.append(row)
     return pl.DataFrame(rows)
+
+
+def headline(row: dict[str, Any]) -> str:
+    """One line per model for notebook 03: the corrected score first, its interval, method and labels used."""
+    def part(short: str) -> str:
+        return (f"{short.upper()} {row[f'{short}_corrected']:.3f} [{row[f'{short}_lo']:.3f}, {row[f'{short}_hi']:.3f}] "
+                f"({row[f'{short}_method']}; {row[f'{short}_n_labels']} labels; raw {row[f'{short}_raw']:.3f})")
+    return f"{row['model']}: {part('lis')} · {part('sis')}"
