@@ -223,3 +223,38 @@ def test_ppi_never_returns_a_zero_width_interval_from_labels_without_spread():
     est = stats.ppi_mean(y[idx], prob[idx], prob)
     assert est.value == 0.0 and est.hi > 0.05 and est.covers(y.mean())
     assert est.method.startswith("labels only")
+
+
+def _synthetic_model(rng, name: str, prevalence: float, n: int = 1500):
+    """A model's answers scored by a judge whose probability is calibrated in every stratum but thresholds badly:
+    p(y=1 | score) is the same on every model (the assumption stratified calibration rests on)."""
+    import polars as pl
+
+    y = rng.random(n) < prevalence
+    prob = np.clip(np.where(y, rng.beta(3, 3, n), rng.beta(1.2, 6, n)), 0, 1)
+    lang = np.where(rng.random(n) < 0.5, "en", "zh")
+    return pl.DataFrame({"model": [name] * n, "key": [str(i) for i in range(n)], "language": lang,
+                         "claimed": ["none"] * n, "template_id": ["t"] * n, "loose_prob": prob, "strict_prob": prob * 0.5,
+                         "loose_label": y, "strict_label": y & (rng.random(n) < 0.5)})
+
+
+def test_corrected_identity_score_recovers_prevalence_where_classify_and_count_does_not():
+    import polars as pl
+
+    from distill_kit import scores
+
+    rng = np.random.default_rng(13)
+    pool = pl.concat([_synthetic_model(rng, f"m{i}", p) for i, p in enumerate((0.1, 0.2, 0.3, 0.4, 0.5))])
+    target = _synthetic_model(rng, "new", 0.35)
+    truth = float(target["loose_label"].mean())
+    sel = scores.select_quantifier(pool, "loose")
+    assert sel["name"] != "cc" and len(sel["errors"]) == 5 and sel["mae"] < 0.03
+    est = scores.corrected_identity_score(target, pool, "loose", selection=sel)
+    raw = stats.classify_and_count(target["loose_prob"].to_numpy() >= 0.5)
+    assert est.covers(truth) and abs(est.value - truth) < 0.03 and est.n_labels == 0
+    assert not raw.covers(truth) and abs(raw.value - truth) > 0.05
+    labels = target.head(150).select("model", "key", "loose_label", "strict_label")
+    ppi = scores.corrected_identity_score(target, pool, "loose", labels=labels)
+    assert ppi.n_labels == 150 and ppi.covers(truth) and ppi.method.startswith("PPI++")
+    with pytest.raises(ValueError, match="key"):
+        scores.corrected_identity_score(target.drop("key"), pool, "loose", labels=labels)
