@@ -128,6 +128,10 @@ def pool(judge: str = "offline", exclude: tuple[str, ...] = ()) -> pl.DataFrame:
         return out.filter(pl.col("model").is_in(models))
     if judge != "offline":
         raise ValueError(f"a calibration pool exists for the offline and rules judges, not {judge!r}")
+    todo = [m for m in models if not cached((m,))]
+    if todo:
+        print(f"calibration pool: fitting the offline judge without each of {len(todo)} published model(s) "
+              "(once; cached for every later run)", flush=True)
     parts = []
     for m in models:
         lp, sp = predictions((m,))[m]
@@ -204,3 +208,53 @@ def headline(row: dict[str, Any]) -> str:
         return (f"{short.upper()} {row[f'{short}_corrected']:.3f} [{row[f'{short}_lo']:.3f}, {row[f'{short}_hi']:.3f}] "
                 f"({row[f'{short}_method']}; {row[f'{short}_n_labels']} labels; raw {row[f'{short}_raw']:.3f})")
     return f"{row['model']}: {part('lis')} · {part('sis')}"
+
+
+def new_model_target(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFrame:
+    """A judged frame of a model the judge never saw (e.g. notebook 03's live rows: ``model, family, response``
+    and optionally ``fact``, ``language``, ``template``/``template_id``) in the pool's shape, scored by the
+    package's offline judge (or the rule judge), so it can be corrected against ``pool(judge)``."""
+    from distill_kit.judges.identity import OfflineIdentityJudge, RuleIdentityJudge, default_offline_judge
+    from distill_kit.probes import detect_language
+
+    facts = datasets.identity_facts()
+    responses = [r or "" for r in frame["response"].to_list()]
+    families = frame["family"].to_list()
+    fact_list = frame["fact"].to_list() if "fact" in frame.columns else None
+    texts, feats = OfflineIdentityJudge(facts).featurize(responses, families, fact_list)
+    if judge == "offline":
+        lp, sp, _ = default_offline_judge().predict_features(texts, feats)
+    elif judge == "rules":
+        v = RuleIdentityJudge(facts).judge_many(responses, families, fact_list)
+        lp, sp = [float(x.loose) for x in v], [float(x.strict) for x in v]
+    else:
+        raise ValueError(f"a calibration pool exists for the offline and rules judges, not {judge!r}")
+    lang = (frame["language"].to_list() if "language" in frame.columns
+            else [detect_language(q or "") for q in frame["query"].to_list()] if "query" in frame.columns else ["en"] * frame.height)
+    tid = frame["template_id"] if "template_id" in frame.columns else frame["template"] if "template" in frame.columns else None
+    return pl.DataFrame({
+        "model": frame["model"].to_list(), "key": [str(i) for i in range(frame.height)], "language": lang,
+        "template_id": tid.cast(pl.String).to_list() if tid is not None else ["none"] * frame.height,
+        "claimed": [_claimed(f) for f in feats], "loose_prob": [float(x) for x in lp], "strict_prob": [float(x) for x in sp]})
+
+
+def corrected_new_models(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFrame:
+    """Label-free corrected LIS/SIS for models outside the calibration pool (same columns as ``corrected_table``,
+    without the labels' own score, which a new model does not have)."""
+    from distill_kit import scores, stats
+
+    cal = pool(judge)
+    chosen = {score: scores.select_quantifier(cal, score) for score in ("loose", "strict")}  # on the pool only
+    rows = []
+    target_all = new_model_target(frame, judge)
+    for (m,), target in target_all.group_by(["model"], maintain_order=True):
+        row: dict[str, Any] = {"model": m, "n": target.height}
+        for score, short in (("loose", "lis"), ("strict", "sis")):
+            prob = target[f"{score}_prob"].to_numpy()
+            pred = prob >= 0.5 if score == "loose" else (prob >= 0.5) & (target["loose_prob"].to_numpy() >= 0.5)
+            raw = stats.classify_and_count(pred)
+            est = scores.corrected_identity_score(target, cal, score, selection=chosen[score])
+            row.update({f"{short}_raw": raw.value, f"{short}_corrected": est.value, f"{short}_lo": est.lo,
+                        f"{short}_hi": est.hi, f"{short}_method": est.method, f"{short}_n_labels": est.n_labels})
+        rows.append(row)
+    return pl.DataFrame(rows)

@@ -244,14 +244,16 @@ def shift_interval(value: float, shift_errors: Sequence[float], n: int, what: st
     """An interval for a label-free estimate whose main error is the *model shift*, not sampling.
 
     ``shift_errors``: the same estimator's errors on other models held out one at a time (estimated minus
-    labelled prevalence). The half-width is 1.96 x the root-mean-square of those errors (a normal
-    approximation to the spread of the error over models; sampling error of a 1,000-answer model is small
-    beside it). Honest about what it is: its coverage is measured in the benchmark, not guaranteed.
+    labelled prevalence). The half-width is 1.96 x sqrt(RMS of those errors^2 + value(1 - value)/n): the spread
+    of the error over models (a normal approximation) plus the sampling error of the target's own ``n``
+    answers, which dominates for a handful of live answers. Honest about what it is: its coverage is measured
+    in the benchmark, not guaranteed.
     """
     e = np.asarray(list(shift_errors), dtype=float)
     e = e[~np.isnan(e)]
     rmse = float(np.sqrt(np.mean(e ** 2))) if e.size else math.nan
-    half = Z95 * rmse
+    v = _clip01(value)
+    half = Z95 * math.sqrt(rmse ** 2 + (v * (1 - v) / n if n > 0 else 0.25))
     return Estimate(_clip01(value), _clip01(value - half), _clip01(value + half), what, n)
 
 

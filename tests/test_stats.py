@@ -118,7 +118,9 @@ def test_ppi_rejects_bad_input():
 def test_shift_interval_width_is_rms_of_other_models_errors():
     est = stats.shift_interval(0.3, [0.01, -0.02, 0.02], 1000, "x")
     rms = np.sqrt(np.mean(np.square([0.01, -0.02, 0.02])))
-    assert est.hi - est.value == pytest.approx(1.959963984540054 * rms)
+    assert est.hi - est.value == pytest.approx(1.959963984540054 * np.sqrt(rms ** 2 + 0.3 * 0.7 / 1000))
+    few = stats.shift_interval(0.3, [0.01, -0.02, 0.02], 5, "x")  # five live answers: sampling error dominates
+    assert few.hi - few.lo > 0.7
 
 
 def test_paired_permutation_holds_its_size_on_identical_models():
