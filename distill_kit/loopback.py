@@ -116,6 +116,7 @@ class ServerState:
     max_in_flight: int = 0
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    reply: Any = None  # optional callable(prompt) -> reply text, e.g. a scripted judge; default answer_for
 
     def next_fault(self, prompt: str) -> Fault:
         """A fault scripted for this prompt first, then the next one in the global queue, else none."""
@@ -166,8 +167,8 @@ def _prompt_of(body: Any) -> str:
     return str(prompt)
 
 
-def _normal_answer(path: str, body: dict[str, Any], prompt: str) -> dict[str, Any]:
-    text = answer_for(prompt)
+def _normal_answer(path: str, body: dict[str, Any], prompt: str, reply: Any = None) -> dict[str, Any]:
+    text = (reply or answer_for)(prompt)
     if path.rstrip("/").endswith("/messages"):
         return anthropic_reply(text, model=body.get("model") or "loopback",
                                usage={"input_tokens": len(prompt.split()), "output_tokens": len(text.split())})
@@ -283,7 +284,7 @@ class _Engine:
                 data = fault.body
             else:
                 payload = fault.payload if fault.payload is not None else _normal_answer(
-                    path, body, prompt + (f" (your key is {key})" if key else ""))
+                    path, body, prompt + (f" (your key is {key})" if key else ""), self.state.reply)
                 data = json.dumps(payload).encode()
                 if fault.truncate is not None:
                     data = data[: fault.truncate]
@@ -323,8 +324,8 @@ class LoopbackServer:
     """
 
     def __init__(self, latency: float = 0.0, faults: list[Fault] | None = None, *,
-                 rate_limit: RateLimit | None = None, backlog: int = BACKLOG):
-        self.state = ServerState(latency=latency, faults=deque(faults or []), rate_limit=rate_limit)
+                 rate_limit: RateLimit | None = None, backlog: int = BACKLOG, reply: Any = None):
+        self.state = ServerState(latency=latency, faults=deque(faults or []), rate_limit=rate_limit, reply=reply)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))

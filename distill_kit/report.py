@@ -988,6 +988,78 @@ def _provenance_section(summaries: Mapping[str, dict]) -> Section:
     return s
 
 
+def _reference_lines() -> dict[str, str]:
+    """reference -> product line (lineage.csv), so the verdict can name a teacher's line; {} without data."""
+    from distill_kit.datasets import DataError
+    from distill_kit.lineage import lineage_labels
+
+    try:
+        return dict(lineage_labels().lines)
+    except DataError:
+        return {}
+
+
+def _verdict_section(ice: dict | None, rse: dict | None, emb: dict | None) -> Section:
+    """One row and one rule-built sentence per model (``distill_kit.verdict``); this only renders it."""
+    from distill_kit import verdict
+
+    s = Section("verdict", "Verdict per model")
+    if ice is None and rse is None and emb is None:
+        s.body, s.ran = not_run_note("03, 04 or 05", "the per-model verdict"), False
+        return s
+    rows = verdict.verdict_table(ice, rse, emb, lines=_reference_lines())
+    if not rows:
+        s.body = '<p class="not-run">The steps ran but scored no model.</p>'
+        return s
+    refs = sorted({r for v in rows for r in v.rse})
+    flat = []
+    for v in rows:
+        row = {"model": v.model, "verdict": v.sentence,
+               "LIS": _interval(v.lis, v.lis_lo, v.lis_hi), "LIS method": v.lis_method,
+               "labels used": v.lis_labels, "SIS": _interval(v.sis, v.sis_lo, v.sis_hi),
+               "closest teacher line": v.teacher_line, "confidence": v.teacher_confidence,
+               "distillation score": v.distillation_score}
+        for ref in refs:
+            row[f"RSE vs {ref}"] = _interval(*v.rse[ref], digits=2) if ref in v.rse else None
+        flat.append(row)
+    cols = [(k, k) for k in flat[0]]
+    s.body = ("<p>Every number with its 95% interval; LIS/SIS are prevalence-corrected where step 03 recorded it "
+              "(method and labels used shown). Each sentence is built by fixed rules from the numbers in its row.</p>"
+              + table_html(flat, cols))
+    return s
+
+
+def _interval(value: Any, lo: Any = None, hi: Any = None, digits: int = 3) -> str | None:
+    v, a, b = _num(value), _num(lo), _num(hi)
+    if v is None:
+        return None
+    return f"{v:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]" if a is not None and b is not None else f"{v:.{digits}f}"
+
+
+def _paired_section(ice: dict | None, rse: dict | None) -> Section:
+    """Is A significantly more like the reference than B? The paired tables steps 03 and 04 recorded."""
+    s = Section("paired", "Paired comparisons on the same prompts")
+    tables = [(f"RSE vs {(rse or {}).get('reference', 'the reference')} (overall, 1-5)", (rse or {}).get("paired_rse"), 3),
+              ("LIS (judge verdicts, McNemar)", (ice or {}).get("paired_lis"), 4)]
+    tables = [(t, rows, d) for t, rows, d in tables if isinstance(rows, list) and rows]
+    if ice is None and rse is None:
+        s.body, s.ran = not_run_note("03 or 04", "the paired comparisons"), False
+        return s
+    if not tables:
+        s.body = ('<p class="empty">Steps 03/04 recorded no paired comparison (fewer than two models on shared '
+                  "prompts, or a run made before paired tests existed).</p>")
+        return s
+    cols = [("a", "A"), ("b", "B"), ("n", "prompts"), ("mean_a", "A"), ("mean_b", "B"), ("diff", "A - B"),
+            ("lo", "95% lo"), ("hi", "95% hi"), ("p_value", "p"), ("p_holm", "p (Holm)"), ("significant", "significant"),
+            ("test", "test")]
+    body = ("<p>Differences on the prompts both models answered, with paired bootstrap 95% intervals; p-values are "
+            "Holm-adjusted over each table, so a “significant” row holds with 95% confidence for the table as a whole.</p>")
+    for title, rows, digits in tables:
+        body += f"<h3>{esc(title)}</h3>" + table_html(rows, cols, digits)
+    s.body = body
+    return s
+
+
 def build_report(run_dir: str | Path | None, store_path: str | None = None, title: str | None = None) -> Report:
     """Assemble every section from ``run_dir/summary/*.json`` (and the store, for usage/examples).
 
@@ -1007,7 +1079,7 @@ def build_report(run_dir: str | Path | None, store_path: str | None = None, titl
                  subtitle=f"Distillation quantification · run {name}")
     overview = _overview_section(run_dir, summaries) if run_dir else Section(
         "overview", "Run overview", '<p class="not-run">No run found: run <code>distill-kit run demo</code> first.</p>', ran=False)
-    for sec in (overview, _ice_section(ice), _rse_section(rse),
+    for sec in (overview, _verdict_section(ice, rse, emb), _ice_section(ice), _rse_section(rse), _paired_section(ice, rse),
                 _combined_section(ice, rse), _similarity_section(rse, emb), _umap_section(emb, _step_link(written, "05")),
                 _lineage_section(emb, rse), _attribution_section(emb, _step_link(written, "05")),
                 _examples_section(ice, store_path, seed=_int(cfg.get("seed"))), _fuzz_section(store_path),

@@ -32,6 +32,9 @@ def test_notebook_04_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
     assert set(summary["matrices"]) == {"style", "structure", "content", "overall"}
     diag = {r["model"]: r[r["model"]] for r in summary["matrices"]["overall"]}
     assert all(v == pytest.approx(5.0) for v in diag.values())
+    paired = summary["paired_rse"]  # neighbours in the ranking, paired on the same prompts, Holm-adjusted
+    assert len(paired) == 2 and all(r["n"] == 5 and r["p_holm"] >= r["p_value"] for r in paired)
+    assert "gpt4_1106_preview" in summary["rse_by_reference"]
     html = "".join(
         "".join(o.get("data", {}).get("text/html", ""))
         for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])

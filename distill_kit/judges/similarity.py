@@ -9,10 +9,13 @@ pair is recorded as ``unparseable`` with null scores -- never as a made-up numbe
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import re
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import polars as pl
 
@@ -79,9 +82,27 @@ def _clip_answer(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "\n[... answer truncated ...]"
 
 
-def judge_prompt(prompt: str, reference: str, test: str, max_answer_chars: int = MAX_ANSWER_CHARS) -> str:
-    """The user message sent to the judge for one pair."""
-    return JUDGE_TEMPLATE.format(
+def judge_prompt(prompt: str, reference: str, test: str, max_answer_chars: int = MAX_ANSWER_CHARS,
+                 aspect_order: tuple[str, ...] = ASPECTS, test_first: bool = False) -> str:
+    """The user message sent to the judge for one pair.
+
+    ``aspect_order`` permutes the three aspect definitions and reply lines (a judge may anchor on the first
+    aspect it reads); ``test_first`` shows the test answer before the reference (position bias). With the
+    defaults the message is the paper-style prompt, unchanged.
+    """
+    template = JUDGE_TEMPLATE
+    if tuple(aspect_order) != ASPECTS:
+        if sorted(aspect_order) != sorted(ASPECTS):
+            raise ValueError(f"aspect_order must be a permutation of {ASPECTS}, got {aspect_order}")
+        lines = template.split("\n")
+        defs = {a: next(line for line in lines if line.startswith(f"- {a}:")) for a in ASPECTS}
+        tags = {a: f"<{a}>N</{a}>" for a in ASPECTS}
+        template = template.replace("\n".join(defs[a] for a in ASPECTS), "\n".join(defs[a] for a in aspect_order), 1)
+        template = template.replace("\n".join(tags[a] for a in ASPECTS), "\n".join(tags[a] for a in aspect_order), 1)
+    if test_first:
+        template = template.replace("[Reference answer]\n{reference}\n\n[Test answer]\n{test}",
+                                    "[Test answer]\n{test}\n\n[Reference answer]\n{reference}", 1)
+    return template.format(
         prompt=_clip_answer(prompt, max_answer_chars),
         reference=_clip_answer(reference, max_answer_chars),
         test=_clip_answer(test, max_answer_chars),
@@ -237,6 +258,9 @@ def judge_pairs(
     max_attempts: int = 3,
     max_answer_chars: int = MAX_ANSWER_CHARS,
     progress: bool = True,
+    both_orders: bool = False,
+    shuffle_aspects: bool = False,
+    seed: int = 0,
 ) -> pl.DataFrame:
     """Score every pair with the LLM ``judge`` (a ``ModelConfig``) -> ``pairs`` plus ``style,
     structure, content, overall, rationale, status, attempts, raw``.
@@ -245,6 +269,11 @@ def judge_pairs(
     null, ``raw`` = last reply); ``error`` (the request itself failed after collect's retries).
     Attempt k uses sample index k (and ``retry_config``), so each retry is a fresh, separately
     stored request.
+
+    Bias controls: ``both_orders`` judges every pair twice, reference first and test first (column
+    ``order``; see ``order_agreement``); ``shuffle_aspects`` permutes the aspect order per pair, drawn from
+    ``seed`` and the pair (column ``aspect_order``). A warning is raised when the judge is the reference or a
+    test model (``self_judging_warnings``).
     """
     from distill_kit.collect import ChatRequest, collect_sync
 
@@ -253,8 +282,20 @@ def judge_pairs(
     need = {"prompt", "test_answer", "reference_answer"}
     if not need <= set(pairs.columns):
         raise ValueError(f"pairs need columns {', '.join(sorted(need))} (see judge_pairs_frame)")
+    for message in self_judging_warnings(judge, pairs):
+        warnings.warn(message, JudgeBiasWarning, stacklevel=2)
+    if both_orders:
+        pairs = pl.concat([pairs.with_columns(pl.lit(o).alias("order")) for o in ORDERS])
+    elif "order" not in pairs.columns:
+        pairs = pairs.with_columns(pl.lit(ORDERS[0]).alias("order"))
+    if shuffle_aspects:
+        pairs = pairs.with_columns(pl.Series("aspect_order", [",".join(aspect_order_for(r, seed)) for r in pairs.to_dicts()]))
+    elif "aspect_order" not in pairs.columns:
+        pairs = pairs.with_columns(pl.lit(",".join(ASPECTS)).alias("aspect_order"))
     rows = pairs.to_dicts()
-    messages = [judge_prompt(r["prompt"], r["reference_answer"], r["test_answer"], max_answer_chars) for r in rows]
+    messages = [judge_prompt(r["prompt"], r["reference_answer"], r["test_answer"], max_answer_chars,
+                             aspect_order=tuple(r["aspect_order"].split(",")), test_first=r["order"] == ORDERS[1])
+                for r in rows]
     out: list[dict[str, Any]] = [
         {"style": None, "structure": None, "content": None, "overall": None, "rationale": None,
          "status": "unparseable", "attempts": 0, "raw": None}
@@ -271,7 +312,8 @@ def judge_pairs(
                 system=JUDGE_SYSTEM,
                 sample=attempt,
                 meta={"task": "rse_judge", "prompt_id": rows[i].get("prompt_id"), "test_model": rows[i].get("test_model"),
-                      "reference": rows[i].get("reference"), "attempt": attempt},
+                      "reference": rows[i].get("reference"), "attempt": attempt, "order": rows[i]["order"],
+                      "aspect_order": rows[i]["aspect_order"]},
             )
             for i in pending
         ]
@@ -292,4 +334,170 @@ def judge_pairs(
                      overall=verdict.overall, rationale=verdict.rationale, status="ok")
         pending = still
     scored = pl.DataFrame(out, schema=_OUT_SCHEMA)
-    return pl.concat([pairs, scored], how="horizontal")
+    return pl.concat([pairs, scored], how="horizontal").with_columns(pl.lit(judge.name).alias("judge"))
+
+
+# ---------------------------------------------------------------- judge-bias controls (issue 12)
+
+#: The two presentation orders of a pair: the paper's (reference first) and swapped (test answer first).
+ORDERS: tuple[str, str] = ("reference-first", "test-first")
+
+
+class JudgeBiasWarning(UserWarning):
+    """The judge is also the reference or a test model: it may prefer its own answers."""
+
+
+def _norm(name: Any) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name or "").lower())
+
+
+def _judge_names(judge: Any) -> set[str]:
+    names = {_norm(getattr(judge, "name", judge)), _norm(getattr(judge, "model", ""))}
+    return {n for n in names if n}
+
+
+def self_judging_warnings(judge: Any, pairs: pl.DataFrame) -> list[str]:
+    """Messages for every role the judge also plays in ``pairs``: the reference (the paper's own set-up: its
+    judge GPT-4o-0806 is also its reference) or a test model. Names are compared ignoring case and punctuation."""
+    names = _judge_names(judge)
+    out = []
+    for col, role in (("reference", "the reference"), ("test_model", "a test model")):
+        if col not in pairs.columns:
+            continue
+        hits = sorted({str(v) for v in pairs[col].unique().to_list() if _norm(v) in names})
+        if hits:
+            out.append(f"RSE judge {getattr(judge, 'name', judge)!r} is also {role} ({', '.join(hits)}): "
+                       "it may favour its own answers; add judges of other families (judge_panel)")
+    return out
+
+
+def aspect_order_for(row: dict[str, Any], seed: int) -> tuple[str, ...]:
+    """A permutation of the aspects drawn from ``seed`` and the pair (prompt, test model, reference, order),
+    so that a re-run asks the same prompts and is served from the store."""
+    key = f"{seed}|{row.get('prompt_id')}|{row.get('test_model')}|{row.get('reference')}|{row.get('order')}"
+    order = list(ASPECTS)
+    random.Random(int(hashlib.sha256(key.encode()).hexdigest()[:12], 16)).shuffle(order)
+    return tuple(order)
+
+
+_PAIR_KEY = ("prompt_set", "prompt_id", "test_model", "reference")
+
+
+def _pair_key(frame: pl.DataFrame) -> list[str]:
+    return [c for c in _PAIR_KEY if c in frame.columns]
+
+
+def order_agreement(judged: pl.DataFrame) -> dict[str, Any]:
+    """How much the verdict moves when the two answers swap places (a position-bias check).
+
+    Per aspect and overall: mean absolute difference between the two orders, share of pairs whose score
+    differs by 1 or more, mean signed difference (reference-first minus test-first) and Krippendorff's alpha
+    of the two orders, over pairs scored ``ok`` in both."""
+    from distill_kit import stats
+
+    if "order" not in judged.columns or judged["order"].n_unique() < 2:
+        return {}
+    key = _pair_key(judged) + (["judge"] if "judge" in judged.columns else [])
+    ok = judged.filter(pl.col("status") == "ok")
+    a = ok.filter(pl.col("order") == ORDERS[0])
+    b = ok.filter(pl.col("order") == ORDERS[1])
+    both = a.join(b, on=key, suffix="_swapped")
+    out: dict[str, Any] = {"n_pairs": both.height}
+    for col in (*ASPECTS, "overall"):
+        if both.height == 0:
+            break
+        x, y = both[col].to_numpy(), both[f"{col}_swapped"].to_numpy()
+        out[col] = {"mean_abs_diff": float(abs(x - y).mean()), "share_diff_ge_1": float((abs(x - y) >= 1).mean()),
+                    "mean_diff": float((x - y).mean()),
+                    "alpha": stats.krippendorff_alpha([x, y]) if both.height > 1 else float("nan")}
+    return out
+
+
+def combine_orders(judged: pl.DataFrame) -> pl.DataFrame:
+    """One row per pair (and judge): each score averaged over the orders that parsed, plus
+    ``order_gap`` = |overall reference-first - overall test-first| where both parsed."""
+    key = _pair_key(judged) + [c for c in ("judge",) if c in judged.columns]
+    ok = judged.filter(pl.col("status") == "ok")
+    keep = [c for c in ("prompt",) if c in judged.columns]
+    agg = ok.group_by(key, maintain_order=True).agg(
+        *[pl.col(c).first() for c in keep],
+        *[pl.col(c).mean() for c in (*ASPECTS, "overall")],
+        pl.col("rationale").str.join(" | ").alias("rationale"),
+        pl.len().alias("n_orders"),
+        (pl.col("overall").max() - pl.col("overall").min()).alias("order_gap"))
+    return agg.with_columns(pl.when(pl.col("n_orders") > 1).then(pl.col("order_gap")).otherwise(None).alias("order_gap"),
+                            pl.lit("ok").alias("status"))
+
+
+def judge_panel(judges: Sequence[Any], pairs: pl.DataFrame, store: Any, *, both_orders: bool = True,
+                shuffle_aspects: bool = True, seed: int = 0, **kwargs: Any) -> pl.DataFrame:
+    """Several judges (ideally of different families) score the same pairs -> the long frame of every
+    verdict with a ``judge`` column; per-judge scores are kept (see ``panel_agreement``, ``panel_scores``).
+
+    Warns when two judges share a family: a panel of one family shares its biases."""
+    if not judges:
+        raise ValueError("judge_panel needs at least one judge")
+    names = [getattr(j, "name", str(j)) for j in judges]
+    if len(set(names)) != len(names):
+        raise ValueError(f"judge_panel: judge names must be distinct, got {names}")
+    fams = [getattr(j, "family", None) or getattr(j, "provider", None) for j in judges]
+    dup = sorted({f for f in fams if f and fams.count(f) > 1})
+    if dup:
+        warnings.warn(f"judge panel has several judges of the same family ({', '.join(map(str, dup))}): "
+                      "their shared biases do not cancel", JudgeBiasWarning, stacklevel=2)
+    parts = [judge_pairs(j, pairs, store, both_orders=both_orders, shuffle_aspects=shuffle_aspects, seed=seed, **kwargs)
+             for j in judges]
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+def panel_scores(judged: pl.DataFrame) -> pl.DataFrame:
+    """Pair x judge scores with orders averaged, pivoted wide: one ``overall`` column per judge plus their mean."""
+    comb = combine_orders(judged)
+    key = _pair_key(comb)
+    wide = comb.pivot(on="judge", index=key, values="overall")
+    judges = [c for c in wide.columns if c not in key]
+    return wide.with_columns(pl.mean_horizontal(judges).alias("panel_mean"))
+
+
+def panel_agreement(judged: pl.DataFrame, offline: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Agreement of the judges on the same pairs (orders averaged): Krippendorff's alpha (interval) and
+    Kendall's W per aspect and overall, each judge's mean, and -- when ``offline`` scores of the same pairs are
+    given (columns prompt_id, test_model, overall, ...) -- each LLM judge's agreement with the offline judge
+    (alpha and Spearman correlation of ``overall``)."""
+    from scipy.stats import spearmanr
+
+    from distill_kit import stats
+
+    comb = combine_orders(judged)
+    key = _pair_key(comb)
+    judges = sorted(comb["judge"].unique().to_list()) if "judge" in comb.columns else []
+    out: dict[str, Any] = {"judges": judges, "n_pairs": comb.select(key).unique().height,
+                           "judge_means": {j: float(comb.filter(pl.col("judge") == j)["overall"].mean()) for j in judges}}
+    if len(judges) >= 2:
+        for col in (*ASPECTS, "overall"):
+            wide = comb.pivot(on="judge", index=key, values=col)
+            mat = wide.select(judges).to_numpy().T.astype(float)
+            out[col] = {"alpha": stats.krippendorff_alpha(mat), "kendall_w": stats.kendall_w(mat)}
+    if offline is not None and offline.height:
+        on = [c for c in ("prompt_id", "test_model") if c in offline.columns and c in comb.columns]
+        if "reference" in offline.columns and "reference" in comb.columns:
+            on.append("reference")
+        off = offline.select(*on, pl.col("overall").alias("offline_overall"))
+        agree = {}
+        for j in judges:
+            both = comb.filter(pl.col("judge") == j).join(off, on=on).drop_nulls(["overall", "offline_overall"])
+            if both.height < 3:
+                continue
+            x, y = both["overall"].to_numpy(), both["offline_overall"].to_numpy()
+            rho = spearmanr(x, y).statistic if len(set(x)) > 1 and len(set(y)) > 1 else float("nan")
+            agree[j] = {"n_pairs": both.height, "alpha": stats.krippendorff_alpha([x, y]), "spearman": float(rho)}
+        out["offline_agreement"] = agree
+    return out
+
+
+def reasons_frame(judged: pl.DataFrame) -> pl.DataFrame:
+    """The judge's stated reasons, one row per verdict, for browsing: who judged which pair in which order,
+    the scores and the rationale (``raw`` reply where it did not parse)."""
+    cols = [c for c in ("judge", *_PAIR_KEY, "order", "aspect_order", *ASPECTS, "overall", "status", "rationale", "raw")
+            if c in judged.columns]
+    return judged.select(cols)

@@ -1,0 +1,262 @@
+"""distill_kit.stats on synthetic judges whose error rates are known, and paired tests of known size and power."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distill_kit import stats
+
+
+def synthetic_judge(rng: np.random.Generator, n: int, prevalence: float, tpr: float, fpr: float):
+    """Labels with the given prevalence and a binary judge with exactly these error rates (in expectation),
+    plus a judge probability that is informative but not calibrated."""
+    y = rng.random(n) < prevalence
+    pred = np.where(y, rng.random(n) < tpr, rng.random(n) < fpr)
+    prob = np.clip(np.where(pred, 0.55 + 0.4 * rng.random(n), 0.45 * rng.random(n)), 0, 1)
+    return y, pred, prob
+
+
+def test_classify_and_count_is_biased_and_adjusted_cc_recovers_prevalence():
+    rng = np.random.default_rng(1)
+    y_cal, p_cal, _ = synthetic_judge(rng, 4000, 0.5, tpr=0.6, fpr=0.05)
+    y, p, _ = synthetic_judge(rng, 5000, 0.2, tpr=0.6, fpr=0.05)
+    truth = float(y.mean())
+    cc = stats.classify_and_count(p)
+    assert not cc.covers(truth)  # 0.2 * 0.6 + 0.8 * 0.05 = 0.16: far outside its Wilson interval
+    rates = stats.error_rates(p_cal, y_cal)
+    acc = stats.adjusted_cc(p, rates["tpr"], rates["fpr"], rates["n_pos"], rates["n_neg"])
+    assert acc.covers(truth) and abs(acc.value - truth) < 0.02
+    assert acc.lo < acc.value < acc.hi and acc.n_labels == 4000
+
+
+def test_adjusted_cc_interval_holds_coverage_over_repetitions():
+    rng = np.random.default_rng(2)
+    covered_acc = covered_cc = 0
+    for _ in range(200):
+        y_cal, p_cal, _ = synthetic_judge(rng, 600, 0.4, tpr=0.7, fpr=0.1)
+        y, p, _ = synthetic_judge(rng, 1000, 0.45, tpr=0.7, fpr=0.1)
+        r = stats.error_rates(p_cal, y_cal)
+        covered_acc += stats.adjusted_cc(p, r["tpr"], r["fpr"], r["n_pos"], r["n_neg"]).covers(y.mean())
+        covered_cc += stats.classify_and_count(p).covers(y.mean())
+    assert covered_acc / 200 >= 0.9
+    assert covered_cc / 200 <= 0.2
+
+
+@pytest.mark.parametrize("method", ["acc", "pacc", "sld"])
+def test_quapy_quantifiers_recover_a_shifted_prevalence_where_cc_does_not(method):
+    rng = np.random.default_rng(3)
+    # posteriors calibrated under the calibration prior 0.5: with Beta(4,2) vs Beta(2,4) scores the
+    # likelihood ratio is s^2 / (1 - s)^2, so p(y=1 | s) = s^2 / (s^2 + (1 - s)^2)
+    def draw(n, prev):
+        y = rng.random(n) < prev
+        s = np.where(y, rng.beta(4, 2, n), rng.beta(2, 4, n))
+        return y, s ** 2 / (s ** 2 + (1 - s) ** 2)
+    y_cal, s_cal = draw(6000, 0.5)
+    y, s = draw(6000, 0.15)
+    est = stats.quapy_prevalence(method, s_cal, y_cal, s)
+    cc = stats.quapy_prevalence("cc", s_cal, y_cal, s)
+    assert abs(est - y.mean()) < 0.03
+    assert abs(cc - y.mean()) > 0.1
+
+
+def test_stratified_quantification_fixes_what_pooled_rates_get_wrong():
+    """Two strata (e.g. languages) where the judge errs differently; the target's mix of strata differs."""
+    rng = np.random.default_rng(4)
+
+    def make(n_en, n_zh):
+        ye, pe, fe = synthetic_judge(rng, n_en, 0.6, tpr=0.9, fpr=0.02)
+        yz, pz, fz = synthetic_judge(rng, n_zh, 0.1, tpr=0.7, fpr=0.3)
+        return (np.r_[ye, yz], np.r_[pe, pz], np.r_[fe, fz], ["en"] * n_en + ["zh"] * n_zh)
+
+    y_cal, p_cal, f_cal, s_cal = make(10000, 10000)
+    y, p, f, s = make(1000, 9000)
+    pooled = stats.quapy_prevalence("acc", f_cal, y_cal, f)
+    strat = stats.stratified_prevalence("acc", s_cal, f_cal, y_cal, s, f)
+    assert abs(strat - y.mean()) < 0.03
+    assert abs(pooled - y.mean()) > 0.05
+
+
+def test_confidence_bins_cut_at_edges():
+    assert stats.confidence_bins([0.0, 0.1, 0.5, 0.99]) == ["p<0.05", "p0.05-0.2", "p0.4-0.6", "p>=0.95"]
+
+
+def test_ppi_recovers_prevalence_with_valid_intervals_and_cc_does_not():
+    rng = np.random.default_rng(5)
+    covered = widths = 0.0
+    reps, k = 300, 100
+    cc_cover = 0
+    for _ in range(reps):
+        y, pred, prob = synthetic_judge(rng, 1000, 0.3, tpr=0.55, fpr=0.08)
+        idx = rng.choice(1000, k, replace=False)
+        est = stats.ppi_mean(y[idx], prob[idx], prob)
+        covered += est.covers(y.mean())
+        widths += est.hi - est.lo
+        cc_cover += stats.classify_and_count(pred).covers(y.mean())
+        assert est.n_labels == k and est.n == 1000 and est.method.startswith("PPI++")
+    assert covered / reps >= 0.92
+    assert cc_cover / reps <= 0.05
+    # power tuning beats the labels alone: narrower than a Wilson interval on the k labels
+    lo, hi = stats.wilson_ci(30, 100)
+    assert widths / reps < (hi - lo)
+
+
+def test_ppi_with_every_answer_labelled_is_exact():
+    rng = np.random.default_rng(6)
+    y, _, prob = synthetic_judge(rng, 200, 0.4, 0.7, 0.1)
+    est = stats.ppi_mean(y, prob, prob)
+    assert est.value == pytest.approx(y.mean()) and est.lo == pytest.approx(est.hi)
+
+
+def test_ppi_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one labelled"):
+        stats.ppi_mean([], [], [0.1, 0.2])
+    with pytest.raises(ValueError, match="same length"):
+        stats.ppi_mean([True], [0.1, 0.2], [0.1, 0.2])
+
+
+def test_shift_interval_width_is_rms_of_other_models_errors():
+    est = stats.shift_interval(0.3, [0.01, -0.02, 0.02], 1000, "x")
+    rms = np.sqrt(np.mean(np.square([0.01, -0.02, 0.02])))
+    assert est.hi - est.value == pytest.approx(1.959963984540054 * np.sqrt(rms ** 2 + 0.3 * 0.7 / 1000))
+    few = stats.shift_interval(0.3, [0.01, -0.02, 0.02], 5, "x")  # five live answers: sampling error dominates
+    assert few.hi - few.lo > 0.7
+
+
+def test_paired_permutation_holds_its_size_on_identical_models():
+    rng = np.random.default_rng(7)
+    rejections = 0
+    reps = 200
+    for i in range(reps):
+        prompt_effect = rng.normal(3, 1, 60)  # prompts differ a lot; the two models do not
+        a = prompt_effect + rng.normal(0, 0.5, 60)
+        b = prompt_effect + rng.normal(0, 0.5, 60)
+        rejections += stats.paired_permutation_test(a, b, n_resamples=999, seed=i) < 0.05
+    assert rejections / reps <= 0.08
+
+
+def test_paired_tests_detect_a_planted_difference():
+    rng = np.random.default_rng(8)
+    prompt_effect = rng.normal(3, 1, 60)
+    a = prompt_effect + 0.4 + rng.normal(0, 0.5, 60)
+    b = prompt_effect + rng.normal(0, 0.5, 60)
+    res = stats.compare_paired(a, b, "A", "B")
+    assert res.p_value < 0.01 and res.lo > 0 and res.diff == pytest.approx(0.4, abs=0.2)
+    # an unpaired view of the same numbers would drown the difference in the prompt-to-prompt spread
+    assert res.hi - res.lo < 0.5
+
+
+def test_mcnemar_size_and_power():
+    rng = np.random.default_rng(9)
+    rej = 0
+    for _ in range(300):
+        base = rng.random(200) < 0.3
+        a = np.where(rng.random(200) < 0.1, ~base, base)
+        b = np.where(rng.random(200) < 0.1, ~base, base)
+        rej += stats.mcnemar_test(a, b) < 0.05
+    assert rej / 300 <= 0.07
+    base = rng.random(400) < 0.3
+    a = base | (rng.random(400) < 0.15)
+    assert stats.mcnemar_test(a, base) < 0.001
+    assert stats.mcnemar_test(base, base) == 1.0
+
+
+def test_holm_matches_the_textbook_example():
+    adj = stats.holm([0.01, 0.04, 0.03, 0.005])
+    assert adj == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_comparison_table_applies_holm_and_flags_significance():
+    rng = np.random.default_rng(10)
+    base = rng.normal(3, 1, 80)
+    scores = {"a": base + 0.5 + rng.normal(0, 0.3, 80), "b": base + rng.normal(0, 0.3, 80),
+              "c": base + rng.normal(0, 0.3, 80)}
+    t = stats.comparison_table(scores)
+    assert t.height == 3 and set(t.columns) >= {"a", "b", "diff", "lo", "hi", "p_value", "p_holm", "significant"}
+    row = {(r["a"], r["b"]): r for r in t.to_dicts()}
+    assert row[("a", "b")]["significant"] and row[("a", "c")]["significant"]
+    assert not row[("b", "c")]["significant"]
+    assert all(r["p_holm"] >= r["p_value"] for r in t.to_dicts())
+    with pytest.raises(ValueError, match="no scores for z"):
+        stats.comparison_table(scores, pairs=[("a", "z")])
+
+
+def test_agreement_between_judges():
+    rng = np.random.default_rng(11)
+    truth = rng.integers(1, 6, 50).astype(float)
+    same = np.vstack([truth, truth, truth])
+    assert stats.krippendorff_alpha(same) == pytest.approx(1.0)
+    assert stats.kendall_w(same) == pytest.approx(1.0)
+    noise = rng.integers(1, 6, (3, 50)).astype(float)
+    assert abs(stats.krippendorff_alpha(noise)) < 0.2
+    assert stats.kendall_w(noise) < 0.5
+    with pytest.raises(ValueError):
+        stats.krippendorff_alpha([[1, 2, 3]])
+
+
+def test_paired_table_on_a_long_frame_ranks_neighbours_and_skips_unpaired_prompts():
+    import polars as pl
+
+    from distill_kit import scores
+
+    rng = np.random.default_rng(12)
+    base = rng.normal(3, 1, 50)
+    rows = []
+    for m, shift in (("near", 0.6), ("mid", 0.0), ("twin", 0.0)):
+        vals = base + shift + rng.normal(0, 0.3, 50)
+        rows += [{"prompt_id": i, "test_model": m, "overall": float(v)} for i, v in enumerate(vals)]
+    rows.append({"prompt_id": 999, "test_model": "near", "overall": 5.0})  # a prompt only one model answered
+    t = scores.paired_table(pl.DataFrame(rows), "overall")
+    assert t.height == 2 and t["a"][0] == "near" and t["n"].to_list() == [50, 50]
+    assert t["significant"].to_list()[0] and not t["significant"].to_list()[1]
+    binary = pl.DataFrame(rows).with_columns((pl.col("overall") > 3).alias("hit"))
+    tb = scores.paired_table(binary, "hit", binary=True, pairs=[("near", "mid")])
+    assert tb["test"][0].startswith("McNemar") and tb["p_value"][0] < 0.05
+    with pytest.raises(ValueError, match="lacks column"):
+        scores.paired_table(pl.DataFrame(rows), "missing")
+
+
+def test_ppi_never_returns_a_zero_width_interval_from_labels_without_spread():
+    # 25 labelled answers, none positive, of a model whose true share is small but not zero
+    y = np.zeros(1000, dtype=bool)
+    y[:7] = True
+    prob = np.full(1000, 0.02)
+    idx = np.arange(100, 125)
+    est = stats.ppi_mean(y[idx], prob[idx], prob)
+    assert est.value == 0.0 and est.hi > 0.05 and est.covers(y.mean())
+    assert est.method.startswith("labels only")
+
+
+def _synthetic_model(rng, name: str, prevalence: float, n: int = 1500):
+    """A model's answers scored by a judge whose probability is calibrated in every stratum but thresholds badly:
+    p(y=1 | score) is the same on every model (the assumption stratified calibration rests on)."""
+    import polars as pl
+
+    y = rng.random(n) < prevalence
+    prob = np.clip(np.where(y, rng.beta(3, 3, n), rng.beta(1.2, 6, n)), 0, 1)
+    lang = np.where(rng.random(n) < 0.5, "en", "zh")
+    return pl.DataFrame({"model": [name] * n, "key": [str(i) for i in range(n)], "language": lang,
+                         "claimed": ["none"] * n, "template_id": ["t"] * n, "loose_prob": prob, "strict_prob": prob * 0.5,
+                         "loose_label": y, "strict_label": y & (rng.random(n) < 0.5)})
+
+
+def test_corrected_identity_score_recovers_prevalence_where_classify_and_count_does_not():
+    import polars as pl
+
+    from distill_kit import scores
+
+    rng = np.random.default_rng(13)
+    pool = pl.concat([_synthetic_model(rng, f"m{i}", p) for i, p in enumerate((0.1, 0.2, 0.3, 0.4, 0.5))])
+    target = _synthetic_model(rng, "new", 0.35)
+    truth = float(target["loose_label"].mean())
+    sel = scores.select_quantifier(pool, "loose")
+    assert sel["name"] != "cc" and len(sel["errors"]) == 5 and sel["mae"] < 0.03
+    est = scores.corrected_identity_score(target, pool, "loose", selection=sel)
+    raw = stats.classify_and_count(target["loose_prob"].to_numpy() >= 0.5)
+    assert est.covers(truth) and abs(est.value - truth) < 0.03 and est.n_labels == 0
+    assert not raw.covers(truth) and abs(raw.value - truth) > 0.05
+    labels = target.head(150).select("model", "key", "loose_label", "strict_label")
+    ppi = scores.corrected_identity_score(target, pool, "loose", labels=labels)
+    assert ppi.n_labels == 150 and ppi.covers(truth) and ppi.method.startswith("PPI++")
+    with pytest.raises(ValueError, match="key"):
+        scores.corrected_identity_score(target.drop("key"), pool, "loose", labels=labels)
