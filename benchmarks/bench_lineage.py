@@ -1,85 +1,221 @@
-"""Lineage benchmark: teacher attribution and "who wrote this?" on AlpacaEval's documented lineage,
-plus embedding throughput (distill-kit vs raw SentenceTransformer.encode) and cold vs warm cache.
+"""Lineage benchmark: teacher attribution on AlpacaEval's documented (extended) lineage.
 
-    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seeds 0,1,2]
+    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seed 0]
 
-For each seed the shared prompts are split 50/50 into fit and score halves; students are compared
-with references on score prompts only. Rankings never use documented teachers (the signal set was
-chosen on the references-only sibling task). Confidence is reported two ways: the label-free
-sibling-task temperature, and the held-out one (``lineage.calibrate_on_labels``): each student's or
-variant's temperature is fitted on the *other* 8 documented teachers, never its own. Prints a
-readable table and ends with one line of JSON holding every figure.
+Reads ``alpaca_eval/lineage_extended.csv`` from the data folder (``lineage.csv`` when absent) and uses
+whichever documented models the folder holds outputs for. Method: a "who wrote this?" classifier
+trained on the references' own answers (cross-fitted over prompt folds) votes on every answer of a
+target (:mod:`distill_kit.attribution`). The method is chosen two ways, neither of which looks at the
+target being scored:
+
+- ``reference_selected`` (primary): on a references-only task -- each reference with a same-line
+  sibling is held out of training and must be attributed to its line; no target is involved;
+- ``nested``: per target, on the *other* targets' documented lines (leave-one-target-out with the
+  selection inside).
+
+Confidence = calibrated probability of the picked line: a temperature on the line votes fitted on
+the *other* documented targets (leave-one-out), or label-free on the references-only task.
+Students-vs-controls AUROC uses the distillation score fixed before the extended lineage existed
+(``lineage.Attribution.distillation_score``: closeness to the nearest reference, paired TF-IDF,
+CSLS), and the vote's top-line share as a second score. Vote matrices are cached on disk
+(``cache_dir()/lineage_votes``), so a re-run costs seconds. Prints tables, then one line of JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import pickle
 import time
 import uuid
 
 import numpy as np
 import polars as pl
 
+from distill_kit import attribution as A
 from distill_kit import embed, lineage
+from distill_kit.config import cache_dir
 
-SIGNAL_SETS = [("paired",), ("ngram",), ("style",), ("paired", "style"), ("embedding",), ("paired", "embedding")]
+_CACHE_VERSION = "votes-v1"
 
 
 def _fmt(x: float) -> str:
     return "  nan" if x != x else f"{x:5.2f}"
 
 
-def lineage_run(frame: pl.DataFrame, labels: lineage.LineageLabels, seed: int, embed_pool: list[str]) -> dict:
-    """All signal sets for one prompt split. ``embed_pool``: the prompts embedded once for all seeds."""
-    queries = labels.students + labels.variants + labels.controls
-    models = [*labels.references, *queries]
-    shared = lineage.common_prompts(frame, models)
-    fit, score = lineage.split_prompts(shared, 0.5, seed)
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def cached_votes(counts: A.Counts, data_key: str, features: str, candidates: list[str], voters: list[str],
+                 prompts: list[str], held_out: dict[str, list[str]] | None, k: int, seed: int) -> A.VoteMatrix:
+    """:func:`attribution.vote_matrix`, cached on disk by everything that determines it."""
+    folder = cache_dir() / "lineage_votes"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_key(_CACHE_VERSION, data_key, features, candidates, voters, prompts, held_out, k, seed)}.pkl"
+    if path.exists():
+        with path.open("rb") as fh:
+            return pickle.load(fh)  # noqa: S301 (our own cache file)
     t = time.perf_counter()
-    feats = lineage.build_features(frame, models, fit, score, with_style=True)
-    feat_s = time.perf_counter() - t
-    # embeddings only for the embedded pool's score prompts (the embedding signal compares score prompts)
-    emb_prompts = sorted(set(embed_pool) & set(score))
-    sub = frame.filter(pl.col("model").is_in(models) & pl.col("prompt").is_in(emb_prompts))
-    t = time.perf_counter()
-    vecs = embed.embed_texts(sub["text"].to_list(), progress=True)
-    emb_s = time.perf_counter() - t
-    feats.embed_pairs = dict(zip(zip(sub["model"].to_list(), sub["prompt"].to_list()), vecs))
-    out: dict = {"seed": seed, "n_fit": len(fit), "n_score": len(score), "n_embed_prompts": len(emb_prompts),
-                 "features_s": round(feat_s, 1), "embed_s": round(emb_s, 1), "signals": {}}
-    for sigs in SIGNAL_SETS:
-        res = lineage.attribute(frame, queries, labels.references, lines=labels.lines, signals=sigs, features=feats)
-        m_all = lineage.attribution_metrics(res, labels.truth, labels.lines)
-        m_stu = lineage.attribution_metrics(res, {k: labels.truth[k] for k in labels.students}, labels.lines)
-        held = lineage.calibrate_on_labels(res, labels.truth)
-        m_held = lineage.attribution_metrics(held, labels.truth, labels.lines)
-        dist = dict(zip(res.students, res.distillation_score.tolist()))
-        au = lineage.auroc([dist[m] for m in labels.students], [dist[m] for m in labels.controls])
-        au_v = lineage.auroc([dist[m] for m in labels.students + labels.variants], [dist[m] for m in labels.controls])
-        top = {s: res.candidates[int(np.argmax(res.combined[i]))] for i, s in enumerate(res.students)}
-        out["signals"]["+".join(sigs)] = {
-            **{k: m_all[k] for k in ("top1", "top3", "top1_line", "top3_line", "p_top1", "n")},
-            "students_top1": m_stu["top1"], "students_top1_line": m_stu["top1_line"],
-            "auroc_students_vs_controls": au, "auroc_distilled_and_variants_vs_controls": au_v,
-            "p_teacher": m_all["p_teacher"], "brier_top1": m_all["brier_top1"],
-            "p_top1_held_out": m_held["p_top1"], "p_teacher_held_out": m_held["p_teacher"],
-            "brier_top1_held_out": m_held["brier_top1"],
-            "held_out_temperature_min": held.calibration["held_out_temperature_min"],
-            "held_out_temperature_max": held.calibration["held_out_temperature_max"],
-            "held_out_temperature_all": held.temperature,
-            "top1_p_held_out": {s: float(held.probabilities[i].max()) for i, s in enumerate(held.students)},
-            "temperature": res.temperature, **res.calibration, "top1_pick": top,
-        }
-    t = time.perf_counter()
-    who = lineage.who_wrote_this(frame, models, features=feats, seed=seed)
-    out["who_wrote"] = {"accuracy": who.accuracy, "chance": who.chance, "n_test": who.n_test,
-                        "seconds": round(time.perf_counter() - t, 1),
-                        "most_confused": who.most_confused(5).to_dicts()}
-    refs = lineage.who_wrote_this(frame, labels.references, features=feats, seed=seed)
-    out["who_wrote_references"] = {"accuracy": refs.accuracy, "chance": refs.chance}
+    vm = A.vote_matrix(counts, candidates, voters, features=features, prompts=prompts, held_out=held_out, k=k,
+                       seed=seed)
+    print(f"  votes {features:<20} {'references-only' if held_out else 'targets':<16} "
+          f"{time.perf_counter() - t:6.1f} s", flush=True)
+    tmp = path.with_suffix(".part")
+    with tmp.open("wb") as fh:
+        pickle.dump(vm, fh)
+    tmp.replace(path)
+    return vm
+
+
+def calibration_metrics(conf: list[float], correct: list[bool]) -> dict[str, float]:
+    return {"mean_confidence": float(np.mean(conf)) if conf else float("nan"), "accuracy": float(np.mean(correct))
+            if correct else float("nan"), "brier": A.brier(conf, correct), "ece_5bins": A.ece(conf, correct, 5)}
+
+
+def summarise(per: list[dict], subset: list[str] | None = None) -> dict[str, float]:
+    rows = [r for r in per if r["documented_line"] and (subset is None or r["target"] in subset)]
+    if not rows:
+        return {"n": 0.0}
+    out = {k: float(np.mean([r[k] for r in rows])) for k in ("hit_exact", "hit_exact_top3", "hit_line", "hit_line_top3")}
+    out = {"top1_exact": out["hit_exact"], "top3_exact": out["hit_exact_top3"], "top1_line": out["hit_line"],
+           "top3_line": out["hit_line_top3"], "n": float(len(rows))}
+    out.update(calibration_metrics([r["confidence"] for r in rows], [r["hit_line"] for r in rows]))
     return out
+
+
+def per_target(target: str, ranking: A.Ranking, confidence: float, labels: lineage.LineageLabels,
+               extra: dict) -> dict:
+    teacher = labels.truth.get(target)
+    tline = labels.lines.get(teacher, teacher) if teacher else None
+    return {
+        "target": target, "role": labels.roles.get(target, ""), "pick": ranking.candidates[0],
+        "pick_line": ranking.lines[0], "documented_teacher": teacher, "documented_line": tline,
+        "confidence": confidence, "vote_share_top_line": ranking.line_scores[0],
+        "hit_exact": bool(teacher) and ranking.candidates[0] == teacher,
+        "hit_exact_top3": bool(teacher) and teacher in ranking.candidates[:3],
+        "hit_line": bool(tline) and ranking.lines[0] == tline,
+        "hit_line_top3": bool(tline) and tline in ranking.lines[:3],
+        "top3": ranking.candidates[:3], "top3_lines": ranking.lines[:3], "n_answers": ranking.n_answers, **extra,
+    }
+
+
+def run(seed: int, k: int) -> dict:
+    started = time.perf_counter()
+    rows, source = A.lineage_rows()
+    present = set(A.present_models())
+    documented = rows["model"].to_list()
+    have = [m for m in documented if m in present]
+    absent = [m for m in documented if m not in present]
+    labels = lineage.lineage_labels(have, rows=rows)
+    targets = labels.students + labels.variants + labels.controls
+    refs = labels.references
+    if len(refs) < 3 or not targets:
+        raise SystemExit(f"need >= 3 references and a target with outputs; have {len(refs)} and {len(targets)}")
+    frame = A.load_alpaca([*refs, *targets])
+    prompts = lineage.common_prompts(frame, [*refs, *targets])
+    data_key = _key(sorted(have), frame.height, hashlib.sha256("".join(frame["text"].to_list()).encode()).hexdigest())
+    print(f"lineage: {source}; {len(labels.students)} students, {len(labels.variants)} variants, "
+          f"{len(labels.controls)} controls vs {len(refs)} references; {len(prompts)} shared prompts; "
+          f"absent here: {absent or 'none'}", flush=True)
+    base_rows = set(lineage.lineage_labels().roles)  # lineage.csv targets
+    new_targets = [t for t in targets if t not in base_rows]
+
+    t = time.perf_counter()
+    counts = A.count_features(frame)
+    count_s = time.perf_counter() - t
+    rounds = A.sibling_rounds(refs, labels.lines)
+    sib = {f: cached_votes(counts, data_key, f, refs, [], prompts, rounds, k, seed) for f in A.FEATURES}
+    tgt = {f: cached_votes(counts, data_key, f, refs, targets, prompts, None, k, seed) for f in A.FEATURES}
+
+    best, ref_table = A.select_on_references(sib, refs, labels.lines, A.METHODS)
+    order = sorted((m.name for m in A.METHODS),
+                   key=lambda n: (-ref_table[n]["top1_line"], -ref_table[n]["p_true_line"]))
+    by_name = {m.name: m for m in A.METHODS}
+    rankings = {m.name: {t: A.rank(tgt[m.features], t, m, labels.lines) for t in targets} for m in A.METHODS}
+    truth_line = {t: labels.lines.get(labels.truth[t], labels.truth[t]) for t in targets if t in labels.truth}
+    line_names = sorted({labels.lines.get(c, c) for c in refs})
+
+    # primary: method chosen on references only; confidence held out over the other targets' labels
+    prim = [rankings[best.name][t] for t in targets]
+    conf_lo, temps = A.held_out_line_confidence(prim, truth_line, line_names)
+    sib_rank = [A.rank(sib[best.features], v, best, labels.lines) for v in sib[best.features].probs]
+    T_sib = A.fit_line_temperature(A.line_matrix(sib_rank, line_names),
+                                   [line_names.index(labels.lines[r.voter]) for r in sib_rank])
+    conf_sib = [float(A._softmax_log(A.line_matrix([r], line_names)[0], T_sib).max()) for r in prim]
+
+    # baseline and AUROC score fixed before the extended lineage: paired TF-IDF (lineage.attribute)
+    t = time.perf_counter()
+    fit, score = lineage.split_prompts(prompts, 0.5, seed)
+    feats = lineage.build_features(frame, [*refs, *targets], fit, score, with_style=False)
+    paired = lineage.attribute(frame, targets, refs, lines=labels.lines, signals=("paired",), features=feats)
+    paired_s = time.perf_counter() - t
+    dist = dict(zip(paired.students, paired.distillation_score.tolist()))
+    pm = lineage.attribution_metrics(paired, labels.truth, labels.lines)
+    paired_lo = lineage.calibrate_on_labels(paired, labels.truth)
+    pm_lo = lineage.attribution_metrics(paired_lo, labels.truth, labels.lines)
+
+    per = [per_target(t, rankings[best.name][t], float(conf_lo[i]), labels,
+                      {"confidence_references_only": conf_sib[i], "held_out_temperature": float(temps[i]),
+                       "distillation_score_paired": dist[t], "new_in_extended": t in new_targets})
+           for i, t in enumerate(targets)]
+    nested = A.nested_attribution(rankings, truth_line, order, line_names)
+    per_nested = [per_target(t, nested[t].ranking, nested[t].confidence, labels, {"method": nested[t].method})
+                  for t in targets]
+
+    def auroc(score: dict[str, float], pos: list[str]) -> float:
+        return lineage.auroc([score[m] for m in pos], [score[m] for m in labels.controls])
+
+    vote_share = {r["target"]: r["vote_share_top_line"] for r in per}
+    labelled = [t for t in targets if t in truth_line]
+    # leave-one-out majority line: what a prior alone gets (no answers read)
+    major = []
+    for t in labelled:
+        others = [truth_line[o] for o in labelled if o != t]
+        major.append(max(sorted(set(others)), key=others.count) == truth_line[t])
+
+    method_rows = {}
+    for m in A.METHODS:
+        hs = [rankings[m.name][t].lines[0] == truth_line[t] for t in labelled]
+        method_rows[m.name] = {"references_only_top1_line": ref_table[m.name]["top1_line"],
+                               "references_only_p_true_line": ref_table[m.name]["p_true_line"],
+                               "targets_top1_line_not_for_selection": float(np.mean(hs))}
+    summary = {
+        "reference_selected": {
+            "method": best.name, "selected_on": "references-only sibling task (no target involved)",
+            "all": summarise(per), "students": summarise(per, labels.students), "variants": summarise(per, labels.variants),
+            "new_in_extended": summarise(per, new_targets),
+            "calibration_references_only": calibration_metrics(
+                [r["confidence_references_only"] for r in per if r["documented_line"]],
+                [r["hit_line"] for r in per if r["documented_line"]]),
+            "references_only_task": ref_table[best.name], "references_only_temperature": T_sib,
+        },
+        "nested": {
+            "selected_on": "leave-one-target-out: method chosen on the other targets' documented lines",
+            "all": summarise(per_nested), "students": summarise(per_nested, labels.students),
+            "variants": summarise(per_nested, labels.variants), "new_in_extended": summarise(per_nested, new_targets),
+            "methods_chosen": {m: sum(p.method == m for p in nested.values()) for m in {p.method for p in nested.values()}},
+        },
+        "auroc_students_vs_controls": auroc(dist, labels.students),
+        "auroc_students_and_variants_vs_controls": auroc(dist, labels.students + labels.variants),
+        "auroc_students_vs_controls_new_only": lineage.auroc(
+            [dist[m] for m in labels.students if m in new_targets], [dist[m] for m in labels.controls if m in new_targets]),
+        "auroc_vote_share_students_vs_controls": auroc(vote_share, labels.students),
+        "baseline_majority_line_leave_one_out": float(np.mean(major)),
+        "baseline_paired_tfidf": {"top1_exact": pm["top1"], "top3_exact": pm["top3"], "top1_line": pm["top1_line"],
+                                  "top3_line": pm["top3_line"], "brier_held_out": pm_lo["brier_top1"]},
+    }
+    return {
+        "lineage_file": source, "seed": seed, "folds": k, "n_prompts": len(prompts), "absent_models": absent,
+        "targets": {"students": labels.students, "variants": labels.variants, "controls": labels.controls,
+                    "new_in_extended": new_targets},
+        "references": refs, "per_target": {r["target"]: r for r in per},
+        "per_target_nested": {r["target"]: r for r in per_nested}, "summary": summary, "methods": method_rows,
+        "timing_s": {"counts": round(count_s, 1), "paired_baseline": round(paired_s, 1),
+                     "total": round(time.perf_counter() - started, 1)},
+    }
 
 
 def throughput(frame: pl.DataFrame, n: int, batch_size: int = 32) -> dict:
@@ -108,66 +244,54 @@ def throughput(frame: pl.DataFrame, n: int, batch_size: int = 32) -> dict:
     }
 
 
+def report(res: dict) -> None:
+    s = res["summary"]
+    print(f"\nTeacher attribution on {res['lineage_file']} (seed {res['seed']}, {res['folds']}-fold cross-fitting, "
+          f"{res['n_prompts']} prompts)")
+    print(f"{'selection':<22}{'set':<18}{'n':>4}{'top1':>6}{'top3':>6}{'top1L':>7}{'top3L':>7}{'conf':>6}"
+          f"{'Brier':>7}{'ECE':>6}")
+    for sel in ("reference_selected", "nested"):
+        for part in ("all", "students", "variants", "new_in_extended"):
+            m = s[sel][part]
+            if not m.get("n"):
+                continue
+            print(f"{sel:<22}{part:<18}{int(m['n']):>4}{_fmt(m['top1_exact']):>6}{_fmt(m['top3_exact']):>6}"
+                  f"{_fmt(m['top1_line']):>7}{_fmt(m['top3_line']):>7}{_fmt(m['mean_confidence']):>6}"
+                  f"{_fmt(m['brier']):>7}{_fmt(m['ece_5bins']):>6}")
+    rs = s["reference_selected"]
+    print(f"reference-selected method: {rs['method']} (references-only task: line top-1 "
+          f"{rs['references_only_task']['top1_line']:.2f} over {int(rs['references_only_task']['n'])} held-out references)")
+    c = rs["calibration_references_only"]
+    print(f"label-free confidence (references-only temperature {rs['references_only_temperature']:.2f}): mean "
+          f"{c['mean_confidence']:.2f}, Brier {c['brier']:.2f}, ECE {c['ece_5bins']:.2f}")
+    print(f"nested choices: {s['nested']['methods_chosen']}")
+    b = s["baseline_paired_tfidf"]
+    print(f"baselines: paired TF-IDF top-1 {b['top1_exact']:.2f}, line top-1 {b['top1_line']:.2f}, top-3 line "
+          f"{b['top3_line']:.2f}; leave-one-out majority line {s['baseline_majority_line_leave_one_out']:.2f}")
+    print(f"AUROC students vs controls (paired distillation score): {s['auroc_students_vs_controls']:.3f}; "
+          f"+variants {s['auroc_students_and_variants_vs_controls']:.3f}; new targets only "
+          f"{s['auroc_students_vs_controls_new_only']:.3f}; vote share {s['auroc_vote_share_students_vs_controls']:.3f}")
+    print("\nper target (reference-selected method; confidence held out):")
+    for t, r in res["per_target"].items():
+        mark = "" if not r["documented_line"] else ("ok " if r["hit_line"] else "MISS")
+        print(f"  {t:<34}{r['role']:<9}-> {r['pick']:<28}{r['pick_line']:<12}p={r['confidence']:.2f} "
+              f"doc: {r['documented_line'] or '(control)':<12}{mark}  dist={r['distillation_score_paired']:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", default="0,1,2", help="comma-separated split seeds")
-    ap.add_argument("--embed-prompts", type=int, default=150, help="prompts embedded (all models), shared by seeds")
-    ap.add_argument("--throughput-texts", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0, help="prompt-fold and split seed")
+    ap.add_argument("--folds", type=int, default=2, help="cross-fitting folds over prompts")
+    ap.add_argument("--throughput-texts", type=int, default=0, help="also time embedding N texts (0: skip)")
     args = ap.parse_args()
-    started = time.perf_counter()
-    frame = lineage.load_responses("alpaca_eval")
-    labels = lineage.lineage_labels(frame["model"].unique().to_list())  # lineage rows of models the folder holds
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    shared = lineage.common_prompts(frame, [*labels.references, *labels.students, *labels.variants, *labels.controls])
-    embed_pool = lineage.sample_prompts(shared, args.embed_prompts, 0)
-    runs = [lineage_run(frame, labels, s, embed_pool) for s in seeds]
-    tp = throughput(frame, args.throughput_texts)
-
-    print(f"\nTeacher attribution on AlpacaEval lineage: {len(labels.students)} students + {len(labels.variants)} "
-          f"variants vs {len(labels.references)} references, {len(labels.controls)} controls; seeds {seeds}")
-    print(f"{'signals':<18}{'top1':>6}{'top3':>6}{'top1L':>7}{'top3L':>7}{'conf':>6}{'Brier':>6}{'confLO':>7}"
-          f"{'BrierLO':>8}{'AUROC':>7}{'AUROC+v':>8}{'sibling':>8}")
-    summary: dict[str, dict] = {}
-    for sigs in SIGNAL_SETS:
-        key = "+".join(sigs)
-        rows = [r["signals"][key] for r in runs]
-        mean = {k: float(np.mean([r.get(k, np.nan) for r in rows])) for k in
-                ("top1", "top3", "top1_line", "top3_line", "p_top1", "auroc_students_vs_controls",
-                 "auroc_distilled_and_variants_vs_controls", "sibling_top1_line", "students_top1",
-                 "brier_top1", "p_teacher", "p_top1_held_out", "brier_top1_held_out", "p_teacher_held_out")}
-        summary[key] = mean
-        print(f"{key:<18}{_fmt(mean['top1']):>6}{_fmt(mean['top3']):>6}{_fmt(mean['top1_line']):>7}"
-              f"{_fmt(mean['top3_line']):>7}{_fmt(mean['p_top1']):>6}{_fmt(mean['brier_top1']):>6}"
-              f"{_fmt(mean['p_top1_held_out']):>7}{_fmt(mean['brier_top1_held_out']):>8}"
-              f"{_fmt(mean['auroc_students_vs_controls']):>7}"
-              f"{_fmt(mean['auroc_distilled_and_variants_vs_controls']):>8}{_fmt(mean['sibling_top1_line']):>8}")
-    print("(top1L/top3L: by product line; conf: mean confidence of the top pick with the sibling-task temperature;"
-          " Brier: of that confidence vs the pick being right; confLO/BrierLO: the same with each target's temperature"
-          " fitted on the other targets' documented teachers; AUROC: distillation score, students vs human-data"
-          " controls; +v: students and variants; sibling: references-only calibration task)")
-    default = "+".join(lineage.DEFAULT_SIGNALS_WITH_EMBEDDINGS)
-    print(f"\nDefault ({default}) top-1 picks, seed {seeds[0]}:")
-    d0 = runs[0]["signals"][default]
-    for s, pick in d0["top1_pick"].items():
-        p = d0["top1_p_held_out"][s]
-        print(f"  {s:<34} -> {pick:<28} p={p:.2f}  documented: {labels.truth.get(s, '(control)')}")
-    who = float(np.mean([r["who_wrote"]["accuracy"] for r in runs]))
-    who_ref = float(np.mean([r["who_wrote_references"]["accuracy"] for r in runs]))
-    print(f"\nWho wrote this? held-out accuracy, 34 models: {who:.3f} (chance {1/34:.3f}); "
-          f"23 references only: {who_ref:.3f} (chance {1/23:.3f})")
-    print("\nEmbedding throughput (all-MiniLM-L6-v2, CPU):")
-    print(f"  raw SentenceTransformer.encode: {tp['raw_texts_per_s']:.1f} texts/s ({tp['raw_encode_s']:.1f} s)")
-    print(f"  distill-kit cold (cache miss):  {tp['kit_cold_texts_per_s']:.1f} texts/s ({tp['kit_cold_s']:.1f} s), "
-          f"ratio kit/raw {tp['kit_cold_over_raw_throughput']:.2f}")
-    print(f"  distill-kit warm (cache hit):   {tp['kit_warm_texts_per_s']:.0f} texts/s ({tp['kit_warm_s']:.3f} s), "
-          f"{tp['warm_speedup_over_cold']:.0f}x faster than cold")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    result = {
-        "bench": "lineage", "seeds": seeds, "default_signals": default, "summary": summary, "runs": runs,
-        "who_wrote_accuracy": who, "who_wrote_references_accuracy": who_ref, "throughput": tp,
-        "cpu_count": os.cpu_count(), "load_avg_1m": load, "seconds": round(time.perf_counter() - started, 1),
-    }
-    print(json.dumps(result, default=float))
+    res = run(args.seed, args.folds)
+    report(res)
+    if args.throughput_texts:
+        frame = A.load_alpaca(res["references"][:3])
+        res["throughput"] = throughput(frame, args.throughput_texts)
+    res["cpu_count"] = os.cpu_count()
+    res["load_avg_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(json.dumps({"bench": "lineage", **res}, default=float))
 
 
 if __name__ == "__main__":

@@ -141,11 +141,18 @@ class LineageLabels:
     roles: dict[str, str]  # model -> role
 
 
-def lineage_labels(models: Sequence[str] | None = None) -> LineageLabels:
-    """Lineage labels, restricted to ``models`` when given."""
-    from distill_kit import datasets
+def lineage_labels(
+    models: Sequence[str] | None = None, *, rows: pl.DataFrame | None = None, prefer_extended: bool = False
+) -> LineageLabels:
+    """Lineage labels, restricted to ``models`` when given.
 
-    rows = [r for r in datasets.lineage().iter_rows(named=True) if models is None or r["model"] in set(models)]
+    ``rows`` is a lineage table; without it ``lineage.csv``, or with ``prefer_extended=True``
+    ``lineage_extended.csv`` when the data folder holds it (its superset of documented models).
+    """
+    from distill_kit.attribution import lineage_rows
+
+    table = rows if rows is not None else lineage_rows(prefer_extended)[0]
+    rows = [r for r in table.iter_rows(named=True) if models is None or r["model"] in set(models)]
 
     def role(name: str) -> list[str]:
         return [r["model"] for r in rows if r["role"] == name]
