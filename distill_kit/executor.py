@@ -114,7 +114,7 @@ def imap_batches(
     CPUs), so a huge input does not flood the object store.
     """
     items = list(items)
-    spans = batches(len(items), batch_size or DEFAULT_BATCH_SIZE)
+    spans = batches(len(items), DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
     has_context = context is not _NO_CONTEXT
     name = resolve(executor)
     if name == "local":

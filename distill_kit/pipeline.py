@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -209,6 +209,9 @@ class RunConfig(BaseModel):
         default_factory=dict, description="Parameters passed to every step (a step's own values win)."
     )
     steps: list[StepConfig] = Field(min_length=1, description="Notebooks to run, in order.")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="Where the CPU-heavy steps run (distill_kit.executor); passed to notebooks as `executor`."
+    )
 
     @field_validator("name")
     @classmethod
@@ -219,7 +222,8 @@ class RunConfig(BaseModel):
 
     def run_id(self) -> str:
         """`<name>-<sha8>`: the same config always maps to the same run directory (so it resumes)."""
-        canon = json.dumps(self.model_dump(exclude={"description"}), sort_keys=True, default=str)
+        # the executor changes where work runs, not its results: same run directory either way
+        canon = json.dumps(self.model_dump(exclude={"description", "executor"}), sort_keys=True, default=str)
         return f"{self.name}-{hashlib.sha256(canon.encode()).hexdigest()[:8]}"
 
 
@@ -267,7 +271,8 @@ class StepPlan:
 
     def fingerprint(self) -> str:
         """Hash of the parameters and the notebook source: unchanged fingerprint = skippable step."""
-        h = hashlib.sha256(json.dumps(self.parameters, sort_keys=True, default=str).encode())
+        params = {k: v for k, v in self.parameters.items() if k != "executor"}  # same results on either executor
+        h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
         h.update(self.source.read_bytes())
         return h.hexdigest()
 
@@ -342,6 +347,8 @@ def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NO
             raise ConfigError(f"step {src.name}: unknown parameter(s) {', '.join(unknown)} (the notebook declares: {known})")
         params = {k: v for k, v in cfg.parameters.items() if k in declared}
         params.update(step.parameters)
+        if "executor" in declared:
+            params.setdefault("executor", cfg.executor)
         params.update(run_dir=str(run_dir), store_path=str(run_dir / "store.sqlite"), seed=cfg.seed)
         plans.append(
             StepPlan(
