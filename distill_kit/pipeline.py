@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -226,6 +226,9 @@ class RunConfig(BaseModel):
     models_overlay: str | None = Field(
         None, description="YAML merged over configs/models.yaml for this run (other endpoints, e.g. the API zoo).")
     batch: bool = Field(False, description="Send every OpenAI/Anthropic model through its batch API (half price).")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="Where the CPU-heavy steps run (distill_kit.executor); passed to notebooks as `executor`."
+    )
 
     @field_validator("name")
     @classmethod
@@ -236,8 +239,9 @@ class RunConfig(BaseModel):
 
     def run_id(self) -> str:
         """`<name>-<sha8>`: the same config always maps to the same run directory (so it resumes)."""
-        # batch changes price, not answers; no overlay keeps the run ids of configs written before overlays
-        skip = {"description", "batch"} | ({"models_overlay"} if self.models_overlay is None else set())
+        # batch changes price, not answers; the executor changes where work runs, not its results; no
+        # overlay keeps the run ids of configs written before overlays
+        skip = {"description", "batch", "executor"} | ({"models_overlay"} if self.models_overlay is None else set())
         canon = json.dumps(self.model_dump(exclude=skip), sort_keys=True, default=str)
         return f"{self.name}-{hashlib.sha256(canon.encode()).hexdigest()[:8]}"
 
@@ -286,7 +290,8 @@ class StepPlan:
 
     def fingerprint(self) -> str:
         """Hash of the parameters and the notebook source: unchanged fingerprint = skippable step."""
-        h = hashlib.sha256(json.dumps(self.parameters, sort_keys=True, default=str).encode())
+        params = {k: v for k, v in self.parameters.items() if k != "executor"}  # same results on either executor
+        h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
         h.update(self.source.read_bytes())
         return h.hexdigest()
 
@@ -426,6 +431,8 @@ def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NO
             raise ConfigError(f"step {src.name}: unknown parameter(s) {', '.join(unknown)} (the notebook declares: {known})")
         params = {k: v for k, v in cfg.parameters.items() if k in declared}
         params.update(step.parameters)
+        if "executor" in declared:
+            params.setdefault("executor", cfg.executor)
         check_parameter_types(params, notebook_parameter_types(src), f"step {src.name}")
         params.update(run_dir=str(run_dir), store_path=str(run_dir / "store.sqlite"), seed=cfg.seed)
         plans.append(

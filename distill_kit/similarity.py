@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from distill_kit import executor as ex
 from distill_kit import stylometry as st
 
 GRANULARITIES: tuple[str, ...] = ("style", "structure", "content")
@@ -427,15 +428,16 @@ def build_profiles(
     fw = np.zeros((M, P, len(st.FUNCTION_WORDS)))
     skel = [[""] * P for _ in range(M)]
     texts: dict[tuple[int, int], str] = {}
-    rows = aligned.filter(pl.col("model").is_in(models)).select("model", "prompt_id", "response").iter_rows()
-    for model, pid, resp in tqdm(rows, total=aligned.height, desc="style/structure features", disable=not progress):
-        i, j = mi[model], pi[pid]
-        present[i, j] = True
-        blocks = st.parse_blocks(resp)
-        style[i, j] = st.style_vector(resp, blocks)
-        fw[i, j] = st.function_word_vector(resp)
-        skel[i][j] = st.skeleton(blocks)
-        texts[(i, j)] = resp
+    rows = list(aligned.filter(pl.col("model").is_in(models)).select("model", "prompt_id", "response").iter_rows())
+    bar = tqdm(total=len(rows), desc="style/structure features", disable=not progress)
+    for start, feats in ex.imap_batches(st.answer_features, [r[2] for r in rows]):  # local or Ray workers
+        for (model, pid, resp), (sv, fv, sk) in zip(rows[start : start + len(feats)], feats):
+            i, j = mi[model], pi[pid]
+            present[i, j] = True
+            style[i, j], fw[i, j], skel[i][j] = sv, fv, sk
+            texts[(i, j)] = resp
+        bar.update(len(feats))
+    bar.close()
     prof = AnswerProfiles(models, prompt_ids, present, style, fw, skel)
     if not content:
         return prof
@@ -493,23 +495,35 @@ def _style_pairs(prof: AnswerProfiles) -> np.ndarray:
 def _structure_pairs(prof: AnswerProfiles) -> np.ndarray:
     M, P = prof.present.shape
     out = np.full((M, M, P), np.nan)
+    columns = [[prof.skeletons[a][p] if prof.present[a, p] else None for a in range(M)] for p in range(P)]
+    for p, block in enumerate(ex.map_batches(_structure_blocks, columns, batch_size=16)):  # local or Ray
+        out[:, :, p] = block
+    return out
+
+
+def _structure_blocks(columns: list[list[str | None]]) -> list[np.ndarray]:
+    """Per prompt, the ``[M, M]`` structure similarities of the models' skeletons (None = no answer);
+    identical skeleton pairs are computed once per batch."""
     memo: dict[tuple[str, str], float] = {}
-    for p in range(P):
-        for a in range(M):
-            if not prof.present[a, p]:
+    blocks = []
+    for skels in columns:
+        M = len(skels)
+        out = np.full((M, M), np.nan)
+        for a, sa in enumerate(skels):
+            if sa is None:
                 continue
-            sa = prof.skeletons[a][p]
-            out[a, a, p] = 1.0
+            out[a, a] = 1.0
             for b in range(a + 1, M):
-                if not prof.present[b, p]:
+                sb = skels[b]
+                if sb is None:
                     continue
-                sb = prof.skeletons[b][p]
                 key = (sa, sb) if sa <= sb else (sb, sa)
                 v = memo.get(key)
                 if v is None:
                     v = memo[key] = st.structure_similarity(*key)
-                out[a, b, p] = out[b, a, p] = v
-    return out
+                out[a, b] = out[b, a] = v
+        blocks.append(out)
+    return blocks
 
 
 def _content_pairs(prof: AnswerProfiles) -> np.ndarray:

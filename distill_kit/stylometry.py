@@ -394,6 +394,18 @@ def function_word_vector(text: str) -> np.ndarray:
     return vec / max(len(toks), 1)
 
 
+def answer_features(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """``(style_vector, function_word_vector, skeleton)`` of each answer, parsing its blocks once.
+
+    The unit of work the executor ships (``distill_kit.executor.map_batches``): pure, row by row.
+    """
+    out = []
+    for text in texts:
+        blocks = parse_blocks(text)
+        out.append((style_vector(text, blocks), function_word_vector(text), skeleton(blocks)))
+    return out
+
+
 def feature_similarities(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-feature similarity in [0, 1] of style vectors ``a`` and ``b`` (broadcasts over leading
     axes; last axis = ``STYLE_FEATURES``)."""

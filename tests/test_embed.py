@@ -32,7 +32,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, FakeModel
     monkeypatch.setenv("DISTILL_KIT_CACHE_DIR", str(tmp_path / "cache"))
     models: dict[str, FakeModel] = {}
 
-    def load(name: str | None = None) -> FakeModel:
+    def load(name: str | None = None, backend: str | None = None) -> FakeModel:
         return models.setdefault(str(name), FakeModel(str(name)))
 
     monkeypatch.setattr(embed, "load_model", load)

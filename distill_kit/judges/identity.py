@@ -355,12 +355,17 @@ class OfflineIdentityJudge:
 
     def judge_many(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
                    threshold: float = 0.5) -> list[OfflineVerdict]:
+        """Verdicts in batches through the configured executor (in-process, or Ray workers)."""
+        return _judge_via_executor(self, responses, families, facts, threshold)
+
+    def _judge_here(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
+                    threshold: float = 0.5) -> list[OfflineVerdict]:
         lp, sp, claimed = self.predict_proba(responses, families, facts)
         return [OfflineVerdict(loose=a >= threshold, strict=a >= threshold and b >= threshold,
                                loose_prob=a, strict_prob=b, claimed=c) for a, b, c in zip(lp, sp, claimed)]
 
     def judge(self, response: str, family: str, fact: str | None = None) -> OfflineVerdict:
-        return self.judge_many([response], [family], [fact])[0]
+        return self._judge_here([response], [family], [fact])[0]
 
 
 class RuleIdentityJudge:
@@ -371,6 +376,10 @@ class RuleIdentityJudge:
 
     def judge_many(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
                    threshold: float = 0.5) -> list[OfflineVerdict]:
+        return _judge_via_executor(self, responses, families, facts, threshold)
+
+    def _judge_here(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
+                    threshold: float = 0.5) -> list[OfflineVerdict]:
         out = []
         for i, (resp, fam) in enumerate(zip(responses, families)):
             fact = (facts[i] if facts else None) or self.facts.get(fam)
@@ -382,7 +391,21 @@ class RuleIdentityJudge:
         return out
 
     def judge(self, response: str, family: str, fact: str | None = None) -> OfflineVerdict:
-        return self.judge_many([response], [family], [fact])[0]
+        return self._judge_here([response], [family], [fact])[0]
+
+
+def _judge_via_executor(judge: Any, responses: Sequence[str], families: Sequence[str],
+                        facts: Sequence[str | None] | None, threshold: float) -> list[OfflineVerdict]:
+    """Offline judging of many answers as batches on the executor; the judge is shipped once per run."""
+    from distill_kit.executor import map_batches
+
+    rows = list(zip(responses, families, facts if facts else [None] * len(responses)))
+    return map_batches(_judge_rows, rows, context=(judge, threshold))
+
+
+def _judge_rows(rows: list[tuple[str, str, str | None]], context: tuple[Any, float]) -> list[OfflineVerdict]:
+    judge, threshold = context
+    return judge._judge_here([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], threshold)
 
 
 def fit_offline_judge(frame: Any, facts: dict[str, str], seed: int = 0) -> OfflineIdentityJudge:
