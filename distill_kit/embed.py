@@ -214,6 +214,7 @@ def onnx_model_dir() -> Path:
         return target
     import fcntl
 
+    target.parent.mkdir(parents=True, exist_ok=True)  # a fresh cache has no models/ folder yet
     with open(target.with_name(target.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not marker.exists():
