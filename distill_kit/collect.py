@@ -65,6 +65,14 @@ def backoff_delay(attempt: int, cfg: ModelConfig, retry_after: float | None, rng
     return min(cfg.backoff_max, cfg.backoff_base * (2 ** attempt)) * (0.5 + rng.random() / 2)
 
 
+def _attempt(provider: Provider, req: ChatRequest, cfg: ModelConfig) -> Any:
+    """One timed attempt; a paced provider (ratelimit.Paced) starts the clock when its limiter lets it go."""
+    timed = getattr(provider, "timed_chat", None)
+    if timed is not None:
+        return timed(req.messages, cfg.params, cfg.timeout)
+    return asyncio.wait_for(provider.chat(req.messages, cfg.params), timeout=cfg.timeout)
+
+
 async def _call_with_retries(provider: Provider, cfg: ModelConfig, req: ChatRequest,
                              rng: random.Random) -> tuple[Completion | None, str | None, int, float]:
     attempts, started = 0, time.monotonic()
@@ -73,7 +81,7 @@ async def _call_with_retries(provider: Provider, cfg: ModelConfig, req: ChatRequ
         attempts += 1
         retry_after: float | None = None
         try:
-            completion = await asyncio.wait_for(provider.chat(req.messages, cfg.params), timeout=cfg.timeout)
+            completion = await _attempt(provider, req, cfg)
             return completion, None, attempts, time.monotonic() - started
         except asyncio.TimeoutError:
             error = f"timeout after {cfg.timeout:g}s"

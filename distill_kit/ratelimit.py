@@ -176,6 +176,13 @@ class Paced:
         async with self.limiter:
             return await self.inner.chat(messages, params)
 
+    async def timed_chat(self, messages: Any, params: Any, timeout: float | None) -> Any:
+        """``chat`` whose timeout starts when the limiter lets the attempt go: time spent waiting for a
+        turn (a pause after a 429, pacing) is not the server's fault and must not burn an attempt that
+        never reached it."""
+        async with self.limiter:
+            return await asyncio.wait_for(self.inner.chat(messages, params), timeout=timeout)
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 
