@@ -8,6 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from distill_kit import report
 from distill_kit.pipeline import finished_summaries, record_summary
 from distill_kit.store import Record, Store
@@ -86,3 +88,75 @@ def test_example_order_is_a_seeded_permutation():
     order = report.example_order(keys, seed=3)
     assert sorted(order) == list(range(10)) and order == report.example_order(keys, seed=3)
     assert order != list(range(10))
+
+
+# ---------------------------------------------------------------- the same, through the CLI with a real kill
+
+
+def _cli_notebooks(nb_dir: Path, flag: Path) -> None:
+    """01: a tiny scoring step; 06: the project's report notebook, pausing after its summary while ``flag``
+    exists (the moment the issue's kill hit)."""
+    import nbformat
+
+    from distill_kit.config import PROJECT_ROOT
+
+    nb_dir.mkdir(parents=True)
+    first = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('run_dir: str = ""\nstore_path: str = ""\nseed: int = 0\n')
+    cell.metadata["tags"] = ["parameters"]
+    first.cells = [cell, nbformat.v4.new_code_cell(
+        "from distill_kit.pipeline import record_summary\nrecord_summary(run_dir, '01-first', {'n': 3})")]
+    first.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(first, nb_dir / "01-first.ipynb")
+    report_nb = nbformat.read(PROJECT_ROOT / "notebooks" / "06-report.ipynb", as_version=4)
+    report_nb.cells.append(nbformat.v4.new_code_cell(
+        f"import os, time\nwhile os.path.exists({str(flag)!r}):\n    time.sleep(0.1)"))
+    nbformat.write(report_nb, nb_dir / "06-report.ipynb")
+
+
+def _overview(run_dir: Path) -> str:
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    return re.sub(r"<td[^>]*>\s*[\d.]+\s*</td>", "<td>#</td>", _section(page, "overview"))  # step seconds differ
+
+
+@pytest.mark.slow
+def test_resumed_report_after_a_kill_in_step_06_equals_an_uninterrupted_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from distill_kit.config import PROJECT_ROOT
+    from distill_kit.pipeline import load_run_config
+
+    flag = tmp_path / "pause"
+    nb_dir = tmp_path / "nb"
+    _cli_notebooks(nb_dir, flag)
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text("name: resumed\nsteps:\n  - notebook: '01'\n  - notebook: '06'\n    parameters: {static_formats: ''}\n")
+    run_id = load_run_config(cfg).run_id()
+
+    def run(runs: Path, wait: bool = True) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "distill_kit", "run", str(cfg), "--runs-dir", str(runs),
+                                 "--notebooks-dir", str(nb_dir)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        if wait:
+            out, _ = proc.communicate(timeout=300)
+            assert proc.returncode == 0, out
+        return proc
+
+    run(tmp_path / "clean")
+    flag.touch()
+    killed = run(tmp_path / "killed", wait=False)
+    leftover = tmp_path / "killed" / run_id / "summary" / "06-report.json"
+    deadline = time.monotonic() + 300
+    while not leftover.exists():
+        assert killed.poll() is None and time.monotonic() < deadline, "step 06 never wrote its summary"
+        time.sleep(0.1)
+    time.sleep(0.3)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    flag.unlink()
+    run(tmp_path / "killed")
+    assert _overview(tmp_path / "killed" / run_id) == _overview(tmp_path / "clean" / run_id)
