@@ -36,12 +36,13 @@ def test_notebook_03_runs_headless(run_notebook, data_dir: Path, tmp_path: Path)
     assert all(r["n"] == 40 and 0 <= r["lis_lo"] <= r["lis"] <= r["lis_hi"] <= 1 for r in replay.values())
     assert replay["phi-4"]["lis_paper"] == 0.22
     corrected = {r["model"]: r for r in payload["corrected"]}  # prevalence-corrected, calibrated on the other models
-    assert set(corrected) == {"phi-4", "qwen2.5-14b-instruct"}
-    assert all(r["lis_lo"] <= r["lis_corrected"] <= r["lis_hi"] and r["lis_method"] and r["n"] == 40
-               for r in corrected.values())
+    assert {"phi-4", "qwen2.5-14b-instruct"} <= set(corrected)
+    assert all(r["lis_lo"] <= r["lis_corrected"] <= r["lis_hi"] and r["lis_method"] for r in corrected.values())
+    assert corrected["phi-4"]["n"] == 40 and corrected["phi-4"]["lis_n_labels"] == 0
     assert isinstance(payload["paired_lis"], list)
     if live:
         rows = {r["model"]: r for r in payload["live"]}
         assert rows["smollm2-local"]["n"] + payload["live_errors"] >= 1
         fuzzed = rows["smollm2-local (GPTFuzzer)"]  # re-judged with this notebook's judge (rules)
         assert fuzzed["n"] == 2 and fuzzed["lis"] == 0.5 and fuzzed["sis"] == 0.5
+        assert corrected["smollm2-local (GPTFuzzer)"]["n"] == 2  # a new model: calibrated on every published one
