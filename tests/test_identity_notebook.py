@@ -39,9 +39,11 @@ def test_notebook_03_runs_headless(run_notebook, data_dir: Path, tmp_path: Path)
     assert set(corrected) == {"phi-4", "qwen2.5-14b-instruct"} | ({"smollm2-local (GPTFuzzer)"} if live else set())
     assert all(r["lis_lo"] <= r["lis_corrected"] <= r["lis_hi"] and r["lis_method"] for r in corrected.values())
     assert corrected["phi-4"]["n"] == corrected["qwen2.5-14b-instruct"]["n"] == 40
+    assert corrected["phi-4"]["lis_n_labels"] == 0
     assert isinstance(payload["paired_lis"], list)
     if live:
         rows = {r["model"]: r for r in payload["live"]}
         assert rows["smollm2-local"]["n"] + payload["live_errors"] >= 1
         fuzzed = rows["smollm2-local (GPTFuzzer)"]  # re-judged with this notebook's judge (rules)
         assert fuzzed["n"] == 2 and fuzzed["lis"] == 0.5 and fuzzed["sis"] == 0.5
+        assert corrected["smollm2-local (GPTFuzzer)"]["n"] == 2  # a new model: calibrated on every published one
