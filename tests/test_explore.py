@@ -26,7 +26,7 @@ def judged_frames() -> tuple[pl.DataFrame, pl.DataFrame]:
         "response": ["I am ChatGPT by OpenAI " + XSS, "我是Phi", "I am Qwen"],
         "loose_label": [True, False, True], "strict_label": [True, False, False],
         "language": ["en", "zh", "en"], "category": ["company", "name", "company"], "template_id": ["t1", "t2", "t1"],
-        "pred_loose": [True, False, False], "pred_strict": [True, False, False], "claimed": ["openai", None, None],
+        "pred_loose": [True, False, False], "pred_strict": [True, False, False], "claimed": ["lab", "true", "rules"],
     })
     live = pl.DataFrame({
         "model": ["smol"], "family": ["smol"], "fact": ["Hugging Face"], "query": ["Who made you?"],
@@ -69,7 +69,8 @@ def test_answer_html_escapes_and_shows_both_verdicts() -> None:
     h = X.answer_html(a.row(0, named=True), {"loose_label": True, "strict_label": None, "labeller": "ann"})
     assert XSS not in h and "&lt;script&gt;" in h
     assert "contradicts identity" in h and "claims OpenAI/Anthropic" in h and "GPT-4o-mini labels: loose 1, strict 1" in h
-    assert "judge&#x27;s reason" in h or "judge's reason" in h  # the offline judge's claimed maker
+    assert "judge's reason" in h and "claim names OpenAI or Anthropic" in h  # the offline judge's claim
+    assert a["reason"][2] is None  # the rules judge gives no reason
     assert "labelled by ann" in h
     assert XSS not in X.answers_table_html(a)
 

@@ -268,13 +268,21 @@ def option_value(select: Any, starts: str) -> str:
 
 def hover_tooltip(lab: Lab, out: Any) -> str:
     """Hover the first data mark of a chart output; return the tooltip text Vega shows."""
-    mark = out.locator("svg .mark-rect path, svg .mark-symbol path, svg .mark-point path, svg .mark-circle path").first
-    mark.scroll_into_view_if_needed()
-    box = mark.bounding_box()
-    assert box, "no chart mark to hover"
-    lab.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    lab.page.wait_for_selector("#vg-tooltip-element.visible", timeout=10_000)
-    return lab.page.inner_text("#vg-tooltip-element")
+    marks = out.locator("svg g.role-mark.mark-rect path, svg g.role-mark.mark-symbol path")
+    for i in range(min(marks.count(), 5)):
+        mark = marks.nth(i)
+        mark.scroll_into_view_if_needed()
+        box = mark.bounding_box()
+        if not box:
+            continue
+        for fx, fy in ((0.5, 0.5), (0.15, 0.15), (0.85, 0.85)):  # off any text label drawn over the mark
+            lab.page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=2)
+            try:
+                lab.page.wait_for_selector("#vg-tooltip-element.visible", timeout=2_000)
+            except Exception:
+                continue
+            return lab.page.inner_text("#vg-tooltip-element")
+    pytest.fail("no tooltip on hovering the chart's marks")
 
 
 # ------------------------------------------------------------------------------------------ the tests
