@@ -117,10 +117,12 @@ def _verdict(v: bool | None, yes: str, no: str, none: str = "no verdict") -> str
     return none if v is None else (yes if v else no)
 
 
-def _pre(text: str | None, limit: int) -> str:
+def _pre(text: str | None, limit: int, max_height: int = 320) -> str:
+    """Escaped, wrapped text, clipped to ``limit`` characters and scrolling past ``max_height`` pixels."""
     t = text or ""
     t = t if len(t) <= limit else t[:limit] + " [...]"
-    style = "white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;text-align:left;font-family:inherit;margin:0"
+    style = ("white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;text-align:left;font-family:inherit;"
+             f"margin:0;max-height:{max_height}px;overflow:auto")
     return f"<pre style='{style}'>{html.escape(t)}</pre>"
 
 

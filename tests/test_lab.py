@@ -220,8 +220,9 @@ def check_notebook(lab: Lab, num: str, cells: list[dict[str, Any]], min_charts: 
 def screenshot(lab: Lab, num: str, locator: Any = None) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     out = ARTIFACTS / f"lab-{num}.png"
-    if locator is not None:
-        locator.scroll_into_view_if_needed()
+    if locator is not None:  # the widget's top at the top of the window
+        locator.evaluate("(el) => el.scrollIntoView({block: 'start'})")
+        time.sleep(0.3)
     lab.page.screenshot(path=str(out))
     return out
 
@@ -387,7 +388,9 @@ def test_04_charts_and_pair_explorer(lab: Lab) -> None:
     cells = open_and_run_all(lab, "04")
     check_notebook(lab, "04", cells, min_charts=3, widget_cells=1)
     heat = cell_output(lab, next(c["i"] for c in cells if "similarity_heatmap" in c["source"]))
-    assert "overall" in hover_tooltip(lab, heat) or hover_tooltip(lab, heat)
+    tip = hover_tooltip(lab, heat)
+    assert "test_model" in tip and "reference" in tip and "score" in tip, tip
+    screenshot(lab, "04-chart")  # the interactive heatmap with its tooltip (README)
     out = cell_output(lab, widget_cell(cells, "PairExplorer("))
     out.scroll_into_view_if_needed()
     dropdown(out, "test model").select_option("guanaco-33b")
