@@ -426,3 +426,38 @@ def test_06_report_in_lab(lab: Lab) -> None:
     check_notebook(lab, "06", cells, min_charts=1, widget_cells=0)
     screenshot(lab, "06")
     assert not lab.errors, lab.errors[:5]
+
+
+def test_distill_kit_lab_prints_a_working_url_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """`distill-kit lab` as typed: it prints the loopback URL with its token once JupyterLab answers there,
+    the URL opens (and without the token it does not), and Ctrl-C stops the server."""
+    import signal
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from distill_kit.lab import free_port
+
+    port = free_port(0)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    proc = subprocess.Popen([sys.executable, "-m", "distill_kit", "lab", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+            m = re.search(r"(http://127\.0\.0\.1:\d+/lab\?token=[0-9a-f]{48})", line)
+            url = m.group(1) if m else None
+        assert url and f":{port}/" in url, "no URL printed"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            assert resp.status == 200 and "JupyterLab" in resp.read().decode()
+        bare = url.split("?")[0].replace("/lab", "/api/contents")
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(bare, timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole process group
+        assert proc.wait(timeout=60) in (0, 130)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
