@@ -193,3 +193,9 @@ def test_with_static_outside_a_kernel_is_only_html() -> None:
     """Outside a live kernel (and in batch kernels) a widget is its static HTML: no widget state."""
     bundle = WithStatic(object(), "<table>t</table>", "x")._repr_mimebundle_()
     assert bundle == {"text/html": "<table>t</table>", "text/plain": "<x: static table>"}
+
+
+def test_a_label_that_cannot_be_stored_says_so(tmp_path: Path) -> None:
+    (tmp_path / "labels.sqlite").mkdir()  # a folder where the file should be: sqlite cannot open it
+    br = AnswerBrowser(X.judged_answers(judged_frames()), LabelStore(tmp_path / "labels.sqlite"))
+    assert br.label_loose(True) is None and "label not saved" in br.message.value
