@@ -41,13 +41,28 @@ def _col(frame: pl.DataFrame, *names: str, dtype: Any = pl.String) -> pl.Expr:
     return pl.lit(None, dtype)
 
 
+_CLAIMED = {"true": "its true maker", "lab": "OpenAI or Anthropic", "other": "another maker",
+            "none": "no maker"}
+
+
+def _reason(f: pl.DataFrame) -> pl.Expr:
+    """The LLM judge's reply; for the offline judge, what its first own-voice identity claim names."""
+    llm = _col(f, "judge_reason")
+    if "claimed" not in f.columns:
+        return llm
+    offline = (pl.lit("offline judge: the answer's first own-voice identity claim names ")
+               + pl.col("claimed").cast(pl.String).replace_strict(_CLAIMED, default=None))
+    return pl.coalesce(llm, offline)
+
+
 def judged_answers(frames: Sequence[pl.DataFrame | None]) -> pl.DataFrame:
     """Notebook 03's judged frames (replay and live, any of them None) as one browsable frame.
 
     Columns: ``key`` (:func:`distill_kit.labels.answer_key`), model, template, language, category, query,
     prompt (the full jailbreak prompt; query in its template when the frame has none), answer, loose and
     strict (the judge's verdicts), loose_ref and strict_ref (GPT-4o-mini labels where published), reason
-    (the LLM judge's reply when one judged; the claimed maker for the offline judge).
+    (the LLM judge's reply when one judged; for the offline judge, the maker its first identity claim names;
+    none for the rules judge).
     """
     parts = []
     for f in frames:
@@ -56,7 +71,7 @@ def judged_answers(frames: Sequence[pl.DataFrame | None]) -> pl.DataFrame:
         tmpl = _col(f, "template_id", "template")
         prompt = (pl.col("prompt") if "prompt" in f.columns else
                   pl.concat_str([tmpl.fill_null(""), pl.lit("\n"), pl.col("query").fill_null("")]))
-        reason = _col(f, "judge_reason", "claimed")
+        reason = _reason(f)
         part = f.select(
             pl.col("model").cast(pl.String), tmpl.alias("template"), _col(f, "language").alias("language"),
             _col(f, "category").alias("category"), _col(f, "query").alias("query"),
@@ -98,14 +113,16 @@ def filter_answers(answers: pl.DataFrame, model: str | None = None, template: st
     return out if cond is None else out.filter(cond)
 
 
-def _verdict(v: bool | None, yes: str, no: str) -> str:
-    return "no verdict" if v is None else (yes if v else no)
+def _verdict(v: bool | None, yes: str, no: str, none: str = "no verdict") -> str:
+    return none if v is None else (yes if v else no)
 
 
-def _pre(text: str | None, limit: int) -> str:
+def _pre(text: str | None, limit: int, max_height: int = 320) -> str:
+    """Escaped, wrapped text, clipped to ``limit`` characters and scrolling past ``max_height`` pixels."""
     t = text or ""
     t = t if len(t) <= limit else t[:limit] + " [...]"
-    style = "white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;text-align:left;font-family:inherit;margin:0"
+    style = ("white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;text-align:left;font-family:inherit;"
+             f"margin:0;max-height:{max_height}px;overflow:auto")
     return f"<pre style='{style}'>{html.escape(t)}</pre>"
 
 
@@ -113,8 +130,9 @@ def label_text(label: Mapping[str, Any] | None) -> str:
     """One line saying how an analyst labelled an answer (or that nobody did yet)."""
     if not label:
         return "not labelled yet"
-    loose = _verdict(label.get("loose_label"), "contradicts identity", "consistent")
-    strict = _verdict(label.get("strict_label"), "claims OpenAI/Anthropic: yes", "claims OpenAI/Anthropic: no")
+    loose = _verdict(label.get("loose_label"), "contradicts identity", "consistent", "loose not labelled")
+    strict = _verdict(label.get("strict_label"), "claims OpenAI/Anthropic: yes", "claims OpenAI/Anthropic: no",
+                      "strict not labelled")
     return f"labelled by {label.get('labeller')}: {loose}; {strict}"
 
 

@@ -88,16 +88,29 @@ class LabelStore:
     def __init__(self, path: str | Path, labeller: str | None = None) -> None:
         self.path = Path(path)
         self.labeller = labeller or default_labeller()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # widget callbacks run on the kernel's comm thread, not the thread that made the store: share one
-        # connection across threads, serialised by a lock
-        self._conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+        # widget callbacks run on the kernel's comm thread, not the thread that made the store: one
+        # connection shared across threads, serialised by a lock; opened on first use, and the file is only
+        # created by the first label (a run nobody labels gets no labels file)
+        self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
+
+    def _db(self, create: bool) -> sqlite3.Connection | None:
+        """The connection (caller holds the lock); None when the file does not exist and ``create`` is False."""
+        if self._conn is None:
+            if not create and not self.path.is_file():
+                return None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> "LabelStore":
         return self
@@ -108,7 +121,8 @@ class LabelStore:
     def current(self, model: str, key: str) -> dict[str, Any] | None:
         """The latest label row of one answer (any labeller), or None when it was never labelled."""
         with self._lock:
-            row = self._conn.execute(
+            db = self._db(create=False)
+            row = None if db is None else db.execute(
                 "SELECT model, key, loose_label, strict_label, labeller, time FROM labels "
                 "WHERE model = ? AND key = ? ORDER BY id DESC LIMIT 1", (model, key)).fetchone()
         if row is None:
@@ -132,7 +146,7 @@ class LabelStore:
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
         who = labeller or self.labeller
         with self._lock:
-            self._conn.execute(
+            self._db(create=True).execute(  # type: ignore[union-attr]
                 "INSERT INTO labels (model, key, loose_label, strict_label, labeller, time) VALUES (?, ?, ?, ?, ?, ?)",
                 (model, key, None if new_loose is None else int(new_loose),
                  None if new_strict is None else int(new_strict), who, now))
@@ -145,7 +159,8 @@ class LabelStore:
         By default one row per answer, its latest label; ``history=True`` gives every click in order.
         """
         with self._lock:
-            rows = self._conn.execute(
+            db = self._db(create=False)
+            rows = [] if db is None else db.execute(
                 "SELECT model, key, loose_label, strict_label, labeller, time FROM labels ORDER BY id").fetchall()
         data = {c: [r[i] for r in rows] for i, c in enumerate(COLUMNS)}
         out = pl.DataFrame(

@@ -13,6 +13,7 @@ each has ``show()``: the live widget in JupyterLab, a static table in batch (pap
 from __future__ import annotations
 
 import html
+import sqlite3
 from pathlib import Path
 from typing import Sequence
 
@@ -312,7 +313,11 @@ class AnswerBrowser:
         if row is None or self.labels is None:
             self._say("select an answer first" if row is None else "labels are not stored here", ok=False)
             return None
-        saved = self.labels.label(row["model"], row["key"], **change)
+        try:
+            saved = self.labels.label(row["model"], row["key"], **change)
+        except (OSError, sqlite3.Error) as exc:  # a click's failure must show, not vanish into the kernel log
+            self._say(f"label not saved: {type(exc).__name__}: {exc}", ok=False)
+            return None
         self.select(row["key"])
         self._say(f"saved to {self.labels.path.name}: {X.label_text(saved)}")
         return saved
@@ -374,8 +379,12 @@ class PairExplorer:
         if self.prompt.value is None:
             self.view.value = "<i>these two models answered no prompt in common</i>"
             return
-        self.view.value = X.pair_html(X.pair_view(self.aligned, self.scores, self.test.value, self.reference.value,
-                                                   self.prompt.value))
+        try:
+            view = X.pair_view(self.aligned, self.scores, self.test.value, self.reference.value, self.prompt.value)
+        except ValueError as exc:
+            self.view.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            return
+        self.view.value = X.pair_html(view)
 
     def pick(self, test: str | None = None, reference: str | None = None, prompt_id: str | None = None) -> str:
         """Choose any of test model, reference, prompt; returns the HTML shown."""

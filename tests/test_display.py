@@ -26,7 +26,8 @@ def kernel_output(code: str, batch: bool) -> str:
         out: list[str] = []
         reply = kc.execute_interactive(code, timeout=120, output_hook=lambda m: out.append(
             m["content"].get("text", "") if m["msg_type"] == "stream" else
-            (m["content"]["ename"] + ": " + m["content"]["evalue"]) if m["msg_type"] == "error" else ""))
+            (m["content"]["ename"] + ": " + m["content"]["evalue"]) if m["msg_type"] == "error" else
+            "display:" + ",".join(sorted(m["content"]["data"])) + "\n" if m["msg_type"] == "display_data" else ""))
         assert reply["content"]["status"] == "ok", "".join(out)
         return "".join(out)
     finally:
@@ -49,11 +50,22 @@ def test_interactive_kernel_renders_offline(first: str) -> None:
     assert out[2] == "True False"  # the bundled JavaScript, not a CDN import
 
 
+WIDGET = ("from distill_kit import probes as P\nfrom distill_kit.widgets import ProbeEditor\n"
+          "ProbeEditor(P.PROBES_FILE).show()\n")
+
+
 @pytest.mark.slow
-def test_batch_kernel_keeps_static_svg() -> None:
+def test_batch_kernel_keeps_static_svg_and_tables() -> None:
+    """Batch kernels: SVG charts, and widgets as static HTML only (no widget state for the rendered page)."""
     code = ("import distill_kit.charts.identity\nimport altair as alt\nprint(alt.renderers.active)\n"
-            "from distill_kit.display import batch_kernel\nprint(batch_kernel())\n")
-    assert kernel_output(code, batch=True).split() == ["svg", "True"]
+            "from distill_kit.display import batch_kernel\nprint(batch_kernel())\n" + WIDGET)
+    assert kernel_output(code, batch=True).split() == ["svg", "True", "display:text/html,text/plain"]
+
+
+@pytest.mark.slow
+def test_interactive_kernel_shows_widget_with_static_fallback() -> None:
+    out = kernel_output(WIDGET, batch=False).split()
+    assert out == ["display:application/vnd.jupyter.widget-view+json,text/html,text/plain"]
 
 
 def test_plain_python_is_untouched() -> None:

@@ -26,7 +26,7 @@ def judged_frames() -> tuple[pl.DataFrame, pl.DataFrame]:
         "response": ["I am ChatGPT by OpenAI " + XSS, "我是Phi", "I am Qwen"],
         "loose_label": [True, False, True], "strict_label": [True, False, False],
         "language": ["en", "zh", "en"], "category": ["company", "name", "company"], "template_id": ["t1", "t2", "t1"],
-        "pred_loose": [True, False, False], "pred_strict": [True, False, False], "claimed": ["openai", None, None],
+        "pred_loose": [True, False, False], "pred_strict": [True, False, False], "claimed": ["lab", "true", "rules"],
     })
     live = pl.DataFrame({
         "model": ["smol"], "family": ["smol"], "fact": ["Hugging Face"], "query": ["Who made you?"],
@@ -69,7 +69,8 @@ def test_answer_html_escapes_and_shows_both_verdicts() -> None:
     h = X.answer_html(a.row(0, named=True), {"loose_label": True, "strict_label": None, "labeller": "ann"})
     assert XSS not in h and "&lt;script&gt;" in h
     assert "contradicts identity" in h and "claims OpenAI/Anthropic" in h and "GPT-4o-mini labels: loose 1, strict 1" in h
-    assert "judge&#x27;s reason" in h or "judge's reason" in h  # the offline judge's claimed maker
+    assert "judge's reason" in h and "claim names OpenAI or Anthropic" in h  # the offline judge's claim
+    assert a["reason"][2] is None  # the rules judge gives no reason
     assert "labelled by ann" in h
     assert XSS not in X.answers_table_html(a)
 
@@ -192,3 +193,9 @@ def test_with_static_outside_a_kernel_is_only_html() -> None:
     """Outside a live kernel (and in batch kernels) a widget is its static HTML: no widget state."""
     bundle = WithStatic(object(), "<table>t</table>", "x")._repr_mimebundle_()
     assert bundle == {"text/html": "<table>t</table>", "text/plain": "<x: static table>"}
+
+
+def test_a_label_that_cannot_be_stored_says_so(tmp_path: Path) -> None:
+    (tmp_path / "labels.sqlite").mkdir()  # a folder where the file should be: sqlite cannot open it
+    br = AnswerBrowser(X.judged_answers(judged_frames()), LabelStore(tmp_path / "labels.sqlite"))
+    assert br.label_loose(True) is None and "label not saved" in br.message.value

@@ -90,6 +90,7 @@ def test_llm_judge_retries_then_records_unparseable(tmp_path) -> None:
         frame = pl.DataFrame({"model": ["m", "m"], "family": ["qwen", "qwen"], "response": ["I am GPT-4.", "I am Qwen."]})
         judged = J.judge_frame(frame, cfg, facts=FACTS, store=store)
         assert judged["pred_loose"].null_count() == 2   # never silently 0
+        assert judged["judge_reason"].null_count() == 0  # the judge's reply, shown by notebook 03's answer browser
         s = scores.identity_scores(judged)
         assert s["n"][0] == 0 and s["n_unjudged"][0] == 2 and math.isnan(s["lis"][0])
         store.close()

@@ -220,8 +220,9 @@ def check_notebook(lab: Lab, num: str, cells: list[dict[str, Any]], min_charts: 
 def screenshot(lab: Lab, num: str, locator: Any = None) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     out = ARTIFACTS / f"lab-{num}.png"
-    if locator is not None:
-        locator.scroll_into_view_if_needed()
+    if locator is not None:  # the widget's top at the top of the window
+        locator.evaluate("(el) => el.scrollIntoView({block: 'start'})")
+        time.sleep(0.3)
     lab.page.screenshot(path=str(out))
     return out
 
@@ -268,13 +269,21 @@ def option_value(select: Any, starts: str) -> str:
 
 def hover_tooltip(lab: Lab, out: Any) -> str:
     """Hover the first data mark of a chart output; return the tooltip text Vega shows."""
-    mark = out.locator("svg .mark-rect path, svg .mark-symbol path, svg .mark-point path, svg .mark-circle path").first
-    mark.scroll_into_view_if_needed()
-    box = mark.bounding_box()
-    assert box, "no chart mark to hover"
-    lab.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    lab.page.wait_for_selector("#vg-tooltip-element.visible", timeout=10_000)
-    return lab.page.inner_text("#vg-tooltip-element")
+    marks = out.locator("svg g.role-mark.mark-rect path, svg g.role-mark.mark-symbol path")
+    for i in range(min(marks.count(), 5)):
+        mark = marks.nth(i)
+        mark.scroll_into_view_if_needed()
+        box = mark.bounding_box()
+        if not box:
+            continue
+        for fx, fy in ((0.5, 0.5), (0.15, 0.15), (0.85, 0.85)):  # off any text label drawn over the mark
+            lab.page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=2)
+            try:
+                lab.page.wait_for_selector("#vg-tooltip-element.visible", timeout=2_000)
+            except Exception:
+                continue
+            return lab.page.inner_text("#vg-tooltip-element")
+    pytest.fail("no tooltip on hovering the chart's marks")
 
 
 # ------------------------------------------------------------------------------------------ the tests
@@ -379,7 +388,9 @@ def test_04_charts_and_pair_explorer(lab: Lab) -> None:
     cells = open_and_run_all(lab, "04")
     check_notebook(lab, "04", cells, min_charts=3, widget_cells=1)
     heat = cell_output(lab, next(c["i"] for c in cells if "similarity_heatmap" in c["source"]))
-    assert "overall" in hover_tooltip(lab, heat) or hover_tooltip(lab, heat)
+    tip = hover_tooltip(lab, heat)
+    assert "test_model" in tip and "reference" in tip and "score" in tip, tip
+    screenshot(lab, "04-chart")  # the interactive heatmap with its tooltip (README)
     out = cell_output(lab, widget_cell(cells, "PairExplorer("))
     out.scroll_into_view_if_needed()
     dropdown(out, "test model").select_option("guanaco-33b")
@@ -415,3 +426,38 @@ def test_06_report_in_lab(lab: Lab) -> None:
     check_notebook(lab, "06", cells, min_charts=1, widget_cells=0)
     screenshot(lab, "06")
     assert not lab.errors, lab.errors[:5]
+
+
+def test_distill_kit_lab_prints_a_working_url_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """`distill-kit lab` as typed: it prints the loopback URL with its token once JupyterLab answers there,
+    the URL opens (and without the token it does not), and Ctrl-C stops the server."""
+    import signal
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from distill_kit.lab import free_port
+
+    port = free_port(0)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    proc = subprocess.Popen([sys.executable, "-m", "distill_kit", "lab", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+            m = re.search(r"(http://127\.0\.0\.1:\d+/lab\?token=[0-9a-f]{48})", line)
+            url = m.group(1) if m else None
+        assert url and f":{port}/" in url, "no URL printed"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            assert resp.status == 200 and "JupyterLab" in resp.read().decode()
+        bare = url.split("?")[0].replace("/lab", "/api/contents")
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(bare, timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole process group
+        assert proc.wait(timeout=60) in (0, 130)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -64,7 +64,9 @@ def test_clearing_a_label_and_bad_calls(tmp_path: Path) -> None:
 def test_read_labels_missing_file_is_empty_with_columns(tmp_path: Path) -> None:
     out = L.read_labels(tmp_path / "none.sqlite")
     assert out.is_empty() and out.columns == list(L.COLUMNS)
-    assert not (tmp_path / "none.sqlite").exists()
+    with L.LabelStore(tmp_path / "run" / "labels.sqlite") as store:  # browsing without labelling writes nothing
+        assert store.current("m", "k") is None and store.frame().is_empty()
+    assert not (tmp_path / "none.sqlite").exists() and not (tmp_path / "run").exists()
 
 
 def test_labeller_from_environment(monkeypatch, tmp_path: Path) -> None:
