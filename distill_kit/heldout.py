@@ -167,6 +167,32 @@ def sample_labels(target: pl.DataFrame, k: int, seed: int = 0) -> pl.DataFrame:
     return target[order].select("model", "key", "loose_label", "strict_label")
 
 
+def labels_for_rows(frame: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """Labels clicked in notebook 03's answer browser (``distill_kit.labels``: keyed by
+    ``labels.answer_key(model, prompt, answer)``) as the labelled sample ``corrected_table`` takes (keyed
+    by the replay frame's ``row``). Labels already keyed by row (a csv a user wrote) pass through; labels
+    of answers not in ``frame``, or without a loose verdict, are dropped -- a label counts only for the
+    answer it was given to."""
+    from distill_kit.labels import answer_key
+
+    cols = ["model", "key", "loose_label", "strict_label"]
+    if labels.is_empty():
+        return labels.select(cols) if set(cols) <= set(labels.columns) else pl.DataFrame(
+            schema={"model": pl.String, "key": pl.String, "loose_label": pl.Boolean, "strict_label": pl.Boolean})
+    keys = [answer_key(m, p, a) for m, p, a in zip(frame["model"], frame["prompt"], frame["response"])]
+    index = pl.DataFrame({"model": frame["model"], "answer_key": keys, "row_key": frame["row"].cast(pl.String)})
+    lab = labels.select(pl.col("model").cast(pl.String), pl.col("key").cast(pl.String),
+                        pl.col("loose_label").cast(pl.Boolean), pl.col("strict_label").cast(pl.Boolean))
+    by_answer = (lab.join(index, left_on=["model", "key"], right_on=["model", "answer_key"], how="inner")
+                 .select("model", pl.col("row_key").alias("key"), "loose_label", "strict_label"))
+    by_row = lab.join(index.select("model", "row_key"), left_on=["model", "key"], right_on=["model", "row_key"],
+                      how="semi")
+    out = pl.concat([by_answer, by_row]).unique(["model", "key"], keep="first", maintain_order=True)
+    # a strict claim is a kind of loose contradiction: an answer labelled only "consistent" is not strict
+    return (out.filter(pl.col("loose_label").is_not_null())
+            .with_columns(pl.col("strict_label").fill_null(False) & pl.col("loose_label")))
+
+
 def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.DataFrame | None = None,
                     label_sample: int = 0, seed: int = 0) -> pl.DataFrame:
     """Raw and corrected LIS/SIS side by side for the published models in ``frame`` (a replay frame with
