@@ -110,8 +110,10 @@ def load_responses(source: str = "alpaca_eval", models: Sequence[str] | None = N
     from distill_kit import datasets
 
     wanted = list(models) if models else None
-    if source == "alpaca_eval":
-        frame = datasets.alpaca_outputs(wanted)
+    if source == "alpaca_eval":  # every model the data folder holds, also those the registry does not list
+        from distill_kit.attribution import load_alpaca, present_models
+
+        frame = load_alpaca(wanted or present_models())
     elif source == "arena_hard":
         frame = datasets.arena_answers(wanted)
     elif source == "store":
