@@ -456,7 +456,10 @@ def hub_background(
         rows.append(np.log(np.clip(v, 1e-9, None)))
     if not rows:
         return np.ones(len(cands))
-    with np.errstate(all="ignore"):
+    import warnings
+
+    with warnings.catch_warnings():  # a candidate no unrelated reference scored: nan, filled below
+        warnings.simplefilter("ignore", RuntimeWarning)
         bg = np.exp(np.nanmean(np.vstack(rows), axis=0))
     return np.where(np.isfinite(bg), bg, np.nanmedian(bg) if np.isfinite(bg).any() else 1.0)
 
