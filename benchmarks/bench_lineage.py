@@ -49,7 +49,21 @@ def _key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def cached_votes(counts: A.Counts, data_key: str, features: str, candidates: list[str], voters: list[str],
+class LazyCounts:
+    """Hashed counts computed on the first cache miss only (a fully cached re-run skips them)."""
+
+    def __init__(self, frame: pl.DataFrame, features: tuple[str, ...]) -> None:
+        self.frame, self.features, self._counts, self.seconds = frame, features, None, 0.0
+
+    def get(self) -> A.Counts:
+        if self._counts is None:
+            t = time.perf_counter()
+            self._counts = A.count_features(self.frame, A.basic_features(self.features))
+            self.seconds = time.perf_counter() - t
+        return self._counts
+
+
+def cached_votes(counts: LazyCounts, data_key: str, features: str, candidates: list[str], voters: list[str],
                  prompts: list[str], held_out: dict[str, list[str]] | None, k: int, seed: int) -> A.VoteMatrix:
     """:func:`attribution.vote_matrix`, cached on disk by everything that determines it."""
     folder = cache_dir() / "lineage_votes"
@@ -59,7 +73,7 @@ def cached_votes(counts: A.Counts, data_key: str, features: str, candidates: lis
         with path.open("rb") as fh:
             return pickle.load(fh)  # noqa: S301 (our own cache file)
     t = time.perf_counter()
-    vm = A.vote_matrix(counts, candidates, voters, features=features, prompts=prompts, held_out=held_out, k=k,
+    vm = A.vote_matrix(counts.get(), candidates, voters, features=features, prompts=prompts, held_out=held_out, k=k,
                        seed=seed)
     print(f"  votes {features:<20} {'references-only' if held_out else 'targets':<16} "
           f"{time.perf_counter() - t:6.1f} s", flush=True)
@@ -102,7 +116,7 @@ def per_target(target: str, ranking: A.Ranking, confidence: float, labels: linea
     }
 
 
-def run(seed: int, k: int) -> dict:
+def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES) -> dict:
     started = time.perf_counter()
     rows, source = A.lineage_rows()
     present = set(A.present_models())
@@ -123,25 +137,28 @@ def run(seed: int, k: int) -> dict:
     base_rows = set(lineage.lineage_labels().roles)  # lineage.csv targets
     new_targets = [t for t in targets if t not in base_rows]
 
-    t = time.perf_counter()
-    counts = A.count_features(frame)
-    count_s = time.perf_counter() - t
+    counts = LazyCounts(frame, features)
     rounds = A.sibling_rounds(refs, labels.lines)
-    sib = {f: cached_votes(counts, data_key, f, refs, [], prompts, rounds, k, seed) for f in A.FEATURES}
-    tgt = {f: cached_votes(counts, data_key, f, refs, targets, prompts, None, k, seed) for f in A.FEATURES}
+    sib = {f: cached_votes(counts, data_key, f, refs, [], prompts, rounds, k, seed) for f in features}
+    tgt = {f: cached_votes(counts, data_key, f, refs, targets, prompts, None, k, seed) for f in features}
+    methods = [m for m in A.METHODS if m.features in features]
 
-    best, ref_table = A.select_on_references(sib, refs, labels.lines, A.METHODS)
-    order = sorted((m.name for m in A.METHODS),
+    best, ref_table = A.select_on_references(sib, refs, labels.lines, methods)
+    order = sorted((m.name for m in methods),
                    key=lambda n: (-ref_table[n]["top1_line"], -ref_table[n]["p_true_line"]))
     by_name = {m.name: m for m in A.METHODS}
-    rankings = {m.name: {t: A.rank(tgt[m.features], t, m, labels.lines) for t in targets} for m in A.METHODS}
+    bgs = {m.name: A.hub_background(sib[m.features], m.vote, labels.lines) if m.hub else None for m in methods}
+    rankings = {m.name: {t: A.rank(tgt[m.features], t, m, labels.lines, bgs[m.name]) for t in targets}
+                for m in methods}
     truth_line = {t: labels.lines.get(labels.truth[t], labels.truth[t]) for t in targets if t in labels.truth}
     line_names = sorted({labels.lines.get(c, c) for c in refs})
 
     # primary: method chosen on references only; confidence held out over the other targets' labels
     prim = [rankings[best.name][t] for t in targets]
     conf_lo, temps = A.held_out_line_confidence(prim, truth_line, line_names)
-    sib_rank = [A.rank(sib[best.features], v, best, labels.lines) for v in sib[best.features].probs]
+    sv = sib[best.features]
+    sib_rank = [A.rank(sv, v, best, labels.lines, A.hub_background(sv, best.vote, labels.lines, exclude=v)
+                       if best.hub else None) for v in sv.probs]
     T_sib = A.fit_line_temperature(A.line_matrix(sib_rank, line_names),
                                    [line_names.index(labels.lines[r.voter]) for r in sib_rank])
     conf_sib = [float(A._softmax_log(A.line_matrix([r], line_names)[0], T_sib).max()) for r in prim]
@@ -177,7 +194,7 @@ def run(seed: int, k: int) -> dict:
         major.append(max(sorted(set(others)), key=others.count) == truth_line[t])
 
     method_rows = {}
-    for m in A.METHODS:
+    for m in methods:
         hs = [rankings[m.name][t].lines[0] == truth_line[t] for t in labelled]
         method_rows[m.name] = {"references_only_top1_line": ref_table[m.name]["top1_line"],
                                "references_only_p_true_line": ref_table[m.name]["p_true_line"],
@@ -208,12 +225,12 @@ def run(seed: int, k: int) -> dict:
                                   "top3_line": pm["top3_line"], "brier_held_out": pm_lo["brier_top1"]},
     }
     return {
-        "lineage_file": source, "seed": seed, "folds": k, "n_prompts": len(prompts), "absent_models": absent,
+        "lineage_file": source, "seed": seed, "folds": k, "features": list(features), "n_methods": len(methods), "n_prompts": len(prompts), "absent_models": absent,
         "targets": {"students": labels.students, "variants": labels.variants, "controls": labels.controls,
                     "new_in_extended": new_targets},
         "references": refs, "per_target": {r["target"]: r for r in per},
         "per_target_nested": {r["target"]: r for r in per_nested}, "summary": summary, "methods": method_rows,
-        "timing_s": {"counts": round(count_s, 1), "paired_baseline": round(paired_s, 1),
+        "timing_s": {"counts": round(counts.seconds, 1), "paired_baseline": round(paired_s, 1),
                      "total": round(time.perf_counter() - started, 1)},
     }
 
@@ -282,9 +299,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0, help="prompt-fold and split seed")
     ap.add_argument("--folds", type=int, default=2, help="cross-fitting folds over prompts")
+    ap.add_argument("--features", default=",".join(A.FEATURES),
+                    help=f"feature sets to try (comma-separated; default all: {','.join(A.FEATURES)})")
     ap.add_argument("--throughput-texts", type=int, default=0, help="also time embedding N texts (0: skip)")
     args = ap.parse_args()
-    res = run(args.seed, args.folds)
+    feats = tuple(f for f in args.features.split(",") if f)
+    unknown = set(feats) - set(A.FEATURES)
+    if unknown or not feats:
+        raise SystemExit(f"unknown feature sets {sorted(unknown)}; choose from {A.FEATURES}")
+    res = run(args.seed, args.folds, feats)
     report(res)
     if args.throughput_texts:
         frame = A.load_alpaca(res["references"][:3])

@@ -232,3 +232,28 @@ def test_data_folder_with_unregistered_models_and_fallback(tmp_path: Path, monke
     assert source == "lineage_extended.csv" and rows["model"].to_list() == ["new-model", "ref"]
     labels = lineage.lineage_labels(rows=rows)
     assert labels.truth == {"new-model": "ref"} and labels.lines == {"ref": "R"}
+
+
+def test_hub_background_demotes_a_candidate_everyone_votes_for() -> None:
+    """Held-out references of other lines all vote for 'hub'; a target voting hub 0.45 / teacher 0.35
+    is then attributed to the teacher, and a reference's own line never counts towards the background."""
+    cands = ["hub", "teacher", "x1", "x2", "y1", "y2"]
+    lines = {"hub": "H", "teacher": "T", "x1": "X", "x2": "X", "y1": "Y", "y2": "Y"}
+
+    def P(row: list[float]) -> np.ndarray:
+        return np.tile(np.array(row) / sum(row), (4, 1))
+
+    sib = A.VoteMatrix("word", cands, {
+        "x1": P([0.5, 0.05, 0.0, 0.3, 0.1, 0.05]), "x2": P([0.5, 0.05, 0.3, 0.0, 0.1, 0.05]),
+        "y1": P([0.5, 0.05, 0.1, 0.05, 0.0, 0.3]), "y2": P([0.5, 0.05, 0.1, 0.05, 0.3, 0.0]),
+    }, {})
+    bg = A.hub_background(sib, "soft", lines)
+    assert bg[0] == pytest.approx(0.5) and bg[0] > 5 * bg[1]
+    # x1's vote for its sibling x2 is not in x2's background; y1's and y2's votes are
+    assert bg[3] == pytest.approx(np.exp(np.mean(np.log([0.05, 0.05]))))
+    target = A.VoteMatrix("word", cands, {"t": P([0.45, 0.35, 0.05, 0.05, 0.05, 0.05])}, {})
+    plain = A.rank(target, "t", A.Method("word", "soft", "sum"), lines)
+    fixed = A.rank(target, "t", A.Method("word", "soft", "sum", hub=True), lines, bg)
+    assert plain.lines[0] == "H" and fixed.lines[0] == "T"
+    with pytest.raises(ValueError, match="hub background"):
+        A.rank(target, "t", A.Method("word", "soft", "sum", hub=True), lines)

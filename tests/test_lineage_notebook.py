@@ -27,6 +27,11 @@ def test_notebook_05_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
     assert summary["attribution_metrics"]["n"] == 3
     # three documented students: each one's confidence is calibrated on the other two, not on siblings
     assert summary["calibration"]["labelled_n"] == 3
+    # the vote attribution (headline): every target voted on, hub correction off (no line has two candidates here)
+    votes = {r["target"]: r for r in summary["vote_attribution"]}
+    assert set(votes) == set(table) and summary["vote_method"] == "word/hard/sum"
+    assert all(0.0 < r["confidence"] <= 1.0 and r["line"] for r in votes.values())
+    assert 0.0 <= summary["attribution_metrics"]["vote_top1_line"] <= 1.0
     assert 1 / 7 < summary["who_wrote_accuracy"] <= 1.0  # better than chance on held-out prompts
     assert sorted(summary["tree_leaves"]) == sorted(models)
     assert sorted(summary["tree"]["labels"]) == sorted(models) and len(summary["tree"]["linkage"]) == len(models) - 1
