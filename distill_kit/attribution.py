@@ -39,11 +39,6 @@ registry does not list, checking each file against the data folder's ``upstream_
 
 from __future__ import annotations
 
-import csv
-import gzip
-import hashlib
-import io
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,8 +50,6 @@ import polars as pl
 
 LINEAGE_EXTENDED = "alpaca_eval/lineage_extended.csv"
 LINEAGE_BASE = "alpaca_eval/lineage.csv"
-_OUTPUTS = "alpaca_eval/outputs/"
-_MANIFEST = "upstream_manifest.csv"
 
 FEATURES = ("word", "char", "template", "word+char+template")
 VOTES = ("soft", "hard", "log")
@@ -65,83 +58,31 @@ LINE_AGG = ("sum", "max")
 
 # ---------------------------------------------------------------------------------------- data
 def lineage_rows(prefer_extended: bool = True) -> tuple[pl.DataFrame, str]:
-    """The lineage table and which file it came from.
-
-    ``lineage_extended.csv`` from the data folder (``DISTILL_KIT_DATA_DIR``) when it is there, else
-    ``lineage.csv`` through :func:`distill_kit.datasets.lineage` (data folder, or the bundled copy).
-    A local helper until :mod:`distill_kit.datasets` has its own loader for the extended file.
-    """
+    """The lineage table and which file it came from: ``lineage_extended.csv`` (the data folder's, else the
+    project's transcription) unless ``prefer_extended`` is off, then ``lineage.csv``
+    (:func:`distill_kit.datasets.lineage` is the one reader)."""
     from distill_kit import datasets
 
-    root = datasets.data_dir()
-    cols = ["model", "role", "family", "line", "teacher", "training_data_note"]
-    if prefer_extended and root is not None and (root / LINEAGE_EXTENDED).is_file():
-        text = (root / LINEAGE_EXTENDED).read_text(encoding="utf-8-sig")
-        rows = list(csv.DictReader(io.StringIO(text)))
-        missing = {"model", "role", "line", "teacher"} - set(rows[0] if rows else {})
-        if missing:
-            raise datasets.DataError(f"{root / LINEAGE_EXTENDED} lacks columns {sorted(missing)}")
-        frame = pl.DataFrame([{c: (r.get(c) or None) for c in cols} for r in rows],
-                             schema={c: pl.String for c in cols})
-        return frame, Path(LINEAGE_EXTENDED).name
-    return datasets.lineage(), Path(LINEAGE_BASE).name
+    if not prefer_extended:
+        return datasets.lineage(extended=False), Path(LINEAGE_BASE).name
+    return datasets.lineage(), Path(datasets.lineage_source()).name
 
 
 def present_models() -> list[str]:
-    """AlpacaEval models whose outputs this machine can read: the data folder's files when a folder is
-    set (whatever subset it holds), else the registry's list (downloaded on demand)."""
+    """AlpacaEval models whose outputs the data folder holds (registered or the user's own)."""
     from distill_kit import datasets
 
-    root = datasets.data_dir()
-    if root is None:
-        return datasets.alpaca_models()
-    folder = root / _OUTPUTS
-    return sorted(p.name.removesuffix(".json.gz") for p in folder.glob("*.json.gz")) if folder.is_dir() else []
-
-
-def _manifest(root: Path) -> dict[str, str]:
-    path = root / _MANIFEST
-    if not path.is_file():
-        return {}
-    with path.open(encoding="utf-8") as fh:
-        return {r["path"]: r["sha256"] for r in csv.DictReader(fh)}
+    return datasets.alpaca_models()
 
 
 def load_alpaca(models: Sequence[str]) -> pl.DataFrame:
-    """Standardised ``model, prompt, text`` answers of ``models``.
-
-    Registry models go through :func:`distill_kit.datasets.alpaca_outputs` (checksummed there); others
-    are read from the data folder and checked against its ``upstream_manifest.csv``.
-    """
+    """Standardised ``model, prompt, text`` answers of ``models`` (checksums and the one-line errors for
+    absent or unknown models are :func:`distill_kit.datasets.alpaca_outputs`'s)."""
     from distill_kit import datasets, lineage
 
-    registry = set(datasets.alpaca_models())
-    known = [m for m in models if m in registry]
-    frames = [datasets.alpaca_outputs(known)] if known else []
-    root = datasets.data_dir()
-    sums = _manifest(root) if root is not None else {}
-    for m in (m for m in models if m not in registry):
-        rel = f"{_OUTPUTS}{m}.json.gz"
-        file = root / rel if root is not None else None
-        if file is None or not file.is_file():
-            raise datasets.DataError(f"no AlpacaEval outputs for {m!r} (not in the registry nor in the data folder)")
-        try:
-            raw = gzip.decompress(file.read_bytes())
-        except (OSError, EOFError) as exc:
-            raise datasets.DataError(f"corrupt data file {file}: not a valid gzip ({exc})") from None
-        if rel not in sums:
-            raise datasets.DataError(f"{file} is not listed in {root / _MANIFEST}; cannot verify it")
-        if hashlib.sha256(raw).hexdigest() != sums[rel]:
-            raise datasets.DataError(f"corrupt data file {file}: sha256 does not match {_MANIFEST}")
-        rows = json.loads(raw)
-        frames.append(pl.DataFrame(
-            {"model": [m] * len(rows), "instruction": [r["instruction"] for r in rows],
-             "output": [r.get("output") or "" for r in rows]},
-            schema={"model": pl.String, "instruction": pl.String, "output": pl.String},
-        ))
-    if not frames:
+    if not models:
         raise datasets.DataError("no models to load")
-    return lineage.standardise(pl.concat([f.select("model", "instruction", "output") for f in frames]))
+    return lineage.standardise(datasets.alpaca_outputs(list(models)).select("model", "instruction", "output"))
 
 
 # ------------------------------------------------------------------------------------ features

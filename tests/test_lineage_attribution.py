@@ -7,7 +7,6 @@ attributed to it, and neither the method choice nor a target's confidence may de
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -204,27 +203,28 @@ def _fake_model_file(folder: Path, name: str) -> bytes:
 
 def test_data_folder_with_unregistered_models_and_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            data_dir: Path) -> None:
-    """A folder holding a model the registry does not list: listed, loaded, checked by the manifest;
-    without lineage_extended.csv the labels fall back to lineage.csv."""
-    raw = _fake_model_file(tmp_path, "new-model")
+    """A folder holding a model the registry does not list: listed and loaded as the user's own data (one
+    notice, no checksum); a registered file that was edited fails its checksum; without
+    lineage_extended.csv the labels fall back to lineage.csv."""
+    _fake_model_file(tmp_path, "new-model")
     (tmp_path / "alpaca_eval").mkdir(exist_ok=True)
     shutil.copy(data_dir / "alpaca_eval" / "lineage.csv", tmp_path / "alpaca_eval" / "lineage.csv")
-    manifest = tmp_path / "upstream_manifest.csv"
-    manifest.write_text("path,sha256,size,url\nalpaca_eval/outputs/new-model.json.gz,"
-                        f"{hashlib.sha256(raw).hexdigest()},{len(raw)},\n")
     monkeypatch.setenv("DISTILL_KIT_DATA_DIR", str(tmp_path))
+    datasets.clear_caches()
     assert A.present_models() == ["new-model"]
     frame = A.load_alpaca(["new-model"])
     assert frame.columns == ["model", "prompt", "text"] and frame.height == 5
     rows, source = A.lineage_rows()
     assert source == "lineage.csv" and rows.height == datasets.lineage().height
-    # an edited file fails its checksum with one clear line
-    _fake_model_file(tmp_path, "new-model")
-    (tmp_path / "alpaca_eval" / "outputs" / "new-model.json.gz").write_bytes(gzip.compress(raw + b" "))
+    # a registered model's file that is not the published one fails its checksum with one clear line
+    _fake_model_file(tmp_path, "zephyr-7b-beta")
+    datasets.clear_caches()
     with pytest.raises(datasets.DataError, match="sha256"):
-        A.load_alpaca(["new-model"])
-    with pytest.raises(datasets.DataError, match="no AlpacaEval outputs"):
+        A.load_alpaca(["zephyr-7b-beta"])
+    with pytest.raises(datasets.DataError, match="unknown AlpacaEval model: absent-model"):
         A.load_alpaca(["absent-model"])
+    (tmp_path / "alpaca_eval" / "outputs" / "zephyr-7b-beta.json.gz").unlink()
+    datasets.clear_caches()
     # with the extended file present it is preferred
     (tmp_path / "alpaca_eval" / "lineage_extended.csv").write_text(
         "model,role,family,line,teacher,training_data_note\nnew-model,student,x,,ref,\nref,reference,x,R,,\n")
