@@ -43,10 +43,12 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
 BACKEND_ENV = "DISTILL_KIT_EMBED_BACKEND"
 INT8_MIN_TOKENS = 32
 """Texts with fewer tokens (including [CLS]/[SEP]) use the fp32 graph under ``onnx-int8``."""
-_ONNX_VERSION = "v1"  # bump when the export or quantization recipe changes: new cache key, new files
-# Dynamic int8 of these MatMuls (the feed-forward output of the first three layers) moved the
-# embeddings most in a per-layer sensitivity sweep on AlpacaEval answers; they stay fp32.
-_INT8_KEEP_FP32 = tuple(f"/encoder/layer.{i}/output/dense/MatMul" for i in range(3))
+_ONNX_VERSION = "v3"  # bump when the export or quantization recipe changes: new cache key, new files
+# Dynamic int8 of these feed-forward MatMuls (the output projection of layers 0-3, the expansion of
+# layers 2-4) moved the embeddings most in a per-layer sensitivity sweep on AlpacaEval answers; they
+# stay fp32. Attention (Q/K/V and scores) and the rest run int8.
+_INT8_KEEP_FP32 = (tuple(f"/encoder/layer.{i}/output/dense/MatMul" for i in range(4))
+                   + tuple(f"/encoder/layer.{i}/intermediate/dense/MatMul" for i in range(2, 5)))
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 """Name of the default embedding model (resolved to the offline wheel by :func:`default_model_path`)."""
@@ -245,21 +247,32 @@ def _export_onnx(source: Path, out: Path) -> None:
     if not pooling.get("pooling_mode_mean_tokens") or any(
             pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens")):
         raise ValueError(f"ONNX export expects mean pooling, {source} has {pooling}")
+    from transformers import AutoModel
+
     st = _load(None, "torch")
+    # eager attention exports the classic BERT attention pattern, which onnxruntime fuses into one op
+    hf = AutoModel.from_pretrained(str(source), attn_implementation="eager")
     out.mkdir(parents=True)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                  "sentence_bert_config.json", "config.json"):
         if (source / name).exists():
             shutil.copy2(source / name, out / name)
-    wrapper = _PooledEncoder(st[0].auto_model).eval()
+    wrapper = _PooledEncoder(hf).eval()
     sample = st.tokenizer(["an example", "a second, longer example sentence"], padding=True, return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, tuple(sample[n] for n in names), str(out / "model.onnx"), dynamo=False,
+        torch.onnx.export(wrapper, tuple(sample[n] for n in names), str(out / "exported.onnx"), dynamo=False,
                           input_names=names, output_names=["sentence_embedding"], opset_version=17,
                           dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
                                         "sentence_embedding": {0: "batch"}})
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    cfg = hf.config
+    fused = optimize_model(str(out / "exported.onnx"), model_type="bert", num_heads=cfg.num_attention_heads,
+                           hidden_size=cfg.hidden_size, opt_level=1)  # Attention, SkipLayerNorm, BiasGelu fusions
+    fused.save_model_to_file(str(out / "model.onnx"))
+    (out / "exported.onnx").unlink()
     graph = onnx.load(str(out / "model.onnx")).graph
     weights = {i.name for i in graph.initializer}
     matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and any(x in weights for x in n.input)]
@@ -269,8 +282,10 @@ def _export_onnx(source: Path, out: Path) -> None:
     logging.getLogger().disabled, was = True, logging.getLogger().disabled  # the quantizer logs advice at WARNING
     try:
         quantize_dynamic(str(out / "model.onnx"), str(out / "model_int8.onnx"), weight_type=QuantType.QInt8,
-                         per_channel=True, op_types_to_quantize=["MatMul"],
-                         nodes_to_quantize=[n for n in matmuls if n not in keep])
+                         per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
+                         nodes_to_quantize=[n.name for n in graph.node if n.op_type == "Attention"]
+                         + [n for n in matmuls if n not in keep],
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # types of fused ops
     finally:
         logging.getLogger().disabled = was
 
