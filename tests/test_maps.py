@@ -80,3 +80,16 @@ def test_aligned_tensor_and_map_escape() -> None:
         maps.aligned_tensor(frame, vecs[:3])
     with pytest.raises(ValueError, match="unknown"):
         maps.model_similarity(X, "nope")
+
+
+def test_answer_map_past_altairs_row_guard() -> None:
+    """Paper scale: 200 prompts x 34 models = 6,800 points, past Altair's default 5,000-row limit."""
+    import polars as pl
+
+    from distill_kit.charts import maps as charts
+
+    n = 6800
+    points = pl.DataFrame({"model": [f"m{i % 34}" for i in range(n)], "x": [float(i % 97) for i in range(n)],
+                           "y": [float(i % 89) for i in range(n)], "prompt": ["p"] * n, "preview": ["t"] * n})
+    spec = charts.response_map(points).to_dict()
+    assert sum(len(v) for v in spec.get("datasets", {}).values()) >= n
