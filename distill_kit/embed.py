@@ -144,12 +144,13 @@ def resolve_backend(model_name: str | None = None, backend: str | None = None) -
     """The backend an embedding call uses: ``backend``, else ``$DISTILL_KIT_EMBED_BACKEND``, else auto.
 
     ``auto`` means ``onnx-int8`` for the bundled model when onnxruntime is installed, else ``torch``;
-    any other model always runs on torch.
+    any other model runs on torch (asking for an ONNX backend by argument is then an error; the
+    environment variable only concerns the bundled model).
     """
     name = (backend or os.environ.get(BACKEND_ENV) or "auto").strip().lower()
     if name not in BACKENDS:
         raise ValueError(f"unknown embedding backend {name!r}; use one of: {', '.join(BACKENDS)}")
-    if name == "auto":
+    if name == "auto" or (name != "torch" and not backend and not _is_default(model_name)):
         return "onnx-int8" if _is_default(model_name) and onnx_available() else "torch"
     if name != "torch":
         if not _is_default(model_name):
@@ -162,8 +163,8 @@ def resolve_backend(model_name: str | None = None, backend: str | None = None) -
 def model_id(model_name: str | None = None, backend: str | None = None) -> str:
     """Cache key for a model: name plus version (plus backend), so a different model never reuses vectors.
 
-    Default model -> ``all-MiniLM-L6-v2@wheel-<version>`` on torch, with ``+onnx-v1`` or
-    ``+onnx-int8-v1`` appended for the ONNX backends (their vectors differ slightly); a local path ->
+    Default model -> ``all-MiniLM-L6-v2@wheel-<version>`` on torch, with ``+onnx-<recipe>`` or
+    ``+onnx-int8-<recipe>`` appended for the ONNX backends (their vectors differ slightly); a local path ->
     resolved path plus a fingerprint of its weight files' sizes and mtimes; any other name -> the name.
     """
     if _is_default(model_name):

