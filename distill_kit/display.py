@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from typing import Any
+from typing import Any, Callable
 
 OFFLINE_RENDERER = "jupyter"
-_BATCH_HOOK = "_AltairSvgHook"  # pipeline.batch_kernel_setup's import hook (kept by class name: no import cycle)
+BATCH_ROLE = "svg"  # the role of pipeline.batch_kernel_setup's import hook
 
 
 def in_kernel() -> bool:
@@ -33,7 +33,7 @@ def in_kernel() -> bool:
 
 def batch_kernel() -> bool:
     """True in a pipeline batch kernel: its SVG import hook is waiting, or Altair already renders SVG."""
-    if any(type(f).__name__ == _BATCH_HOOK for f in sys.meta_path):
+    if waiting(BATCH_ROLE):
         return True
     alt = sys.modules.get("altair")
     return alt is not None and getattr(alt.renderers, "active", "") == "svg"
@@ -55,34 +55,52 @@ def setup_kernel() -> None:
     """In an interactive kernel, make Altair charts render offline as soon as Altair is imported."""
     if not in_kernel():
         return
-    if "altair" in sys.modules:
-        enable_offline_charts(sys.modules["altair"])
-    elif not any(isinstance(f, _OfflineChartsHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _OfflineChartsHook())
+    install_after_import("altair", enable_offline_charts, role="offline", yields_to=BATCH_ROLE)
 
 
-class _OfflineChartsHook:
-    """Meta-path finder that wraps Altair's loader so the offline renderer is enabled right after import.
+class AfterImport:
+    """Meta-path finder that runs ``callback(module)`` right after module ``name`` is executed, then removes
+    itself. Used for Altair, which takes seconds to import (chart-less notebooks never pay for it).
 
-    In a batch kernel it steps aside (returns None) and lets the SVG hook handle the import."""
+    It stays in place until the module is actually executed: libraries probe with
+    ``importlib.util.find_spec("altair")`` long before anything imports it (e.g. polars' plotting check),
+    and a hook that removed itself on the first lookup would miss the real import. ``role`` names the
+    hook (``"svg"``: the pipeline's batch kernels; ``"offline"``: interactive kernels); a hook with
+    ``yields_to`` steps aside while a hook of that role is waiting."""
+
+    def __init__(self, name: str, callback: Callable[[Any], None], role: str, yields_to: str | None = None):
+        self.name, self.callback, self.role, self.yields_to = name, callback, role, yields_to
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "altair" or any(type(f).__name__ == _BATCH_HOOK for f in sys.meta_path):
+        if name != self.name or (self.yields_to and waiting(self.yields_to)):
             return None
         for finder in sys.meta_path:
-            if isinstance(finder, _OfflineChartsHook) or not hasattr(finder, "find_spec"):
+            if isinstance(finder, AfterImport) or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _OfflineLoader(spec.loader)
+                    spec.loader = _AfterImportLoader(spec.loader, self)
                 return spec
         return None
 
 
-class _OfflineLoader:
-    def __init__(self, inner: Any):
-        self.inner = inner
+def waiting(role: str) -> bool:
+    """True while an :class:`AfterImport` hook of ``role`` waits for its module."""
+    return any(isinstance(f, AfterImport) and f.role == role for f in sys.meta_path)
+
+
+def install_after_import(name: str, callback: Callable[[Any], None], role: str, yields_to: str | None = None) -> None:
+    """Run ``callback`` on module ``name`` now if it is imported, else right after its import (once)."""
+    if name in sys.modules:
+        callback(sys.modules[name])
+    elif not waiting(role):
+        sys.meta_path.insert(0, AfterImport(name, callback, role, yields_to))
+
+
+class _AfterImportLoader:
+    def __init__(self, inner: Any, hook: AfterImport):
+        self.inner, self.hook = inner, hook
 
     def create_module(self, spec: Any) -> Any:
         return self.inner.create_module(spec)
@@ -92,8 +110,8 @@ class _OfflineLoader:
         if module.__spec__ is not None:
             module.__spec__.loader = self.inner
         self.inner.exec_module(module)
-        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _OfflineChartsHook)]
-        enable_offline_charts(module)
+        sys.meta_path[:] = [f for f in sys.meta_path if not (isinstance(f, AfterImport) and f.role == self.hook.role)]
+        self.hook.callback(module)
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)

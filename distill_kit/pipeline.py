@@ -710,11 +710,10 @@ def batch_kernel_setup() -> None:
     renderer loads Vega from a CDN. The interactive, offline page is the report (see report.py).
     The switch happens on import (altair takes seconds to import; chart-less steps skip it).
     """
+    from distill_kit.display import BATCH_ROLE, install_after_import
+
     die_with_runner()
-    if "altair" in sys.modules:
-        _static_charts(sys.modules["altair"])
-    elif not any(isinstance(f, _AltairSvgHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AltairSvgHook())
+    install_after_import("altair", _static_charts, role=BATCH_ROLE)
 
 
 RUNNER_PID_ENV = "DISTILL_KIT_RUNNER_PID"
@@ -770,46 +769,6 @@ def _static_charts(alt: Any) -> None:
     @alt.theme.register("distill_kit_static", enable=True)
     def _theme() -> Any:
         return {**(base() if base else {}), "padding": {"left": 30, "right": 10, "top": 5, "bottom": 5}}
-
-
-class _AltairSvgHook:
-    """Meta-path finder that wraps altair's loader to enable the SVG renderer right after import.
-
-    It stays in place until altair is actually executed: libraries probe with
-    ``importlib.util.find_spec("altair")`` long before anything imports it (e.g. polars' plotting check),
-    and a hook that removed itself on the first lookup would miss the real import."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "altair":
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None:
-                if spec.loader is not None:
-                    spec.loader = _SvgLoader(spec.loader)
-                return spec
-        return None
-
-
-class _SvgLoader:
-    def __init__(self, inner: Any):
-        self.inner = inner
-
-    def create_module(self, spec: Any) -> Any:
-        return self.inner.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        module.__loader__ = self.inner  # altair finds its own resources through its real loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self.inner
-        self.inner.exec_module(module)
-        _static_charts(module)
-        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AltairSvgHook)]
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self.inner, item)
 
 
 def _summary_stamps(run_dir: Path) -> dict[str, int]:
