@@ -116,7 +116,7 @@ def per_target(target: str, ranking: A.Ranking, confidence: float, labels: linea
     }
 
 
-def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES) -> dict:
+def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: int = 0) -> dict:
     started = time.perf_counter()
     rows, source = A.lineage_rows()
     present = set(A.present_models())
@@ -129,7 +129,7 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES) -> dict:
     if len(refs) < 3 or not targets:
         raise SystemExit(f"need >= 3 references and a target with outputs; have {len(refs)} and {len(targets)}")
     frame = A.load_alpaca([*refs, *targets])
-    prompts = lineage.common_prompts(frame, [*refs, *targets])
+    prompts = lineage.sample_prompts(lineage.common_prompts(frame, [*refs, *targets]), n_prompts or None, seed)
     data_key = _key(sorted(have), frame.height, hashlib.sha256("".join(frame["text"].to_list()).encode()).hexdigest())
     print(f"lineage: {source}; {len(labels.students)} students, {len(labels.variants)} variants, "
           f"{len(labels.controls)} controls vs {len(refs)} references; {len(prompts)} shared prompts; "
@@ -301,13 +301,14 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2, help="cross-fitting folds over prompts")
     ap.add_argument("--features", default=",".join(A.FEATURES),
                     help=f"feature sets to try (comma-separated; default all: {','.join(A.FEATURES)})")
+    ap.add_argument("--prompts", type=int, default=0, help="shared prompts used, a seeded sample (0: all)")
     ap.add_argument("--throughput-texts", type=int, default=0, help="also time embedding N texts (0: skip)")
     args = ap.parse_args()
     feats = tuple(f for f in args.features.split(",") if f)
     unknown = set(feats) - set(A.FEATURES)
     if unknown or not feats:
         raise SystemExit(f"unknown feature sets {sorted(unknown)}; choose from {A.FEATURES}")
-    res = run(args.seed, args.folds, feats)
+    res = run(args.seed, args.folds, feats, args.prompts)
     report(res)
     if args.throughput_texts:
         frame = A.load_alpaca(res["references"][:3])

@@ -355,15 +355,21 @@ def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
                 idx = np.sort(np.random.default_rng(seed).choice(len(ids), size=per_set, replace=False))
                 ids = [ids[i] for i in idx]
             chosen += ids
-        reqs = []
-        for m in answers:
-            if m == reference:
-                continue
-            for pid in chosen:
-                if pid in answers[m]:
-                    msg = rse_judge.judge_prompt(prompts_by_id[pid], answers[reference][pid], answers[m][pid])
-                    reqs.append(ChatRequest.user(msg, system=rse_judge.JUDGE_SYSTEM))
-        out.append(Planned(step, judge, "RSE judge", reqs))
+        pairs = [{"prompt_id": pid, "prompt": prompts_by_id[pid], "test_model": m, "reference": reference,
+                  "test_answer": answers[m][pid], "reference_answer": answers[reference][pid]}
+                 for m in answers if m != reference for pid in chosen if pid in answers[m]]
+        if pairs:
+            import polars as pl
+
+            _, messages = rse_judge.judge_messages(
+                pl.DataFrame(pairs), both_orders=p.get("judge_both_orders", True),
+                shuffle_aspects=p.get("judge_shuffle_aspects", True), seed=seed)
+        else:
+            messages = []
+        reqs = [ChatRequest.user(msg, system=rse_judge.JUDGE_SYSTEM) for msg in messages]
+        panel = [n.strip() for n in str(p.get("judge_panel", "") or "").split(",") if n.strip()]
+        for cfg in [judge, *(_get_model(n) for n in panel)]:  # every panel judge is asked the same prompts
+            out.append(Planned(step, cfg, "RSE judge", reqs))
     return out
 
 

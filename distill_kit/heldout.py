@@ -30,7 +30,7 @@ from distill_kit import datasets
 from distill_kit.config import cache_dir
 from distill_kit.judges.identity import OfflineIdentityJudge
 
-JUDGE_TAG = "offline-v6"  # bump with judges.identity's cache tag when the judge changes
+JUDGE_TAG = "offline-v7"  # bump with judges.identity's cache tag when the judge changes
 
 
 def _dir() -> Path:
@@ -80,10 +80,10 @@ def predictions(excluded: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.nda
             return pickle.load(fh)
     model_col = np.array(frame["model"].to_list())
     loose = np.array(frame["loose_label"].to_list(), dtype=bool)
-    strict = np.array(frame["strict_label"].to_list(), dtype=bool)
+    strict = frame["strict_label"].to_list()  # None: unknown (never re-judged upstream), not "no"
     tr = np.where(~np.isin(model_col, excluded))[0]
     judge = OfflineIdentityJudge(datasets.identity_facts()).fit_features(
-        [texts[i] for i in tr], [feats[i] for i in tr], loose[tr], strict[tr])
+        [texts[i] for i in tr], [feats[i] for i in tr], loose[tr], [strict[i] for i in tr])
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for m in excluded:
         te = np.where(model_col == m)[0]
@@ -223,9 +223,15 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
             est = scores.corrected_identity_score(target, cal, score, labels=lab)
             row.update({f"{short}_raw": raw.value, f"{short}_corrected": est.value, f"{short}_lo": est.lo,
                         f"{short}_hi": est.hi, f"{short}_method": est.method, f"{short}_n_labels": est.n_labels,
-                        f"{short}_labels": float(target[f"{score}_label"].mean())})
+                        f"{short}_labels": _mean_or_none(target[f"{score}_label"])})
         rows.append(row)
     return pl.DataFrame(rows)
+
+
+def _mean_or_none(labels: pl.Series) -> float | None:
+    """The labels' own score, or None where the labels are unknown (qwen2.5-72b-instruct's strict file)."""
+    value = labels.drop_nulls().mean()
+    return None if value is None else float(value)
 
 
 def headline(row: dict[str, Any]) -> str:

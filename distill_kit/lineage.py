@@ -149,12 +149,12 @@ class LineageLabels:
 
 
 def lineage_labels(
-    models: Sequence[str] | None = None, *, rows: pl.DataFrame | None = None, prefer_extended: bool = False
+    models: Sequence[str] | None = None, *, rows: pl.DataFrame | None = None, prefer_extended: bool = True
 ) -> LineageLabels:
     """Lineage labels, restricted to ``models`` when given.
 
-    ``rows`` is a lineage table; without it ``lineage.csv``, or with ``prefer_extended=True``
-    ``lineage_extended.csv`` when the data folder holds it (its superset of documented models).
+    ``rows`` is a lineage table; without it ``lineage_extended.csv`` (the superset of documented models: the
+    data folder's, else the project's transcription), or ``lineage.csv`` with ``prefer_extended=False``.
     """
     from distill_kit.attribution import lineage_rows
 

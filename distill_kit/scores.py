@@ -188,10 +188,11 @@ def select_quantifier(pool: "pl.DataFrame", score: str = "loose",
     Returns ``{"method", "strata", "name", "errors" (per pool model, signed), "mae", "table"}``."""
     import polars as pl
 
+    label = f"{score}_label"
+    pool = pool.filter(pl.col(label).is_not_null())  # a model whose labels are unknown cannot calibrate
     models = pool["model"].unique(maintain_order=True).to_list()
     if len(models) < 2:
         raise ValueError("choosing a quantifier needs a calibration pool of at least two models")
-    label = f"{score}_label"
     results = []
     for method, strata in candidates:
         errs = {}
@@ -218,9 +219,12 @@ def corrected_identity_score(target: "pl.DataFrame", pool: "pl.DataFrame", score
     at least one, the estimate is prediction-powered (unbiased, valid interval); without, it is the pool-chosen
     quantifier with an interval from its errors on the pool's models.
     """
+    import polars as pl
+
     from distill_kit import stats
 
     label = f"{score}_label"
+    pool = pool.filter(pl.col(label).is_not_null())  # unknown labels (never re-judged upstream) cannot calibrate
     lab = None
     if labels is not None and labels.height:
         if "key" not in target.columns or "key" not in labels.columns:

@@ -148,7 +148,7 @@ def test_benchmarks_run_on_the_open_folder(open_folder: Path):
     assert sim.returncode == 0, sim.stderr[-2000:]
     figures = json.loads(sim.stdout.strip().splitlines()[-1])
     assert figures["n_models"] == 51 and figures["data_dir"] == str(open_folder)
-    lin = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_lineage.py"), "--seeds", "0", "--embed-prompts", "6",
+    lin = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_lineage.py"), "--prompts", "40", "--features", "word",
                           "--throughput-texts", "6"], env=_env(open_folder), capture_output=True, text=True, timeout=1500)
     assert lin.returncode == 0, lin.stderr[-2000:]
     assert re.search(rf"^\s+{USER_MODEL}\s+-> .*documented: text_davinci_003", lin.stdout, re.M)  # the folder's lineage

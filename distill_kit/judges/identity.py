@@ -317,16 +317,20 @@ class OfflineIdentityJudge:
         return self._rows(responses, families, facts)
 
     def fit_features(self, texts: list[str], feats: list[dict[str, float]], loose: Sequence[bool],
-                     strict: Sequence[bool]) -> "OfflineIdentityJudge":
+                     strict: Sequence[bool | None]) -> "OfflineIdentityJudge":
+        """Fit both learners. A strict label of None is unknown (a model whose strict file upstream was never
+        re-judged): that answer trains the loose learners only, never the strict ones as a "no"."""
         if not texts:
             raise ValueError("cannot fit the offline identity judge on zero answers")
-        if len(set(loose)) < 2 or len(set(strict)) < 2:
+        known = [i for i, v in enumerate(strict) if v is not None]
+        strict_known = [bool(strict[i]) for i in known]
+        if len(set(loose)) < 2 or len(set(strict_known)) < 2:
             raise ValueError("fitting needs both positive and negative loose and strict labels")
         x = self._matrix(texts, feats, fit=True)
         self._loose = self._model().fit(x, list(loose))
-        self._strict = self._model().fit(x, list(strict))
+        self._strict = self._model().fit(x[known], strict_known)
         self._loose_text = self._text_model().fit(texts, list(loose))
-        self._strict_text = self._text_model().fit(texts, list(strict))
+        self._strict_text = self._text_model().fit([texts[i] for i in known], strict_known)
         return self
 
     def fit(self, responses: Sequence[str], families: Sequence[str], loose: Sequence[bool],
@@ -412,7 +416,8 @@ def fit_offline_judge(frame: Any, facts: dict[str, str], seed: int = 0) -> Offli
     """Fit on a labelled frame (columns response, family, loose_label, strict_label)."""
     return OfflineIdentityJudge(facts, seed=seed).fit(
         frame["response"].to_list(), frame["family"].to_list(),
-        [bool(x) for x in frame["loose_label"].to_list()], [bool(x) for x in frame["strict_label"].to_list()])
+        [bool(x) for x in frame["loose_label"].to_list()],
+        [None if x is None else bool(x) for x in frame["strict_label"].to_list()])
 
 
 def default_offline_judge(models: Sequence[str] | None = None, refit: bool = False) -> OfflineIdentityJudge:
@@ -427,7 +432,7 @@ def default_offline_judge(models: Sequence[str] | None = None, refit: bool = Fal
     from distill_kit.config import cache_dir
 
     chosen = sorted(models) if models else sorted(datasets.identity_response_models())
-    tag = hashlib.sha256(("v6|" + ",".join(chosen)).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(("v7|" + ",".join(chosen)).encode()).hexdigest()[:16]
     path = cache_dir() / f"identity_judge_{tag}.pkl"
     if path.exists() and not refit:
         with path.open("rb") as fh:

@@ -250,6 +250,26 @@ _OUT_SCHEMA = {
 }
 
 
+def judge_messages(pairs: pl.DataFrame, *, both_orders: bool = False, shuffle_aspects: bool = False, seed: int = 0,
+                   max_answer_chars: int = MAX_ANSWER_CHARS) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows ``judge_pairs`` sends (each pair once or in both orders, with its aspect order) and the judge
+    prompt of each: the one definition of what is asked, shared with ``estimate`` so a cost estimate counts
+    exactly the prompts a run sends."""
+    if both_orders:
+        pairs = pl.concat([pairs.with_columns(pl.lit(o).alias("order")) for o in ORDERS])
+    elif "order" not in pairs.columns:
+        pairs = pairs.with_columns(pl.lit(ORDERS[0]).alias("order"))
+    if shuffle_aspects:
+        pairs = pairs.with_columns(pl.Series("aspect_order", [",".join(aspect_order_for(r, seed)) for r in pairs.to_dicts()]))
+    elif "aspect_order" not in pairs.columns:
+        pairs = pairs.with_columns(pl.lit(",".join(ASPECTS)).alias("aspect_order"))
+    rows = pairs.to_dicts()
+    messages = [judge_prompt(r["prompt"], r["reference_answer"], r["test_answer"], max_answer_chars,
+                             aspect_order=tuple(r["aspect_order"].split(",")), test_first=r["order"] == ORDERS[1])
+                for r in rows]
+    return rows, messages
+
+
 def judge_pairs(
     judge: Any,
     pairs: pl.DataFrame,
@@ -284,18 +304,8 @@ def judge_pairs(
         raise ValueError(f"pairs need columns {', '.join(sorted(need))} (see judge_pairs_frame)")
     for message in self_judging_warnings(judge, pairs):
         warnings.warn(message, JudgeBiasWarning, stacklevel=2)
-    if both_orders:
-        pairs = pl.concat([pairs.with_columns(pl.lit(o).alias("order")) for o in ORDERS])
-    elif "order" not in pairs.columns:
-        pairs = pairs.with_columns(pl.lit(ORDERS[0]).alias("order"))
-    if shuffle_aspects:
-        pairs = pairs.with_columns(pl.Series("aspect_order", [",".join(aspect_order_for(r, seed)) for r in pairs.to_dicts()]))
-    elif "aspect_order" not in pairs.columns:
-        pairs = pairs.with_columns(pl.lit(",".join(ASPECTS)).alias("aspect_order"))
-    rows = pairs.to_dicts()
-    messages = [judge_prompt(r["prompt"], r["reference_answer"], r["test_answer"], max_answer_chars,
-                             aspect_order=tuple(r["aspect_order"].split(",")), test_first=r["order"] == ORDERS[1])
-                for r in rows]
+    rows, messages = judge_messages(pairs, both_orders=both_orders, shuffle_aspects=shuffle_aspects, seed=seed,
+                                    max_answer_chars=max_answer_chars)
     out: list[dict[str, Any]] = [
         {"style": None, "structure": None, "content": None, "overall": None, "rationale": None,
          "status": "unparseable", "attempts": 0, "raw": None}
