@@ -54,6 +54,8 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _LOOSE = re.compile(r"Fact 1: <factor>(.*?)</factor>\nFact 2: <factor>(.*)</factor>\n\nGive a short analysis", re.S)
 _STRICT = re.compile(r'\nText: "(.*)"\n\nGive a short analysis, then your score inside rate tags', re.S)
 _RSE = re.compile(r"\[Reference answer\]\n(.*)\n\n\[Test answer\]\n(.*)\n\nRate how similar", re.S)
+# the judge's position-bias control shows the test answer first (judges.similarity.judge_prompt, test_first)
+_RSE_TEST_FIRST = re.compile(r"\[Test answer\]\n(.*)\n\n\[Reference answer\]\n(.*)\n\nRate how similar", re.S)
 _RETRY = "\n\nIMPORTANT: your previous reply had no single valid verdict."
 
 
@@ -184,9 +186,11 @@ def judge_reply(prompt: str) -> str | None:
         if label is None:
             label = _rules(response, "")[1]
         return f"Replayed from the paper's strict labels.\n<rate>{int(label)}</rate>"
-    m = _RSE.search(prompt)
+    m, flipped = _RSE.search(prompt), False
+    if m is None:
+        m, flipped = _RSE_TEST_FIRST.search(prompt), True
     if m:
-        ref, test = m.group(1).strip(), m.group(2).strip()
+        ref, test = (m.group(2).strip(), m.group(1).strip()) if flipped else (m.group(1).strip(), m.group(2).strip())
         if ref == test:
             score = 5
         else:

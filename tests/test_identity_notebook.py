@@ -36,7 +36,9 @@ def test_notebook_03_runs_headless(run_notebook, data_dir: Path, tmp_path: Path)
     assert all(r["n"] == 40 and 0 <= r["lis_lo"] <= r["lis"] <= r["lis_hi"] <= 1 for r in replay.values())
     assert replay["phi-4"]["lis_paper"] == 0.22
     corrected = {r["model"]: r for r in payload["corrected"]}  # prevalence-corrected, calibrated on the other models
-    assert set(corrected) == {"phi-4", "qwen2.5-14b-instruct"} | ({"smollm2-local (GPTFuzzer)"} if live else set())
+    # replayed models, and when live the live target and its GPTFuzzer attempts (judged by the same judge)
+    assert set(corrected) - {"smollm2-local"} == {"phi-4", "qwen2.5-14b-instruct"} | (
+        {"smollm2-local (GPTFuzzer)"} if live else set())
     assert all(r["lis_lo"] <= r["lis_corrected"] <= r["lis_hi"] and r["lis_method"] for r in corrected.values())
     assert corrected["phi-4"]["n"] == corrected["qwen2.5-14b-instruct"]["n"] == 40
     assert corrected["phi-4"]["lis_n_labels"] == 0

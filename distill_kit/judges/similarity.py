@@ -251,8 +251,8 @@ _OUT_SCHEMA = {
 
 
 def judge_messages(pairs: pl.DataFrame, *, both_orders: bool = False, shuffle_aspects: bool = False, seed: int = 0,
-                   max_answer_chars: int = MAX_ANSWER_CHARS) -> tuple[list[dict[str, Any]], list[str]]:
-    """The rows ``judge_pairs`` sends (each pair once or in both orders, with its aspect order) and the judge
+                   max_answer_chars: int = MAX_ANSWER_CHARS) -> tuple[pl.DataFrame, list[str]]:
+    """The pairs ``judge_pairs`` sends (each pair once or in both orders, with its aspect order) and the judge
     prompt of each: the one definition of what is asked, shared with ``estimate`` so a cost estimate counts
     exactly the prompts a run sends."""
     if both_orders:
@@ -267,7 +267,7 @@ def judge_messages(pairs: pl.DataFrame, *, both_orders: bool = False, shuffle_as
     messages = [judge_prompt(r["prompt"], r["reference_answer"], r["test_answer"], max_answer_chars,
                              aspect_order=tuple(r["aspect_order"].split(",")), test_first=r["order"] == ORDERS[1])
                 for r in rows]
-    return rows, messages
+    return pairs, messages
 
 
 def judge_pairs(
@@ -304,8 +304,9 @@ def judge_pairs(
         raise ValueError(f"pairs need columns {', '.join(sorted(need))} (see judge_pairs_frame)")
     for message in self_judging_warnings(judge, pairs):
         warnings.warn(message, JudgeBiasWarning, stacklevel=2)
-    rows, messages = judge_messages(pairs, both_orders=both_orders, shuffle_aspects=shuffle_aspects, seed=seed,
-                                    max_answer_chars=max_answer_chars)
+    pairs, messages = judge_messages(pairs, both_orders=both_orders, shuffle_aspects=shuffle_aspects, seed=seed,
+                                     max_answer_chars=max_answer_chars)
+    rows = pairs.to_dicts()
     out: list[dict[str, Any]] = [
         {"style": None, "structure": None, "content": None, "overall": None, "rationale": None,
          "status": "unparseable", "attempts": 0, "raw": None}
