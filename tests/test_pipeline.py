@@ -20,20 +20,10 @@ import pytest
 from distill_kit import pipeline
 from distill_kit.config import PROJECT_ROOT, ConfigError
 from distill_kit.pipeline import RunConfig, load_run_config, record_summary, run_pipeline, to_jsonable
+from notebook_files import write_notebook
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def write_notebook(path: Path, params: str, body: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    pcell = nbformat.v4.new_code_cell(params)
-    pcell.metadata["tags"] = ["parameters"]
-    nb.cells = [pcell, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
 
 
 COMMON = 'run_dir = ""\nstore_path = ""\nseed = 0\n'

@@ -12,7 +12,6 @@ import shutil
 import string
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -22,6 +21,7 @@ from distill_kit.config import PROJECT_ROOT
 from distill_kit.loopback import Fault, LoopbackServer
 from distill_kit.pipeline import load_run_config
 from distill_kit.store import Store
+from notebook_files import write_notebook
 
 KEY_VAR = "LOOP_API_KEY"
 
@@ -44,22 +44,13 @@ ipywidgets.HTML("<b>a widget</b>")
 """
 
 
-def _notebook(path: Path, params: str, body: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
 @pytest.fixture(scope="module")
 def leaky_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("leaky")
     key = "lk-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
     nb_dir = tmp / "nb"
     nb_dir.mkdir()
-    _notebook(nb_dir / "02-collect.ipynb", 'url: str = ""\nrun_dir: str = ""\nstore_path: str = ""\nseed: int = 0\n', BODY)
+    write_notebook(nb_dir / "02-collect.ipynb", 'url: str = ""\nrun_dir: str = ""\nstore_path: str = ""\nseed: int = 0\n', BODY)
     shutil.copy(PROJECT_ROOT / "notebooks" / "06-report.ipynb", nb_dir / "06-report.ipynb")
     with LoopbackServer() as srv:
         srv.inject_for("question 1", Fault(401, echo_key=True), always=True)
