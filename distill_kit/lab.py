@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from distill_kit.processes import stop_process
+
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8888
 
@@ -90,9 +92,7 @@ def run_lab(notebooks_dir: Path, port: int | None = None, timeout: float = 120.0
     try:
         if not wait_listening(cmd.port, proc, timeout):
             code = proc.poll()
-            if code is None:
-                proc.terminate()
-                proc.wait(timeout=10)
+            stop_process(proc)
             print(f"error: JupyterLab did not start on {HOST}:{cmd.port}"
                   + (f" (exit {code})" if code is not None else f" within {timeout:.0f}s"), file=sys.stderr)
             return 1
@@ -100,9 +100,5 @@ def run_lab(notebooks_dir: Path, port: int | None = None, timeout: float = 120.0
               "Open that URL in a browser on this machine; Ctrl-C stops JupyterLab.\n", flush=True)
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, grace=15)
         return 130

@@ -423,8 +423,9 @@ class LoopbackProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        from distill_kit.processes import stop_process
+
+        stop_process(self.proc)
 
 
 if __name__ == "__main__":

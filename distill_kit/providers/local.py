@@ -110,14 +110,10 @@ class LocalServer:
         raise RuntimeError(f"llama.cpp server not healthy after {STARTUP_TIMEOUT:.0f}s (log: {self.log_path})")
 
     def stop(self) -> None:
+        from distill_kit.processes import stop_process
+
         proc, self.proc = self.proc, None
-        if proc and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc)
 
     def __enter__(self) -> "LocalServer":
         return self.start()
