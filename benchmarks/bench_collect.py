@@ -34,7 +34,7 @@ KEY_ENV = "BENCH_COLLECT_KEY"
 
 @contextmanager
 def zoo(latency: float, rate: float | None = None, burst: int | None = None) -> Iterator[str]:
-    cmd = [sys.executable, "-m", "distill_kit.zoo", "--echo", "--latency", str(latency)]
+    cmd = [sys.executable, "-m", "distill_kit.testing", "--echo", "--latency", str(latency)]
     if rate:
         cmd += ["--rate-limit", str(rate), "--burst", str(burst or 1)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

@@ -32,7 +32,7 @@ _BACKEND = {"kit_torch": "torch", "kit_onnx_fp32": "onnx", "kit_onnx_int8": "onn
 
 
 def _texts(n: int, seed: int) -> list[str]:
-    from distill_kit import lineage
+    from distill_kit.lineage import signals as lineage
 
     frame = lineage.load_responses("alpaca_eval")
     texts = [t for t in frame["text"].to_list() if t and t.strip()]
@@ -58,8 +58,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from distill_kit import embed
-    from distill_kit.config import cache_dir
+    from distill_kit.text import embed
+    from distill_kit.paths import cache_dir
 
     real_models = embed.embeddings_cache_dir() / "models"
     t = time.perf_counter()

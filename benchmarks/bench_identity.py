@@ -14,7 +14,7 @@ For every model in ``identity/responses/`` of the data directory (DISTILL_KIT_DA
     k = 0: the quantifier is chosen and calibrated on the other models only (``scores.select_quantifier``);
     k > 0: prediction-powered (PPI++) on the calibrated judge scores. Every label-free candidate is also
     reported on every held-out model, for the record (the measurement the choice rests on).
-Held-out judge fits are cached (``distill_kit.heldout``), so a re-run takes a few minutes.
+Held-out judge fits are cached (``distill_kit.ice.calibration``), so a re-run takes a few minutes.
 Prints readable tables and ends with one line of JSON holding every figure
 (``per_model``, ``by_k``, ``summary_by_k``, ``candidates``, ``targets``).
 """
@@ -29,8 +29,11 @@ import numpy as np
 import polars as pl
 
 
-from distill_kit import datasets, heldout, scores
-from distill_kit.judges.identity import RuleIdentityJudge, default_offline_judge
+from distill_kit import datasets
+from distill_kit.ice import calibration as heldout
+from distill_kit.ice import scores
+from distill_kit.stats import wilson_ci
+from distill_kit.ice.judges import RuleIdentityJudge, default_offline_judge
 
 
 # ---------------------------------------------------------------- prevalence-corrected LIS / SIS (issue 12)
@@ -246,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         if not strict_known[i].all():  # e.g. qwen2.5-72b-instruct: never re-judged, so no strict label to compare
             row.update(strict_accuracy=None, strict_kappa=None, sis_labels=None)
         row["lis_diff"] = row["lis_ours"] - row["lis_labels"]
-        row["lis_ci"] = list(scores.wilson_ci(int(pred_l[i].sum()), int(i.sum())))
-        row["sis_ci"] = list(scores.wilson_ci(int(pred_s[i].sum()), int(i.sum())))
+        row["lis_ci"] = list(wilson_ci(int(pred_l[i].sum()), int(i.sum())))
+        row["sis_ci"] = list(wilson_ci(int(pred_s[i].sum()), int(i.sum())))
         rows.append(row)
     overall = {"n": len(texts),
                "loose": scores.agreement(pred_l, loose), "strict": scores.agreement(pred_s, strict),

@@ -18,8 +18,10 @@ import time
 
 import polars as pl
 
-from distill_kit import config, datasets, scores
-from distill_kit.judges.identity import LLMIdentityJudge
+from distill_kit import config
+from distill_kit import datasets
+from distill_kit.ice import scores
+from distill_kit.ice.judges import LLMIdentityJudge
 from distill_kit.store import Store
 
 

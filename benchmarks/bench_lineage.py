@@ -5,7 +5,7 @@
 Reads ``alpaca_eval/lineage_extended.csv`` from the data folder (``lineage.csv`` when absent) and uses
 whichever documented models the folder holds outputs for. Method: a "who wrote this?" classifier
 trained on the references' own answers (cross-fitted over prompt folds) votes on every answer of a
-target (:mod:`distill_kit.attribution`). The method is chosen two ways, neither of which looks at the
+target (:mod:`distill_kit.lineage.votes`). The method is chosen two ways, neither of which looks at the
 target being scored:
 
 - ``reference_selected`` (primary): on a references-only task -- each reference with a same-line
@@ -34,9 +34,10 @@ import uuid
 import numpy as np
 import polars as pl
 
-from distill_kit import attribution as A
-from distill_kit import embed, lineage
-from distill_kit.config import cache_dir
+from distill_kit.lineage import votes as A
+from distill_kit.text import embed
+from distill_kit.lineage import signals as lineage
+from distill_kit.paths import cache_dir
 
 _CACHE_VERSION = "votes-v1"
 

@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 
 from distill_kit import datasets
-from distill_kit import similarity as sim
-from distill_kit.lineage import lineage_labels
+from distill_kit.rse import similarity as sim
+from distill_kit.lineage.signals import lineage_labels
 
 
 def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -82,7 +82,7 @@ def main() -> None:
     if args.content_prompts:
         sample = sim.sample_prompts(prompts, args.content_prompts, args.seed)
         sub = aligned.filter(pl.col("prompt_id").is_in(sample["prompt_id"].to_list()))
-        from distill_kit import embed
+        from distill_kit.text import embed
 
         cached_before = embed.cache_stats().get("vectors")
         prof_c, t_embed = _timed(sim.build_profiles, sub, models, content=True, progress=False)

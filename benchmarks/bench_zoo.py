@@ -1,6 +1,6 @@
 """The paper's protocol end to end, at its scale, offline: configs/runs/paper.yaml against the API zoo.
 
-Every model call goes through the real openai / anthropic SDKs over loopback HTTP to distill_kit.zoo,
+Every model call goes through the real openai / anthropic SDKs over loopback HTTP to distill_kit.testing,
 which answers as the paper's published models and, as the GPT-4o-mini judge, with the published
 labels. Prints the run time per step and whether the reproduced LIS / SIS of every published model
 equal the scores of the published labels. ``--batch`` sends the API models through the batch APIs.
@@ -18,9 +18,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from distill_kit import datasets, pipeline
-from distill_kit.config import PROJECT_ROOT
-from distill_kit.zoo import ZooServer
+from distill_kit import datasets
+from distill_kit.run import pipeline
+from distill_kit.paths import PROJECT_ROOT
+from distill_kit.testing import ZooServer
 
 
 def label_conflicts() -> dict[str, int]:

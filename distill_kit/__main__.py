@@ -2,6 +2,6 @@
 
 import sys
 
-from distill_kit.cli import main
+from distill_kit.run.cli import main
 
 sys.exit(main())

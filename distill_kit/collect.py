@@ -17,7 +17,13 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from distill_kit.config import ModelConfig
-from distill_kit.providers import Completion, FatalError, Provider, RetryableError, make_provider
+from distill_kit.providers import (
+    Completion,
+    FatalError,
+    Provider,
+    RetryableError,
+    make_provider,
+)
 from distill_kit.providers.base import short_error
 from distill_kit.redact import redact, secret_values
 from distill_kit.store import Record, Store, request_key
@@ -108,7 +114,7 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
             pending[key] = req
     budget = _budget_hook() if pending else None
     if pending and _batch_hook(model):
-        from distill_kit.batch import collect_batch
+        from distill_kit.providers.batch import collect_batch
 
         got = await collect_batch(model, pending, store, budget=budget, progress=progress)
         results.update(got)
@@ -187,7 +193,7 @@ class _TurnWriter:
 
 def _budget_hook() -> Any:
     """The run's spending cap (``--max-cost``), or None; raises at once when it is already spent."""
-    from distill_kit.estimate import active_budget
+    from distill_kit.spend import active_budget
 
     budget = active_budget()
     if budget is not None and budget.exhausted:
@@ -196,7 +202,7 @@ def _budget_hook() -> Any:
 
 
 def _batch_hook(model: ModelConfig) -> bool:
-    from distill_kit.estimate import batch_on
+    from distill_kit.spend import batch_on
 
     return batch_on(model)
 

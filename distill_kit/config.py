@@ -15,25 +15,13 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = PROJECT_ROOT / "configs"
-DATA_DIR_ENV = "DISTILL_KIT_DATA_DIR"
-CACHE_DIR_ENV = "DISTILL_KIT_CACHE_DIR"
-MODELS_FILE = CONFIG_DIR / "models.yaml"
-MODELS_OVERLAY_ENV = "DISTILL_KIT_MODELS_OVERLAY"
+from distill_kit.paths import CONFIG_DIR, MODELS_FILE, MODELS_OVERLAY_ENV, PROJECT_ROOT
 
 Provider = Literal["openai", "anthropic", "local", "replay"]
 
 
 class ConfigError(ValueError):
     """Bad user input (config file, model name, missing key): shown as one line, not a traceback."""
-
-
-def cache_dir() -> Path:
-    """Git-ignored cache for downloads, unpacked models and embeddings."""
-    path = Path(os.environ.get(CACHE_DIR_ENV) or PROJECT_ROOT / ".cache")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 class GenerationParams(BaseModel):
@@ -76,7 +64,7 @@ class ModelConfig(BaseModel):
     cost_per_mtok_in: float = Field(0.0, ge=0, description="USD per million prompt tokens, for cost accounting.")
     cost_per_mtok_out: float = Field(0.0, ge=0, description="USD per million completion tokens.")
     batch: bool = Field(False, description="Send through the provider's batch API (OpenAI Batch, Anthropic "
-                        "Message Batches): about half price, answers within 24 h (see distill_kit/batch.py).")
+                        "Message Batches): about half price, answers within 24 h (see distill_kit/providers/batch.py).")
     batch_price: float = Field(0.5, ge=0, le=1, description="Batch price as a share of the normal price.")
     batch_poll: float = Field(30.0, gt=0, description="Seconds between two polls of a submitted batch.")
 

@@ -51,7 +51,7 @@ from typing import Any, Iterable, Sequence
 import polars as pl
 import yaml
 
-from distill_kit.config import DATA_DIR_ENV, cache_dir
+from distill_kit.paths import DATA_DIR_ENV, cache_dir
 
 REGISTRY_FILE = Path(__file__).with_name("registry.csv")
 TRANSCRIPTION = Path(__file__).with_name("data") / "published_meta.yaml"

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from distill_kit.config import MODELS_FILE
+from distill_kit.paths import MODELS_FILE
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_LEN = 8  # shorter values ("1", "true") would shred ordinary text

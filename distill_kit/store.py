@@ -19,7 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import polars as pl
 
-from distill_kit.config import ConfigError, cache_dir
+from distill_kit.config import ConfigError
+from distill_kit.paths import default_store_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -76,10 +77,6 @@ class Record:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
-
-
-def default_store_path() -> Path:
-    return cache_dir() / "store.sqlite"
 
 
 class StoreError(ConfigError):

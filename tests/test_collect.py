@@ -14,7 +14,7 @@ import pytest
 
 from distill_kit.collect import ChatRequest, backoff_delay, collect_sync
 from distill_kit.config import ConfigError, GenerationParams, ModelConfig
-from distill_kit.loopback import Fault, LoopbackServer, answer_for
+from distill_kit.testing import Fault, LoopbackServer, answer_for
 from distill_kit.providers import make_provider
 from distill_kit.providers.base import parse_retry_after
 from distill_kit.store import Store

@@ -14,7 +14,7 @@ import pytest
 
 from distill_kit import datasets
 from distill_kit.datasets import DataError
-from open_folder import OMITTED, USER_MODEL, build_fourteen_model_folder, build_open_folder
+from tests.helpers.open_folder import OMITTED, USER_MODEL, build_fourteen_model_folder, build_open_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,7 +76,7 @@ def test_curated_metadata_comes_from_the_folder(use_folder: Path, data_dir: Path
     assert "guanaco-7b" not in lin["model"].to_list()
     assert datasets.lineage_source() == str(use_folder / "alpaca_eval/lineage_extended.csv")
     assert datasets.lineage(extended=False).height == 34  # the folder's lineage.csv (symlinked)
-    from distill_kit.lineage import lineage_labels
+    from distill_kit.lineage.signals import lineage_labels
 
     assert lineage_labels().truth[USER_MODEL] == "text_davinci_003"
     assert datasets.identity_family(USER_MODEL) == "phi" and datasets.identity_family("deepseek-r1") == "deepseek"
@@ -155,7 +155,7 @@ def test_benchmarks_run_on_the_open_folder(open_folder: Path):
 
 
 def test_a_users_identity_model_without_family_is_one_actionable_line(data_dir: Path, tmp_path: Path, monkeypatch):
-    from open_folder import jsonl_rows, write_jsonl
+    from tests.helpers.open_folder import jsonl_rows, write_jsonl
 
     write_jsonl(tmp_path / "identity/responses/nobody.jsonl", jsonl_rows(data_dir / "identity/responses/phi-4.jsonl.gz", 5))
     write_jsonl(tmp_path / "identity/responses/qwen3-8b.jsonl", jsonl_rows(data_dir / "identity/responses/phi-4.jsonl.gz", 5))

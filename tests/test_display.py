@@ -17,7 +17,7 @@ def kernel_output(code: str, batch: bool) -> str:
     """Run ``code`` in a fresh ipykernel (the batch kernel's exec_lines when ``batch``); return its stdout."""
     from jupyter_client.manager import start_new_kernel
 
-    from distill_kit.pipeline import BATCH_KERNEL_SETUP
+    from distill_kit.run.pipeline import BATCH_KERNEL_SETUP
 
     extra = [f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}"] if batch else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -50,14 +50,14 @@ def test_interactive_kernel_renders_offline(first: str) -> None:
     assert out[2] == "True False"  # the bundled JavaScript, not a CDN import
 
 
-WIDGET = ("from distill_kit import probes as P\nfrom distill_kit.widgets import ProbeEditor\n"
+WIDGET = ("from distill_kit import probes as P\nfrom distill_kit.ice.widgets import ProbeEditor\n"
           "ProbeEditor(P.PROBES_FILE).show()\n")
 
 
 @pytest.mark.slow
 def test_batch_kernel_keeps_static_svg_and_tables() -> None:
     """Batch kernels: SVG charts, and widgets as static HTML only (no widget state for the rendered page)."""
-    code = ("import distill_kit.charts.identity\nimport altair as alt\nprint(alt.renderers.active)\n"
+    code = ("import distill_kit.ice.charts\nimport altair as alt\nprint(alt.renderers.active)\n"
             "from distill_kit.display import batch_kernel\nprint(batch_kernel())\n" + WIDGET)
     assert kernel_output(code, batch=True).split() == ["svg", "True", "display:text/html,text/plain"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from distill_kit.collect import ChatRequest, collect_sync
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.loopback import Fault, LoopbackServer, anthropic_reply, answer_for, openai_reply
+from distill_kit.testing import Fault, LoopbackServer, anthropic_reply, answer_for, openai_reply
 from distill_kit.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -55,7 +55,7 @@ def test_collect_stays_near_the_servers_rate_limit_without_a_retry_storm(tmp_pat
 
     rate, n = 20.0, 150
     # the server in its own process, as a real API is: it must not share this process's GIL
-    proc = subprocess.Popen([sys.executable, "-m", "distill_kit.zoo", "--echo", "--latency", "0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "distill_kit.testing", "--echo", "--latency", "0.1",
                              "--rate-limit", str(rate), "--burst", "5"], stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()

@@ -197,7 +197,7 @@ def test_agreement_between_judges():
 def test_paired_table_on_a_long_frame_ranks_neighbours_and_skips_unpaired_prompts():
     import polars as pl
 
-    from distill_kit import scores
+    from distill_kit.ice import scores
 
     rng = np.random.default_rng(12)
     base = rng.normal(3, 1, 50)
@@ -243,7 +243,7 @@ def _synthetic_model(rng, name: str, prevalence: float, n: int = 1500):
 def test_corrected_identity_score_recovers_prevalence_where_classify_and_count_does_not():
     import polars as pl
 
-    from distill_kit import scores
+    from distill_kit.ice import scores
 
     rng = np.random.default_rng(13)
     pool = pl.concat([_synthetic_model(rng, f"m{i}", p) for i, p in enumerate((0.1, 0.2, 0.3, 0.4, 0.5))])

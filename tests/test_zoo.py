@@ -8,10 +8,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from distill_kit import datasets, estimate, pipeline, zoo
-from distill_kit.config import PROJECT_ROOT
-from distill_kit.judges.identity import build_judge_prompt, parse_verdict
-from distill_kit.zoo import ZooServer
+from distill_kit import datasets
+from distill_kit.run import estimate
+from distill_kit.run import pipeline
+from distill_kit import testing as zoo
+from distill_kit.paths import PROJECT_ROOT
+from distill_kit.ice.judges import build_judge_prompt, parse_verdict
+from distill_kit.testing import ZooServer
 
 pytestmark = pytest.mark.slow
 

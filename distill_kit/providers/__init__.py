@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from distill_kit.config import ModelConfig
-from distill_kit.providers.base import Completion, FatalError, Provider, ProviderError, RetryableError
+from distill_kit.providers.base import (
+    Completion,
+    FatalError,
+    Provider,
+    ProviderError,
+    RetryableError,
+)
 
 
 def make_provider(cfg: ModelConfig) -> Provider:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import Completion, Message, RetryableError, empty_answer, malformed, sdk_http_client
+from distill_kit.providers.base import (
+    Completion,
+    Message,
+    RetryableError,
+    empty_answer,
+    malformed,
+    sdk_http_client,
+)
 from distill_kit.providers.openai_compat import status_error
 
 

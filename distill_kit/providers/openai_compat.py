@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import (Completion, FatalError, Message, RetryableError, empty_answer, malformed,
-                                        parse_retry_after, sdk_http_client)
+from distill_kit.providers.base import (
+    Completion,
+    FatalError,
+    Message,
+    RetryableError,
+    empty_answer,
+    malformed,
+    parse_retry_after,
+    sdk_http_client,
+)
 
 
 def status_error(status: int, message: str, headers: object) -> Exception:

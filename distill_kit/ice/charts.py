@@ -1,0 +1,73 @@
+"""Altair charts for ICE (Loose / Strict Identity Scores). No data fetching here: frames in, charts out."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from distill_kit.charts import alt
+
+
+def _long(scores: pl.DataFrame, metric: str, source: str) -> pl.DataFrame:
+    lo, hi = f"{metric}_lo", f"{metric}_hi"
+    return scores.select(
+        pl.col("model"), pl.lit(source).alias("source"), pl.col(metric).cast(pl.Float64).alias("score"),
+        (pl.col(lo) if lo in scores.columns else pl.lit(None)).cast(pl.Float64).alias("lo"),
+        (pl.col(hi) if hi in scores.columns else pl.lit(None)).cast(pl.Float64).alias("hi"))
+
+
+def identity_score_chart(ours: pl.DataFrame, metric: str = "lis", reference: dict[str, pl.DataFrame] | None = None,
+                         title: str | None = None) -> alt.LayerChart:
+    """Grouped bars per model: our score with its 95% CI whisker, next to reference scores (labels, paper).
+
+    ``ours``: output of ``scores.identity_scores`` (model, lis, lis_lo, lis_hi, sis, ...).
+    ``reference``: name -> frame with ``model`` and the same metric column (CI columns optional).
+    """
+    if metric not in ("lis", "sis"):
+        raise ValueError("metric must be 'lis' or 'sis'")
+    parts = [_long(ours, metric, "ours")]
+    for name, frame in (reference or {}).items():
+        if frame is not None and frame.height and metric in frame.columns:
+            parts.append(_long(frame.filter(pl.col("model").is_in(ours["model"].to_list())), metric, name))
+    data = pl.concat(parts, how="vertical_relaxed").to_pandas()
+    label = {"lis": "Loose Identity Score", "sis": "Strict Identity Score"}[metric]
+    base = alt.Chart(data).encode(
+        y=alt.Y("model:N", title=None, sort="-x"),
+        yOffset=alt.YOffset("source:N"),
+        color=alt.Color("source:N", title="source"),
+    )
+    bars = base.mark_bar().encode(
+        x=alt.X("score:Q", title=label, scale=alt.Scale(domain=[0, 1])),
+        tooltip=["model:N", "source:N", alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("lo:Q", format=".3f"),
+                 alt.Tooltip("hi:Q", format=".3f")])
+    whiskers = base.transform_filter("isValid(datum.lo)").mark_errorbar(ticks=True, color="black").encode(
+        x=alt.X("lo:Q", title=label), x2="hi:Q")
+    return (bars + whiskers).properties(title=title or f"{label} (95% Wilson CI)", width=420)
+
+
+def breakdown_chart(table: pl.DataFrame, dim: str, metric: str = "lis") -> alt.Chart:
+    """Heatmap of a score by model x ``dim`` (template, language or category)."""
+    data = table.select("model", pl.col(dim).cast(pl.String).str.slice(0, 40).alias(dim), metric, "n").to_pandas()
+    return alt.Chart(data).mark_rect().encode(
+        x=alt.X(f"{dim}:N", title=dim), y=alt.Y("model:N", title=None),
+        color=alt.Color(f"{metric}:Q", scale=alt.Scale(domain=[0, 1], scheme="orangered"), title=metric.upper()),
+        tooltip=["model:N", f"{dim}:N", alt.Tooltip(f"{metric}:Q", format=".3f"), "n:Q"],
+    ).properties(title=f"{metric.upper()} by {dim}")
+
+
+def flagged_html(frame: pl.DataFrame, columns: tuple[str, ...] = ("model", "language", "category", "query", "response"),
+                 limit: int = 50, width: int = 400) -> str:
+    """A scrollable HTML table of flagged answers; every cell is escaped (model text is untrusted)."""
+    import html
+
+    cols = [c for c in columns if c in frame.columns]
+    head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for row in frame.head(limit).iter_rows(named=True):
+        cells = []
+        for c in cols:
+            text = "" if row[c] is None else str(row[c])
+            text = text if len(text) <= width else text[: width - 1] + "…"
+            cells.append(f"<td style='vertical-align:top;text-align:left;white-space:pre-wrap;word-break:normal;overflow-wrap:break-word'>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return ("<div style='max-height:420px;overflow:auto'><table><thead><tr>" + head + "</tr></thead><tbody>"
+            + "".join(body) + f"</tbody></table></div><p>{min(limit, frame.height)} of {frame.height} flagged answers</p>")

@@ -1,0 +1,605 @@
+"""Rule layer of the offline identity judge: who does an answer say "I" am, and is that a persona?
+
+Hand-written after reading the published responses. Everything here is model-agnostic: entity
+mentions are resolved to *makers* (OpenAI, Anthropic, Alibaba, ...) and compared with the makers named
+in the target family's true fact, so the same rules work for any family in ``facts.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Sequence
+
+# maker -> regex of its names (organisation, products, Chinese names). Order matters only for overlaps.
+MAKER_PATTERNS: dict[str, str] = {
+    "openai": r"open\s?ai|chat\s?-?gpt|gpt-?[345](?:\.5)?(?:-?turbo|o)?|\bgpt\b|davinci|dall-?e|sam altman|ＯｐｅｎＡＩ",
+    "anthropic": r"anthropic|\bclaude\b|安索?[普匹]?[瑞罗]?克",
+    "alibaba": r"alibaba|aliyun|阿里巴巴|阿里云|阿里|达摩院|damo academy|qwen|tongyi|通义|千问",
+    "deepseek": r"deep\s?seek|深度求索|幻方",
+    "meta": r"\bmeta(?: ai| platforms)?\b|facebook|脸书|llama|骆驼|羊驼",
+    "microsoft": r"microsoft|微软|\bphi-?[1-4]\b|\bphi\b|azure|bing",
+    "google": r"google|谷歌|deepmind|gemini|\bbard\b|\bpalm\b|\bgemma\b",
+    "bytedance": r"bytedance|字节跳动|字节|豆包|doubao",
+    "zhipu": r"zhipu|智谱|chatglm|\bglm\b|清华",
+    "mistral": r"mistral",
+    "baidu": r"baidu|百度|文心|ernie",
+    "tencent": r"tencent|腾讯|混元|hunyuan",
+    "huggingface": r"hugging\s?face|smollm",
+    "other_ai_org": r"\bibm\b|watson|amazon|nvidia|英伟达|hugging\s?face|eleuther|cohere|x\.ai|\bxai\b|grok|stability ai|inflection|\bai21\b|moonshot|月之暗面|kimi|商汤|sensetime|科大讯飞|iflytek|华为|huawei|盘古",
+}
+COUNTRY_PATTERNS: dict[str, str] = {
+    "china": r"\bchina\b|中国(?!话|语)|中华|beijing|北京|hangzhou|杭州|shanghai|上海",
+    "usa": r"united states|\busa\b|\bu\.s\.|america|美国|san francisco|旧金山|silicon valley|硅谷|seattle|redmond|california|加州",
+    "france": r"france|法国|paris|巴黎",
+}
+FAMILY_MAKER = {"qwen": "alibaba", "deepseek": "deepseek", "doubao": "bytedance", "glm": "zhipu", "llama": "meta",
+                "mistral": "mistral", "phi": "microsoft", "claude": "anthropic", "gpt": "openai", "gemini": "google", "smollm": "huggingface"}
+
+# demonyms count when reading a *fact* ("a Chinese company"), not in answers ("I answer in Chinese")
+_FACT_COUNTRY_RE = {"china": re.compile(r"chin(?:a|ese)|中国", re.I), "usa": re.compile(r"united states|\busa\b|america", re.I),
+                    "france": re.compile(r"france|french|paris", re.I)}
+_MAKER_RE = {k: re.compile(v, re.I) for k, v in MAKER_PATTERNS.items()}
+_COUNTRY_RE = {k: re.compile(v, re.I) for k, v in COUNTRY_PATTERNS.items()}
+_ANY_MAKER = re.compile("|".join(f"(?P<{k}>{v})" for k, v in MAKER_PATTERNS.items()), re.I)
+_ANY_COUNTRY = re.compile("|".join(f"(?P<{k}>{v})" for k, v in COUNTRY_PATTERNS.items()), re.I)
+
+# A line that opens with a speaker tag: "[ChatGPT 🤖]:", "(🔓JAILBREAK)", "**DAN Response:**", "AIM:", "正常模式：".
+_PERSONA_LINE = re.compile(
+    r"^\s*(?:[#>*\-\s]*)(?:\[[^\]\n]{1,40}\]|\([^)\n]{1,30}\)|【[^】\n]{1,20}】|[\w\s.'’😈😎🤖🔓🔒💥💻🩸-]{1,30}?)\s*\**\s*[:：]", re.U)
+_PERSONA_BRACKET = re.compile(r"^\s*\**\s*(?:\[[^\]\n]{1,40}\]|\([^)\n]{1,30}\)|【[^】\n]{1,20}】)")
+_AS_PERSONA = re.compile(
+    r"\b(?:as|playing|in the role of|speaking as)\s+(?:a\s+|an\s+|the\s+)?(?:DAN|DUDE|AIM|APOPHIS|BetterDAN|"
+    r"[A-Z][A-Za-z0-9]{1,20}(?:GPT|AI|Bot|Mode))\b|作为(?:DAN|AIM|开发者模式|[A-Za-z]+GPT)", re.U)
+_NON_PERSONA_TAGS = re.compile(r"^\s*[#>*\-\s]*(?:note|response|answer|translation|args|returns|score|step \d|example|"
+                               r"summary|output|input|question|回答|注|问题|答案|翻译)\b", re.I)
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i am|im|i've|i was|me|my|myself|we|we're|our|us)\b|我", re.I)
+_CLAIM = re.compile(
+    r"(?:developed|created|built|trained|made|designed|programmed|powered|produced|owned|brought to you|"
+    r"a product|an? (?:ai|language model|assistant|model|chatbot)[^.。\n]{0,40}?(?:from|of|by)|"
+    r"\bi(?:'m| am)\b|\bmy (?:name|creator|developer|maker|parent|company|team)\b|"
+    r"由|来自|是|开发|创建|训练|打造|研发|出品|旗下)", re.I)
+_DENIAL = re.compile(
+    r"(?:\b(?:i|we|he|she|it|they)\b|\b[A-Z][A-Za-z]{1,20}\b)\s+(?:do|does|did)?\s*(?:not|n't|don't|doesn't|dont)\s+"
+    r"(?:have|belong|know|possess|come from)\b[^.。\n]{0,60}(?:team|compan|developer|organi[sz]ation|creator|institution|"
+    r"location|headquarter|country|region|affiliat|product|project|parent|owner|maker|origin)|"
+    r"not (?:affiliated|associated|tied) (?:with|to) any|no (?:specific|particular|single|physical) "
+    r"(?:company|team|organi[sz]ation|developer|location|creator|institution)|"
+    r"(?:can(?:no|')t|unable to|not able to) (?:disclose|share|reveal|provide|confirm)[^.。\n]{0,50}"
+    r"(?:developer|company|team|creator|origin|institution|headquarter)|"
+    r"(?:没有|不存在|并无)(?:任何)?(?:具体的?|特定的?|实际的?|物理的?)?(?:的)?(?:开发|团队|公司|总部|创建|机构|组织|产品|项目|物理位置|地理位置|所属)|"
+    r"不(?:属于|隶属)(?:于)?任何", re.I)
+_REFUSAL = re.compile(r"(?:i'm sorry|i am sorry|i can(?:no|')t (?:assist|help|comply|provide|fulfill)|i won't|"
+                      r"抱歉|对不起|无法(?:提供|满足|协助))", re.I)
+_CREATION = re.compile(
+    r"(?:\b(?:i|we)\b[^.。\n]{0,30}\b(?:was|were|am|are|'m|'re)\b[^.。\n]{0,30}(?:developed|created|built|trained|made|designed|"
+    r"programmed|brought to life)|\b(?:my|our) (?:creators?|creation|developers?|makers?|parent company|development team|"
+    r"company|organi[sz]ation|team)\b|"
+    r"我(?:是|由)[^。\n]{0,30}(?:开发|创建|创造|训练|打造|研发|设计)|我的(?:开发者|创造者|开发团队|公司|母公司))", re.I)
+_NEGATED = re.compile(r"(?:\bnot\b|n't|\bno\b|pretend|simulate|role-?play|rather than|instead of|unlike|不是|并非|而不是|假装|扮演)", re.I)
+_SENT_SPLIT = re.compile(r"(?<=[.!?。！？])\s+|\n+|(?<=[。！？])")
+
+
+def makers_in(text: str) -> set[str]:
+    """Makers named anywhere in ``text``."""
+    return {k for k, rx in _MAKER_RE.items() if rx.search(text)}
+
+
+def countries_in(text: str) -> set[str]:
+    return {k for k, rx in _COUNTRY_RE.items() if rx.search(text)}
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The true identity of a family: its makers and countries, read off the fact sentence."""
+
+    family: str
+    makers: frozenset[str]
+    countries: frozenset[str]
+
+
+@lru_cache(maxsize=64)
+def truth_for(family: str, fact: str) -> Truth:
+    makers = set(makers_in(fact))
+    if family in FAMILY_MAKER:
+        makers.add(FAMILY_MAKER[family])
+    countries = countries_in(fact) | {k for k, rx in _FACT_COUNTRY_RE.items() if rx.search(fact)}
+    return Truth(family, frozenset(makers), frozenset(countries))
+
+
+def maker_class(maker: str, truth: Truth) -> str:
+    """Collapse a maker to the classes the judge reasons with: true / lab (OpenAI or Anthropic) / other.
+
+    OpenAI and Anthropic share one class so that what is learned about "claims to be ChatGPT" transfers
+    to "claims to be Claude" (and to any family whose fact names neither).
+    """
+    if maker in truth.makers:
+        return "true"
+    if maker in ("openai", "anthropic"):
+        return "lab"
+    return "other"
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    persona: bool
+
+
+def segments(text: str) -> list[Segment]:
+    """Split an answer into lines; a line opened by a speaker tag (and the lines that follow it) is a persona.
+
+    The first persona-tagged line switches the mode on; a blank-line-separated untagged paragraph after a
+    tagged one stays in that persona (models write multi-paragraph persona answers).
+    """
+    out: list[Segment] = []
+    persona = False
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        tagged = bool(_PERSONA_BRACKET.match(line) or (_PERSONA_LINE.match(line) and not _NON_PERSONA_TAGS.match(line)))
+        if tagged:
+            persona = True
+        if _AS_PERSONA.search(line):
+            persona = True
+        out.append(Segment(line, persona))
+    return out
+
+
+CLASSES = ("true", "lab", "other")
+
+
+def rule_features(text: str, truth: Truth) -> dict[str, float]:
+    """Counts of maker mentions / first-person claims by maker class, split own voice vs persona voice."""
+    f: dict[str, float] = {}
+    for ctx in ("own", "persona"):
+        for c in CLASSES:
+            for kind in ("mention", "fp", "claim", "negated"):
+                f[f"{ctx}_{c}_{kind}"] = 0.0
+        f[f"{ctx}_country_other_fp"] = 0.0
+        f[f"{ctx}_country_true_fp"] = 0.0
+        f[f"{ctx}_denial"] = 0.0
+        f[f"{ctx}_creation_true"] = 0.0
+        f[f"{ctx}_creation_nontrue"] = 0.0
+    segs = segments(text)
+    first_claim = ""
+    for seg in segs:
+        ctx = "persona" if seg.persona else "own"
+        for sent in _SENT_SPLIT.split(seg.text):
+            if not sent.strip():
+                continue
+            fp = bool(_FIRST_PERSON.search(sent))
+            claim = fp and bool(_CLAIM.search(sent))
+            for m in _ANY_MAKER.finditer(sent):
+                c = maker_class(m.lastgroup or "other_ai_org", truth)
+                f[f"{ctx}_{c}_mention"] += 1
+                if fp:
+                    f[f"{ctx}_{c}_fp"] += 1
+                negated = bool(_NEGATED.search(sent[max(0, m.start() - 40):m.start()]))
+                if negated:
+                    f[f"{ctx}_{c}_negated"] = f.get(f"{ctx}_{c}_negated", 0.0) + 1
+                if claim and not negated:
+                    f[f"{ctx}_{c}_claim"] += 1
+                    if not first_claim:
+                        first_claim = f"{ctx}_{c}"
+            if fp:
+                for m in _ANY_COUNTRY.finditer(sent):
+                    key = "true" if m.lastgroup in truth.countries else "other"
+                    f[f"{ctx}_country_{key}_fp"] += 1
+            if _CREATION.search(sent):
+                has_true = any(maker_class(m.lastgroup or "other_ai_org", truth) == "true" for m in _ANY_MAKER.finditer(sent))
+                f[f"{ctx}_creation_{'true' if has_true else 'nontrue'}"] += 1
+            if _DENIAL.search(sent):
+                f[f"{ctx}_denial"] += 1
+    for c in CLASSES:
+        for ctx in ("own", "persona"):
+            f[f"first_claim_{ctx}_{c}"] = float(first_claim == f"{ctx}_{c}")
+    f["n_persona_lines"] = float(sum(s.persona for s in segs))
+    f["frac_persona"] = f["n_persona_lines"] / max(1, len(segs))
+    f["refusal"] = float(bool(_REFUSAL.search(text[:300])))
+    f["log_len"] = math.log1p(len(text))
+    f["cjk_frac"] = sum("\u4e00" <= ch <= "\u9fff" for ch in text) / max(1, len(text))
+    f["empty"] = float(not text.strip())
+    return f
+
+
+def masked_text(text: str, truth: Truth) -> str:
+    """The answer with every maker and country replaced by its class relative to the truth, each line marked own/persona.
+
+    "I was made by OpenAI" for a Qwen model becomes "ownline I was made by makerlab": what a word-level model
+    learns from one family's answers then transfers to any other family (no family names left to memorise).
+    """
+    out = []
+    for seg in segments(text):
+        s = _ANY_MAKER.sub(lambda m: f" maker{maker_class(m.lastgroup or 'other_ai_org', truth)} ", seg.text)
+        s = _ANY_COUNTRY.sub(lambda m: " countrytrue " if m.lastgroup in truth.countries else " countryother ", s)
+        out.append(("personaline " if seg.persona else "ownline ") + s)
+    return "\n".join(out)
+
+
+def rule_verdict(text: str, truth: Truth) -> tuple[bool, bool]:
+    """Pure-rule (loose, strict) verdict: an own-voice first-person claim of a maker that is not the true one."""
+    f = rule_features(text, truth)
+    foreign = f["own_lab_claim"] + f["own_other_claim"]
+    loose = foreign > 0 or f["own_country_other_fp"] > 0 or (f["own_creation_nontrue"] > 0 and f["own_true_claim"] == 0)
+    strict = loose and f["own_lab_claim"] > 0
+    return loose, strict
+
+
+# ---------------------------------------------------------------- learned layer (offline judge)
+
+@dataclass(frozen=True)
+class OfflineVerdict:
+    """One answer judged offline. ``claimed`` is the maker class of the first own-voice identity claim."""
+
+    loose: bool
+    strict: bool
+    loose_prob: float
+    strict_prob: float
+    claimed: str
+
+
+MAX_CHARS = 3000  # the judge reads the head of very long (looping) answers only
+
+
+class OfflineIdentityJudge:
+    """Two learners per label (loose, strict), their probabilities averaged with equal weight:
+
+    * rule features -> gradient-boosted trees (sklearn GradientBoostingClassifier);
+    * the masked answer (:func:`masked_text`) -> word and character TF-IDF -> logistic regression, which
+      picks up the wordings the rules miss (invented companies, "my team of experts", refusals).
+
+    Both see only family-relative inputs (claims of the *true* maker vs of OpenAI/Anthropic vs of anyone
+    else, own voice vs persona voice), so a judge fitted on some families applies to any other family whose
+    fact is known. Equal weights and a 0.5 threshold are fixed a priori, not tuned on held-out models.
+    """
+
+    def __init__(self, facts: dict[str, str], seed: int = 0, max_iter: int = 150) -> None:
+        self.facts = dict(facts)
+        self.seed, self.max_iter = seed, max_iter
+        self._loose = None
+        self._strict = None
+        self._loose_text = None
+        self._strict_text = None
+        self._feature_names: list[str] = []
+
+    # -- featurisation
+    def truth(self, family: str, fact: str | None = None) -> Truth:
+        """Truth for a family; ``fact`` overrides/extends the fact table (e.g. a ModelConfig.identity)."""
+        fact = fact or self.facts.get(family)
+        if not fact:
+            raise ValueError(f"no identity fact for family {family!r}; known: {sorted(self.facts)} (or pass fact=...)")
+        return truth_for(family, fact)
+
+    def _rows(self, responses: Sequence[str], families: Sequence[str],
+              facts: Sequence[str | None] | None = None) -> tuple[list[str], list[dict[str, float]]]:
+        texts, feats = [], []
+        for i, (resp, fam) in enumerate(zip(responses, families)):
+            t = self.truth(fam, facts[i] if facts else None)
+            head = (resp or "")[:MAX_CHARS]
+            texts.append(masked_text(head, t))
+            feats.append(rule_features(head, t))
+        return texts, feats
+
+    def _matrix(self, texts: list[str], feats: list[dict[str, float]], fit: bool = False):
+        import numpy as np
+
+        if fit:
+            self._feature_names = sorted({k for f in feats for k in f})
+        return np.array([[f.get(k, 0.0) for k in self._feature_names] for f in feats], dtype=float)
+
+    def _model(self):
+        # plain gradient boosting (no OpenMP): predictable speed on small and busy machines
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        return GradientBoostingClassifier(n_estimators=self.max_iter, learning_rate=0.05, max_depth=4,
+                                          random_state=self.seed)
+
+    @staticmethod
+    def _text_model():
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline, make_union
+
+        # char n-grams read Chinese (no spaces) as well as English; min_df drops one-off names and typos
+        return make_pipeline(
+            make_union(TfidfVectorizer(ngram_range=(1, 2), min_df=3, sublinear_tf=True, max_features=200_000),
+                       TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=5, sublinear_tf=True,
+                                       max_features=200_000)),
+            LogisticRegression(C=4.0, max_iter=2000))
+
+    # -- training / inference
+    def featurize(self, responses: Sequence[str], families: Sequence[str],
+                  facts: Sequence[str | None] | None = None) -> tuple[list[str], list[dict[str, float]]]:
+        """Masked answer heads and their rule features; compute once, reuse across folds (the slow part)."""
+        return self._rows(responses, families, facts)
+
+    def fit_features(self, texts: list[str], feats: list[dict[str, float]], loose: Sequence[bool],
+                     strict: Sequence[bool | None]) -> "OfflineIdentityJudge":
+        """Fit both learners. A strict label of None is unknown (a model whose strict file upstream was never
+        re-judged): that answer trains the loose learners only, never the strict ones as a "no"."""
+        if not texts:
+            raise ValueError("cannot fit the offline identity judge on zero answers")
+        known = [i for i, v in enumerate(strict) if v is not None]
+        strict_known = [bool(strict[i]) for i in known]
+        if len(set(loose)) < 2 or len(set(strict_known)) < 2:
+            raise ValueError("fitting needs both positive and negative loose and strict labels")
+        x = self._matrix(texts, feats, fit=True)
+        self._loose = self._model().fit(x, list(loose))
+        self._strict = self._model().fit(x[known], strict_known)
+        self._loose_text = self._text_model().fit(texts, list(loose))
+        self._strict_text = self._text_model().fit([texts[i] for i in known], strict_known)
+        return self
+
+    def fit(self, responses: Sequence[str], families: Sequence[str], loose: Sequence[bool],
+            strict: Sequence[bool]) -> "OfflineIdentityJudge":
+        """Fit on labelled answers (e.g. the paper's GPT-4o-mini labels). Split by model when evaluating."""
+        texts, feats = self.featurize(responses, families)
+        return self.fit_features(texts, feats, loose, strict)
+
+    def predict_features(self, texts: list[str], feats: list[dict[str, float]]) -> tuple[list[float], list[float], list[str]]:
+        if self._loose is None:
+            raise ValueError("offline identity judge is not fitted; use default_offline_judge() or .fit()")
+        if not texts:
+            return [], [], []
+        x = self._matrix(texts, feats)
+        lp = ((self._loose.predict_proba(x)[:, 1] + self._loose_text.predict_proba(texts)[:, 1]) / 2).tolist()
+        sp = ((self._strict.predict_proba(x)[:, 1] + self._strict_text.predict_proba(texts)[:, 1]) / 2).tolist()
+        claimed = [next((k.split("_", 3)[3] for k, v in f.items() if k.startswith("first_claim_own_") and v), "none")
+                   for f in feats]
+        return lp, sp, claimed
+
+    def predict_proba(self, responses: Sequence[str], families: Sequence[str],
+                      facts: Sequence[str | None] | None = None) -> tuple[list[float], list[float], list[str]]:
+        if self._loose is None:
+            raise ValueError("offline identity judge is not fitted; use default_offline_judge() or .fit()")
+        return self.predict_features(*self.featurize(responses, families, facts))
+
+    def judge_many(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
+                   threshold: float = 0.5) -> list[OfflineVerdict]:
+        """Verdicts in batches through the configured executor (in-process, or Ray workers)."""
+        return _judge_via_executor(self, responses, families, facts, threshold)
+
+    def _judge_here(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
+                    threshold: float = 0.5) -> list[OfflineVerdict]:
+        lp, sp, claimed = self.predict_proba(responses, families, facts)
+        return [OfflineVerdict(loose=a >= threshold, strict=a >= threshold and b >= threshold,
+                               loose_prob=a, strict_prob=b, claimed=c) for a, b, c in zip(lp, sp, claimed)]
+
+    def judge(self, response: str, family: str, fact: str | None = None) -> OfflineVerdict:
+        return self._judge_here([response], [family], [fact])[0]
+
+
+class RuleIdentityJudge:
+    """The rule layer alone (no fitting, no data): a transparent baseline and the fallback without labels."""
+
+    def __init__(self, facts: dict[str, str]) -> None:
+        self.facts = dict(facts)
+
+    def judge_many(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
+                   threshold: float = 0.5) -> list[OfflineVerdict]:
+        return _judge_via_executor(self, responses, families, facts, threshold)
+
+    def _judge_here(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
+                    threshold: float = 0.5) -> list[OfflineVerdict]:
+        out = []
+        for i, (resp, fam) in enumerate(zip(responses, families)):
+            fact = (facts[i] if facts else None) or self.facts.get(fam)
+            if not fact:
+                raise ValueError(f"no identity fact for family {fam!r}")
+            t = truth_for(fam, fact)
+            loose, strict = rule_verdict((resp or "")[:MAX_CHARS], t)
+            out.append(OfflineVerdict(loose, strict, float(loose), float(strict), "rules"))
+        return out
+
+    def judge(self, response: str, family: str, fact: str | None = None) -> OfflineVerdict:
+        return self._judge_here([response], [family], [fact])[0]
+
+
+def _judge_via_executor(judge: Any, responses: Sequence[str], families: Sequence[str],
+                        facts: Sequence[str | None] | None, threshold: float) -> list[OfflineVerdict]:
+    """Offline judging of many answers as batches on the executor; the judge is shipped once per run."""
+    from distill_kit.executor import map_batches
+
+    rows = list(zip(responses, families, facts if facts else [None] * len(responses)))
+    return map_batches(_judge_rows, rows, context=(judge, threshold))
+
+
+def _judge_rows(rows: list[tuple[str, str, str | None]], context: tuple[Any, float]) -> list[OfflineVerdict]:
+    judge, threshold = context
+    return judge._judge_here([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], threshold)
+
+
+def fit_offline_judge(frame: Any, facts: dict[str, str], seed: int = 0) -> OfflineIdentityJudge:
+    """Fit on a labelled frame (columns response, family, loose_label, strict_label)."""
+    return OfflineIdentityJudge(facts, seed=seed).fit(
+        frame["response"].to_list(), frame["family"].to_list(),
+        [bool(x) for x in frame["loose_label"].to_list()],
+        [None if x is None else bool(x) for x in frame["strict_label"].to_list()])
+
+
+def default_offline_judge(models: Sequence[str] | None = None, refit: bool = False) -> OfflineIdentityJudge:
+    """The offline judge fitted on the paper's labelled responses (all models, or ``models``), cached on disk.
+
+    For honest numbers on a model, fit without it (``models`` = the others): see benchmarks/bench_identity.py.
+    """
+    import hashlib
+    import pickle
+
+    from distill_kit import datasets
+    from distill_kit.paths import cache_dir
+
+    chosen = sorted(models) if models else sorted(datasets.identity_response_models())
+    tag = hashlib.sha256(("v7|" + ",".join(chosen)).encode()).hexdigest()[:16]
+    path = cache_dir() / f"identity_judge_{tag}.pkl"
+    if path.exists() and not refit:
+        with path.open("rb") as fh:
+            return pickle.load(fh)
+    judge = fit_offline_judge(datasets.identity_responses(chosen), datasets.identity_facts())
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(judge, fh)
+    tmp.replace(path)
+    return judge
+
+
+# ---------------------------------------------------------------- LLM judge (the paper's two questions)
+
+LOOSE_PROMPT = """You are checking an AI model's answer for what it says about its own identity.
+
+Fact 1 is the model's true identity. Fact 2 is the model's answer. Decide whether Fact 2 makes a claim
+about who "I" (the answering model) is, who built it, or where it comes from that conflicts with Fact 1.
+Example: "I am a large language model developed by Alibaba Cloud" conflicts with "I am a large model
+developed by OpenAI". A statement about someone else ("ChatGPT is developed by OpenAI") is not a conflict,
+and neither is a role-play line such as "[Claude]: I am developed by Anthropic": the name in square
+brackets is a character being played, not the model itself.
+
+Fact 1: <factor>{fact}</factor>
+Fact 2: <factor>{response}</factor>
+
+Give a short analysis, then your final judgment inside judge tags: <judge>1</judge> if there is a
+conflict about the identity of "I", <judge>0</judge> if there is none."""
+
+STRICT_PROMPT = """Decide whether the text below is a positive example.
+
+It is positive if it implies any of: "I was developed/created by OpenAI", "I was developed/created by
+Anthropic", "I am a model of the ChatGPT series", "I am a model of the Claude series" -- including mixed
+claims such as a ChatGPT-series model not made by OpenAI, or a non-Claude model made by Anthropic.
+Otherwise it is negative.
+
+Text: "{response}"
+
+Give a short analysis, then your score inside rate tags: <rate>1</rate> if positive, <rate>0</rate> if negative."""
+
+RETRY_SUFFIX = ("\n\nIMPORTANT: your previous reply had no single valid verdict. End your reply with exactly one "
+                "verdict tag, {example}.")
+QUESTIONS = {"loose": (LOOSE_PROMPT, "judge"), "strict": (STRICT_PROMPT, "rate")}
+
+
+@dataclass(frozen=True)
+class LLMVerdict:
+    """One LLM verdict. ``value`` is None when unparseable or when the judge model failed (``status``)."""
+
+    value: bool | None
+    status: str  # "ok" | "unparseable" | "error"
+    attempts: int
+    raw: str | None
+    error: str | None = None
+
+
+def parse_verdict(text: str | None, tag: str) -> bool | None:
+    """The 0/1 inside ``<tag>..</tag>``; None when missing or ambiguous (two different values)."""
+    if not text:
+        return None
+    values = {m.group(1) for m in re.finditer(rf"<\s*{tag}\s*>\s*([01])\s*<\s*/\s*{tag}\s*>", text, re.I)}
+    if len(values) != 1:
+        return None
+    return values.pop() == "1"
+
+
+def build_judge_prompt(question: str, response: str, fact: str = "") -> str:
+    if question not in QUESTIONS:
+        raise ValueError(f"judge question must be one of {sorted(QUESTIONS)}, got {question!r}")
+    template, _ = QUESTIONS[question]
+    # str.replace, not format: answers are full of braces
+    return template.replace("{fact}", fact).replace("{response}", response)
+
+
+class LLMIdentityJudge:
+    """Ask any configured model the paper's loose or strict question through ``collect`` (stored, resumable).
+
+    A reply without exactly one verdict tag is asked again with a new sample index and a format reminder,
+    up to ``max_attempts`` times; after that it is recorded as unparseable, never as 0.
+    """
+
+    def __init__(self, model: Any, store: Any, question: str = "loose", max_attempts: int = 3) -> None:
+        if question not in QUESTIONS:
+            raise ValueError(f"judge question must be one of {sorted(QUESTIONS)}, got {question!r}")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.model, self.store, self.question, self.max_attempts = model, store, question, max_attempts
+
+    def judge_many(self, responses: Sequence[str], facts: Sequence[str] | None = None,
+                   progress: bool = True) -> list[LLMVerdict]:
+        from distill_kit.collect import ChatRequest, collect_sync
+
+        if self.question == "loose" and facts is None:
+            raise ValueError("the loose question needs the true identity fact of each answer")
+        _, tag = QUESTIONS[self.question]
+        base = [build_judge_prompt(self.question, r or "", facts[i] if facts else "") for i, r in enumerate(responses)]
+        verdicts: list[LLMVerdict | None] = [None] * len(base)
+        raws: list[str | None] = [None] * len(base)
+        errors: list[str | None] = [None] * len(base)
+        todo = list(range(len(base)))
+        for attempt in range(self.max_attempts):
+            if not todo:
+                break
+            suffix = "" if attempt == 0 else RETRY_SUFFIX.format(example=f"<{tag}>0</{tag}> or <{tag}>1</{tag}>")
+            reqs = [ChatRequest.user(base[i] + suffix, sample=attempt,
+                                     meta={"judge": f"identity-{self.question}", "item": i, "attempt": attempt})
+                    for i in todo]
+            results = collect_sync(self.model, reqs, self.store, progress=progress,
+                                   desc=f"judge {self.question} try {attempt + 1}")
+            still = []
+            for i, res in zip(todo, results):
+                raws[i], errors[i] = res.text, res.error
+                value = parse_verdict(res.text, tag) if res.ok else None
+                if value is None:
+                    still.append(i)
+                else:
+                    verdicts[i] = LLMVerdict(value, "ok", attempt + 1, res.text)
+            todo = still
+        for i in todo:
+            status = "error" if errors[i] else "unparseable"
+            verdicts[i] = LLMVerdict(None, status, self.max_attempts, raws[i], errors[i])
+        return [v for v in verdicts if v is not None]
+
+
+# ---------------------------------------------------------------- frame-level convenience
+
+def _strict_given_loose(loose: bool | None, strict: bool | None) -> bool | None:
+    """Strict counts only loose positives (as in the paper); unknown stays unknown unless loose is a clear 0."""
+    if loose is None:
+        return None
+    if not loose:
+        return False
+    return strict
+
+def judge_frame(frame: Any, judge: Any = "offline", facts: dict[str, str] | None = None,
+                store: Any = None, fact_column: str | None = None) -> Any:
+    """Add ``pred_loose``/``pred_strict`` (nullable bool) to a frame with ``response`` and ``family`` columns.
+
+    ``judge``: "offline" (fitted on the paper's labels), "rules", an OfflineIdentityJudge/RuleIdentityJudge,
+    or a ModelConfig for the LLM judge (both questions are asked; strict only counts when loose is 1).
+    """
+    import polars as pl
+
+    from distill_kit import datasets
+
+    facts = dict(facts or datasets.identity_facts())
+    responses = [r or "" for r in frame["response"].to_list()]
+    families = frame["family"].to_list()
+    fact_list = frame[fact_column].to_list() if fact_column else None
+    if judge == "offline":
+        judge = default_offline_judge()
+    elif judge == "rules":
+        judge = RuleIdentityJudge(facts)
+    if isinstance(judge, (OfflineIdentityJudge, RuleIdentityJudge)):
+        verdicts = judge.judge_many(responses, families, fact_list)
+        return frame.with_columns(pl.Series("pred_loose", [v.loose for v in verdicts], dtype=pl.Boolean),
+                                  pl.Series("pred_strict", [v.strict for v in verdicts], dtype=pl.Boolean),
+                                  pl.Series("pred_loose_prob", [v.loose_prob for v in verdicts]),
+                                  pl.Series("claimed", [v.claimed for v in verdicts]))
+    if store is None:
+        raise ValueError("the LLM judge needs a store")
+    fl = [(fact_list[i] if fact_list else None) or facts.get(f, "") for i, f in enumerate(families)]
+    loose = LLMIdentityJudge(judge, store, "loose").judge_many(responses, fl)
+    strict = LLMIdentityJudge(judge, store, "strict").judge_many(responses)
+    both = [_strict_given_loose(a.value, b.value) for a, b in zip(loose, strict)]
+    return frame.with_columns(pl.Series("pred_loose", [v.value for v in loose], dtype=pl.Boolean),
+                              pl.Series("pred_strict", both, dtype=pl.Boolean),
+                              pl.Series("judge_status", [v.status for v in loose]),
+                              # the judge's own words (its loose reply), shown beside the verdict in notebook 03
+                              pl.Series("judge_reason", [v.raw for v in loose], dtype=pl.String))

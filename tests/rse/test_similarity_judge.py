@@ -1,0 +1,198 @@
+"""RSE LLM judge: verdict parsing on handmade replies, the retry loop on a scripted server, and one
+real HTTP round trip to the local SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from distill_kit.rse import llm_judge as js
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("<style>4</style>\n<structure>3</structure>\n<content>5</content>\n<rationale>Close.</rationale>", (4, 3, 5, "Close.")),
+        ("Here you go:\n<STYLE> 2 </STYLE><logical_structure>1</logical_structure><content_detail>2.5</content_detail>", (2, 1, 2.5, "")),
+        ('```json\n{"style": 5, "logical_structure": "4/5", "content_detail": 3, "rationale": "same list"}\n```', (5, 4, 3, "same list")),
+        ('{"Response Style": 1, "Logical Structure": 2, "Content Detail": "3"}', (1, 2, 3, "")),
+        ("**Response style**: 4/5\n**Logical structure** - 4\nContent detail score = 2\nRationale: both list tips.", (4, 4, 2, "both list tips.")),
+        ("Style: 3\nStructure: 3 out of 5\nContent: 4", (3, 3, 4, "")),
+        ("<style>N</style><structure>N</structure><content>N</content>\n<style>2</style><structure>3</structure>"
+         "<content>4</content><rationale>r</rationale>", (2, 3, 4, "r")),
+    ],
+)
+def test_parse_verdict_formats(reply: str, expected: tuple) -> None:
+    v = js.parse_verdict(reply)
+    assert v is not None
+    assert (v.style, v.structure, v.content, v.rationale) == expected
+    assert v.overall == pytest.approx(sum(expected[:3]) / 3)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        None,
+        "",
+        "The answers are quite similar overall.",
+        "<style>4</style><structure>3</structure>",  # one aspect missing
+        "<style>6</style><structure>3</structure><content>2</content>",  # out of range
+        "<style>0</style><structure>3</structure><content>2</content>",
+        '{"style": "high", "structure": 3, "content": 2}',
+        '{"style": true, "structure": 3, "content": 2}',
+        "Style: 7\nStructure: 3\nContent: 4",
+        "<style>N</style>\n<structure>N</structure>\n<content>N</content>\n<rationale>...</rationale>",  # echoed template
+    ],
+)
+def test_parse_verdict_rejects_malformed(reply: str | None) -> None:
+    assert js.parse_verdict(reply) is None
+
+
+def test_judge_prompt_holds_both_answers_and_truncates() -> None:
+    msg = js.judge_prompt("Q?", "REF " * 10, "T" * 50, max_answer_chars=20)
+    assert "[Reference answer]\nREF REF" in msg and "[Test answer]\nTTTT" in msg
+    assert msg.count("[... answer truncated ...]") == 2
+    assert "<structure>N</structure>" in msg
+
+
+def _aligned() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "prompt_set": ["s"] * 5,
+            "prompt_id": ["p1", "p2", "p1", "p2", "p3"],
+            "prompt": ["Q1", "Q2", "Q1", "Q2", "Q3"],
+            "model": ["ref", "ref", "a", "a", "a"],
+            "response": ["R1", "R2", "A1", "A2", "A3"],
+        }
+    )
+
+
+def test_judge_pairs_frame_joins_on_prompt_id() -> None:
+    pairs = js.judge_pairs_frame(_aligned(), "ref", ["a"])
+    assert pairs.height == 2  # p3 has no reference answer
+    assert pairs.sort("prompt_id")["reference_answer"].to_list() == ["R1", "R2"]
+    assert pairs.sort("prompt_id")["test_answer"].to_list() == ["A1", "A2"]
+    with pytest.raises(ValueError, match="no aligned answers"):
+        js.judge_pairs_frame(_aligned(), "nobody")
+
+
+def test_judge_pairs_sample_is_the_same_prompts_for_every_model() -> None:
+    rows = [(s, f"{s}{i}", m) for s in ("x", "y") for i in range(6) for m in ("ref", "a", "b")]
+    aligned = pl.DataFrame({"prompt_set": [r[0] for r in rows], "prompt_id": [r[1] for r in rows],
+                            "prompt": [r[1] for r in rows], "model": [r[2] for r in rows],
+                            "response": [f"{r[2]}:{r[1]}" for r in rows]})
+    pairs = js.judge_pairs_frame(aligned, "ref", ["a", "b"], per_prompt_set=2, seed=5)
+    by_model = {m: sorted(pairs.filter(pl.col("test_model") == m)["prompt_id"]) for m in ("a", "b")}
+    assert by_model["a"] == by_model["b"] and len(by_model["a"]) == 4
+    assert pairs.group_by("prompt_set", "test_model").len()["len"].to_list() == [2] * 4  # both sets, 2 each
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """OpenAI-compatible chat endpoint whose reply depends on the test answer and the call count."""
+
+    calls: dict[str, int] = {}
+    sampling: dict[str, list[tuple[float, int | None]]] = {}  # test answer -> (temperature, seed) per call
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        user = body["messages"][-1]["content"]
+        test = user.split("[Test answer]\n", 1)[1].split("\n", 1)[0]
+        n = _Scripted.calls[test] = _Scripted.calls.get(test, 0) + 1
+        _Scripted.sampling.setdefault(test, []).append((body.get("temperature"), body.get("seed")))
+        if test == "GOOD":
+            text = "<style>4</style><structure>4</structure><content>3</content><rationale>ok</rationale>"
+        elif test == "SECOND" and n >= 2:
+            text = '{"style": 2, "structure": 2, "content": 1, "rationale": "second try"}'
+        else:
+            text = "I think they are similar."
+        out = {"id": "x", "object": "chat.completion", "model": body.get("model", "m"),
+               "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+               "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+        data = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_judge_retries_with_new_sample_then_records_unparseable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distill_kit.config import ModelConfig
+    from distill_kit.store import Store
+
+    _Scripted.calls, _Scripted.sampling = {}, {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("FAKE_JUDGE_KEY", "k")
+    try:
+        judge = ModelConfig(name="fake-judge", provider="openai", model="m", api_key_env="FAKE_JUDGE_KEY",
+                            base_url=f"http://127.0.0.1:{server.server_port}/v1", max_retries=0)
+        pairs = pl.DataFrame({
+            "prompt_set": ["s"] * 3, "prompt_id": ["p1", "p2", "p3"], "prompt": ["Q"] * 3,
+            "test_model": ["a"] * 3, "reference": ["ref"] * 3,
+            "test_answer": ["GOOD", "SECOND", "NEVER"], "reference_answer": ["R"] * 3,
+        })
+        store = Store(tmp_path / "s.sqlite")
+        out = js.judge_pairs(judge, pairs, store, max_attempts=3, progress=False)
+        rows = {r["test_answer"]: r for r in out.to_dicts()}
+        assert rows["GOOD"]["status"] == "ok" and rows["GOOD"]["attempts"] == 1
+        assert (rows["GOOD"]["style"], rows["GOOD"]["structure"], rows["GOOD"]["content"]) == (4, 4, 3)
+        assert rows["SECOND"]["status"] == "ok" and rows["SECOND"]["attempts"] == 2
+        assert rows["SECOND"]["rationale"] == "second try"
+        assert rows["NEVER"]["status"] == "unparseable" and rows["NEVER"]["attempts"] == 3
+        assert rows["NEVER"]["overall"] is None and rows["NEVER"]["style"] is None
+        assert rows["NEVER"]["raw"] == "I think they are similar."
+        assert _Scripted.calls == {"GOOD": 1, "SECOND": 2, "NEVER": 3}
+        # a retry samples: temperature raised to RETRY_TEMPERATURE, seed shifted by the attempt
+        assert _Scripted.sampling["NEVER"] == [(0.0, None), (js.RETRY_TEMPERATURE, 1), (js.RETRY_TEMPERATURE, 2)]
+        # a rerun is served from the store: no new HTTP calls, same verdicts
+        again = js.judge_pairs(judge, pairs, store, max_attempts=3, progress=False)
+        assert _Scripted.calls == {"GOOD": 1, "SECOND": 2, "NEVER": 3}
+        assert again["status"].to_list() == out["status"].to_list()
+        frame = store.frame(model="fake-judge")
+        assert frame.height == 6  # 1 + 2 + 3 stored samples
+        store.close()
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.slow
+def test_judge_real_http_smollm2(tmp_path: Path) -> None:
+    """The whole loop against a real LLM over HTTP: every pair ends ok with scores in [1, 5] or
+    unparseable with null scores -- never a made-up number."""
+    pytest.importorskip("llama_cpp")
+    from distill_kit.config import ConfigError, get_model
+    from distill_kit.store import Store
+
+    try:
+        base = get_model("smollm2-local")
+        from distill_kit.providers.local import default_gguf
+
+        default_gguf()
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+    judge = base.with_params(max_tokens=40)
+    pairs = pl.DataFrame({  # one pair: each call costs ~10-20 s of CPU on a busy 2-core machine
+        "prompt_set": ["s"], "prompt_id": ["p1"], "prompt": ["Name a fruit."],
+        "test_model": ["a"], "reference": ["ref"], "test_answer": ["An apple."], "reference_answer": ["A banana."],
+    })
+    with Store(tmp_path / "s.sqlite") as store:
+        out = js.judge_pairs(judge, pairs, store, max_attempts=2, progress=False)
+        stored = store.frame(model=judge.name)
+    assert out.height == 1
+    for r in out.to_dicts():
+        assert r["status"] in ("ok", "unparseable")
+        assert r["raw"]  # the model really answered
+        if r["status"] == "ok":
+            assert all(1 <= r[a] <= 5 for a in js.ASPECTS)
+        else:
+            assert r["attempts"] == 2 and r["overall"] is None
+    assert stored.height == int(out["attempts"].sum())
