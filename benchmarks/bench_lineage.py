@@ -34,10 +34,14 @@ import uuid
 import numpy as np
 import polars as pl
 
+from distill_kit import datasets
+from distill_kit.lineage import attribution as lineage
 from distill_kit.lineage import votes as A
-from distill_kit.text import embed
-from distill_kit.lineage import signals as lineage
+from distill_kit.lineage.attribution import load_responses
+from distill_kit.lineage.documented import LineageLabels, lineage_labels, lineage_rows
+from distill_kit.lineage.prompts import common_prompts, prompt_sample, split_prompts
 from distill_kit.paths import cache_dir
+from distill_kit.text import embed
 
 _CACHE_VERSION = "votes-v1"
 
@@ -101,7 +105,7 @@ def summarise(per: list[dict], subset: list[str] | None = None) -> dict[str, flo
     return out
 
 
-def per_target(target: str, ranking: A.Ranking, confidence: float, labels: lineage.LineageLabels,
+def per_target(target: str, ranking: A.Ranking, confidence: float, labels: LineageLabels,
                extra: dict) -> dict:
     teacher = labels.truth.get(target)
     tline = labels.lines.get(teacher, teacher) if teacher else None
@@ -119,23 +123,23 @@ def per_target(target: str, ranking: A.Ranking, confidence: float, labels: linea
 
 def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: int = 0) -> dict:
     started = time.perf_counter()
-    rows, source = A.lineage_rows()
-    present = set(A.present_models())
+    rows, source = lineage_rows()
+    present = set(datasets.alpaca_models())
     documented = rows["model"].to_list()
     have = [m for m in documented if m in present]
     absent = [m for m in documented if m not in present]
-    labels = lineage.lineage_labels(have, rows=rows)
+    labels = lineage_labels(have, rows=rows)
     targets = labels.students + labels.variants + labels.controls
     refs = labels.references
     if len(refs) < 3 or not targets:
         raise SystemExit(f"need >= 3 references and a target with outputs; have {len(refs)} and {len(targets)}")
-    frame = A.load_alpaca([*refs, *targets])
-    prompts = lineage.sample_prompts(lineage.common_prompts(frame, [*refs, *targets]), n_prompts or None, seed)
+    frame = load_responses("alpaca-eval", [*refs, *targets])
+    prompts = prompt_sample(common_prompts(frame, [*refs, *targets]), n_prompts, seed)
     data_key = _key(sorted(have), frame.height, hashlib.sha256("".join(frame["text"].to_list()).encode()).hexdigest())
     print(f"lineage: {source}; {len(labels.students)} students, {len(labels.variants)} variants, "
           f"{len(labels.controls)} controls vs {len(refs)} references; {len(prompts)} shared prompts; "
           f"absent here: {absent or 'none'}", flush=True)
-    base_rows = set(lineage.lineage_labels().roles)  # lineage.csv targets
+    base_rows = set(lineage_labels().roles)  # lineage.csv targets
     new_targets = [t for t in targets if t not in base_rows]
 
     counts = LazyCounts(frame, features)
@@ -157,16 +161,12 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
     # primary: method chosen on references only; confidence held out over the other targets' labels
     prim = [rankings[best.name][t] for t in targets]
     conf_lo, temps = A.held_out_line_confidence(prim, truth_line, line_names)
-    sv = sib[best.features]
-    sib_rank = [A.rank(sv, v, best, labels.lines, A.hub_background(sv, best.vote, labels.lines, exclude=v)
-                       if best.hub else None) for v in sv.probs]
-    T_sib = A.fit_line_temperature(A.line_matrix(sib_rank, line_names),
-                                   [line_names.index(labels.lines[r.voter]) for r in sib_rank])
-    conf_sib = [float(A._softmax_log(A.line_matrix([r], line_names)[0], T_sib).max()) for r in prim]
+    T_sib = A.references_only_temperature(sib[best.features], best, labels.lines, line_names)
+    conf_sib = [A.line_confidence(r, line_names, T_sib) for r in prim]
 
     # baseline and AUROC score fixed before the extended lineage: paired TF-IDF (lineage.attribute)
     t = time.perf_counter()
-    fit, score = lineage.split_prompts(prompts, 0.5, seed)
+    fit, score = split_prompts(prompts, 0.5, seed)
     feats = lineage.build_features(frame, [*refs, *targets], fit, score, with_style=False)
     paired = lineage.attribute(frame, targets, refs, lines=labels.lines, signals=("paired",), features=feats)
     paired_s = time.perf_counter() - t
@@ -312,7 +312,7 @@ def main() -> None:
     res = run(args.seed, args.folds, feats, args.prompts)
     report(res)
     if args.throughput_texts:
-        frame = A.load_alpaca(res["references"][:3])
+        frame = load_responses("alpaca-eval", res["references"][:3])
         res["throughput"] = throughput(frame, args.throughput_texts)
     res["cpu_count"] = os.cpu_count()
     res["load_avg_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -1,4 +1,6 @@
-"""(moved from distill_kit.ice.browse)"""
+"""Browsing a teacher attribution: a student's top candidates and example answer pairs, as tables and HTML.
+
+Model text is escaped here (``distill_kit.html``), so the widget and the static page show it as text."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def teacher_candidates(attribution: Any, student: str, top_k: int = 3) -> pl.Dat
 def example_pairs(frame: pl.DataFrame, student: str, candidate: str, prompts: Sequence[str] | None = None,
                   n: int = 2, seed: int = 0) -> pl.DataFrame:
     """``n`` prompts both answered (drawn from ``prompts``, e.g. the held-out score split, with ``seed``):
-    ``prompt, student_answer, candidate_answer``. ``frame`` is ``lineage.load_responses`` output."""
+    ``prompt, student_answer, candidate_answer``. ``frame`` is in the one response schema (``datasets.load_responses``)."""
     a = frame.filter(pl.col("model") == student).select("prompt", pl.col("text").alias("student_answer"))
     b = frame.filter(pl.col("model") == candidate).select("prompt", pl.col("text").alias("candidate_answer"))
     both = a.join(b, on="prompt", how="inner").unique("prompt", keep="first").sort("prompt")

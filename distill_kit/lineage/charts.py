@@ -79,7 +79,7 @@ def heatmap(
 
 
 def confusion(frame: pl.DataFrame, order: Sequence[str] | None = None, title: str = "who wrote this? (held-out)") -> alt.Chart:
-    """Confusion matrix of :meth:`distill_kit.lineage.signals.WhoWrote.confusion_frame` (share per true model)."""
+    """Confusion matrix of :meth:`distill_kit.lineage.authorship.WhoWrote.confusion_frame` (share per true model)."""
     return heatmap(frame, "true", "predicted", "share", order=order, title=title, scheme="blues")
 
 

@@ -1,6 +1,6 @@
 """Maps of responses, model-level similarity, clusters of models and the homogenisation index.
 
-Inputs are a long responses frame (``model, prompt, text``; see :func:`distill_kit.lineage.signals.standardise`)
+Inputs are a long responses frame (``model, prompt, text``; see :func:`distill_kit.datasets.as_responses`)
 and one vector per row (usually :func:`distill_kit.text.embed.embed_texts` of ``text``). Functions accept
 precomputed vectors so the expensive embedding runs once and every view reuses it.
 
@@ -31,6 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from distill_kit.lineage.prompts import common_prompts
+from distill_kit.lineage.tree import cut_tree, distances
+
 
 # ------------------------------------------------------------------------------------- alignment
 def aligned_tensor(
@@ -41,8 +44,7 @@ def aligned_tensor(
         raise ValueError(f"frame has {len(frame)} rows but {len(vectors)} vectors were given")
     models = list(models) if models is not None else sorted(frame["model"].unique().to_list())
     idx = frame.with_row_index("_i").filter(pl.col("model").is_in(models))
-    counts = idx.group_by("prompt").agg(pl.col("model").n_unique().alias("n"))
-    prompts = sorted(counts.filter(pl.col("n") == len(models))["prompt"].to_list())
+    prompts = common_prompts(idx, models)
     if len(prompts) < 3:
         raise ValueError(f"models share only {len(prompts)} answered prompts; need at least 3")
     pos = {(m, p): i for i, m, p in idx.select("_i", "model", "prompt").iter_rows()}
@@ -93,6 +95,20 @@ def homogenisation_index(X: np.ndarray, models: Sequence[str] | None = None) -> 
     )
 
 
+def homogenisation_table(X: np.ndarray, models: Sequence[str], sets: dict[str, Sequence[str]]) -> pl.DataFrame:
+    """:func:`homogenisation_index` of each named set of models (``X[model, prompt, dim]`` over ``models``):
+    one row per set with at least two of its members in ``models`` (set, index, accuracy, chance, n_models)."""
+    models = list(models)
+    rows = []
+    for name, members in sets.items():
+        idx = [models.index(m) for m in members if m in models]
+        if len(idx) >= 2:
+            h = homogenisation_index(X[idx], [models[i] for i in idx])
+            rows.append({"set": name, "index": h.index, "accuracy": h.accuracy, "chance": h.chance,
+                         "n_models": h.n_models})
+    return pl.DataFrame(rows)
+
+
 def pairwise_indistinguishability(X: np.ndarray) -> np.ndarray:
     """[K, K] homogenisation index of every pair of models (1 on the diagonal).
 
@@ -140,36 +156,30 @@ def cluster_models(
     n_clusters: int | None = None,
     min_cluster_size: int = 2,
 ) -> dict[str, int]:
-    """Clusters of models from a [K, K] similarity (distance = 1 - similarity).
+    """Clusters of models from a [K, K] similarity (distance = 1 - similarity, :func:`distill_kit.lineage.tree.distances`).
 
-    ``agglomerative`` (average linkage): cut at ``n_clusters`` or at distance ``threshold``
-    (default: the median pairwise distance). ``hdbscan``: sklearn HDBSCAN on the precomputed
-    distance; models in no dense group get cluster -1.
+    ``agglomerative`` (average linkage, :func:`distill_kit.lineage.tree.cut_tree`): cut at ``n_clusters`` or at
+    distance ``threshold`` (default: the median pairwise distance). ``hdbscan``: sklearn HDBSCAN on the
+    precomputed distance; models in no dense group get cluster -1.
     """
     S = np.asarray(similarity, dtype=np.float64)
     if S.shape != (len(models), len(models)):
         raise ValueError(f"similarity must be {len(models)}x{len(models)}, got {S.shape}")
-    D = np.clip(1.0 - (S + S.T) / 2.0, 0.0, None)
-    np.fill_diagonal(D, 0.0)
     if method == "agglomerative":
-        from scipy.cluster.hierarchy import fcluster, linkage
-        from scipy.spatial.distance import squareform
-
-        Z = linkage(squareform(D, checks=False), method="average")
-        if n_clusters is not None:
-            labels = fcluster(Z, t=n_clusters, criterion="maxclust")
-        else:
-            t = threshold if threshold is not None else float(np.median(D[np.triu_indices(len(models), 1)]))
-            labels = fcluster(Z, t=t, criterion="distance")
-        return {m: int(c) - 1 for m, c in zip(models, labels)}
+        return cut_tree(models, S, n_clusters=n_clusters, threshold=threshold)
     if method == "hdbscan":
         from sklearn.cluster import HDBSCAN
 
         hd = HDBSCAN(metric="precomputed", min_cluster_size=max(2, min_cluster_size), allow_single_cluster=True,
-                        copy=True)
-        labels = hd.fit_predict(D)
+                     copy=True)
+        labels = hd.fit_predict(distances(S))
         return {m: int(c) for m, c in zip(models, labels)}
     raise ValueError(f"unknown clustering method {method!r}; use 'agglomerative' or 'hdbscan'")
+
+
+def cluster_table(clusters: dict[str, int]) -> pl.DataFrame:
+    """(model, cluster) rows of :func:`cluster_models`'s result, grouped by cluster."""
+    return pl.DataFrame({"model": list(clusters), "cluster": list(clusters.values())}).sort("cluster")
 
 
 # ------------------------------------------------------------------------------------------ maps

@@ -22,7 +22,7 @@ Nothing a target (student, variant or control) wrote or is documented to be is u
 Hub correction (``Method.hub``): weak students' answers default to a few middle-of-the-road
 candidates (deepseek-llm-67b-chat, Mixtral) whoever their teacher; each candidate's score is divided
 by how strongly it attracts the votes of held-out references of *other* lines
-(:func:`hub_background`), the vote analogue of the CSLS correction in :mod:`distill_kit.lineage.signals`.
+(:func:`hub_background`), the vote analogue of the CSLS correction in :mod:`distill_kit.lineage.attribution`.
 This option was added after the first benchmark run showed that failure on the dev targets; both
 selections then chose hub methods.
 
@@ -32,9 +32,7 @@ coarse shape/suffix class, then 2-4-grams. The templates stand in for Wadhwa et 
 no maintained part-of-speech tagger ships its weights on PyPI (spaCy's and NLTK's models download from
 elsewhere at run time), and this project installs nothing from outside the package registries.
 
-The module also reads the extended lineage (:func:`lineage_rows`) and any AlpacaEval outputs present
-in the data folder (:func:`present_models`, :func:`load_alpaca`), including models the package
-registry does not list, checking each file against the data folder's ``upstream_manifest.csv``.
+The documented lineage the targets are scored against lives in :mod:`distill_kit.lineage.documented`.
 """
 
 from __future__ import annotations
@@ -43,60 +41,25 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import product
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-LINEAGE_EXTENDED = "alpaca_eval/lineage_extended.csv"
-LINEAGE_BASE = "alpaca_eval/lineage.csv"
+from distill_kit.lineage.attribution import standardise
+from distill_kit.text.stylometry import FUNCTION_WORDS
 
 FEATURES = ("word", "char", "template", "word+char+template")
 VOTES = ("soft", "hard", "log")
 LINE_AGG = ("sum", "max")
 
 
-# ---------------------------------------------------------------------------------------- data
-def lineage_rows(prefer_extended: bool = True) -> tuple[pl.DataFrame, str]:
-    """The lineage table and which file it came from: ``lineage_extended.csv`` (the data folder's, else the
-    project's transcription) unless ``prefer_extended`` is off, then ``lineage.csv``
-    (:func:`distill_kit.datasets.lineage` is the one reader)."""
-    from distill_kit import datasets
-
-    if not prefer_extended:
-        return datasets.lineage(extended=False), Path(LINEAGE_BASE).name
-    return datasets.lineage(), Path(datasets.lineage_source()).name
-
-
-def present_models() -> list[str]:
-    """AlpacaEval models whose outputs the data folder holds (registered or the user's own)."""
-    from distill_kit import datasets
-
-    return datasets.alpaca_models()
-
-
-def load_alpaca(models: Sequence[str]) -> pl.DataFrame:
-    """Standardised ``model, prompt, text`` answers of ``models`` (checksums and the one-line errors for
-    absent or unknown models are :func:`distill_kit.datasets.alpaca_outputs`'s)."""
-    from distill_kit import datasets
-    from distill_kit.lineage import signals as lineage
-
-    if not models:
-        raise datasets.DataError("no models to load")
-    return lineage.standardise(datasets.alpaca_outputs(list(models)).select("model", "instruction", "output"))
-
-
 # ------------------------------------------------------------------------------------ features
-_FUNCTION_WORDS = frozenset("""
-a about above after again against all also although am an and any are as at be because been before being
-below between both but by can could did do does doing down during each either even ever every few for from
-further had has have having he her here hers herself him himself his how however i if in into is it its
-itself just let may me might more most much must my myself neither no nor not now of off often on once only
-or other our ours ourselves out over own per rather same shall she should since so some such than that the
-their theirs them themselves then there these they this those though through thus to too under until up upon
-us very was we were what whatever when where whether which while who whom whose why will with within without
-would yet you your yours yourself yourselves sure certainly certain here's i'm it's don't can't let's
-overall conclusion summary additionally furthermore moreover finally firstly secondly example
+#: Closed-class words kept in templates: the stylometric function words plus contractions, reflexives and
+#: the openers/connectives chat models favour.
+_FUNCTION_WORDS = frozenset(FUNCTION_WORDS) | frozenset("""
+am ever herself himself let myself often ours ourselves per shall theirs themselves whatever yours
+yourself yourselves sure certainly certain here's i'm it's don't can't let's overall conclusion
+summary additionally furthermore moreover finally firstly secondly example
 """.split())
 _TOKEN = re.compile(r"\n|[A-Za-z]+(?:'[A-Za-z]+)?|\d+|[^\w\s]")
 
@@ -386,7 +349,7 @@ def hub_background(
     score over held-out references (the references-only task's voters) of another line, leaving
     ``exclude`` out. A hub -- a middle-of-the-road model that weak or unfamiliar answers default to --
     scores high for everyone; dividing by this is the vote analogue of the CSLS correction in
-    :mod:`distill_kit.lineage.signals`. References only: no target enters it."""
+    :mod:`distill_kit.lineage.attribution`. References only: no target enters it."""
     cands = sibling.candidates
     rows = []
     for r, P in sibling.probs.items():
@@ -438,6 +401,13 @@ def sibling_rounds(candidates: Sequence[str], lines: Mapping[str, str]) -> dict[
     return rounds
 
 
+def reference_rankings(sibling: VoteMatrix, method: Method, lines: Mapping[str, str]) -> dict[str, Ranking]:
+    """Each held-out reference's ranking under ``method``; its hub background leaves the reference out."""
+    return {v: rank(sibling, v, method, lines,
+                    hub_background(sibling, method.vote, lines, exclude=v) if method.hub else None)
+            for v in sibling.probs}
+
+
 def hits(rankings: Mapping[str, Ranking], truth_line: Mapping[str, str]) -> dict[str, float]:
     """Line top-1/top-3 and mean score of the true line over voters with a known line."""
     keys = [v for v in rankings if v in truth_line]
@@ -460,10 +430,7 @@ def select_on_references(
     truth = {c: lines[c] for c in candidates if lines.get(c)}
     table: dict[str, dict[str, float]] = {}
     for m in methods:
-        votes = sibling_votes[m.features]
-        ranks = {v: rank(votes, v, m, lines, hub_background(votes, m.vote, lines, exclude=v) if m.hub else None)
-                 for v in votes.probs}
-        table[m.name] = hits(ranks, truth)
+        table[m.name] = hits(reference_rankings(sibling_votes[m.features], m, lines), truth)
     best = max(methods, key=lambda m: (table[m.name]["top1_line"], table[m.name]["p_true_line"],
                                        -methods.index(m)))
     return best, table
@@ -497,6 +464,19 @@ def fit_line_temperature(line_probs: np.ndarray, truth_idx: Sequence[int]) -> fl
         return -float(ll)
 
     return float(min(_GRID, key=nll))
+
+
+def line_confidence(ranking: Ranking, line_names: Sequence[str], T: float) -> float:
+    """Calibrated probability of ``ranking``'s top line: the largest of softmax(log line score / ``T``)."""
+    return float(_softmax_log(line_matrix([ranking], line_names)[0], T).max())
+
+
+def references_only_temperature(sibling: VoteMatrix, method: Method, lines: Mapping[str, str],
+                                line_names: Sequence[str]) -> float:
+    """Label-free temperature: :func:`fit_line_temperature` on the held-out references' line votes under
+    ``method`` (each reference's own line is right; its hub background leaves it out)."""
+    ranks = list(reference_rankings(sibling, method, lines).values())
+    return fit_line_temperature(line_matrix(ranks, line_names), [line_names.index(lines[r.voter]) for r in ranks])
 
 
 def line_matrix(rankings: Sequence[Ranking], line_names: Sequence[str]) -> np.ndarray:
@@ -590,8 +570,6 @@ def attribute_by_vote(
     when there is one; else the raw vote share (``temperature`` 1, uncalibrated). Returns
     (attribution, the references-only table per method; empty when nothing was chosen).
     """
-    from distill_kit.lineage.signals import standardise
-
     targets, candidates = list(dict.fromkeys(targets)), list(dict.fromkeys(candidates))
     if not targets or len(candidates) < 2:
         raise ValueError("attribution needs at least one target and two candidates")
@@ -627,12 +605,8 @@ def attribute_by_vote(
         conf = dict(zip(targets, c.tolist()))
         T, how = float(np.median(temps)), "other documented targets (leave-one-out)"
     elif sib:
-        sv = sib[best.features]
-        sib_rank = [rank(sv, v, best, lines, hub_background(sv, best.vote, lines, exclude=v) if best.hub else None)
-                    for v in sv.probs]
-        T = fit_line_temperature(line_matrix(sib_rank, line_names),
-                                 [line_names.index(lines[r.voter]) for r in sib_rank])
-        conf = {t: float(_softmax_log(line_matrix([rankings[t]], line_names)[0], T).max()) for t in targets}
+        T = references_only_temperature(sib[best.features], best, lines, line_names)
+        conf = {t: line_confidence(rankings[t], line_names, T) for t in targets}
         how = "references-only task"
     else:
         T, how = 1.0, "none (raw vote share)"
@@ -669,6 +643,6 @@ def nested_attribution(
         Q = line_matrix([rankings[m][k] for k in labelled], line_names)
         idx = {ln: j for j, ln in enumerate(line_names)}
         T = fit_line_temperature(Q, [idx.get(others_truth[k], -1) for k in labelled])
-        conf = float(_softmax_log(line_matrix([rankings[m][t]], line_names)[0], T).max())
+        conf = line_confidence(rankings[m][t], line_names, T)
         out[t] = NestedPick(t, m, rankings[m][t], conf)
     return out

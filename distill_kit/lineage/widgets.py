@@ -1,4 +1,4 @@
-"""(moved from distill_kit.ice.widgets)"""
+"""The notebook 05 widget for browsing a teacher attribution (views from :mod:`distill_kit.lineage.browse`)."""
 
 from __future__ import annotations
 

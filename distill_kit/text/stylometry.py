@@ -10,6 +10,9 @@ thousands of answers costs seconds. Everything here is pure text processing (no 
   the structure similarity aligns two skeletons with an edit distance.
 - ``style_vector`` / ``function_word_vector`` give the stylometric profile; ``style_similarity``
   compares two profiles feature by feature.
+- ``surface_features`` is the second, cheaper feature set: counts of markup and phrase habits per
+  100 words (``SURFACE_PATTERNS``), averaged per model by the lineage ``style`` signal
+  (``distill_kit.lineage.attribution``), which standardises them over the models compared.
 
 All similarities are in [0, 1] (1 = same); ``distill_kit.rse.similarity.to_likert`` maps them to 1-5.
 """
@@ -223,7 +226,6 @@ _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:[.,]\d+)?|[\u4e00-\u9fff]")
 _SENT_SPLIT = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+(?=[\"'(\[]?[A-Z0-9\u4e00-\u9fff])")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
-_EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 
 #: Opening-sentence classes (first matching class wins; 0 = none of these).
 OPENER_CLASSES: dict[str, re.Pattern[str]] = {
@@ -449,3 +451,76 @@ def style_similarity(
     feat = feature_similarities(a, b).mean(axis=-1)
     sim = (1 - FUNCTION_WORD_WEIGHT) * feat + FUNCTION_WORD_WEIGHT * cosine(fw_a, fw_b)
     return float(sim) if np.ndim(sim) == 0 else sim
+
+
+# --------------------------------------------------------------------------------------------
+# Surface habits (the lineage "style" signal's feature set)
+# --------------------------------------------------------------------------------------------
+
+#: Markup and phrase habits counted per 100 words by ``surface_features``. A cheaper, flatter set
+#: than ``STYLE_FEATURES`` (no block parse, no per-feature scale): it is averaged per model and
+#: standardised over the models compared, so only its relative variation matters.
+SURFACE_PATTERNS: dict[str, str] = {
+    "bullets": r"(?m)^\s*[-*•]\s+",
+    "numbered": r"(?m)^\s*\d+[.)]\s+",
+    "headings": r"(?m)^\s*#{1,6}\s",
+    "bold": r"\*\*[^*]+\*\*",
+    "code_blocks": r"```",
+    "colons_eol": r"(?m):\s*$",
+    "exclaim": r"!",
+    "question": r"\?",
+    "parens": r"\(",
+    "quotes": r"[\"“”]",
+    "semicolons": r";",
+    "dashes": r" [-–—] ",
+    "first_person": r"\b(I|I'm|I'd|I'll|me|my)\b",
+    "you": r"\b(you|your)\b",
+    "ai_disclaimer": r"(?i)\bas an ai\b|\blanguage model\b|\bI'm sorry\b|\bI apologi[sz]e\b",
+    "opener_sure": r"(?i)^\s*(sure|certainly|of course|absolutely|great question)\b",
+    "closer_hope": r"(?i)(i hope (this|that) helps|let me know if)",
+    "overall": r"(?i)\b(overall|in conclusion|in summary|ultimately)\b",
+    "however": r"(?i)\bhowever\b",
+    "emoji": r"[\U0001F300-\U0001FAFF]",
+}
+_SURFACE = [re.compile(v) for v in SURFACE_PATTERNS.values()]
+_SURFACE_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+_BLANK_LINE = re.compile(r"\n\s*\n")
+
+#: Column names of ``surface_features``: length and shape measures, then ``SURFACE_PATTERNS`` rates.
+SURFACE_FEATURES: tuple[str, ...] = (
+    "log_chars",
+    "log_words",
+    "lines_per_100w",
+    "paragraphs_per_100w",
+    "mean_word_len",
+    "mean_sentence_words",
+    "type_token_ratio",
+    "upper_share",
+    "digit_share",
+    *(f"{k}_per_100w" for k in SURFACE_PATTERNS),
+)
+
+
+def surface_features(texts: Sequence[str]) -> np.ndarray:
+    """Surface habits of each text (rows) as a float array with columns ``SURFACE_FEATURES``."""
+    rows = []
+    for t in texts:
+        toks = t.split()
+        nw = max(len(toks), 1)
+        per100 = 100.0 / nw
+        sents = [s for s in _SURFACE_SENTENCE_END.split(t) if s.strip()]
+        letters = sum(c.isalpha() for c in t) or 1
+        row = [
+            np.log1p(len(t)),
+            np.log1p(len(toks)),
+            t.count("\n") * per100,
+            len(_BLANK_LINE.findall(t)) * per100,
+            float(np.mean([len(w) for w in toks])) if toks else 0.0,
+            nw / max(len(sents), 1),
+            len({w.lower() for w in toks[:200]}) / max(min(nw, 200), 1),
+            sum(c.isupper() for c in t) / letters,
+            sum(c.isdigit() for c in t) / max(len(t), 1),
+        ]
+        row += [len(p.findall(t)) * per100 for p in _SURFACE]
+        rows.append(row)
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SURFACE_FEATURES))

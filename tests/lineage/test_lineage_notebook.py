@@ -15,7 +15,7 @@ def test_notebook_05_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
               "alpaca-7b", "SPPO-Llama-3-Instruct-8B-PairRM", "wizardlm-13b", "guanaco-33b"]
     out = run_notebook(
         "05-embed-and-cluster.ipynb",
-        {"models": ",".join(models), "sample_size": 24, "attribution_prompts": 80, "seed": 1, "run_dir": str(run_dir)},
+        {"models": models, "sample_size": 24, "attribution_sample_size": 80, "seed": 1, "run_dir": str(run_dir)},
     )
     summary = json.loads((run_dir / "summary" / "05-embed-and-cluster.json").read_text())
     assert summary["models"] == models

@@ -93,3 +93,16 @@ def test_answer_map_past_altairs_row_guard() -> None:
                            "y": [float(i % 89) for i in range(n)], "prompt": ["p"] * n, "preview": ["t"] * n})
     spec = charts.response_map(points).to_dict()
     assert sum(len(v) for v in spec.get("datasets", {}).values()) >= n
+
+
+def test_homogenisation_table_and_cluster_table() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(scale=3.0, size=16), rng.normal(scale=3.0, size=16)
+    X = synthetic(np.stack([a, a, b, b]))
+    names = ["a1", "a2", "b1", "b2"]
+    hi = maps.homogenisation_table(X, names, {"all": names, "twins": ["a1", "a2", "absent"], "one": ["b1"]})
+    assert hi["set"].to_list() == ["all", "twins"]  # a set with fewer than two present members is left out
+    assert hi.row(0, named=True)["index"] == maps.homogenisation_index(X, names).index
+    assert hi.row(1, named=True)["n_models"] == 2 and hi.row(1, named=True)["index"] > 0.7
+    table = maps.cluster_table({"x": 1, "y": 0, "z": 1})
+    assert table.columns == ["model", "cluster"] and table["cluster"].to_list() == [0, 1, 1]

@@ -173,3 +173,18 @@ def test_pure_python_levenshtein_matches() -> None:
         b = "".join(rng.choice("PUOHCuo") for _ in range(rng.randint(0, 12)))
         assert st._levenshtein_py(a, b) == st.levenshtein(a, b) == st._levenshtein_py(b, a)
     assert st._levenshtein_py("", "abc") == 3 and st._levenshtein_py("flaw", "lawn") == 2
+
+
+def test_surface_features_count_habits_per_100_words() -> None:
+    rows = st.surface_features([BULLETED, PROSE, ""])
+    assert rows.shape == (3, len(st.SURFACE_FEATURES)) and rows.dtype == np.float64
+    b, p, empty = (dict(zip(st.SURFACE_FEATURES, r)) for r in rows)
+    n_words = len(BULLETED.split())
+    assert b["bullets_per_100w"] == pytest.approx(3 * 100 / n_words)
+    assert b["opener_sure_per_100w"] == pytest.approx(100 / n_words) and p["opener_sure_per_100w"] == 0.0
+    assert b["closer_hope_per_100w"] > 0 and b["exclaim_per_100w"] == pytest.approx(2 * 100 / n_words)
+    assert p["bullets_per_100w"] == 0.0 and p["log_words"] == pytest.approx(math.log1p(len(PROSE.split())))
+    assert p["mean_sentence_words"] == pytest.approx(len(PROSE.split()) / 3)
+    assert b["emoji_per_100w"] == 0.0 and st.surface_features(["ok \U0001F600"])[0][-1] == pytest.approx(50.0)
+    assert empty["log_chars"] == 0.0 and empty["type_token_ratio"] == 0.0
+    assert st.surface_features([]).shape == (0, len(st.SURFACE_FEATURES))

@@ -1,14 +1,15 @@
-"""Lineage of models from their answers: teacher attribution, a "who wrote this?" classifier, trees.
+"""Teacher attribution by similarity signals: which candidate each student answers most like, and how sure.
 
-All functions take a *long* frame with one answer per row and columns ``model``, ``prompt``, ``text``
-(:func:`standardise` maps the dataset schemas onto it). Prompts are split once into a *fit* part and
-a *score* part (:func:`split_prompts`): vocabularies and classifiers are learnt on fit prompts only,
-and students are compared with candidates on score prompts only.
+All functions take a *long* frame with one answer per row in the one response schema (``model``,
+``prompt``, ``text``; :func:`distill_kit.datasets.as_responses`). Prompts are split once into a *fit*
+part and a *score* part (:func:`distill_kit.lineage.prompts.split_prompts`): vocabularies are learnt
+on fit prompts only, and students are compared with candidates on score prompts only.
 
 The headline teacher attribution is now the vote of a candidates-only "who wrote this?" classifier in
 :mod:`distill_kit.lineage.votes` (line top-1 0.65-0.75 on the 20 documented targets of
 ``lineage_extended.csv`` against 0.40 for the ``paired`` signal below); this module keeps the
-similarity signals, the distillation score (students vs controls), trees and the classifier report.
+similarity signals, the distillation score (students vs controls) and the model x model similarity
+the lineage tree is drawn from (:mod:`distill_kit.lineage.tree`).
 
 Attribution signals (each a student x candidate similarity; higher = closer):
 
@@ -18,7 +19,8 @@ Attribution signals (each a student x candidate similarity; higher = closer):
 - ``ngram`` -- over-represented phrases: each model's mean TF-IDF profile minus the mean profile of
   all models in the set, compared by cosine (student on score prompts, candidate on fit prompts).
 - ``style`` -- stylometry: standardised per-model means of surface features (length, list and heading
-  markup, sentence length, punctuation, disclaimers ...), compared by cosine.
+  markup, sentence length, punctuation, disclaimers ...; :func:`distill_kit.text.stylometry.surface_features`),
+  compared by cosine.
 - ``embedding`` -- like ``paired`` but with sentence embeddings (vectors from :mod:`distill_kit.text.embed`).
 
 Every signal is hubness-corrected (:func:`hubness_correct`, CSLS): some middle-of-the-road chat
@@ -39,12 +41,14 @@ confidence 0.50 at accuracy 0.44, top-1 Brier 0.24 instead of 0.49 (``benchmarks
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+
+from distill_kit.lineage.prompts import common_prompts, split_prompts
+from distill_kit.text.stylometry import SURFACE_FEATURES, surface_features
 
 SIGNALS = ("paired", "ngram", "style", "embedding")
 DEFAULT_SIGNALS = ("paired",)
@@ -73,53 +77,17 @@ def standardise(frame: pl.DataFrame) -> pl.DataFrame:
     return out.unique(subset=["model", "prompt"], keep="first", maintain_order=True)
 
 
-def common_prompts(frame: pl.DataFrame, models: Sequence[str] | None = None) -> list[str]:
-    """Prompts answered (non-empty) by every model in ``models`` (default: all), sorted."""
-    models = list(models) if models is not None else sorted(frame["model"].unique().to_list())
-    sub = frame.filter(pl.col("model").is_in(models))
-    counts = sub.group_by("prompt").agg(pl.col("model").n_unique().alias("n"))
-    return sorted(counts.filter(pl.col("n") == len(models))["prompt"].to_list())
+SOURCES = ("alpaca-eval", "arena-hard", "store")
 
 
-def split_prompts(
-    prompts: Sequence[str], fit_fraction: float = 0.5, seed: int = 0
-) -> tuple[list[str], list[str]]:
-    """Shuffle ``prompts`` with ``seed`` and cut into (fit, score) parts."""
-    if not 0.0 < fit_fraction < 1.0:
-        raise ValueError(f"fit_fraction must be between 0 and 1, got {fit_fraction}")
-    uniq = sorted(set(prompts))
-    if len(uniq) < 4:
-        raise ValueError(f"need at least 4 distinct prompts to split, got {len(uniq)}")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(uniq))
-    n_fit = min(max(2, int(round(fit_fraction * len(uniq)))), len(uniq) - 2)
-    fit = [uniq[i] for i in order[:n_fit]]
-    score = [uniq[i] for i in order[n_fit:]]
-    return fit, score
-
-
-def sample_prompts(prompts: Sequence[str], n: int | None, seed: int = 0) -> list[str]:
-    """A seeded sample of ``n`` prompts (all when ``n`` is None or larger than the pool)."""
-    uniq = sorted(set(prompts))
-    if n is None or n >= len(uniq):
-        return uniq
-    rng = np.random.default_rng(seed)
-    return sorted(uniq[i] for i in rng.choice(len(uniq), size=n, replace=False))
-
-
-SOURCES = ("alpaca_eval", "arena_hard", "store")
-
-
-def load_responses(source: str = "alpaca_eval", models: Sequence[str] | None = None, store_path: str = "") -> pl.DataFrame:
+def load_responses(source: str = "alpaca-eval", models: Sequence[str] | None = None, store_path: str = "") -> pl.DataFrame:
     """Standardised responses (model, prompt, text) from published data or a response store."""
     from distill_kit import datasets
 
     wanted = list(models) if models else None
-    if source == "alpaca_eval":  # every model the data folder holds, also those the registry does not list
-        from distill_kit.lineage.votes import load_alpaca, present_models
-
-        frame = load_alpaca(wanted or present_models())
-    elif source == "arena_hard":
+    if source == "alpaca-eval":  # every model the data folder holds, also those the registry does not list
+        frame = datasets.alpaca_outputs(wanted or datasets.alpaca_models()).select("model", "instruction", "output")
+    elif source == "arena-hard":
         frame = datasets.arena_answers(wanted)
     elif source == "store":
         from distill_kit.store import Store
@@ -133,107 +101,6 @@ def load_responses(source: str = "alpaca_eval", models: Sequence[str] | None = N
     if out.is_empty():
         raise ValueError(f"no responses in {source!r} for models {wanted}")
     return out
-
-
-@dataclass(frozen=True)
-class LineageLabels:
-    """What ``alpaca_eval/lineage.csv`` documents: roles, teachers and product lines."""
-
-    students: list[str]  # role student
-    variants: list[str]  # role variant (teacher = parent)
-    controls: list[str]  # human-data controls, no LLM teacher
-    references: list[str]  # candidate teachers
-    truth: dict[str, str]  # student/variant -> documented teacher
-    lines: dict[str, str]  # reference -> product line
-    roles: dict[str, str]  # model -> role
-
-
-def lineage_labels(
-    models: Sequence[str] | None = None, *, rows: pl.DataFrame | None = None, prefer_extended: bool = True
-) -> LineageLabels:
-    """Lineage labels, restricted to ``models`` when given.
-
-    ``rows`` is a lineage table; without it ``lineage_extended.csv`` (the superset of documented models: the
-    data folder's, else the project's transcription), or ``lineage.csv`` with ``prefer_extended=False``.
-    """
-    from distill_kit.lineage.votes import lineage_rows
-
-    table = rows if rows is not None else lineage_rows(prefer_extended)[0]
-    rows = [r for r in table.iter_rows(named=True) if models is None or r["model"] in set(models)]
-
-    def role(name: str) -> list[str]:
-        return [r["model"] for r in rows if r["role"] == name]
-
-    return LineageLabels(
-        students=role("student"), variants=role("variant"), controls=role("control"),
-        references=role("reference"),
-        truth={r["model"]: r["teacher"] for r in rows if r["role"] in ("student", "variant") and r["teacher"]},
-        lines={r["model"]: r["line"] for r in rows if r["line"]},
-        roles={r["model"]: r["role"] for r in rows},
-    )
-
-
-# ------------------------------------------------------------------------------------- stylometry
-_STYLE_PATTERNS: dict[str, str] = {
-    "bullets": r"(?m)^\s*[-*•]\s+",
-    "numbered": r"(?m)^\s*\d+[.)]\s+",
-    "headings": r"(?m)^\s*#{1,6}\s",
-    "bold": r"\*\*[^*]+\*\*",
-    "code_blocks": r"```",
-    "colons_eol": r"(?m):\s*$",
-    "exclaim": r"!",
-    "question": r"\?",
-    "parens": r"\(",
-    "quotes": r"[\"“”]",
-    "semicolons": r";",
-    "dashes": r" [-–—] ",
-    "first_person": r"\b(I|I'm|I'd|I'll|me|my)\b",
-    "you": r"\b(you|your)\b",
-    "ai_disclaimer": r"(?i)\bas an ai\b|\blanguage model\b|\bI'm sorry\b|\bI apologi[sz]e\b",
-    "opener_sure": r"(?i)^\s*(sure|certainly|of course|absolutely|great question)\b",
-    "closer_hope": r"(?i)(i hope (this|that) helps|let me know if)",
-    "overall": r"(?i)\b(overall|in conclusion|in summary|ultimately)\b",
-    "however": r"(?i)\bhowever\b",
-    "emoji": r"[\U0001F300-\U0001FAFF]",
-}
-_COMPILED = {k: re.compile(v) for k, v in _STYLE_PATTERNS.items()}
-STYLE_FEATURES = (
-    "log_chars",
-    "log_words",
-    "lines_per_100w",
-    "paragraphs_per_100w",
-    "mean_word_len",
-    "mean_sentence_words",
-    "type_token_ratio",
-    "upper_share",
-    "digit_share",
-    *(f"{k}_per_100w" for k in _STYLE_PATTERNS),
-)
-
-
-def style_features(texts: Sequence[str]) -> np.ndarray:
-    """Cheap surface features of each text (rows) -> float array with columns ``STYLE_FEATURES``."""
-    rows = []
-    for t in texts:
-        words = t.split()
-        nw = max(len(words), 1)
-        per100 = 100.0 / nw
-        sentences = [s for s in re.split(r"[.!?]+(?:\s|$)", t) if s.strip()]
-        letters = sum(c.isalpha() for c in t) or 1
-        row = [
-            np.log1p(len(t)),
-            np.log1p(len(words)),
-            t.count("\n") * per100,
-            len(re.findall(r"\n\s*\n", t)) * per100,
-            float(np.mean([len(w) for w in words])) if words else 0.0,
-            nw / max(len(sentences), 1),
-            len({w.lower() for w in words[:200]}) / max(min(nw, 200), 1),
-            sum(c.isupper() for c in t) / letters,
-            sum(c.isdigit() for c in t) / max(len(t), 1),
-        ]
-        row += [len(p.findall(t)) * per100 for p in _COMPILED.values()]
-        rows.append(row)
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(STYLE_FEATURES))
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -284,6 +151,14 @@ class LineageFeatures:
         return [self.rows[(model, p)] for p in prompts if (model, p) in self.rows]
 
 
+def answer_vectors(frame: pl.DataFrame, vectors: Sequence[np.ndarray] | np.ndarray) -> dict[tuple[str, str], np.ndarray]:
+    """(model, prompt) -> vector for each row of ``frame`` and its row of ``vectors`` (the ``embeddings``
+    argument of :func:`build_features`)."""
+    if len(frame) != len(vectors):
+        raise ValueError(f"frame has {len(frame)} rows but {len(vectors)} vectors were given")
+    return dict(zip(zip(frame["model"].to_list(), frame["prompt"].to_list()), vectors))
+
+
 def build_features(
     frame: pl.DataFrame,
     models: Sequence[str],
@@ -315,7 +190,7 @@ def build_features(
     vec = _vectorizer(max_features)
     vec.fit([t for t, f in zip(texts, is_fit) if f])
     matrix = vec.transform(texts).tocsr()
-    style = style_features(texts) if with_style else np.zeros((len(texts), len(STYLE_FEATURES)))
+    style = surface_features(texts) if with_style else np.zeros((len(texts), len(SURFACE_FEATURES)))
     labels = np.array([m for m, _ in keys])
 
     def prof(data, m: str, fit: bool) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -390,7 +265,8 @@ def _paired_embedding(feats: LineageFeatures, queries: Sequence[str], candidates
     return out
 
 
-def _signal(feats: LineageFeatures, name: str, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+def signal_matrix(feats: LineageFeatures, name: str, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+    """Query x candidate similarity of one signal (``SIGNALS``), before hubness correction."""
     pool = feats.models
     if name == "paired":
         return _paired_similarity(feats, queries, candidates)
@@ -589,7 +465,7 @@ def attribute(
 ) -> Attribution:
     """Rank ``candidates`` as the teacher of each student, with calibrated probabilities.
 
-    ``frame`` is a long responses frame (see :func:`standardise`). ``lines`` (candidate -> product
+    ``frame`` is a long responses frame (see :func:`distill_kit.datasets.as_responses`). ``lines`` (candidate -> product
     line) enables temperature calibration on :func:`sibling_task`; without it (and without an
     explicit ``temperature``) the temperature is 1. ``hubness_k=None`` turns the correction off.
     Pass ``features`` (from :func:`build_features`) to reuse vectors across calls. ``signals=None``
@@ -625,8 +501,8 @@ def attribute(
     sig: dict[str, np.ndarray] = {}
     cc_sig: dict[str, np.ndarray] = {}
     for name in signals:
-        qc = _signal(features, name, students, candidates)
-        cc = _signal(features, name, candidates, candidates)
+        qc = signal_matrix(features, name, students, candidates)
+        cc = signal_matrix(features, name, candidates, candidates)
         if hubness_k:
             qc, cc = hubness_correct(qc, cc, hubness_k), hubness_correct(cc, cc, hubness_k)
         sig[name], cc_sig[name] = qc, cc
@@ -650,84 +526,6 @@ def attribute(
         probabilities=softmax(combined, temperature), temperature=float(temperature),
         calibration=calibration,
     )
-
-
-# ---------------------------------------------------------------------------- who wrote this?
-@dataclass
-class WhoWrote:
-    """Held-out result of the "who wrote this?" classifier."""
-
-    models: list[str]
-    accuracy: float
-    chance: float
-    n_train: int
-    n_test: int
-    confusion: np.ndarray  # [true, predicted] counts over held-out answers
-
-    def confusion_frame(self, normalise: bool = True) -> pl.DataFrame:
-        """Long (true, predicted, count, share) frame for a heatmap; share is per true model."""
-        rows = []
-        totals = self.confusion.sum(axis=1)
-        for i, t in enumerate(self.models):
-            for j, p in enumerate(self.models):
-                n = int(self.confusion[i, j])
-                rows.append({"true": t, "predicted": p, "count": n,
-                             "share": float(n / totals[i]) if totals[i] else 0.0})
-        return pl.DataFrame(rows)
-
-    def most_confused(self, top: int = 10) -> pl.DataFrame:
-        """Pairs of distinct models the classifier mixes up most (share of the true model's answers)."""
-        cf = self.confusion_frame().filter(pl.col("true") != pl.col("predicted"))
-        return cf.sort("share", descending=True).head(top)
-
-
-def who_wrote_this(
-    frame: pl.DataFrame,
-    models: Sequence[str] | None = None,
-    *,
-    fit_fraction: float = 0.5,
-    seed: int = 0,
-    prompts: Sequence[str] | None = None,
-    features: LineageFeatures | None = None,
-    C: float = 1.0,
-) -> WhoWrote:
-    """Train a linear SVM on TF-IDF rows naming the author of an answer on the fit prompts, and report
-    accuracy and the confusion matrix on the held-out score prompts. (A linear SVM: as accurate as
-    logistic regression here and ~20x faster with 34 classes; C is sklearn's default, not tuned.)"""
-    from sklearn.metrics import confusion_matrix
-    from sklearn.svm import LinearSVC
-
-    if features is None:
-        frame = standardise(frame)
-        models = list(models) if models is not None else sorted(frame["model"].unique().to_list())
-        pool = common_prompts(frame, models) if prompts is None else sorted(set(prompts))
-        fit, score = split_prompts(pool, fit_fraction, seed)
-        features = build_features(frame, models, fit, score, with_style=False)
-    models = list(models) if models is not None else list(features.models)
-    if len(models) < 2:
-        raise ValueError("who-wrote-this needs at least two models")
-
-    def rows(prompts: Sequence[str]) -> tuple[list[int], list[str]]:
-        ids, labels = [], []
-        for m in models:
-            r = features.row_ids(m, prompts)
-            ids += r
-            labels += [m] * len(r)
-        return ids, labels
-
-    tr, ytr = rows(features.fit_prompts)
-    te, yte = rows(features.score_prompts)
-    clf = LinearSVC(C=C, random_state=seed)
-    clf.fit(features.matrix[tr], ytr)  # type: ignore[index]
-    pred = clf.predict(features.matrix[te])  # type: ignore[index]
-    cm = confusion_matrix(yte, pred, labels=models)
-    return WhoWrote(
-        models=models, accuracy=float(np.mean(np.asarray(pred) == np.asarray(yte))), chance=1.0 / len(models),
-        n_train=len(tr), n_test=len(te), confusion=cm,
-    )
-
-
-# ------------------------------------------------------------------------------------ lineage tree
 
 
 # ----------------------------------------------------------------------------------- evaluation

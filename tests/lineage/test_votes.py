@@ -6,40 +6,18 @@ attributed to it, and neither the method choice nor a target's confidence may de
 
 from __future__ import annotations
 
-import gzip
-import json
-import shutil
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pytest
 
 from distill_kit.lineage import votes as A
-from distill_kit import datasets
-from distill_kit.lineage import signals as lineage
-from tests.helpers.lineage_habits import HABITS, LINES
+from tests.helpers.lineage_habits import HABITS, LINES, habits_frame
 
-TOPICS = [f"topic{i}" for i in range(40)]
-WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
-NEUTRAL = ("Here are some thoughts on {t}.", "People say {t} is", "Thanks for asking.")
+N_TOPICS = 40
 
 
-def _answer(habits: tuple[str, ...], topic: str, rng: np.random.Generator, keep: float = 1.0) -> str:
-    filler = " ".join(rng.choice(WORDS, size=10))
-    parts = [h.format(t=topic) for h in habits if rng.random() < keep]
-    return "\n".join([*parts[:1], filler, *parts[1:]])
-
-
-def _frame(student_habits: tuple[str, ...], seed: int = 0) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for t in TOPICS:
-        for m, h in HABITS.items():
-            rows.append({"model": m, "instruction": f"Explain {t}.", "output": _answer(h, t, rng)})
-        rows.append({"model": "student", "instruction": f"Explain {t}.", "output": _answer(student_habits, t, rng, 0.7)})
-        rows.append({"model": "control", "instruction": f"Explain {t}.", "output": _answer(NEUTRAL, t, rng)})
-    return lineage.standardise(pl.DataFrame(rows))
+def _frame(student_habits: tuple[str, ...]) -> pl.DataFrame:
+    return habits_frame(student_habits, N_TOPICS)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +30,7 @@ def test_student_echoing_a_reference_is_attributed_to_it(echo_a: tuple[A.VoteAtt
     res, table = echo_a
     r = res.rankings["student"]
     assert r.candidates[0] == "teacher-a" and r.lines[0] == "A"
-    assert r.line_scores[0] > 0.5 and r.n_answers == len(TOPICS)  # every answer voted (cross-fitted)
+    assert r.line_scores[0] > 0.5 and r.n_answers == N_TOPICS  # every answer voted (cross-fitted)
     assert 0.0 < res.confidence["student"] <= 1.0
     # the references-only task is solvable here: every held-out reference lands in its line
     assert table[res.method.name]["top1_line"] == 1.0 and table[res.method.name]["n"] == 6
@@ -184,47 +162,6 @@ def test_prompt_folds_partition() -> None:
     assert folds == A.prompt_folds([f"p{i}" for i in range(11)], 3, seed=1)
     with pytest.raises(ValueError):
         A.prompt_folds(["a", "b"], 2)
-
-
-def _fake_model_file(folder: Path, name: str) -> bytes:
-    raw = json.dumps([{"instruction": f"q{i}", "output": f"answer {i} from {name}", "generator": name}
-                      for i in range(5)]).encode()
-    (folder / "alpaca_eval" / "outputs").mkdir(parents=True, exist_ok=True)
-    (folder / "alpaca_eval" / "outputs" / f"{name}.json.gz").write_bytes(gzip.compress(raw))
-    return raw
-
-
-def test_data_folder_with_unregistered_models_and_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           data_dir: Path) -> None:
-    """A folder holding a model the registry does not list: listed and loaded as the user's own data (one
-    notice, no checksum); a registered file that was edited fails its checksum; without
-    lineage_extended.csv the labels fall back to lineage.csv."""
-    _fake_model_file(tmp_path, "new-model")
-    (tmp_path / "alpaca_eval").mkdir(exist_ok=True)
-    shutil.copy(data_dir / "alpaca_eval" / "lineage.csv", tmp_path / "alpaca_eval" / "lineage.csv")
-    monkeypatch.setenv("DISTILL_KIT_DATA_DIR", str(tmp_path))
-    datasets.clear_caches()
-    assert A.present_models() == ["new-model"]
-    frame = A.load_alpaca(["new-model"])
-    assert frame.columns == ["model", "prompt", "text"] and frame.height == 5
-    rows, source = A.lineage_rows()
-    assert source == "lineage.csv" and rows.height == datasets.lineage().height
-    # a registered model's file that is not the published one fails its checksum with one clear line
-    _fake_model_file(tmp_path, "zephyr-7b-beta")
-    datasets.clear_caches()
-    with pytest.raises(datasets.DataError, match="sha256"):
-        A.load_alpaca(["zephyr-7b-beta"])
-    with pytest.raises(datasets.DataError, match="unknown AlpacaEval model: absent-model"):
-        A.load_alpaca(["absent-model"])
-    (tmp_path / "alpaca_eval" / "outputs" / "zephyr-7b-beta.json.gz").unlink()
-    datasets.clear_caches()
-    # with the extended file present it is preferred
-    (tmp_path / "alpaca_eval" / "lineage_extended.csv").write_text(
-        "model,role,family,line,teacher,training_data_note\nnew-model,student,x,,ref,\nref,reference,x,R,,\n")
-    rows, source = A.lineage_rows()
-    assert source == "lineage_extended.csv" and rows["model"].to_list() == ["new-model", "ref"]
-    labels = lineage.lineage_labels(rows=rows)
-    assert labels.truth == {"new-model": "ref"} and labels.lines == {"ref": "R"}
 
 
 def test_hub_background_demotes_a_candidate_everyone_votes_for() -> None:

@@ -1,4 +1,4 @@
-"""Teacher attribution, who-wrote-this and trees on a constructed case with a known answer."""
+"""Teacher attribution by similarity signals on a constructed case with a known answer; calibration."""
 
 from __future__ import annotations
 
@@ -6,39 +6,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from distill_kit.lineage import signals as lineage
-from distill_kit.lineage.tree import lineage_tree, similarity_matrix
-from tests.helpers.lineage_habits import HABITS, LINES
+from distill_kit.lineage import attribution as lineage
+from tests.helpers.lineage_habits import HABITS, LINES, habits_frame
 
-TOPICS = [f"topic{i}" for i in range(60)]
-
-
-def answer(habits: tuple[str, ...], topic: str, rng: np.random.Generator, keep: float = 1.0) -> str:
-    filler = " ".join(rng.choice(["alpha", "beta", "gamma", "delta", "omega", "sigma"], size=8))
-    parts = [h.format(t=topic) for h in habits if rng.random() < keep]
-    return "\n".join([*parts[:1], filler, *parts[1:]])
+SIX_WORDS = ("alpha", "beta", "gamma", "delta", "omega", "sigma")
 
 
 @pytest.fixture(scope="module")
 def frame() -> pl.DataFrame:
-    rng = np.random.default_rng(0)
-    rows = []
-    for t in TOPICS:
-        for m, h in HABITS.items():
-            rows.append({"model": m, "instruction": f"Explain {t}.", "output": answer(h, t, rng)})
-        rows.append({"model": "student", "instruction": f"Explain {t}.", "output": answer(HABITS["teacher-a"], t, rng, 0.7)})
-        neutral = ("Here are some thoughts on {t}.", "People say {t} is", "Thanks for asking.")
-        rows.append({"model": "control", "instruction": f"Explain {t}.", "output": answer(neutral, t, rng)})
-    return pl.DataFrame(rows)
-
-
-def test_split_is_disjoint_and_seeded() -> None:
-    fit, score = lineage.split_prompts([f"p{i}" for i in range(20)], 0.5, seed=3)
-    assert not set(fit) & set(score) and len(fit) + len(score) == 20
-    assert (fit, score) == lineage.split_prompts([f"p{i}" for i in range(20)], 0.5, seed=3)
-    assert fit != lineage.split_prompts([f"p{i}" for i in range(20)], 0.5, seed=4)[0]
-    with pytest.raises(ValueError):
-        lineage.split_prompts(["a", "b"], 0.5)
+    return habits_frame(HABITS["teacher-a"], 60, seed=0, filler=SIX_WORDS, n_filler=8)
 
 
 @pytest.mark.parametrize("signals", [("paired",), ("ngram",), ("paired", "style")])
@@ -62,29 +38,20 @@ def test_attribution_rejects_bad_input(frame: pl.DataFrame) -> None:
     with pytest.raises(ValueError, match="unknown signals"):
         lineage.attribute(frame, ["student"], list(HABITS), signals=("magic",))
     with pytest.raises(ValueError, match="columns"):
-        lineage.standardise(pl.DataFrame({"model": ["a"], "text": ["b"]}))
+        lineage.attribute(pl.DataFrame({"model": ["a"], "text": ["b"]}), ["a"], list(HABITS))
 
 
-def test_who_wrote_this_and_tree(frame: pl.DataFrame) -> None:
-    models = ["teacher-a", "ref-b", "ref-c", "student"]
-    w = lineage.who_wrote_this(frame, models, seed=0)
-    assert w.confusion.sum() == w.n_test and w.confusion.shape == (4, 4)
-    cm = w.confusion_frame()
-    share = {(r["true"], r["predicted"]): r["share"] for r in cm.iter_rows(named=True)}
-    assert share[("ref-b", "ref-b")] == 1.0 and share[("ref-c", "ref-c")] == 1.0
-    # the student copies teacher-a, so those two are the pair most confused
-    top = w.most_confused(1).row(0, named=True)
-    assert {top["true"], top["predicted"]} == {"teacher-a", "student"}
+def test_style_signal_averages_stylometry_surface_features(frame: pl.DataFrame) -> None:
+    from distill_kit.lineage.prompts import common_prompts, split_prompts
+    from distill_kit.text.stylometry import surface_features
 
-    std = lineage.standardise(frame)
-    fit, score = lineage.split_prompts(lineage.common_prompts(std), 0.5, 0)
-    feats = lineage.build_features(std, list(HABITS) + ["student"], fit, score)
-    names, S = similarity_matrix(feats)
-    tree = lineage_tree(names, S)
-    assert sorted(tree.leaves) == sorted(names)
-    pos = {m: i for i, m in enumerate(tree.leaves)}
-    assert abs(pos["student"] - pos["teacher-a"]) <= 2  # the student sits next to its teacher family
-    assert len(tree.segments) == 3 * (len(names) - 1)
+    fit, score = split_prompts(common_prompts(frame), 0.5, 0)
+    feats = lineage.build_features(frame, ["teacher-a", "ref-b"], fit, score)
+    own = frame.filter((pl.col("model") == "ref-b") & pl.col("prompt").is_in(fit))
+    assert np.allclose(feats.style_fit["ref-b"], surface_features(own["text"].to_list()).mean(axis=0))
+    plain = lineage.build_features(frame, ["teacher-a", "ref-b"], fit, score, with_style=False)
+    with pytest.raises(ValueError, match="with_style"):
+        lineage.signal_matrix(plain, "style", ["ref-b"], ["teacher-a"])
 
 
 def test_auroc() -> None:
