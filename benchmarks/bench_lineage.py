@@ -37,9 +37,8 @@ import polars as pl
 from distill_kit import datasets
 from distill_kit.lineage import attribution as lineage
 from distill_kit.lineage import votes as A
-from distill_kit.lineage.attribution import load_responses
 from distill_kit.lineage.documented import LineageLabels, lineage_labels, lineage_rows
-from distill_kit.lineage.prompts import common_prompts, prompt_sample, split_prompts
+from distill_kit.lineage.prompts import common_prompts, split_prompts
 from distill_kit.paths import cache_dir
 from distill_kit.text import embed
 
@@ -133,8 +132,8 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
     refs = labels.references
     if len(refs) < 3 or not targets:
         raise SystemExit(f"need >= 3 references and a target with outputs; have {len(refs)} and {len(targets)}")
-    frame = load_responses("alpaca-eval", [*refs, *targets])
-    prompts = prompt_sample(common_prompts(frame, [*refs, *targets]), n_prompts, seed)
+    frame = datasets.load_responses("alpaca-eval", [*refs, *targets])
+    prompts = datasets.sample_prompts(common_prompts(frame, [*refs, *targets]), n_prompts, seed)
     data_key = _key(sorted(have), frame.height, hashlib.sha256("".join(frame["text"].to_list()).encode()).hexdigest())
     print(f"lineage: {source}; {len(labels.students)} students, {len(labels.variants)} variants, "
           f"{len(labels.controls)} controls vs {len(refs)} references; {len(prompts)} shared prompts; "
@@ -151,7 +150,6 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
     best, ref_table = A.select_on_references(sib, refs, labels.lines, methods)
     order = sorted((m.name for m in methods),
                    key=lambda n: (-ref_table[n]["top1_line"], -ref_table[n]["p_true_line"]))
-    by_name = {m.name: m for m in A.METHODS}
     bgs = {m.name: A.hub_background(sib[m.features], m.vote, labels.lines) if m.hub else None for m in methods}
     rankings = {m.name: {t: A.rank(tgt[m.features], t, m, labels.lines, bgs[m.name]) for t in targets}
                 for m in methods}
@@ -312,7 +310,7 @@ def main() -> None:
     res = run(args.seed, args.folds, feats, args.prompts)
     report(res)
     if args.throughput_texts:
-        frame = load_responses("alpaca-eval", res["references"][:3])
+        frame = datasets.load_responses("alpaca-eval", res["references"][:3])
         res["throughput"] = throughput(frame, args.throughput_texts)
     res["cpu_count"] = os.cpu_count()
     res["load_avg_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from distill_kit.datasets import as_responses
 from distill_kit.lineage.prompts import common_prompts, split_prompts
 from distill_kit.text.stylometry import SURFACE_FEATURES, surface_features
 
@@ -55,53 +56,6 @@ DEFAULT_SIGNALS = ("paired",)
 """Default without embeddings; with embeddings the default is ``("paired", "embedding")``. Both were
 picked as the best references-only sibling-task accuracy in ``benchmarks/bench_lineage.py``."""
 DEFAULT_SIGNALS_WITH_EMBEDDINGS = ("paired", "embedding")
-
-_RENAMES = {"instruction": "prompt", "query": "prompt", "output": "text", "answer": "text", "response": "text"}
-
-
-# ---------------------------------------------------------------------------------------------- data
-def standardise(frame: pl.DataFrame) -> pl.DataFrame:
-    """Return ``model, prompt, text`` from the alpaca/arena/identity/store schemas; drop empty answers.
-
-    Duplicate (model, prompt) rows keep the first answer so every model has at most one per prompt.
-    """
-    cols = set(frame.columns)
-    renames = {k: v for k, v in _RENAMES.items() if k in cols and v not in cols}
-    out = frame.rename(renames)
-    missing = {"model", "prompt", "text"} - set(out.columns)
-    if missing:
-        raise ValueError(f"responses frame needs columns model, prompt, text; missing {sorted(missing)}")
-    out = out.select(
-        pl.col("model").cast(pl.Utf8), pl.col("prompt").cast(pl.Utf8), pl.col("text").cast(pl.Utf8)
-    ).filter(pl.col("text").is_not_null() & (pl.col("text").str.strip_chars().str.len_chars() > 0))
-    return out.unique(subset=["model", "prompt"], keep="first", maintain_order=True)
-
-
-SOURCES = ("alpaca-eval", "arena-hard", "store")
-
-
-def load_responses(source: str = "alpaca-eval", models: Sequence[str] | None = None, store_path: str = "") -> pl.DataFrame:
-    """Standardised responses (model, prompt, text) from published data or a response store."""
-    from distill_kit import datasets
-
-    wanted = list(models) if models else None
-    if source == "alpaca-eval":  # every model the data folder holds, also those the registry does not list
-        frame = datasets.alpaca_outputs(wanted or datasets.alpaca_models()).select("model", "instruction", "output")
-    elif source == "arena-hard":
-        frame = datasets.arena_answers(wanted)
-    elif source == "store":
-        from distill_kit.store import Store
-
-        frame = Store(store_path or None).frame(wanted)
-        if "status" in frame.columns:
-            frame = frame.filter(pl.col("text").is_not_null())
-    else:
-        raise ValueError(f"unknown data source {source!r}; choose from {SOURCES}")
-    out = standardise(frame)
-    if out.is_empty():
-        raise ValueError(f"no responses in {source!r} for models {wanted}")
-    return out
-
 
 # ----------------------------------------------------------------------------------------- helpers
 def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -483,7 +437,7 @@ def attribute(
             raise ValueError(f"unknown signals {sorted(unknown)}; choose from {SIGNALS}")
     models = [*candidates, *students]
     if features is None:
-        frame = standardise(frame)
+        frame = as_responses(frame)
         known = set(frame["model"].unique().to_list())
         absent = [m for m in models if m not in known]
         if absent:

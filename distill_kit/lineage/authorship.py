@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from distill_kit.lineage.attribution import LineageFeatures, build_features, standardise
+from distill_kit.datasets import as_responses
+from distill_kit.lineage.attribution import LineageFeatures, build_features
 from distill_kit.lineage.prompts import common_prompts, split_prompts
 
 
@@ -64,7 +65,7 @@ def who_wrote_this(
     from sklearn.svm import LinearSVC
 
     if features is None:
-        frame = standardise(frame)
+        frame = as_responses(frame)
         models = list(models) if models is not None else sorted(frame["model"].unique().to_list())
         pool = common_prompts(frame, models) if prompts is None else sorted(set(prompts))
         fit, score = split_prompts(pool, fit_fraction, seed)

@@ -85,7 +85,10 @@ def lineage_labels(
 def source_labels(source: str, models: Sequence[str]) -> LineageLabels | None:
     """The labels of ``models`` when ``source`` is the documented one (AlpacaEval), else None: the lineage
     files say nothing about other sources' or live models."""
-    return lineage_labels(models, prefer_extended=True) if source == LABELLED_SOURCE else None
+    from distill_kit.datasets import OLD_DATASET_SPELLINGS
+
+    documented = OLD_DATASET_SPELLINGS.get(source, source) == LABELLED_SOURCE
+    return lineage_labels(models, prefer_extended=True) if documented else None
 
 
 def documented_teachers() -> dict[str, str]:

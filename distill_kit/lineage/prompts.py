@@ -2,7 +2,7 @@
 
 Why one module: every lineage result is only comparable across models on prompts they all answered,
 and nothing may be tuned on the answers it scores. So prompts are chosen once (:func:`common_prompts`,
-:func:`prompt_sample`) and cut once into a *fit* part (vocabularies, classifiers) and a *score* part
+a seeded :func:`distill_kit.datasets.sample_prompts`) and cut once into a *fit* part (vocabularies, classifiers) and a *score* part
 (students compared with candidates) by :func:`split_prompts`.
 """
 
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+
+from distill_kit.datasets import sample_prompts
 
 
 def common_prompts(frame: pl.DataFrame, models: Sequence[str] | None = None) -> list[str]:
@@ -42,21 +44,10 @@ def split_prompts(
     return fit, score
 
 
-def prompt_sample(prompts: Sequence[str], sample_size: int, seed: int = 0) -> list[str]:
-    """A seeded, sorted sample of ``sample_size`` distinct prompts (all of them when 0 or more than the pool)."""
-    if sample_size < 0:
-        raise ValueError(f"sample_size must be >= 0 (0 = all), got {sample_size}")
-    uniq = sorted(set(prompts))
-    if not sample_size or sample_size >= len(uniq):
-        return uniq
-    rng = np.random.default_rng(seed)
-    return sorted(uniq[i] for i in rng.choice(len(uniq), size=sample_size, replace=False))
-
-
 def attribution_prompts(shared: Sequence[str], embedded: Sequence[str], sample_size: int, seed: int = 0) -> list[str]:
     """Prompts for attribution and the author classifier: a seeded sample of ``shared`` (0 = all) plus
     every ``embedded`` (mapped) prompt, so the embedding signal has score prompts to compare on."""
-    return sorted(set(embedded) | set(prompt_sample(shared, sample_size, seed)))
+    return sorted(set(embedded) | set(sample_prompts(shared, sample_size, seed)))
 
 
 def answers_on(frame: pl.DataFrame, models: Sequence[str], prompts: Sequence[str]) -> pl.DataFrame:

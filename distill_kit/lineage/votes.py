@@ -45,7 +45,7 @@ from itertools import product
 import numpy as np
 import polars as pl
 
-from distill_kit.lineage.attribution import standardise
+from distill_kit.datasets import as_responses
 from distill_kit.text.stylometry import FUNCTION_WORDS
 
 FEATURES = ("word", "char", "template", "word+char+template")
@@ -227,7 +227,7 @@ def vote_matrix(
 ) -> VoteMatrix:
     """Cross-fitted votes of a candidates-only author classifier on ``voters``' answers.
 
-    ``data`` is a standardised frame or its :func:`count_features` (reuse counts across calls). The
+    ``data`` is an answers frame (:func:`distill_kit.datasets.as_responses`) or its :func:`count_features` (reuse counts across calls). The
     prompts are cut into ``k`` folds; the classifier for fold f is fitted (TF-IDF weights included) on
     candidates' answers to the other folds and votes on the voters' answers in fold f.
     ``held_out`` maps a group name to candidates excluded from training in that group's fits; the
@@ -576,7 +576,7 @@ def attribute_by_vote(
     chosen = [method] if method is not None else list(methods)
     feats = sorted({m.features for m in chosen}, key=FEATURES.index)
     basic = basic_features(feats)
-    frame = standardise(frame)
+    frame = as_responses(frame)
     counts = count_features(frame.filter(pl.col("model").is_in([*candidates, *targets])), basic)
     rounds = sibling_rounds(candidates, lines)
     labelled = [t for t in targets if truth_line and t in truth_line]

@@ -12,7 +12,6 @@ import pytest
 
 from distill_kit import datasets
 from distill_kit.lineage import documented
-from distill_kit.lineage.attribution import load_responses
 
 TABLE = pl.DataFrame({
     "model": ["s1", "s2", "v1", "c1", "r1", "r2", "r3"],
@@ -35,6 +34,7 @@ def test_labels_roles_teachers_lines_and_sets() -> None:
 
 def test_labels_only_for_the_documented_source(data_dir: Path) -> None:
     assert documented.source_labels("store", ["alpaca-7b"]) is None
+    assert documented.source_labels("alpaca_eval", ["alpaca-7b"]) is not None  # the old spelling still reads
     labels = documented.source_labels("alpaca-eval", ["alpaca-7b", "text_davinci_003"])
     assert labels is not None and labels.truth == {"alpaca-7b": "text_davinci_003"}
 
@@ -79,7 +79,7 @@ def test_data_folder_with_unregistered_models_and_fallback(tmp_path: Path, monke
     monkeypatch.setenv("DISTILL_KIT_DATA_DIR", str(tmp_path))
     datasets.clear_caches()
     assert datasets.alpaca_models() == ["new-model"]
-    frame = load_responses("alpaca-eval", ["new-model"])
+    frame = datasets.load_responses("alpaca-eval", ["new-model"])
     assert {"model", "prompt", "text"} <= set(frame.columns) and frame.height == 5
     rows, source = documented.lineage_rows()
     assert source == "lineage.csv" and rows.height == datasets.lineage().height
@@ -87,9 +87,9 @@ def test_data_folder_with_unregistered_models_and_fallback(tmp_path: Path, monke
     _fake_model_file(tmp_path, "zephyr-7b-beta")
     datasets.clear_caches()
     with pytest.raises(datasets.DataError, match="sha256"):
-        load_responses("alpaca-eval", ["zephyr-7b-beta"])
+        datasets.load_responses("alpaca-eval", ["zephyr-7b-beta"])
     with pytest.raises(datasets.DataError, match="unknown AlpacaEval model: absent-model"):
-        load_responses("alpaca-eval", ["absent-model"])
+        datasets.load_responses("alpaca-eval", ["absent-model"])
     (tmp_path / "alpaca_eval" / "outputs" / "zephyr-7b-beta.json.gz").unlink()
     datasets.clear_caches()
     # with the extended file present it is preferred

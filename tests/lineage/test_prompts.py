@@ -1,4 +1,4 @@
-"""Prompt choice for lineage: shared prompts, a seeded sample (0 = all), the fit/score split."""
+"""Prompt choice for lineage: shared prompts, the attribution pool (a sample, 0 = all, plus the embedded ones), the fit/score split."""
 
 from __future__ import annotations
 
@@ -19,16 +19,6 @@ def test_split_is_disjoint_and_seeded() -> None:
         prompts.split_prompts(["a", "b"], 0.5)
     with pytest.raises(ValueError, match="fit_fraction"):
         prompts.split_prompts(POOL, 1.0)
-
-
-def test_sample_zero_means_all_and_is_seeded() -> None:
-    assert prompts.prompt_sample(POOL + POOL, 0) == sorted(POOL)
-    assert prompts.prompt_sample(POOL, 50) == sorted(POOL)
-    five = prompts.prompt_sample(POOL, 5, seed=1)
-    assert len(five) == 5 and five == sorted(five) and set(five) <= set(POOL)
-    assert five == prompts.prompt_sample(POOL, 5, seed=1) != prompts.prompt_sample(POOL, 5, seed=2)
-    with pytest.raises(ValueError, match=">= 0"):
-        prompts.prompt_sample(POOL, -1)
 
 
 def test_attribution_prompts_always_hold_the_embedded_ones() -> None:
