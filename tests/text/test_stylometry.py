@@ -164,15 +164,11 @@ def test_feature_similarity_rules() -> None:
         st.style_similarity(a, b)
 
 
-def test_pure_python_levenshtein_matches() -> None:
-    import random
+def test_levenshtein_counts_edits() -> None:
+    assert st.levenshtein("", "abc") == 3 and st.levenshtein("flaw", "lawn") == 2
+    assert st.levenshtein("PUUP", "PUUP") == 0 and st.levenshtein("PUUP", "PUP") == 1 == st.levenshtein("PUP", "PUUP")
+    assert st.levenshtein("kitten", "sitting") == 3
 
-    rng = random.Random(0)
-    for _ in range(200):
-        a = "".join(rng.choice("PUOHCuo") for _ in range(rng.randint(0, 12)))
-        b = "".join(rng.choice("PUOHCuo") for _ in range(rng.randint(0, 12)))
-        assert st._levenshtein_py(a, b) == st.levenshtein(a, b) == st._levenshtein_py(b, a)
-    assert st._levenshtein_py("", "abc") == 3 and st._levenshtein_py("flaw", "lawn") == 2
 
 
 def test_surface_features_count_habits_per_100_words() -> None:
