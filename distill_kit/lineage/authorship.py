@@ -31,7 +31,7 @@ class WhoWrote:
     n_test: int
     confusion: np.ndarray  # [true, predicted] counts over held-out answers
 
-    def confusion_frame(self, normalise: bool = True) -> pl.DataFrame:
+    def confusion_frame(self) -> pl.DataFrame:
         """Long (true, predicted, count, share) frame for a heatmap; share is per true model."""
         rows = []
         totals = self.confusion.sum(axis=1)
