@@ -7,19 +7,12 @@ import polars as pl
 import pytest
 
 from distill_kit.lineage import attribution as lineage
-from tests.helpers.lineage_habits import HABITS, LINES, habits_frame
-
-SIX_WORDS = ("alpha", "beta", "gamma", "delta", "omega", "sigma")
-
-
-@pytest.fixture(scope="module")
-def frame() -> pl.DataFrame:
-    return habits_frame(HABITS["teacher-a"], 60, seed=0, filler=SIX_WORDS, n_filler=8)
+from tests.helpers.lineage_habits import HABITS, LINES
 
 
 @pytest.mark.parametrize("signals", [("paired",), ("ngram",), ("paired", "style")])
-def test_attribution_finds_known_teacher(frame: pl.DataFrame, signals: tuple[str, ...]) -> None:
-    res = lineage.attribute(frame, ["student", "control"], list(HABITS), lines=LINES, signals=signals)
+def test_attribution_finds_known_teacher(echo_frame: pl.DataFrame, signals: tuple[str, ...]) -> None:
+    res = lineage.attribute(echo_frame, ["student", "control"], list(HABITS), lines=LINES, signals=signals)
     top = res.table(top_k=3)
     assert top["top1"][0] == "teacher-a"
     assert res.probabilities[0].sum() == pytest.approx(1.0)
@@ -30,26 +23,26 @@ def test_attribution_finds_known_teacher(frame: pl.DataFrame, signals: tuple[str
     assert res.distillation_score[0] > res.distillation_score[1]  # student closer to a reference than control
 
 
-def test_attribution_rejects_bad_input(frame: pl.DataFrame) -> None:
+def test_attribution_rejects_bad_input(echo_frame: pl.DataFrame) -> None:
     with pytest.raises(ValueError, match="both student and candidate"):
-        lineage.attribute(frame, ["teacher-a"], list(HABITS))
+        lineage.attribute(echo_frame, ["teacher-a"], list(HABITS))
     with pytest.raises(ValueError, match="no responses"):
-        lineage.attribute(frame, ["nobody"], list(HABITS))
+        lineage.attribute(echo_frame, ["nobody"], list(HABITS))
     with pytest.raises(ValueError, match="unknown signals"):
-        lineage.attribute(frame, ["student"], list(HABITS), signals=("magic",))
+        lineage.attribute(echo_frame, ["student"], list(HABITS), signals=("magic",))
     with pytest.raises(ValueError, match="columns"):
         lineage.attribute(pl.DataFrame({"model": ["a"], "text": ["b"]}), ["a"], list(HABITS))
 
 
-def test_style_signal_averages_stylometry_surface_features(frame: pl.DataFrame) -> None:
+def test_style_signal_averages_stylometry_surface_features(echo_frame: pl.DataFrame) -> None:
     from distill_kit.lineage.prompts import common_prompts, split_prompts
     from distill_kit.text.stylometry import surface_features
 
-    fit, score = split_prompts(common_prompts(frame), 0.5, 0)
-    feats = lineage.build_features(frame, ["teacher-a", "ref-b"], fit, score)
-    own = frame.filter((pl.col("model") == "ref-b") & pl.col("prompt").is_in(fit))
+    fit, score = split_prompts(common_prompts(echo_frame), 0.5, 0)
+    feats = lineage.build_features(echo_frame, ["teacher-a", "ref-b"], fit, score)
+    own = echo_frame.filter((pl.col("model") == "ref-b") & pl.col("prompt").is_in(fit))
     assert np.allclose(feats.style_fit["ref-b"], surface_features(own["text"].to_list()).mean(axis=0))
-    plain = lineage.build_features(frame, ["teacher-a", "ref-b"], fit, score, with_style=False)
+    plain = lineage.build_features(echo_frame, ["teacher-a", "ref-b"], fit, score, with_style=False)
     with pytest.raises(ValueError, match="with_style"):
         lineage.signal_matrix(plain, "style", ["ref-b"], ["teacher-a"])
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import polars as pl
+
 from distill_kit.lineage.authorship import who_wrote_this
-from tests.helpers.lineage_habits import HABITS, habits_frame
 
 
-def test_who_wrote_this_confuses_the_student_with_its_teacher() -> None:
-    frame = habits_frame(HABITS["teacher-a"], 60, filler=("alpha", "beta", "gamma", "delta", "omega", "sigma"),
-                         n_filler=8)
+def test_who_wrote_this_confuses_the_student_with_its_teacher(echo_frame: pl.DataFrame) -> None:
     models = ["teacher-a", "ref-b", "ref-c", "student"]
-    w = who_wrote_this(frame, models, seed=0)
+    w = who_wrote_this(echo_frame, models, seed=0)
     assert w.confusion.sum() == w.n_test and w.confusion.shape == (4, 4) and w.chance == 0.25
     cm = w.confusion_frame()
     share = {(r["true"], r["predicted"]): r["share"] for r in cm.iter_rows(named=True)}

@@ -9,7 +9,7 @@ import pytest
 from distill_kit.lineage import tree as T
 from distill_kit.lineage.attribution import build_features
 from distill_kit.lineage.prompts import common_prompts, split_prompts
-from tests.helpers.lineage_habits import HABITS, habits_frame
+from tests.helpers.lineage_habits import HABITS
 
 BLOCKS = ["a1", "b1", "a2", "b2", "a3"]
 GROUP = {"a1": 0, "a2": 0, "a3": 0, "b1": 1, "b2": 1}
@@ -23,11 +23,9 @@ def block_similarity(high: float = 0.9, low: float = 0.2) -> np.ndarray:
     return S
 
 
-def test_tree_on_attribution_similarity_puts_the_student_by_its_teacher() -> None:
-    frame = habits_frame(HABITS["teacher-a"], 60, filler=("alpha", "beta", "gamma", "delta", "omega", "sigma"),
-                         n_filler=8)
-    fit, score = split_prompts(common_prompts(frame), 0.5, 0)
-    feats = build_features(frame, list(HABITS) + ["student"], fit, score)
+def test_tree_on_attribution_similarity_puts_the_student_by_its_teacher(echo_frame: pl.DataFrame) -> None:
+    fit, score = split_prompts(common_prompts(echo_frame), 0.5, 0)
+    feats = build_features(echo_frame, list(HABITS) + ["student"], fit, score)
     names, S = T.similarity_matrix(feats)
     assert np.allclose(S, S.T)
     tree = T.lineage_tree(names, S)
