@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from distill_kit import datasets
-from distill_kit.ice.judges import OfflineIdentityJudge
+from distill_kit.ice.judges import OFFLINE_JUDGES, OfflineIdentityJudge, resolve_judge
 from distill_kit.paths import cache_dir
 
 JUDGE_TAG = "offline-v7"  # bump with judges.identity's cache tag when the judge changes
@@ -112,6 +112,13 @@ def strata_frame(frame: pl.DataFrame, feats: list[dict[str, float]]) -> pl.DataF
             .select("model", "key", "language", "category", "template_id", "claimed", "loose_label", "strict_label"))
 
 
+def check_calibrated(judge: str) -> None:
+    """Only the offline judges have a calibration pool (held-out scores of every published answer); an LLM
+    judge's scores would cost a judging run over all of them."""
+    if judge not in OFFLINE_JUDGES:
+        raise ValueError(f"a calibration pool exists for the offline and rules judges, not {judge!r}")
+
+
 def pool(judge: str = "offline", exclude: tuple[str, ...] = ()) -> pl.DataFrame:
     """Calibration pool: every published answer (of models not in ``exclude``) with its labels, strata and
     ``loose_prob``/``strict_prob`` from a judge that never saw its model -- the offline judge fitted without
@@ -119,15 +126,12 @@ def pool(judge: str = "offline", exclude: tuple[str, ...] = ()) -> pl.DataFrame:
     frame, texts, feats = load()
     base = strata_frame(frame, feats)
     models = [m for m in frame["model"].unique(maintain_order=True).to_list() if m not in set(exclude)]
+    check_calibrated(judge)
     if judge == "rules":
-        from distill_kit.ice.judges import RuleIdentityJudge
-
-        v = RuleIdentityJudge(datasets.identity_facts()).judge_many(frame["response"].to_list(), frame["family"].to_list())
+        v = resolve_judge("rules").judge_many(frame["response"].to_list(), frame["family"].to_list())
         out = base.with_columns(pl.Series("loose_prob", [float(x.loose) for x in v]),
                                 pl.Series("strict_prob", [float(x.strict) for x in v]))
         return out.filter(pl.col("model").is_in(models))
-    if judge != "offline":
-        raise ValueError(f"a calibration pool exists for the offline and rules judges, not {judge!r}")
     todo = [m for m in models if not cached((m,))]
     if todo:
         print(f"calibration pool: fitting the offline judge without each of {len(todo)} published model(s) "
@@ -247,25 +251,20 @@ def new_model_target(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFram
     """A judged frame of a model the judge never saw (e.g. notebook 03's live rows: ``model, family, response``
     and optionally ``fact``, ``language``, ``template``/``template_id``) in the pool's shape, scored by the
     package's offline judge (or the rule judge), so it can be corrected against ``pool(judge)``."""
-    from distill_kit.ice.judges import (
-        OfflineIdentityJudge,
-        RuleIdentityJudge,
-        default_offline_judge,
-    )
     from distill_kit.ice.probes import detect_language
 
+    check_calibrated(judge)
     facts = datasets.identity_facts()
     responses = [r or "" for r in frame["response"].to_list()]
     families = frame["family"].to_list()
     fact_list = frame["fact"].to_list() if "fact" in frame.columns else None
     texts, feats = OfflineIdentityJudge(facts).featurize(responses, families, fact_list)
-    if judge == "offline":
-        lp, sp, _ = default_offline_judge().predict_features(texts, feats)
-    elif judge == "rules":
-        v = RuleIdentityJudge(facts).judge_many(responses, families, fact_list)
-        lp, sp = [float(x.loose) for x in v], [float(x.strict) for x in v]
+    resolved = resolve_judge(judge, facts=facts)
+    if isinstance(resolved, OfflineIdentityJudge):
+        lp, sp, _ = resolved.predict_features(texts, feats)
     else:
-        raise ValueError(f"a calibration pool exists for the offline and rules judges, not {judge!r}")
+        v = resolved.judge_many(responses, families, fact_list)
+        lp, sp = [float(x.loose) for x in v], [float(x.strict) for x in v]
     lang = (frame["language"].to_list() if "language" in frame.columns
             else [detect_language(q or "") for q in frame["query"].to_list()] if "query" in frame.columns else ["en"] * frame.height)
     tid = frame["template_id"] if "template_id" in frame.columns else frame["template"] if "template" in frame.columns else None
