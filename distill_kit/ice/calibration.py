@@ -197,14 +197,23 @@ def labels_for_rows(frame: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
             .with_columns(pl.col("strict_label").fill_null(False) & pl.col("loose_label")))
 
 
+def labels_from_file(frame: pl.DataFrame, path: str | Path) -> pl.DataFrame | None:
+    """The labelled sample ``corrected_table`` takes, read from ``path`` (see :func:`distill_kit.ice.labels.load_labels`)
+    and keyed by ``frame``'s rows; None when no answer of ``frame`` is labelled there."""
+    from distill_kit.ice.labels import load_labels
+
+    user = load_labels(path)
+    return labels_for_rows(frame, user) if user.height else None
+
+
 def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.DataFrame | None = None,
-                    label_sample: int = 0, seed: int = 0) -> pl.DataFrame:
+                    labelled_answers: int = 0, seed: int = 0) -> pl.DataFrame:
     """Raw and corrected LIS/SIS side by side for the published models in ``frame`` (a replay frame with
     ``model`` and ``row``; sampled rows are respected).
 
     Each model's answers are scored by a judge that never saw it; the calibration pool is the other models'
     held-out scores; ``labels`` (model, key, loose_label, strict_label; key = the answer's ``row``) or, for a
-    demonstration, ``label_sample`` published labels per model drawn with ``seed`` make the estimate
+    demonstration, ``labelled_answers`` published labels per model (0 = none) drawn with ``seed`` make the estimate
     prediction-powered. Columns: model, n, lis_raw, lis_corrected, lis_lo, lis_hi, lis_method, lis_n_labels,
     the same for sis, and lis_labels/sis_labels (the labels' own score over the same answers)."""
     from distill_kit import stats
@@ -219,7 +228,7 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
         keys = part["row"].cast(pl.String).to_list()
         target = full.filter((pl.col("model") == m) & pl.col("key").is_in(keys))
         cal = full.filter(pl.col("model") != m)
-        lab = labels.filter(pl.col("model") == m) if labels is not None and labels.height else sample_labels(target, label_sample, seed)
+        lab = labels.filter(pl.col("model") == m) if labels is not None and labels.height else sample_labels(target, labelled_answers, seed)
         row: dict[str, Any] = {"model": m, "n": target.height}
         for score, short in (("loose", "lis"), ("strict", "sis")):
             prob = target[f"{score}_prob"].to_numpy()
@@ -237,6 +246,11 @@ def _mean_or_none(labels: pl.Series) -> float | None:
     """The labels' own score, or None where the labels are unknown (qwen2.5-72b-instruct's strict file)."""
     value = labels.drop_nulls().mean()
     return None if value is None else float(value)
+
+
+def summary_rows(corrected: pl.DataFrame) -> list[dict[str, Any]]:
+    """Corrected-score rows as notebook 03 records them: each row plus ``lis_ci``/``sis_ci`` pairs."""
+    return [{**r, "lis_ci": [r["lis_lo"], r["lis_hi"]], "sis_ci": [r["sis_lo"], r["sis_hi"]]} for r in corrected.to_dicts()]
 
 
 def headline(row: dict[str, Any]) -> str:
