@@ -216,9 +216,6 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
     demonstration, ``labelled_answers`` published labels per model (0 = none) drawn with ``seed`` make the estimate
     prediction-powered. Columns: model, n, lis_raw, lis_corrected, lis_lo, lis_hi, lis_method, lis_n_labels,
     the same for sis, and lis_labels/sis_labels (the labels' own score over the same answers)."""
-    from distill_kit import stats
-    from distill_kit.ice import scores
-
     full = pool(judge)
     known = set(full["model"].unique().to_list())
     rows = []
@@ -231,15 +228,26 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
         lab = labels.filter(pl.col("model") == m) if labels is not None and labels.height else sample_labels(target, labelled_answers, seed)
         row: dict[str, Any] = {"model": m, "n": target.height}
         for score, short in (("loose", "lis"), ("strict", "sis")):
-            prob = target[f"{score}_prob"].to_numpy()
-            pred = prob >= 0.5 if score == "loose" else (prob >= 0.5) & (target["loose_prob"].to_numpy() >= 0.5)
-            raw = stats.classify_and_count(pred)
-            est = scores.corrected_identity_score(target, cal, score, labels=lab)
-            row.update({f"{short}_raw": raw.value, f"{short}_corrected": est.value, f"{short}_lo": est.lo,
-                        f"{short}_hi": est.hi, f"{short}_method": est.method, f"{short}_n_labels": est.n_labels,
-                        f"{short}_labels": _mean_or_none(target[f"{score}_label"])})
+            row.update(_score_columns(target, cal, score, labels=lab))
+            row[f"{short}_labels"] = _mean_or_none(target[f"{score}_label"])
         rows.append(row)
     return pl.DataFrame(rows)
+
+
+def _score_columns(target: pl.DataFrame, cal: pl.DataFrame, score: str, **how: Any) -> dict[str, Any]:
+    """One score's columns of a corrected table: the raw classify-and-count share (strict counts only loose
+    positives) and the corrected estimate, its interval, method and number of labels (``how``: labels or
+    selection, passed to ``scores.corrected_identity_score``)."""
+    from distill_kit import stats
+    from distill_kit.ice import scores
+
+    short = {"loose": "lis", "strict": "sis"}[score]
+    prob = target[f"{score}_prob"].to_numpy()
+    pred = prob >= 0.5 if score == "loose" else (prob >= 0.5) & (target["loose_prob"].to_numpy() >= 0.5)
+    raw = stats.classify_and_count(pred)
+    est = scores.corrected_identity_score(target, cal, score, **how)
+    return {f"{short}_raw": raw.value, f"{short}_corrected": est.value, f"{short}_lo": est.lo, f"{short}_hi": est.hi,
+            f"{short}_method": est.method, f"{short}_n_labels": est.n_labels}
 
 
 def _mean_or_none(labels: pl.Series) -> float | None:
@@ -291,7 +299,6 @@ def new_model_target(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFram
 def corrected_new_models(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFrame:
     """Label-free corrected LIS/SIS for models outside the calibration pool (same columns as ``corrected_table``,
     without the labels' own score, which a new model does not have)."""
-    from distill_kit import stats
     from distill_kit.ice import scores
 
     cal = pool(judge)
@@ -300,12 +307,7 @@ def corrected_new_models(frame: pl.DataFrame, judge: str = "offline") -> pl.Data
     target_all = new_model_target(frame, judge)
     for (m,), target in target_all.group_by(["model"], maintain_order=True):
         row: dict[str, Any] = {"model": m, "n": target.height}
-        for score, short in (("loose", "lis"), ("strict", "sis")):
-            prob = target[f"{score}_prob"].to_numpy()
-            pred = prob >= 0.5 if score == "loose" else (prob >= 0.5) & (target["loose_prob"].to_numpy() >= 0.5)
-            raw = stats.classify_and_count(pred)
-            est = scores.corrected_identity_score(target, cal, score, selection=chosen[score])
-            row.update({f"{short}_raw": raw.value, f"{short}_corrected": est.value, f"{short}_lo": est.lo,
-                        f"{short}_hi": est.hi, f"{short}_method": est.method, f"{short}_n_labels": est.n_labels})
+        for score in ("loose", "strict"):
+            row.update(_score_columns(target, cal, score, selection=chosen[score]))
         rows.append(row)
     return pl.DataFrame(rows)
