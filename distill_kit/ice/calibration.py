@@ -158,10 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def sample_labels(target: pl.DataFrame, k: int, seed: int = 0) -> pl.DataFrame:
     """``k`` of the target's answers with their published labels, drawn with ``seed`` -- the labelled sample a
     user would click in notebook 03's answer browser, here taken from the paper's GPT-4o-mini labels."""
@@ -311,3 +307,7 @@ def corrected_new_models(frame: pl.DataFrame, judge: str = "offline") -> pl.Data
             row.update(_score_columns(target, cal, score, selection=chosen[score]))
         rows.append(row)
     return pl.DataFrame(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
