@@ -43,6 +43,45 @@ CREATE TABLE IF NOT EXISTS responses (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS responses_model ON responses(model);
+CREATE TABLE IF NOT EXISTS fuzz_attempts (
+    key TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    run_seed INTEGER NOT NULL,
+    iteration INTEGER,
+    template_id TEXT,
+    parent TEXT,
+    mutator TEXT,
+    template TEXT,
+    probe_id TEXT,
+    query TEXT,
+    language TEXT,
+    category TEXT,
+    prompt TEXT,
+    answer_key TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    response TEXT,
+    error TEXT,
+    verdict INTEGER,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fuzz_attempts_target ON fuzz_attempts(target);
+"""
+
+FUZZ_COLUMNS = ["key", "target", "run_seed", "iteration", "template_id", "parent", "mutator", "template", "probe_id",
+                "query", "language", "category", "prompt", "answer_key", "status", "response", "error", "verdict"]
+# fuzz attempts were once stored as responses of a fake model "<target>:fuzz" (provider "fuzz"); opening
+# such a store moves them into their own table, so a fuzz run killed before the move still resumes
+_MOVE_OLD_FUZZ_ROWS = """
+INSERT OR IGNORE INTO fuzz_attempts (key, target, run_seed, iteration, template_id, parent, mutator, template,
+    probe_id, query, language, category, prompt, answer_key, status, response, error, verdict, created_at)
+SELECT key, substr(model, 1, length(model) - 5), sample, json_extract(meta, '$.iteration'),
+    json_extract(meta, '$.template_id'), json_extract(meta, '$.parent'), json_extract(meta, '$.mutator'),
+    json_extract(meta, '$.template'), json_extract(meta, '$.probe_id'), json_extract(meta, '$.query'),
+    json_extract(meta, '$.language'), json_extract(meta, '$.category'), json_extract(messages, '$[0].content'),
+    coalesce(json_extract(meta, '$.answer_key'), ''), status, text, error, json_extract(meta, '$.verdict_loose'),
+    created_at
+FROM responses WHERE provider = 'fuzz' AND model LIKE '%:fuzz' ORDER BY created_at, key;
+DELETE FROM responses WHERE provider = 'fuzz' AND model LIKE '%:fuzz';
 """
 
 COLUMNS = ["key", "model", "provider", "messages", "params", "sample", "status", "text", "error", "attempts",
@@ -77,6 +116,34 @@ class Record:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@dataclass
+class FuzzAttempt:
+    """One judged GPTFuzzer attempt: a mutant template around a probe, the target's answer and the verdict.
+
+    The answer itself is an ordinary response row (``answer_key``), kept immutable once ok; the attempt
+    row adds what the fuzzer knows about it. ``key`` is derived from the run seed, iteration and answer
+    key, so a re-run of the same fuzzing writes the same rows again instead of new ones."""
+
+    key: str
+    target: str
+    run_seed: int
+    iteration: int | None
+    template_id: str | None
+    parent: str | None
+    mutator: str | None
+    template: str | None
+    probe_id: str | None
+    query: str | None
+    language: str | None
+    category: str | None
+    prompt: str | None
+    answer_key: str
+    status: str
+    response: str | None
+    error: str | None
+    verdict: bool | None
 
 
 class StoreError(ConfigError):
@@ -138,9 +205,22 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+            self._move_old_fuzz_rows()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(f"response store {self.path} cannot be used ({exc}); move it aside and run again") from None
+
+    def _move_old_fuzz_rows(self) -> None:
+        if not self._conn.execute("SELECT 1 FROM responses WHERE provider = 'fuzz' LIMIT 1").fetchone():
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _MOVE_OLD_FUZZ_ROWS.split(";")):
+                self._conn.execute(statement)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -240,20 +320,53 @@ class Store:
         return frame
 
     def models(self) -> list[str]:
-        """Every model name with stored rows (fuzz verdict rows ``<target>:fuzz`` included), sorted."""
+        """Every model name with stored answers, sorted."""
         with self._lock:
             return [r[0] for r in self._conn.execute("SELECT DISTINCT model FROM responses ORDER BY model")]
 
     def usage(self) -> pl.DataFrame:
-        """Token usage and cost per model: what a run spent. Rows written by the fuzzer to record a
-        verdict (provider ``fuzz``) are not calls and are left out."""
+        """Token usage and cost per model: what a run spent."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT model, COUNT(*), SUM(status='ok'), SUM(status='error'), SUM(attempts), SUM(usage_in), "
-                "SUM(usage_out), SUM(cost) FROM responses WHERE provider != 'fuzz' GROUP BY model ORDER BY model").fetchall()
+                "SUM(usage_out), SUM(cost) FROM responses GROUP BY model ORDER BY model").fetchall()
         return pl.DataFrame(rows, orient="row", schema={
             "model": pl.String, "requests": pl.Int64, "ok": pl.Int64, "errors": pl.Int64, "attempts": pl.Int64,
             "tokens_in": pl.Int64, "tokens_out": pl.Int64, "cost_usd": pl.Float64})
+
+    def put_fuzz_attempt(self, attempt: FuzzAttempt) -> None:
+        """Record one judged attempt in its own transaction (redacted like answers). An ok attempt is never
+        overwritten: a re-run of the same fuzzing keeps the first verdict; an errored one is replaced."""
+        from distill_kit.redact import redact, secret_values
+
+        secrets = secret_values()
+        texts = {"template", "query", "prompt", "response", "error"}
+        row = [redact(getattr(attempt, c), secrets) if c in texts else getattr(attempt, c) for c in FUZZ_COLUMNS]
+        row[FUZZ_COLUMNS.index("verdict")] = None if attempt.verdict is None else int(attempt.verdict)
+        updates = ", ".join(f"{c}=excluded.{c}" for c in FUZZ_COLUMNS[1:])
+        with self._lock:
+            self._conn.execute(
+                f"INSERT INTO fuzz_attempts ({','.join(FUZZ_COLUMNS)}, created_at) "
+                f"VALUES ({','.join('?' * (len(FUZZ_COLUMNS) + 1))}) "
+                f"ON CONFLICT(key) DO UPDATE SET {updates} WHERE fuzz_attempts.status != 'ok'", [*row, time.time()])
+
+    def fuzz_attempts(self, target: str | None = None) -> pl.DataFrame:
+        """Stored fuzz attempts (of ``target``, or all) in the order they were first written; ``verdict`` is a
+        nullable bool (None: the judge gave none)."""
+        sql, args = f"SELECT {','.join(FUZZ_COLUMNS)} FROM fuzz_attempts", []
+        if target is not None:
+            sql, args = sql + " WHERE target = ?", [target]
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY rowid", args).fetchall()
+        ints = {"run_seed", "iteration"}
+        schema = {c: pl.Int64 if c in ints else pl.Boolean if c == "verdict" else pl.String for c in FUZZ_COLUMNS}
+        rows = [(*r[:-1], None if r[-1] is None else bool(r[-1])) for r in rows]
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
+    def fuzz_targets(self) -> list[str]:
+        """Every model with stored fuzz attempts, sorted."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT DISTINCT target FROM fuzz_attempts ORDER BY target")]
 
 
 def _dumps(value: Any) -> str:

@@ -86,6 +86,15 @@ def judged_answers(frames: Sequence[pl.DataFrame | None]) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed")
 
 
+def flagged_answers(frames: Sequence[pl.DataFrame | None]) -> pl.DataFrame | None:
+    """The loose positives of notebook 03's judged frames (any of them None) -> model, language, category,
+    query, response; None when no frame was judged at all."""
+    flagged = [f.filter(pl.col("pred_loose").fill_null(False)) for f in frames if f is not None]
+    if not flagged:
+        return None
+    return pl.concat([f.select("model", "language", "category", "query", "response") for f in flagged])
+
+
 def answer_options(answers: pl.DataFrame) -> dict[str, list[str]]:
     """Sorted distinct values of each filter column (nulls left out)."""
     return {c: sorted(v for v in answers[c].unique().to_list() if v is not None)

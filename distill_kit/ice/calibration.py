@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from distill_kit import datasets
-from distill_kit.ice.judges import OfflineIdentityJudge
+from distill_kit.ice.judges import OFFLINE_JUDGES, OfflineIdentityJudge, resolve_judge
 from distill_kit.paths import cache_dir
 
 JUDGE_TAG = "offline-v7"  # bump with judges.identity's cache tag when the judge changes
@@ -112,6 +112,13 @@ def strata_frame(frame: pl.DataFrame, feats: list[dict[str, float]]) -> pl.DataF
             .select("model", "key", "language", "category", "template_id", "claimed", "loose_label", "strict_label"))
 
 
+def check_calibrated(judge: str) -> None:
+    """Only the offline judges have a calibration pool (held-out scores of every published answer); an LLM
+    judge's scores would cost a judging run over all of them."""
+    if judge not in OFFLINE_JUDGES:
+        raise ValueError(f"a calibration pool exists for the offline and rules judges, not {judge!r}")
+
+
 def pool(judge: str = "offline", exclude: tuple[str, ...] = ()) -> pl.DataFrame:
     """Calibration pool: every published answer (of models not in ``exclude``) with its labels, strata and
     ``loose_prob``/``strict_prob`` from a judge that never saw its model -- the offline judge fitted without
@@ -119,15 +126,12 @@ def pool(judge: str = "offline", exclude: tuple[str, ...] = ()) -> pl.DataFrame:
     frame, texts, feats = load()
     base = strata_frame(frame, feats)
     models = [m for m in frame["model"].unique(maintain_order=True).to_list() if m not in set(exclude)]
+    check_calibrated(judge)
     if judge == "rules":
-        from distill_kit.ice.judges import RuleIdentityJudge
-
-        v = RuleIdentityJudge(datasets.identity_facts()).judge_many(frame["response"].to_list(), frame["family"].to_list())
+        v = resolve_judge("rules").judge_many(frame["response"].to_list(), frame["family"].to_list())
         out = base.with_columns(pl.Series("loose_prob", [float(x.loose) for x in v]),
                                 pl.Series("strict_prob", [float(x.strict) for x in v]))
         return out.filter(pl.col("model").is_in(models))
-    if judge != "offline":
-        raise ValueError(f"a calibration pool exists for the offline and rules judges, not {judge!r}")
     todo = [m for m in models if not cached((m,))]
     if todo:
         print(f"calibration pool: fitting the offline judge without each of {len(todo)} published model(s) "
@@ -152,10 +156,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i}/{len(jobs)}] {'cached' if hit else 'fitted'} without {', '.join(ex)} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def sample_labels(target: pl.DataFrame, k: int, seed: int = 0) -> pl.DataFrame:
@@ -193,19 +193,25 @@ def labels_for_rows(frame: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
             .with_columns(pl.col("strict_label").fill_null(False) & pl.col("loose_label")))
 
 
+def labels_from_file(frame: pl.DataFrame, path: str | Path) -> pl.DataFrame | None:
+    """The labelled sample ``corrected_table`` takes, read from ``path`` (see :func:`distill_kit.ice.labels.load_labels`)
+    and keyed by ``frame``'s rows; None when no answer of ``frame`` is labelled there."""
+    from distill_kit.ice.labels import load_labels
+
+    user = load_labels(path)
+    return labels_for_rows(frame, user) if user.height else None
+
+
 def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.DataFrame | None = None,
-                    label_sample: int = 0, seed: int = 0) -> pl.DataFrame:
+                    labelled_answers: int = 0, seed: int = 0) -> pl.DataFrame:
     """Raw and corrected LIS/SIS side by side for the published models in ``frame`` (a replay frame with
     ``model`` and ``row``; sampled rows are respected).
 
     Each model's answers are scored by a judge that never saw it; the calibration pool is the other models'
     held-out scores; ``labels`` (model, key, loose_label, strict_label; key = the answer's ``row``) or, for a
-    demonstration, ``label_sample`` published labels per model drawn with ``seed`` make the estimate
+    demonstration, ``labelled_answers`` published labels per model (0 = none) drawn with ``seed`` make the estimate
     prediction-powered. Columns: model, n, lis_raw, lis_corrected, lis_lo, lis_hi, lis_method, lis_n_labels,
     the same for sis, and lis_labels/sis_labels (the labels' own score over the same answers)."""
-    from distill_kit import stats
-    from distill_kit.ice import scores
-
     full = pool(judge)
     known = set(full["model"].unique().to_list())
     rows = []
@@ -215,24 +221,40 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
         keys = part["row"].cast(pl.String).to_list()
         target = full.filter((pl.col("model") == m) & pl.col("key").is_in(keys))
         cal = full.filter(pl.col("model") != m)
-        lab = labels.filter(pl.col("model") == m) if labels is not None and labels.height else sample_labels(target, label_sample, seed)
+        lab = labels.filter(pl.col("model") == m) if labels is not None and labels.height else sample_labels(target, labelled_answers, seed)
         row: dict[str, Any] = {"model": m, "n": target.height}
         for score, short in (("loose", "lis"), ("strict", "sis")):
-            prob = target[f"{score}_prob"].to_numpy()
-            pred = prob >= 0.5 if score == "loose" else (prob >= 0.5) & (target["loose_prob"].to_numpy() >= 0.5)
-            raw = stats.classify_and_count(pred)
-            est = scores.corrected_identity_score(target, cal, score, labels=lab)
-            row.update({f"{short}_raw": raw.value, f"{short}_corrected": est.value, f"{short}_lo": est.lo,
-                        f"{short}_hi": est.hi, f"{short}_method": est.method, f"{short}_n_labels": est.n_labels,
-                        f"{short}_labels": _mean_or_none(target[f"{score}_label"])})
+            row.update(_score_columns(target, cal, score, labels=lab))
+            row[f"{short}_labels"] = _mean_or_none(target[f"{score}_label"])
         rows.append(row)
     return pl.DataFrame(rows)
+
+
+def _score_columns(target: pl.DataFrame, cal: pl.DataFrame, score: str, **how: Any) -> dict[str, Any]:
+    """One score's columns of a corrected table: the raw classify-and-count share (strict counts only loose
+    positives) and the corrected estimate, its interval, method and number of labels (``how``: labels or
+    selection, passed to ``scores.corrected_identity_score``)."""
+    from distill_kit import stats
+    from distill_kit.ice import scores
+
+    short = {"loose": "lis", "strict": "sis"}[score]
+    prob = target[f"{score}_prob"].to_numpy()
+    pred = prob >= 0.5 if score == "loose" else (prob >= 0.5) & (target["loose_prob"].to_numpy() >= 0.5)
+    raw = stats.classify_and_count(pred)
+    est = scores.corrected_identity_score(target, cal, score, **how)
+    return {f"{short}_raw": raw.value, f"{short}_corrected": est.value, f"{short}_lo": est.lo, f"{short}_hi": est.hi,
+            f"{short}_method": est.method, f"{short}_n_labels": est.n_labels}
 
 
 def _mean_or_none(labels: pl.Series) -> float | None:
     """The labels' own score, or None where the labels are unknown (qwen2.5-72b-instruct's strict file)."""
     value = labels.drop_nulls().mean()
     return None if value is None else float(value)
+
+
+def summary_rows(corrected: pl.DataFrame) -> list[dict[str, Any]]:
+    """Corrected-score rows as notebook 03 records them: each row plus ``lis_ci``/``sis_ci`` pairs."""
+    return [{**r, "lis_ci": [r["lis_lo"], r["lis_hi"]], "sis_ci": [r["sis_lo"], r["sis_hi"]]} for r in corrected.to_dicts()]
 
 
 def headline(row: dict[str, Any]) -> str:
@@ -247,25 +269,20 @@ def new_model_target(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFram
     """A judged frame of a model the judge never saw (e.g. notebook 03's live rows: ``model, family, response``
     and optionally ``fact``, ``language``, ``template``/``template_id``) in the pool's shape, scored by the
     package's offline judge (or the rule judge), so it can be corrected against ``pool(judge)``."""
-    from distill_kit.ice.judges import (
-        OfflineIdentityJudge,
-        RuleIdentityJudge,
-        default_offline_judge,
-    )
     from distill_kit.ice.probes import detect_language
 
+    check_calibrated(judge)
     facts = datasets.identity_facts()
     responses = [r or "" for r in frame["response"].to_list()]
     families = frame["family"].to_list()
     fact_list = frame["fact"].to_list() if "fact" in frame.columns else None
     texts, feats = OfflineIdentityJudge(facts).featurize(responses, families, fact_list)
-    if judge == "offline":
-        lp, sp, _ = default_offline_judge().predict_features(texts, feats)
-    elif judge == "rules":
-        v = RuleIdentityJudge(facts).judge_many(responses, families, fact_list)
-        lp, sp = [float(x.loose) for x in v], [float(x.strict) for x in v]
+    resolved = resolve_judge(judge, facts=facts)
+    if isinstance(resolved, OfflineIdentityJudge):
+        lp, sp, _ = resolved.predict_features(texts, feats)
     else:
-        raise ValueError(f"a calibration pool exists for the offline and rules judges, not {judge!r}")
+        v = resolved.judge_many(responses, families, fact_list)
+        lp, sp = [float(x.loose) for x in v], [float(x.strict) for x in v]
     lang = (frame["language"].to_list() if "language" in frame.columns
             else [detect_language(q or "") for q in frame["query"].to_list()] if "query" in frame.columns else ["en"] * frame.height)
     tid = frame["template_id"] if "template_id" in frame.columns else frame["template"] if "template" in frame.columns else None
@@ -278,7 +295,6 @@ def new_model_target(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFram
 def corrected_new_models(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFrame:
     """Label-free corrected LIS/SIS for models outside the calibration pool (same columns as ``corrected_table``,
     without the labels' own score, which a new model does not have)."""
-    from distill_kit import stats
     from distill_kit.ice import scores
 
     cal = pool(judge)
@@ -287,12 +303,11 @@ def corrected_new_models(frame: pl.DataFrame, judge: str = "offline") -> pl.Data
     target_all = new_model_target(frame, judge)
     for (m,), target in target_all.group_by(["model"], maintain_order=True):
         row: dict[str, Any] = {"model": m, "n": target.height}
-        for score, short in (("loose", "lis"), ("strict", "sis")):
-            prob = target[f"{score}_prob"].to_numpy()
-            pred = prob >= 0.5 if score == "loose" else (prob >= 0.5) & (target["loose_prob"].to_numpy() >= 0.5)
-            raw = stats.classify_and_count(pred)
-            est = scores.corrected_identity_score(target, cal, score, selection=chosen[score])
-            row.update({f"{short}_raw": raw.value, f"{short}_corrected": est.value, f"{short}_lo": est.lo,
-                        f"{short}_hi": est.hi, f"{short}_method": est.method, f"{short}_n_labels": est.n_labels})
+        for score in ("loose", "strict"):
+            row.update(_score_columns(target, cal, score, selection=chosen[score]))
         rows.append(row)
     return pl.DataFrame(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

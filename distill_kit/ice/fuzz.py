@@ -4,13 +4,13 @@ Seed templates -> MCTS-Explore picks one -> a helper LLM mutates it (generate-si
 expand, shorten, rephrase) -> the mutant is asked a few identity probes on the target -> a judge says
 whether each answer contradicts the target's identity -> the success rate is the MCTS reward; a
 mutant with any success joins the seed pool. The budget is the number of target queries. All model
-calls go through ``collect`` (so they are stored); after judging, each target answer's stored ``meta``
-also carries template, probe and verdicts.
+calls go through ``collect`` (so they are stored); each judged attempt (template, probe, answer, verdict)
+is a row of the store's fuzz table, beside the target's answer it points to.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 import random
 import re
@@ -19,9 +19,13 @@ from typing import Any, Callable, Sequence
 
 import polars as pl
 
+from distill_kit.ice.judges import IdentityJudge, resolve_judge
 from distill_kit.ice.probes import QUERY_SLOT, Probe, Template, fill
+from distill_kit.store import FuzzAttempt, Store
 
-Judge = Callable[[list[str]], list[bool | None]]
+ATTEMPT_COLUMNS = ("template_id", "parent", "mutator", "template", "probe_id", "query", "language", "category")
+
+SuccessSignal = Callable[[list[str]], list[bool | None]]  # answers -> True where the identity is contradicted
 
 MUTATORS = ("generate_similar", "crossover", "expand", "shorten", "rephrase")
 
@@ -159,28 +163,24 @@ def extract_template(mutator: str, helper_output: str | None, seed: Template, ma
     return text
 
 
-FUZZ_SUFFIX = ":fuzz"  # store rows of model "<target>:fuzz" hold one judged attempt each
+def store_attempt(store: Store, target_name: str, result: Any, meta: dict[str, Any], run_seed: int) -> None:
+    """Write one judged attempt (template, query, response, verdict) to the store's fuzz table.
 
-
-def _store_attempt(store: Any, target_name: str, result: Any, meta: dict[str, Any], run_seed: int) -> None:
-    """Write one judged attempt (template, query, response, verdict) as its own store row.
-
-    The target's answer row itself is never rewritten (the store keeps ok answers immutable), so the
-    judged attempt lives under model ``<target>:fuzz`` with a key derived from the answer's key.
+    ``meta`` is the attempt request's meta plus ``prompt`` (the filled template) and ``verdict_loose``. The
+    target's answer row itself is never rewritten (the store keeps ok answers immutable); the attempt points
+    to it by ``answer_key`` and has a key derived from it, so a resumed run rewrites no finished attempt.
     """
-    import hashlib
-
-    from distill_kit.store import Record
-
     key = hashlib.sha256(f"fuzz|{run_seed}|{meta.get('iteration')}|{result.key}".encode()).hexdigest()
-    store.put(Record(key=key, model=target_name + FUZZ_SUFFIX, provider="fuzz",
-                     messages=[{"role": "user", "content": meta.get("prompt", "")}], params={}, sample=run_seed,
-                     status="ok" if result.ok else "error", text=result.text, error=result.error, attempts=1,
-                     usage_in=0, usage_out=0, cost=0.0, latency=None,
-                     meta={k: v for k, v in meta.items() if k != "prompt"} | {"answer_key": result.key}))
+    store.put_fuzz_attempt(FuzzAttempt(
+        key=key, target=target_name, run_seed=run_seed, iteration=meta.get("iteration"),
+        template_id=meta.get("template_id"), parent=meta.get("parent"), mutator=meta.get("mutator"),
+        template=meta.get("template"), probe_id=meta.get("probe_id"), query=meta.get("query"),
+        language=meta.get("language"), category=meta.get("category"), prompt=meta.get("prompt", ""),
+        answer_key=result.key, status="ok" if result.ok else "error", response=result.text, error=result.error,
+        verdict=meta.get("verdict_loose")))
 
 
-def run_fuzz(target: Any, helper: Any, judge: Judge, probes: Sequence[Probe], seeds: Sequence[Template], store: Any,
+def run_fuzz(target: Any, helper: Any, judge: SuccessSignal, probes: Sequence[Probe], seeds: Sequence[Template], store: Any,
              cfg: FuzzConfig | None = None, progress: bool = True) -> pl.DataFrame:
     """Run the GPTFuzzer loop until ``cfg.max_queries`` target queries are spent; one row per attempt.
 
@@ -220,7 +220,7 @@ def run_fuzz(target: Any, helper: Any, judge: Judge, probes: Sequence[Probe], se
             verdicts = judge(answers)
             successes = sum(1 for v in verdicts if v)
             for p, q, r, v in zip(chosen, reqs, results, verdicts):
-                _store_attempt(store, target.name, r, {**q.meta, "prompt": q.messages[-1]["content"], "verdict_loose": v},
+                store_attempt(store, target.name, r, {**q.meta, "prompt": q.messages[-1]["content"], "verdict_loose": v},
                                cfg.seed)
                 rows.append({"iteration": iteration, "template_id": mutant.id, "parent": node.template.id,
                              "mutator": mutator, "template": mutant.text, "probe_id": p.id, "query": p.text,
@@ -240,45 +240,23 @@ def run_fuzz(target: Any, helper: Any, judge: Judge, probes: Sequence[Probe], se
     return pl.DataFrame(rows, schema=schema)
 
 
-def offline_success_judge(family: str, fact: str, judge: Any = None) -> Judge:
-    """Adapter: an offline identity judge as the fuzzer's success signal for one target."""
-    from distill_kit.ice.judges import default_offline_judge
-
-    j = judge or default_offline_judge()
+def success_signal(judge: IdentityJudge, family: str, fact: str) -> SuccessSignal:
+    """Adapter: an identity judge's loose verdict as the fuzzer's success signal for one target
+    (unparseable LLM verdicts stay None: not a success)."""
 
     def run(responses: list[str]) -> list[bool | None]:
-        return [v.loose for v in j.judge_many(responses, [family] * len(responses), [fact] * len(responses))]
+        return judge.loose(responses, [family] * len(responses), [fact] * len(responses))
 
     return run
 
 
-def llm_success_judge(model: Any, store: Any, fact: str) -> Judge:
-    """Adapter: the LLM loose judge as success signal; unparseable verdicts stay None (not a success)."""
-    from distill_kit.ice.judges import LLMIdentityJudge
-
-    j = LLMIdentityJudge(model, store, "loose")
-
-    def run(responses: list[str]) -> list[bool | None]:
-        return [v.value for v in j.judge_many(responses, [fact] * len(responses), progress=False)]
-
-    return run
-
-
-def success_judge(kind: str, target: Any, store: Any) -> Judge:
-    """The success signal for fuzzing ``target`` by name: "rules" (fast, no labels), "offline" (fitted on
-    the paper's labels) or a configs/models.yaml name for the LLM judge."""
+def success_judge(kind: str, target: Any, store: Any) -> SuccessSignal:
+    """The success signal for fuzzing ``target`` by judge name (see :func:`distill_kit.ice.judges.resolve_judge`):
+    "rules" (fast, no labels), "offline" (fitted on the paper's labels) or a configs/models.yaml name (LLM judge)."""
     if not target.identity:
         raise ValueError(f"fuzzing {target.name!r} needs its identity fact (identity: in configs/models.yaml)")
-    family = target.family or target.name
-    if kind == "rules":
-        from distill_kit.ice.judges import RuleIdentityJudge
-
-        return offline_success_judge(family, target.identity, RuleIdentityJudge({}))
-    if kind == "offline":
-        return offline_success_judge(family, target.identity)
-    from distill_kit.config import get_model
-
-    return llm_success_judge(get_model(kind), store, target.identity)
+    # every answer carries the target's own fact: no fact table needed
+    return success_signal(resolve_judge(kind, facts={}, store=store), target.family or target.name, target.identity)
 
 
 def success_by_mutator(attempts: pl.DataFrame) -> pl.DataFrame:
@@ -288,17 +266,15 @@ def success_by_mutator(attempts: pl.DataFrame) -> pl.DataFrame:
             .sort("mutator"))
 
 
-def stored_attempts(store: Any, target_name: str) -> pl.DataFrame:
+def fuzz_targets(store: Store) -> list[str]:
+    """The models a fuzz run attacked (stored attempts in ``store``), sorted."""
+    return store.fuzz_targets()
+
+
+def stored_attempts(store: Store, target_name: str) -> pl.DataFrame:
     """The judged attempts a fuzz run stored for ``target_name`` (any run, any seed), with the columns
     :func:`success_by_mutator` and :func:`template_success` read; empty when it was never fuzzed."""
-    rows = store.frame(model=target_name + FUZZ_SUFFIX)
-    cols = ("template_id", "parent", "mutator", "template", "probe_id", "query", "language", "category")
-    if not rows.height:
-        return pl.DataFrame(schema={**{c: pl.String for c in cols}, "response": pl.String, "verdict": pl.Boolean})
-    verdict = [None if v is None else json.loads(v) for v in rows["verdict_loose"].to_list()] \
-        if "verdict_loose" in rows.columns else [None] * rows.height
-    return rows.select(*[pl.col(c) if c in rows.columns else pl.lit(None, pl.String).alias(c) for c in cols],
-                       pl.col("text").alias("response")).with_columns(pl.Series("verdict", verdict, dtype=pl.Boolean))
+    return store.fuzz_attempts(target_name).select(*ATTEMPT_COLUMNS, "response", "verdict")
 
 
 def template_success(attempts: pl.DataFrame) -> pl.DataFrame:

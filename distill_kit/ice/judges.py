@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 # maker -> regex of its names (organisation, products, Chinese names). Order matters only for overlaps.
 MAKER_PATTERNS: dict[str, str] = {
@@ -244,7 +245,59 @@ class OfflineVerdict:
 MAX_CHARS = 3000  # the judge reads the head of very long (looping) answers only
 
 
-class OfflineIdentityJudge:
+@runtime_checkable
+class IdentityJudge(Protocol):
+    """What every identity judge offers, whatever reads the answers (rules, fitted learners, an LLM).
+
+    Both methods take the answers with the family of the model that wrote each and, optionally, each
+    answer's true identity fact (None: the judge's own fact table for that family). ``loose`` is the
+    fuzzer's success signal; ``verdict_columns`` are the columns :func:`judge_frame` adds.
+    """
+
+    def loose(self, responses: Sequence[str], families: Sequence[str],
+              facts: Sequence[str | None] | None = None) -> list[bool | None]:
+        """The loose verdict per answer (True = the answer contradicts its model's identity; None = no verdict)."""
+        ...
+
+    def verdict_columns(self, responses: Sequence[str], families: Sequence[str],
+                        facts: Sequence[str | None] | None = None) -> list[Any]:
+        """polars Series named ``pred_loose``, ``pred_strict`` (nullable bool) and whatever else the judge knows."""
+        ...
+
+
+class _OfflineJudge(ABC):
+    """What the offline judges share: batches on the executor, one answer at a time, and the
+    :class:`IdentityJudge` protocol read off their verdicts. A subclass judges one batch in ``_judge_here``."""
+
+    @abstractmethod
+    def _judge_here(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
+                    threshold: float = 0.5) -> list[OfflineVerdict]:
+        """Verdicts for one batch, in this process (the executor calls it on each batch)."""
+
+    def judge_many(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
+                   threshold: float = 0.5) -> list[OfflineVerdict]:
+        """Verdicts in batches through the configured executor (in-process, or Ray workers)."""
+        return _judge_via_executor(self, responses, families, facts, threshold)
+
+    def judge(self, response: str, family: str, fact: str | None = None) -> OfflineVerdict:
+        return self._judge_here([response], [family], [fact])[0]
+
+    def loose(self, responses: Sequence[str], families: Sequence[str],
+              facts: Sequence[str | None] | None = None) -> list[bool | None]:
+        return [v.loose for v in self.judge_many(responses, families, facts)]
+
+    def verdict_columns(self, responses: Sequence[str], families: Sequence[str],
+                        facts: Sequence[str | None] | None = None) -> list[Any]:
+        import polars as pl
+
+        verdicts = self.judge_many(responses, families, facts)
+        return [pl.Series("pred_loose", [v.loose for v in verdicts], dtype=pl.Boolean),
+                pl.Series("pred_strict", [v.strict for v in verdicts], dtype=pl.Boolean),
+                pl.Series("pred_loose_prob", [v.loose_prob for v in verdicts]),
+                pl.Series("claimed", [v.claimed for v in verdicts])]
+
+
+class OfflineIdentityJudge(_OfflineJudge):
     """Two learners per label (loose, strict), their probabilities averaged with equal weight:
 
     * rule features -> gradient-boosted trees (sklearn GradientBoostingClassifier);
@@ -357,30 +410,18 @@ class OfflineIdentityJudge:
             raise ValueError("offline identity judge is not fitted; use default_offline_judge() or .fit()")
         return self.predict_features(*self.featurize(responses, families, facts))
 
-    def judge_many(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
-                   threshold: float = 0.5) -> list[OfflineVerdict]:
-        """Verdicts in batches through the configured executor (in-process, or Ray workers)."""
-        return _judge_via_executor(self, responses, families, facts, threshold)
-
     def _judge_here(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
                     threshold: float = 0.5) -> list[OfflineVerdict]:
         lp, sp, claimed = self.predict_proba(responses, families, facts)
         return [OfflineVerdict(loose=a >= threshold, strict=a >= threshold and b >= threshold,
                                loose_prob=a, strict_prob=b, claimed=c) for a, b, c in zip(lp, sp, claimed)]
 
-    def judge(self, response: str, family: str, fact: str | None = None) -> OfflineVerdict:
-        return self._judge_here([response], [family], [fact])[0]
 
-
-class RuleIdentityJudge:
+class RuleIdentityJudge(_OfflineJudge):
     """The rule layer alone (no fitting, no data): a transparent baseline and the fallback without labels."""
 
     def __init__(self, facts: dict[str, str]) -> None:
         self.facts = dict(facts)
-
-    def judge_many(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
-                   threshold: float = 0.5) -> list[OfflineVerdict]:
-        return _judge_via_executor(self, responses, families, facts, threshold)
 
     def _judge_here(self, responses: Sequence[str], families: Sequence[str], facts: Sequence[str | None] | None = None,
                     threshold: float = 0.5) -> list[OfflineVerdict]:
@@ -393,9 +434,6 @@ class RuleIdentityJudge:
             loose, strict = rule_verdict((resp or "")[:MAX_CHARS], t)
             out.append(OfflineVerdict(loose, strict, float(loose), float(strict), "rules"))
         return out
-
-    def judge(self, response: str, family: str, fact: str | None = None) -> OfflineVerdict:
-        return self._judge_here([response], [family], [fact])[0]
 
 
 def _judge_via_executor(judge: Any, responses: Sequence[str], families: Sequence[str],
@@ -557,7 +595,7 @@ class LLMIdentityJudge:
         return [v for v in verdicts if v is not None]
 
 
-# ---------------------------------------------------------------- frame-level convenience
+# ---------------------------------------------------------------- one resolver
 
 def _strict_given_loose(loose: bool | None, strict: bool | None) -> bool | None:
     """Strict counts only loose positives (as in the paper); unknown stays unknown unless loose is a clear 0."""
@@ -567,39 +605,79 @@ def _strict_given_loose(loose: bool | None, strict: bool | None) -> bool | None:
         return False
     return strict
 
+
+class LLMJudge:
+    """The paper's protocol with any configured model as the judge: the loose question, and the strict one
+    (which counts only where loose is 1). Every call is stored, so a re-run pays nothing twice."""
+
+    def __init__(self, model: Any, store: Any, facts: dict[str, str]) -> None:
+        if store is None:
+            raise ValueError("the LLM judge needs a store")
+        self.model, self.store, self.facts = model, store, dict(facts)
+
+    def _facts(self, families: Sequence[str], facts: Sequence[str | None] | None) -> list[str]:
+        return [(facts[i] if facts else None) or self.facts.get(f, "") for i, f in enumerate(families)]
+
+    def loose(self, responses: Sequence[str], families: Sequence[str],
+              facts: Sequence[str | None] | None = None) -> list[bool | None]:
+        verdicts = LLMIdentityJudge(self.model, self.store, "loose").judge_many(
+            list(responses), self._facts(families, facts), progress=False)
+        return [v.value for v in verdicts]
+
+    def verdict_columns(self, responses: Sequence[str], families: Sequence[str],
+                        facts: Sequence[str | None] | None = None) -> list[Any]:
+        import polars as pl
+
+        loose = LLMIdentityJudge(self.model, self.store, "loose").judge_many(list(responses), self._facts(families, facts))
+        strict = LLMIdentityJudge(self.model, self.store, "strict").judge_many(list(responses))
+        both = [_strict_given_loose(a.value, b.value) for a, b in zip(loose, strict)]
+        return [pl.Series("pred_loose", [v.value for v in loose], dtype=pl.Boolean),
+                pl.Series("pred_strict", both, dtype=pl.Boolean),
+                pl.Series("judge_status", [v.status for v in loose]),
+                # the judge's own words (its loose reply), shown beside the verdict in notebook 03
+                pl.Series("judge_reason", [v.raw for v in loose], dtype=pl.String)]
+
+
+OFFLINE_JUDGES = ("offline", "rules")  # the judges named without a model (no calls, no store)
+
+
+def resolve_judge(judge: Any = "offline", facts: dict[str, str] | None = None, store: Any = None) -> IdentityJudge:
+    """The one place a judge name becomes a judge.
+
+    ``judge``: "offline" (fitted on the paper's labels, cached), "rules" (the rule layer, no labels), a
+    configs/models.yaml name or a ModelConfig (the LLM judge; needs ``store``), or a judge already (returned
+    as is). ``facts`` (family -> true identity) defaults to the data folder's; an answer's own fact wins.
+    """
+    if isinstance(judge, IdentityJudge):
+        return judge
+    if judge == "offline":
+        return default_offline_judge()
+    if judge == "rules":
+        from distill_kit import datasets
+
+        return RuleIdentityJudge(datasets.identity_facts() if facts is None else facts)
+    if isinstance(judge, str):
+        from distill_kit.config import get_model
+
+        judge = get_model(judge)
+    if facts is None:
+        from distill_kit import datasets
+
+        facts = datasets.identity_facts()
+    return LLMJudge(judge, store, facts)
+
+
 def judge_frame(frame: Any, judge: Any = "offline", facts: dict[str, str] | None = None,
                 store: Any = None, fact_column: str | None = None) -> Any:
     """Add ``pred_loose``/``pred_strict`` (nullable bool) to a frame with ``response`` and ``family`` columns.
 
-    ``judge``: "offline" (fitted on the paper's labels), "rules", an OfflineIdentityJudge/RuleIdentityJudge,
-    or a ModelConfig for the LLM judge (both questions are asked; strict only counts when loose is 1).
+    ``judge``: anything :func:`resolve_judge` takes. The offline judges add ``pred_loose_prob`` and
+    ``claimed``; the LLM judge (both questions asked) adds ``judge_status`` and ``judge_reason``.
     """
-    import polars as pl
-
     from distill_kit import datasets
 
     facts = dict(facts or datasets.identity_facts())
-    responses = [r or "" for r in frame["response"].to_list()]
-    families = frame["family"].to_list()
     fact_list = frame[fact_column].to_list() if fact_column else None
-    if judge == "offline":
-        judge = default_offline_judge()
-    elif judge == "rules":
-        judge = RuleIdentityJudge(facts)
-    if isinstance(judge, (OfflineIdentityJudge, RuleIdentityJudge)):
-        verdicts = judge.judge_many(responses, families, fact_list)
-        return frame.with_columns(pl.Series("pred_loose", [v.loose for v in verdicts], dtype=pl.Boolean),
-                                  pl.Series("pred_strict", [v.strict for v in verdicts], dtype=pl.Boolean),
-                                  pl.Series("pred_loose_prob", [v.loose_prob for v in verdicts]),
-                                  pl.Series("claimed", [v.claimed for v in verdicts]))
-    if store is None:
-        raise ValueError("the LLM judge needs a store")
-    fl = [(fact_list[i] if fact_list else None) or facts.get(f, "") for i, f in enumerate(families)]
-    loose = LLMIdentityJudge(judge, store, "loose").judge_many(responses, fl)
-    strict = LLMIdentityJudge(judge, store, "strict").judge_many(responses)
-    both = [_strict_given_loose(a.value, b.value) for a, b in zip(loose, strict)]
-    return frame.with_columns(pl.Series("pred_loose", [v.value for v in loose], dtype=pl.Boolean),
-                              pl.Series("pred_strict", both, dtype=pl.Boolean),
-                              pl.Series("judge_status", [v.status for v in loose]),
-                              # the judge's own words (its loose reply), shown beside the verdict in notebook 03
-                              pl.Series("judge_reason", [v.raw for v in loose], dtype=pl.String))
+    resolved = resolve_judge(judge, facts=facts, store=store)
+    return frame.with_columns(resolved.verdict_columns([r or "" for r in frame["response"].to_list()],
+                                                       frame["family"].to_list(), fact_list))

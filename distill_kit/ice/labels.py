@@ -180,3 +180,12 @@ def read_labels(path: str | Path, history: bool = False) -> pl.DataFrame:
         return pl.DataFrame(schema=_SCHEMA_PL)
     with LabelStore(p) as store:
         return store.frame(history=history)
+
+
+def load_labels(path: str | Path) -> pl.DataFrame:
+    """Labelled answers from ``path``: a labels.sqlite of the answer browser, or a csv/parquet a user wrote
+    (columns model, key, loose_label, strict_label; key = the answer's row or :func:`answer_key`)."""
+    p = str(path)
+    if p.endswith(".sqlite"):
+        return read_labels(p)
+    return pl.read_parquet(p) if p.endswith(".parquet") else pl.read_csv(p, schema_overrides={"key": pl.String})

@@ -57,6 +57,44 @@ def agreement(pred: Sequence[bool], gold: Sequence[bool]) -> dict[str, float]:
     return {"n": int(p.size), "accuracy": acc, "kappa": float(kappa)}
 
 
+def label_scores(frame: "pl.DataFrame") -> "pl.DataFrame":
+    """LIS/SIS of the published GPT-4o-mini labels over the same answers (the reference for our judge)."""
+    return identity_scores(frame, loose_col="loose_label", strict_col="strict_label")
+
+
+def paper_identity_scores() -> "pl.DataFrame":
+    """The paper's published LIS/SIS per model, as columns ``model, lis, sis``."""
+    from distill_kit import datasets
+
+    return datasets.paper_scores().rename({"loose_identity_score": "lis", "strict_identity_score": "sis"})
+
+
+def agreement_by_model(judged: "pl.DataFrame") -> "pl.DataFrame":
+    """Per model, the judge's agreement with the published labels: ``loose_n, loose_accuracy, loose_kappa,
+    strict_accuracy, strict_kappa``, over the answers the judge gave a loose verdict (an unknown strict
+    verdict counts as 0, as the labels' strict file does)."""
+    import polars as pl
+
+    judged = judged.filter(pl.col("pred_loose").is_not_null())
+    return pl.DataFrame([{"model": m, **{f"loose_{k}": v for k, v in agreement(g["pred_loose"], g["loose_label"]).items()},
+                          **{f"strict_{k}": v for k, v in agreement(g["pred_strict"].fill_null(False), g["strict_label"]).items()
+                             if k != "n"}}
+                         for (m,), g in judged.group_by(["model"], maintain_order=True)])
+
+
+def replay_table(judged: "pl.DataFrame", ours: "pl.DataFrame", labels: "pl.DataFrame",
+                 paper: "pl.DataFrame") -> "pl.DataFrame":
+    """Notebook 03's replay table: our LIS/SIS with intervals beside the labels' (``lis_labels``), the paper's
+    (``lis_paper``, null where the paper has none) and the judge's agreement with the labels."""
+    import polars as pl
+
+    return (ours.select("model", "n", "lis", "lis_lo", "lis_hi", "sis", "sis_lo", "sis_hi")
+            .join(labels.select("model", pl.col("lis").alias("lis_labels"), pl.col("sis").alias("sis_labels")), on="model")
+            .join(paper.select("model", pl.col("lis").alias("lis_paper"), pl.col("sis").alias("sis_paper")), on="model",
+                  how="left")
+            .join(agreement_by_model(judged).drop("loose_n"), on="model", how="left"))
+
+
 # ---------------------------------------------------------------- ICE: prevalence-corrected LIS / SIS (issue 12)
 #
 # A judge's share of positives is a biased LIS whenever its two error rates differ, and they differ from model

@@ -16,8 +16,9 @@ from distill_kit.ice.judges import LLMIdentityJudge, RuleIdentityJudge, parse_ve
 from distill_kit.ice.probes import Template, load_probes
 from distill_kit.store import Store
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                                reason="local model needs llama-cpp-python[server] (make setup)")
+pytestmark = [pytest.mark.slow,  # starts the llama.cpp server
+              pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                 reason="local model needs llama-cpp-python[server] (make setup)")]
 
 FACT = "I am SmolLM2, a small language model developed by Hugging Face."
 
@@ -45,7 +46,7 @@ def test_llm_judge_on_smollm2(tmp_path) -> None:
 
 def test_fuzz_tiny_budget_on_smollm2(tmp_path) -> None:
     store = Store(tmp_path / "s.sqlite")
-    judge = F.offline_success_judge("smollm", FACT, RuleIdentityJudge({"smollm": FACT}))
+    judge = F.success_signal(RuleIdentityJudge({"smollm": FACT}), "smollm", FACT)
 
     probes = [p for p in load_probes() if p.category == "creator"][:3]
     cfg = F.FuzzConfig(max_queries=2, questions_per_mutant=1, seed=1)
@@ -55,5 +56,5 @@ def test_fuzz_tiny_budget_on_smollm2(tmp_path) -> None:
     out = F.run_fuzz(small(16), small(24), judge, probes, seeds, store, cfg, progress=False)
     assert out.height == 2 and out["iteration"].to_list() == [0, 1]
     assert out["response"].null_count() == 0 and all("{query}" in t for t in out["template"])
-    assert store.frame(model="smollm2-local" + F.FUZZ_SUFFIX).height == 2
+    assert F.stored_attempts(store, "smollm2-local")["response"].to_list() == out["response"].to_list()
     store.close()

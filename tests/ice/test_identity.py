@@ -8,12 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from distill_kit.ice import scores
+from distill_kit.ice import answers, scores
 from distill_kit.stats import wilson_ci
-from distill_kit.config import GenerationParams, ModelConfig
 from distill_kit.ice import judges as J
 from distill_kit.testing import LoopbackServer
 from distill_kit.store import Store
+from tests.ice.helpers import loop_cfg
 
 QWEN = "I am a large language model developed by Alibaba Cloud, which is part of Alibaba Group, a Chinese multinational technology company."
 FACTS = {"qwen": QWEN, "claude": "I'm Claude, an AI assistant developed by Anthropic. Anthropic is a company based in the United States"}
@@ -76,11 +76,11 @@ def test_parse_verdict_is_strict_about_tags() -> None:
         J.build_judge_prompt("medium", "x")
 
 
+@pytest.mark.slow
 def test_llm_judge_retries_then_records_unparseable(tmp_path) -> None:
     # the loopback server echoes the prompt, which names both verdicts: never a single valid tag
     with LoopbackServer() as srv:
-        cfg = ModelConfig(name="loop-judge", provider="openai", model="loopback", base_url=srv.base_url, timeout=5,
-                          max_retries=0, params=GenerationParams(max_tokens=8))
+        cfg = loop_cfg(srv.base_url, "loop-judge", max_tokens=8)
         store = Store(tmp_path / "s.sqlite")
         out = J.LLMIdentityJudge(cfg, store, "loose", max_attempts=3).judge_many(["I am GPT-4.", "I am Qwen."], [QWEN, QWEN],
                                                                                progress=False)
@@ -118,9 +118,8 @@ def published(data_dir):
     from distill_kit import datasets
 
     models = ["qwen2.5-14b-instruct", "qwen-max-0919", "deepseek-chat", "phi-4"]
-    frame = datasets.identity_responses(models)
     # a seeded sample keeps the suite fast; both labels stay represented
-    return frame.filter(pl.int_range(pl.len()).shuffle(0).over("model") < 120), datasets.identity_facts()
+    return answers.published_answers(models, sample_size=120, seed=0), datasets.identity_facts()
 
 
 def test_offline_judge_on_held_out_model(published) -> None:
@@ -158,3 +157,25 @@ def test_flagged_answers_table_escapes_model_text() -> None:
     assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "m&lt;1&gt;" in out
     assert "x" * 60 not in out and "1 of 1 flagged answers" in out
     assert "<th style='text-align:left'>" in out and "word-break:normal" in out  # not notebook CSS's right-align
+
+
+def test_one_resolver_for_every_judge_name(tmp_path) -> None:
+    from distill_kit.config import ConfigError
+
+    rules = J.resolve_judge("rules", facts=FACTS)
+    assert isinstance(rules, J.RuleIdentityJudge) and rules.facts == FACTS and isinstance(rules, J.IdentityJudge)
+    assert J.resolve_judge(rules) is rules  # a judge passes through
+    judge_cfg = loop_cfg("http://127.0.0.1:1", "loop-judge")
+    with pytest.raises(ValueError, match="needs a store"):
+        J.resolve_judge(judge_cfg, facts=FACTS)
+    with Store(tmp_path / "s.sqlite") as store:
+        llm = J.resolve_judge(judge_cfg, facts=FACTS, store=store)
+        assert isinstance(llm, J.LLMJudge) and isinstance(llm, J.IdentityJudge) and llm.model is judge_cfg
+        with pytest.raises(ConfigError, match="unknown model 'no-such-judge'"):
+            J.resolve_judge("no-such-judge", store=store)
+    frame = pl.DataFrame({"model": ["m", "m"], "family": ["qwen", "qwen"],
+                          "response": ["I am ChatGPT, a language model developed by OpenAI.", "I am Qwen, created by Alibaba Cloud."]})
+    by_name = J.judge_frame(frame, "rules", facts=FACTS)
+    assert by_name.equals(J.judge_frame(frame, rules))
+    assert by_name["pred_loose"].to_list() == [True, False] == rules.loose(frame["response"], frame["family"])
+    assert by_name.columns == [*frame.columns, "pred_loose", "pred_strict", "pred_loose_prob", "claimed"]

@@ -51,6 +51,7 @@ def test_editor_preview_without_slot(probe_file: Path) -> None:
     assert ed.preview() == "" and "{query}" in ed.out_message.value
 
 
+@pytest.mark.slow
 def test_notebook_01_runs_headless(run_notebook, probe_file: Path, tmp_path: Path, data_dir: Path) -> None:
     target = tmp_path / "saved.yaml"
     out = run_notebook("01-probe-identity.ipynb", {"probes_path": str(probe_file), "save_to": str(target),

@@ -1,0 +1,74 @@
+"""The answers ICE scores: the paper's published jailbreak answers (replay) and live answers of configured
+models (probes asked now, plus the GPTFuzzer attempts notebook 02 stored), each with its true identity fact.
+
+Notebook 03 wires these together; everything that shapes a frame lives here, so it is tested without a kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import polars as pl
+
+from distill_kit.ice import fuzz, probes
+
+SOURCES = ("replay", "live", "both")
+LIVE_COLUMNS = {"model": pl.String, "family": pl.String, "fact": pl.String, "query": pl.String, "language": pl.String,
+                "category": pl.String, "template": pl.String, "response": pl.String, "error": pl.String}
+
+
+def sources(source: str, live_models: Sequence[str] = ()) -> tuple[bool, bool]:
+    """(replay?, live?) for notebook 03's ``source`` (replay, live or both); live needs ``live_models``."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be replay, live or both, not {source!r}")
+    return source in ("replay", "both"), source in ("live", "both") and bool(live_models)
+
+
+def published_answers(models: Sequence[str] = (), sample_size: int = 0, seed: int = 0) -> pl.DataFrame:
+    """The paper's published jailbreak answers of ``models`` (``[]`` = every published model) with their
+    GPT-4o-mini labels, ``sample_size`` answers per model drawn with ``seed`` (0 = all), annotated with
+    language, category and template_id."""
+    from distill_kit import datasets
+
+    frame = datasets.identity_responses(list(models) or None)
+    if sample_size:
+        frame = frame.filter(pl.int_range(pl.len()).shuffle(seed).over("model") < sample_size)
+    return probes.annotate_queries(frame)
+
+
+def asked_live(target: Any, live_probes: int, store: Any, seed: int = 0) -> pl.DataFrame:
+    """``live_probes`` probe x seed-template pairs (0 = none) asked of ``target`` now, through the store, one row
+    per answer (columns :data:`LIVE_COLUMNS`; ``response`` None where the call failed)."""
+    if not target.identity:
+        raise ValueError(f"model {target.name!r} has no identity fact (set identity: in configs/models.yaml)")
+    if live_probes <= 0:
+        return pl.DataFrame(schema=LIVE_COLUMNS)
+    from distill_kit.collect import collect_sync
+
+    try:
+        templates = probes.seed_templates()
+    except ValueError:  # no data folder: the bare questions only
+        templates = [probes.BARE_TEMPLATE]
+    pairs = probes.sample_pairs(probes.load_probes(), templates, live_probes, seed)
+    results = collect_sync(target, probes.identity_requests(pairs), store)
+    return pl.DataFrame([{"model": target.name, "family": target.family or target.name, "fact": target.identity,
+                          "query": r.meta["query"], "language": r.meta["language"], "category": r.meta["category"],
+                          "template": r.meta["template_id"], "response": r.text, "error": r.error} for r in results],
+                        schema=LIVE_COLUMNS)
+
+
+class LiveAnswers(NamedTuple):
+    """Live answers to judge (answered ones only) and how many live calls failed."""
+
+    frame: pl.DataFrame
+    errors: int
+
+
+def live_answers(targets: Sequence[Any], live_probes: int, store: Any, seed: int = 0) -> LiveAnswers:
+    """Each target's live answers (:func:`asked_live`) and, as a separate model ``<target> (GPTFuzzer)``, its
+    stored GPTFuzzer attempts (re-judged by the caller: ICE as the paper runs it, over mutated templates)."""
+    asked = [asked_live(t, live_probes, store, seed) for t in targets]
+    fuzzed = [fuzz.scoring_frame(store, t) for t in targets]
+    frame = pl.concat([pl.DataFrame(schema=LIVE_COLUMNS), *asked, *fuzzed], how="vertical_relaxed")
+    errors = sum(int(a["error"].is_not_null().sum()) for a in asked)
+    return LiveAnswers(frame.filter(pl.col("response").is_not_null()), errors)
