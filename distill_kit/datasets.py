@@ -48,6 +48,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import polars as pl
 import yaml
 
@@ -546,6 +547,237 @@ def arena_answers(models: Sequence[str] | None = None) -> pl.DataFrame:
     frame = pl.DataFrame(records, schema={"model": pl.String, "uid": pl.String, "answer": pl.String})
     return frame.with_columns(pl.col("uid").replace_strict(questions, default=None).alias("prompt")).select(
         "model", "uid", "prompt", "answer")
+
+
+# ---------------------------------------------------------------- dataset names
+
+#: The one spelling of each published dataset of answers (the names of its prompt set and of its source).
+DATASETS: tuple[str, ...] = ("alpaca-eval", "arena-hard")
+#: Older spellings still read from users' configs, with a one-line notice.
+OLD_DATASET_SPELLINGS: dict[str, str] = {"alpaca_eval": "alpaca-eval", "arena_hard": "arena-hard"}
+
+
+def dataset_name(name: str) -> str:
+    """The one spelling of a dataset name: ``alpaca_eval`` -> ``alpaca-eval`` (one deprecation line on stderr),
+    anything else unchanged."""
+    new = OLD_DATASET_SPELLINGS.get(name)
+    if new is None:
+        return name
+    print(f"note: dataset name {name!r} is deprecated; write {new!r}", file=sys.stderr)
+    return new
+
+
+# ---------------------------------------------------------------- prompt sets
+
+#: Built-in prompt sets (names accepted by :func:`prompt_set`); anything else is read as a file path.
+BUILTIN_PROMPT_SETS: tuple[str, ...] = ("arena-hard", "alpaca-eval")
+
+
+def normalise_prompt(text: str) -> str:
+    """Key used to align responses by prompt text: whitespace collapsed, ends stripped."""
+    return " ".join(str(text).split())
+
+
+def prompt_key(text: str) -> str:
+    """Stable short id of a prompt (sha1 of ``normalise_prompt``), for prompt sets without ids."""
+    return hashlib.sha1(normalise_prompt(text).encode("utf-8")).hexdigest()[:12]
+
+
+_PROMPT_COLUMNS = ("prompt", "instruction", "question", "turns", "text", "query", "input")
+_ID_COLUMNS = ("prompt_id", "id", "uid", "question_id")
+
+
+def _first_text(value: Any) -> str | None:
+    """Prompt text from a cell: a string, or the first user turn of a list/dict (MT-Bench style)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value:
+        return _first_text(value[0])
+    if isinstance(value, dict):
+        for k in ("content", "text", "prompt"):
+            if isinstance(value.get(k), str):
+                return value[k]
+    return None
+
+
+def load_prompts(path: str | Path, name: str | None = None) -> pl.DataFrame:
+    """Read a user prompt file (JSONL or CSV) -> ``prompt_set, prompt_id, prompt``.
+
+    The prompt column is the first of ``prompt, instruction, question, turns, text, query, input``
+    present; the id column the first of ``prompt_id, id, uid, question_id`` (else a hash of the
+    text). Duplicate prompts keep their first row. Raises ``ValueError`` with one clear line on a
+    missing/empty/unreadable file or when no prompt column exists.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"prompt file not found: {p}")
+    suffix = "".join(p.suffixes[-2:]) if p.suffix == ".gz" else p.suffix
+    raw = p.read_bytes()
+    if p.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"prompt file {p.name} is not UTF-8 text") from exc
+    rows: list[dict[str, Any]]
+    if suffix.startswith(".jsonl") or suffix.startswith(".json"):
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"prompt file {p.name}: line {n} is not valid JSON ({exc.msg})") from exc
+            rows.append(obj if isinstance(obj, dict) else {"prompt": obj})
+    elif suffix.startswith(".csv") or suffix.startswith(".tsv"):
+        delim = "\t" if suffix.startswith(".tsv") else ","
+        rows = list(csv.DictReader(io.StringIO(text), delimiter=delim))
+    else:
+        raise ValueError(f"prompt file {p.name}: expected .jsonl or .csv (optionally .gz), got {suffix or 'no suffix'}")
+    if not rows:
+        raise ValueError(f"prompt file {p.name} holds no rows")
+    cols = set().union(*(r.keys() for r in rows))
+    pcol = next((c for c in _PROMPT_COLUMNS if c in cols), None)
+    if pcol is None:
+        raise ValueError(
+            f"prompt file {p.name}: no prompt column; expected one of {', '.join(_PROMPT_COLUMNS)}, found {', '.join(sorted(cols))}"
+        )
+    icol = next((c for c in _ID_COLUMNS if c in cols), None)
+    out: list[dict[str, str]] = []
+    for r in rows:
+        prompt = _first_text(r.get(pcol))
+        if prompt is None or not prompt.strip():
+            continue
+        pid = str(r[icol]) if icol and r.get(icol) not in (None, "") else prompt_key(prompt)
+        out.append({"prompt_id": pid, "prompt": prompt})
+    if not out:
+        raise ValueError(f"prompt file {p.name}: column {pcol!r} holds no non-empty prompt")
+    frame = pl.DataFrame(out).unique(subset="prompt", keep="first", maintain_order=True)
+    return frame.select(pl.lit(name or p.stem.split(".")[0]).alias("prompt_set"), "prompt_id", "prompt")
+
+
+def prompt_set(name: str, sample_size: int | None = None, seed: int = 0) -> pl.DataFrame:
+    """A prompt set -> ``prompt_set, prompt_id, prompt``.
+
+    ``name``: ``"arena-hard"`` (Arena-Hard v0.1, 500 prompts), ``"alpaca-eval"`` (805
+    instructions) or a path to a JSONL/CSV file (``load_prompts``). ``sample_size`` draws that many
+    prompts without replacement with ``seed`` (None or 0 = all), keeping the set's order.
+    """
+    name = dataset_name(name)
+    if name == "arena-hard":
+        q = arena_questions()
+        frame = q.select(pl.lit(name).alias("prompt_set"), pl.col("uid").cast(pl.Utf8).alias("prompt_id"), "prompt")
+    elif name == "alpaca-eval":
+        ins = alpaca_outputs().select("instruction").unique(maintain_order=True)
+        frame = ins.select(
+            pl.lit(name).alias("prompt_set"),
+            pl.col("instruction").map_elements(prompt_key, return_dtype=pl.Utf8).alias("prompt_id"),
+            pl.col("instruction").alias("prompt"),
+        )
+    elif Path(name).expanduser().suffix in (".jsonl", ".json", ".csv", ".tsv", ".gz") or Path(name).expanduser().exists():
+        frame = load_prompts(name)
+    else:
+        raise ValueError(f"unknown prompt set {name!r}: use one of {', '.join(BUILTIN_PROMPT_SETS)} or a .jsonl/.csv path")
+    return sample_prompts(frame, sample_size, seed)
+
+
+def _sample_rows(n: int, sample_size: int | None, seed: int) -> list[int] | None:
+    """Sorted row indices of a seeded sample of ``sample_size`` of ``n`` rows; None = all rows."""
+    if not sample_size or sample_size >= n:
+        return None
+    if sample_size < 0:
+        raise ValueError(f"sample_size must be >= 0, got {sample_size}")
+    return np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False)).tolist()
+
+
+def sample_prompts(prompts: pl.DataFrame | Sequence[str], sample_size: int | None, seed: int = 0):
+    """A seeded sample of ``sample_size`` prompts without replacement; ``0`` or None = all of them.
+
+    A frame (a prompt set) keeps its rows' order; a sequence of prompt texts is deduplicated and sorted first
+    and the sample comes back sorted. Both draw the same rows for the same pool size and seed."""
+    if isinstance(prompts, pl.DataFrame):
+        rows = _sample_rows(prompts.height, sample_size, seed)
+        return prompts if rows is None else prompts[rows]
+    uniq = sorted(set(prompts))
+    rows = _sample_rows(len(uniq), sample_size, seed)
+    return uniq if rows is None else [uniq[i] for i in rows]
+
+
+# ---------------------------------------------------------------- the one response schema
+
+#: Every answers frame has these columns (loaders may add extras after them): ``prompt_id`` is the
+#: prompt set's id (Arena-Hard ``uid``, a stored request's ``prompt_id``) or :func:`prompt_key` of the text.
+RESPONSE_COLUMNS: tuple[str, ...] = ("model", "prompt_id", "prompt", "text")
+#: Where :func:`load_responses` reads answers from.
+RESPONSE_SOURCES: tuple[str, ...] = (*DATASETS, "store")
+# older frames' column names for the schema's columns (used only when the schema's own name is absent)
+_OLD_COLUMNS = {"instruction": "prompt", "query": "prompt", "output": "text", "answer": "text", "response": "text"}
+
+
+def as_responses(frame: pl.DataFrame, *, keep_empty: bool = False) -> pl.DataFrame:
+    """A frame of answers in the one response schema (:data:`RESPONSE_COLUMNS`).
+
+    Older column names (``instruction``/``query`` for the prompt, ``output``/``answer``/``response`` for the
+    text) are read when the schema's name is absent; a missing ``prompt_id`` is :func:`prompt_key` of the prompt.
+    Empty answers are dropped unless ``keep_empty`` (RSE counts them when aligning); a model's repeated prompt
+    keeps its first answer, so every model has at most one answer per prompt."""
+    cols = set(frame.columns)
+    out = frame.rename({k: v for k, v in _OLD_COLUMNS.items() if k in cols and v not in cols})
+    missing = {"model", "prompt", "text"} - set(out.columns)
+    if missing:
+        raise DataError(f"responses frame needs columns model, prompt, text; missing {sorted(missing)}")
+    if "prompt_id" not in out.columns:
+        out = out.with_columns(pl.col("prompt").map_elements(prompt_key, return_dtype=pl.Utf8).alias("prompt_id"))
+    out = out.select(pl.col("model").cast(pl.Utf8), pl.col("prompt_id").cast(pl.Utf8), pl.col("prompt").cast(pl.Utf8),
+                     pl.col("text").cast(pl.Utf8))
+    if not keep_empty:
+        out = out.filter(pl.col("text").is_not_null() & (pl.col("text").str.strip_chars().str.len_chars() > 0))
+    return out.unique(subset=["model", "prompt"], keep="first", maintain_order=True)
+
+
+def response_models(source: str) -> list[str]:
+    """Models whose published answers a dataset's folder holds (``alpaca-eval``, ``arena-hard``)."""
+    source = dataset_name(source)
+    if source == "alpaca-eval":
+        return alpaca_models()
+    if source == "arena-hard":
+        return arena_models()
+    raise DataError(f"no published responses for {source!r}; published datasets: {', '.join(DATASETS)}")
+
+
+def load_responses(source: str, models: Sequence[str] | None = None, store_path: str | None = None, *,
+                   keep_empty: bool = False) -> pl.DataFrame:
+    """Answers in the one response schema (``model, prompt_id, prompt, text``) from a published dataset
+    (``alpaca-eval``, ``arena-hard``: every model the data folder holds, also the user's own files) or from
+    a response store (``store``: its answered requests; ``store_path`` empty/None = the default store).
+
+    ``models`` empty/None = all of the source. Empty answers are dropped unless ``keep_empty``; see
+    :func:`as_responses`. Raises :class:`DataError` (one line) when nothing is left."""
+    source = dataset_name(source)
+    wanted = list(models) if models else None
+    if source == "alpaca-eval":
+        frame = alpaca_outputs(wanted).select(
+            "model", pl.col("instruction").map_elements(prompt_key, return_dtype=pl.Utf8).alias("prompt_id"),
+            pl.col("instruction").alias("prompt"), pl.col("output").alias("text"))
+    elif source == "arena-hard":
+        frame = arena_answers(wanted).select("model", pl.col("uid").alias("prompt_id"), "prompt",
+                                             pl.col("answer").alias("text"))
+    elif source == "store":
+        from distill_kit.store import Store
+
+        stored = Store(store_path or None).frame(wanted)
+        stored = stored.filter(pl.col("text").is_not_null())
+        ids = pl.col("prompt").map_elements(prompt_key, return_dtype=pl.Utf8)
+        if "prompt_id" in stored.columns:
+            ids = pl.coalesce(pl.col("prompt_id"), ids)
+        frame = stored.select("model", ids.alias("prompt_id"), "prompt", "text")
+    else:
+        raise DataError(f"unknown response source {source!r}; choose from {', '.join(RESPONSE_SOURCES)}")
+    out = as_responses(frame, keep_empty=keep_empty)
+    if out.is_empty():
+        raise DataError(f"no responses in {source!r} for models {wanted}")
+    return out
 
 
 # ---------------------------------------------------------------- folder status (`distill-kit data list`)

@@ -137,3 +137,67 @@ def test_replay_provider_serves_published_answers(data_dir, tmp_path):
     assert not out[3].ok and "no published answer" in out[3].error
     ident = get_model("replay:identity/deepseek-chat")
     assert ident.family == "deepseek" and "DeepSeek" in ident.identity
+
+
+# ---------------------------------------------------------------- the one response schema and prompt sets
+
+def test_published_answers_load_in_the_one_response_schema(data_dir):
+    alpaca = datasets.load_responses("alpaca-eval", ["alpaca-7b", "gpt4_0314"])
+    assert alpaca.columns == list(datasets.RESPONSE_COLUMNS)
+    assert alpaca.group_by("model", "prompt").len()["len"].max() == 1  # one answer per model and prompt
+    assert alpaca["text"].str.strip_chars().str.len_chars().min() > 0  # empty answers dropped
+    ids = datasets.prompt_set("alpaca-eval").select("prompt_id", "prompt")
+    assert alpaca.join(ids, on="prompt", suffix="_set").filter(pl.col("prompt_id") != pl.col("prompt_id_set")).height == 0
+    with_empty = datasets.load_responses("alpaca-eval", ["text_davinci_003"], keep_empty=True)
+    assert with_empty.filter(pl.col("text") == "").height == 2  # RSE counts the empty published outputs
+    assert datasets.load_responses("alpaca-eval", ["text_davinci_003"]).height == with_empty.height - 2
+    arena = datasets.load_responses("arena-hard", ["gpt-4-0314"])
+    questions = datasets.arena_questions()
+    assert arena.height == 500 and set(arena["prompt_id"]) == set(questions["uid"].cast(pl.String))
+
+
+def test_old_dataset_spellings_read_with_one_notice(data_dir, capsys):
+    old = datasets.load_responses("arena_hard", ["gpt-4-0314"])
+    assert "'arena_hard' is deprecated; write 'arena-hard'" in capsys.readouterr().err
+    assert old.equals(datasets.load_responses("arena-hard", ["gpt-4-0314"]))
+    with pytest.raises(DataError, match="unknown response source 'nope'; choose from alpaca-eval, arena-hard, store"):
+        datasets.load_responses("nope")
+
+
+def test_stored_answers_load_in_the_same_schema(tmp_path):
+    from distill_kit.store import Record, Store
+
+    def record(key: str, prompt: str, text: str | None, meta: dict) -> Record:
+        return Record(key, "m", "local", [{"role": "user", "content": prompt}], {}, 0, "ok" if text else "error",
+                      text, None, 1, 0, 0, 0.0, None, meta)
+
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put_many([record("k1", "Name a fruit.", "Apple.", {"prompt_id": "p1"}),
+                        record("k2", "Name a colour.", "Red.", {}),
+                        record("k3", "Name a city.", None, {})])
+    frame = datasets.load_responses("store", ["m"], str(tmp_path / "s.sqlite"))
+    assert frame.rows() == [("m", "p1", "Name a fruit.", "Apple."),
+                            ("m", datasets.prompt_key("Name a colour."), "Name a colour.", "Red.")]
+
+
+def test_as_responses_reads_older_column_names_and_keeps_the_first_answer():
+    frame = pl.DataFrame({"model": ["a", "a", "a", "b"], "instruction": ["Q1", "Q1", "Q2", "Q1"],
+                          "output": ["first", "second", "  ", "b1"]})
+    out = datasets.as_responses(frame)
+    assert out.select("model", "prompt", "text").rows() == [("a", "Q1", "first"), ("b", "Q1", "b1")]
+    assert datasets.as_responses(frame, keep_empty=True).height == 3
+    with pytest.raises(DataError, match=r"needs columns model, prompt, text; missing \['prompt'\]"):
+        datasets.as_responses(pl.DataFrame({"model": ["a"], "text": ["b"]}))
+
+
+def test_sample_prompts_zero_means_all_and_frames_and_lists_draw_the_same_rows():
+    frame = pl.DataFrame({"prompt_set": ["s"] * 10, "prompt_id": [str(i) for i in range(10)], "prompt": list("abcdefghij")})
+    picked = datasets.sample_prompts(frame, 4, seed=1)
+    assert picked.height == 4 and picked.equals(datasets.sample_prompts(frame, 4, seed=1))
+    assert picked["prompt_id"].to_list() == sorted(picked["prompt_id"].to_list(), key=int)  # the set's order
+    assert datasets.sample_prompts(list("jihgfedcbaa"), 4, seed=1) == picked["prompt"].to_list()
+    for everything in (0, None, 99):
+        assert datasets.sample_prompts(frame, everything).height == 10
+        assert datasets.sample_prompts(["b", "a", "b"], everything) == ["a", "b"]
+    with pytest.raises(ValueError, match="sample_size must be >= 0"):
+        datasets.sample_prompts(frame, -1)
