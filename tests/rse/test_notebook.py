@@ -14,7 +14,7 @@ def test_notebook_04_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
     out = run_notebook(
         "04-response-similarity.ipynb",
         {
-            "models": "gpt4_0613,vicuna-7b-v1.5,guanaco-33b",
+            "models": ["gpt4_0613", "vicuna-7b-v1.5", "guanaco-33b"],
             "reference": "gpt4_1106_preview",
             "sample_size": 5,
             "seed": 1,
