@@ -1,4 +1,12 @@
-"""Published data this project analyses: open data folders, registry, checksums and uniform polars loaders.
+"""Published data this project analyses: open data folders, checksums, uniform polars loaders, the one
+response schema and the prompt sets.
+
+Every answers loader ends in ONE schema, :data:`RESPONSE_COLUMNS` = ``model, prompt_id, prompt, text``
+(:func:`load_responses` for the published datasets and the response store, :func:`as_responses` for a frame
+of one's own); RSE and lineage read only that. Prompt sets (:func:`prompt_set`: ``alpaca-eval``,
+``arena-hard`` or a user's JSONL/CSV file) are ``prompt_set, prompt_id, prompt`` frames, sampled by the one
+:func:`sample_prompts` (0 = all). Each dataset has one spelling (:data:`DATASETS`); the registry of upstream
+files and their download live in :mod:`distill_kit.datafetch`.
 
 Where data comes from. With ``DISTILL_KIT_DATA_DIR`` set, that folder (laid out like ``../shared/data``:
 upstream files gzipped byte for byte) is the whole world: listing functions return the models whose files

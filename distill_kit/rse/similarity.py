@@ -43,8 +43,8 @@ from distill_kit.rse.scores import long_scores, matrices, rse_table  # noqa: F40
 
 
 def replay_responses(name: str, models: Sequence[str] | None = None) -> pl.DataFrame:
-    """Old shape ``model, prompt, response`` of ``datasets.load_responses(name, models, keep_empty=True)``
-    (published answers, empty ones kept), for callers not yet moved to the response schema."""
+    """``datasets.load_responses(name, models, keep_empty=True)`` (published answers, empty ones kept) with the
+    text also under its old name ``response``, for callers not yet moved to the response schema."""
     from distill_kit.datasets import load_responses
 
-    return load_responses(name, models, keep_empty=True).select("model", "prompt", pl.col("text").alias("response"))
+    return load_responses(name, models, keep_empty=True).with_columns(pl.col("text").alias("response"))
