@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from distill_kit.rse import browse
+from distill_kit.rse import browse, scores
 from distill_kit.rse import offline_judge as oj
-from distill_kit.rse import scores
 from tests.rse.toy_answers import BULLETS, VARIANT, toy_aligned
 
 XSS = "<script>alert(1)</script>"
