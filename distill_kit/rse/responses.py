@@ -143,6 +143,9 @@ def gather_responses(
     ``collect`` and ``store``. ``models`` empty/None = every published model of the set(s).
     Raises ``ValueError`` when the reference ends up with no answer.
     """
+    for what, names in (("prompt_sets", prompt_sets), ("models", models)):
+        if isinstance(names, str):  # "a,b" would otherwise be read letter by letter
+            raise ValueError(f"{what} must be a list of names, got the string {names!r}")
     wanted = list(dict.fromkeys([*(models or []), reference])) if models else None
     prompt_frames, aligned_frames = [], []
     report = AlignReport()

@@ -77,3 +77,5 @@ def test_gather_two_prompt_sets_and_its_errors(data_dir: Path, tmp_path: Path) -
         rsp.gather_responses(["arena-hard"], ["gpt-4-0314"], "gpt4_0613", sample_size=2)
     with pytest.raises(ValueError, match="no responses for prompt sets"):
         rsp.gather_responses([str(own)], None, "gpt4_0613")
+    with pytest.raises(ValueError, match="models must be a list of names, got the string 'a,b'"):
+        rsp.gather_responses(["alpaca-eval"], "a,b", "gpt4_0613")
