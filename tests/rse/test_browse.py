@@ -6,7 +6,7 @@ import polars as pl
 
 from distill_kit.rse import browse, scores
 from distill_kit.rse import offline_judge as oj
-from tests.rse.toy_answers import BULLETS, VARIANT, toy_aligned
+from tests.rse.toy_answers import BULLETS, PROSE, VARIANT, toy_aligned
 
 XSS = "<script>alert(1)</script>"
 
@@ -37,3 +37,20 @@ def test_pair_views_escape_and_prefer_the_llm_judge(toy_scores: oj.PairwiseScore
     assert XSS not in html and "&lt;script&gt;" in html and "overall: <b>5.00</b>" in html
     assert browse.pair_models(aligned) == ["ref", "copy", "variant", "prose"]
     assert [pid for _, pid in browse.pair_prompts(aligned, "prose", "ref")] == ["p1", "p2", "p3"]
+
+
+def test_pair_explorer_picks_and_shows_scores(toy_scores: oj.PairwiseScores) -> None:
+    from distill_kit.rse.widgets import PairExplorer
+
+    aligned = toy_aligned(without=("prose", "p3")).with_columns(
+        pl.concat_str(pl.col("prompt"), pl.lit(XSS)).alias("prompt"))
+    explorer = PairExplorer(aligned, browse.pair_scores(scores.long_scores(toy_scores)), reference="ref")
+    assert explorer.test.value == "copy" and len(explorer.prompt.options) == 3
+    shown = explorer.pick(prompt_id="p2")
+    assert VARIANT["p2"] not in shown and BULLETS["p2"].split("\n")[0] in shown and "structure: <b>5.00</b>" in shown
+    assert XSS not in shown
+    explorer.pick(test="prose")
+    assert [pid for _, pid in explorer.prompt.options] == ["p1", "p2"]  # prose has no answer to p3
+    explorer.pick(reference="variant")
+    assert "reference: variant" in explorer.view.value
+    assert XSS not in explorer.static_html() and PROSE["p1"][:40] in explorer.static_html()
