@@ -1,4 +1,6 @@
-"""Download registered data files into a data folder: async, bounded, resumable, atomic, checksummed.
+"""The registry of upstream data files and their download into a data folder: async, bounded, resumable,
+atomic, checksummed. (:mod:`distill_kit.datasets` reads folders and imports the registry from here; this module
+imports nothing of the package, so the two never import each other.)
 
 Why this shape: the published record is ~115 files / ~150 MB from raw.githubusercontent.com, fetched on
 laptops with flaky networks. Each file streams into ``<path>.part`` as it arrives (so an interrupted
@@ -15,20 +17,44 @@ of every URL: a mirror laid out the same way, or a loopback server in tests.
 from __future__ import annotations
 
 import asyncio
+import csv
 import gzip
 import hashlib
 import os
 import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
-
-from distill_kit.datasets import DataError, Entry
 
 MIRROR_ENV = "DISTILL_KIT_DATA_MIRROR"
 UPSTREAM_PREFIX = "https://raw.githubusercontent.com/"
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+REGISTRY_FILE = Path(__file__).with_name("registry.csv")
+
+
+class DataError(ValueError):
+    """A data file is missing, corrupt or unknown: one line saying which and what to do."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # relative path inside the data directory (gzipped where upstream is not)
+    sha256: str  # of the upstream bytes (decompressed)
+    size: int
+    url: str | None  # public raw-file URL at a pinned commit
+
+    @property
+    def cache_name(self) -> str:
+        return self.path.removesuffix(".gz")
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Entry]:
+    """Every upstream file the project knows of (``upstream_manifest.csv``), by path in a data folder."""
+    with REGISTRY_FILE.open(encoding="utf-8") as fh:
+        return {r["path"]: Entry(r["path"], r["sha256"], int(r["size"]), r["url"] or None) for r in csv.DictReader(fh)}
 
 
 @dataclass
@@ -191,8 +217,6 @@ def fetch(entries: Sequence[Entry], root: Path, **kwargs) -> list[FetchResult]:
 def select(pattern: str | None) -> list[Entry]:
     """Registered entries matching a glob or substring of their path (all when ``pattern`` is empty)."""
     import fnmatch
-
-    from distill_kit.datasets import registry
 
     reg = registry()
     if not pattern:

@@ -1,4 +1,12 @@
-"""Published data this project analyses: open data folders, registry, checksums and uniform polars loaders.
+"""Published data this project analyses: open data folders, checksums, uniform polars loaders, the one
+response schema and the prompt sets.
+
+Every answers loader ends in ONE schema, :data:`RESPONSE_COLUMNS` = ``model, prompt_id, prompt, text``
+(:func:`load_responses` for the published datasets and the response store, :func:`as_responses` for a frame
+of one's own); RSE and lineage read only that. Prompt sets (:func:`prompt_set`: ``alpaca-eval``,
+``arena-hard`` or a user's JSONL/CSV file) are ``prompt_set, prompt_id, prompt`` frames, sampled by the one
+:func:`sample_prompts` (0 = all). Each dataset has one spelling (:data:`DATASETS`); the registry of upstream
+files and their download live in :mod:`distill_kit.datafetch`.
 
 Where data comes from. With ``DISTILL_KIT_DATA_DIR`` set, that folder (laid out like ``../shared/data``:
 upstream files gzipped byte for byte) is the whole world: listing functions return the models whose files
@@ -43,7 +51,6 @@ import io
 import json
 import os
 import sys
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -52,9 +59,10 @@ import numpy as np
 import polars as pl
 import yaml
 
+# the registry of upstream files (and DataError) lives in datafetch; read here as datasets.registry() etc. too
+from distill_kit.datafetch import REGISTRY_FILE, DataError, Entry, fetch, registry  # noqa: F401
 from distill_kit.paths import DATA_DIR_ENV, cache_dir
 
-REGISTRY_FILE = Path(__file__).with_name("registry.csv")
 TRANSCRIPTION = Path(__file__).with_name("data") / "published_meta.yaml"
 BUNDLED_META = TRANSCRIPTION  # older name
 PAPER_RSE_ALPACA = Path(__file__).with_name("data") / "paper_rse_alpaca.csv"
@@ -84,29 +92,6 @@ STRICT_NOT_REJUDGED: dict[str, str] = {
     "qwen2.5-72b-instruct": "upstream strict file equals its loose positives (never re-judged); "
                             "the paper publishes SIS 0.00",
 }
-
-
-class DataError(ValueError):
-    """A data file is missing, corrupt or unknown: one line saying which and what to do."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    path: str  # relative path inside the data directory (gzipped where upstream is not)
-    sha256: str  # of the upstream bytes (decompressed)
-    size: int
-    url: str | None  # public raw-file URL at a pinned commit
-
-    @property
-    def cache_name(self) -> str:
-        return self.path.removesuffix(".gz")
-
-
-@lru_cache(maxsize=1)
-def registry() -> dict[str, Entry]:
-    """Every upstream file the project knows of (``upstream_manifest.csv``), by path in a data folder."""
-    with REGISTRY_FILE.open(encoding="utf-8") as fh:
-        return {r["path"]: Entry(r["path"], r["sha256"], int(r["size"]), r["url"] or None) for r in csv.DictReader(fh)}
 
 
 def data_dir() -> Path | None:
@@ -206,9 +191,7 @@ def _read(root_s: str, downloads: bool, path: str) -> bytes:
     entry = registry().get(path)
     if not file.is_file():
         if entry is not None and downloads:
-            from distill_kit import datafetch
-
-            datafetch.fetch([entry], root, progress=False)
+            fetch([entry], root, progress=False)
         elif entry is not None:
             raise DataError(f"missing data file {path} in {DATA_DIR_ENV}={root}; "
                             f"get it with: distill-kit data fetch {path}")

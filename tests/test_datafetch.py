@@ -93,11 +93,26 @@ class Upstream:
         self.thread.join(timeout=10)
 
 
+def test_urls_retry_after_and_selection_without_a_server(monkeypatch):
+    entry = datasets.registry()["identity/seed_templates.json"]
+    assert datafetch.source_url(entry, "http://mirror/") == "http://mirror/" + entry.url[len(PREFIX):]
+    monkeypatch.setenv(datafetch.MIRROR_ENV, "http://env-mirror")
+    assert datafetch.source_url(entry).startswith("http://env-mirror/")
+    assert datafetch.retry_after_seconds("2.5") == 2.5 and datafetch.retry_after_seconds(None) is None
+    assert datafetch.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
+    assert {e.path for e in datafetch.select("arena_hard/answers/*")} == {
+        p for p in datasets.registry() if p.startswith("arena_hard/answers/")}
+    with pytest.raises(DataError, match="no registered file matches 'nothing-like-this'"):
+        datafetch.select("nothing-like-this")
+    assert datasets.DataError is datafetch.DataError and datasets.registry is datafetch.registry  # one registry
+
+
 def _upstream_sha(path: Path) -> str:
     raw = path.read_bytes()
     return hashlib.sha256(gzip.decompress(raw) if path.name.endswith(".gz") else raw).hexdigest()
 
 
+@pytest.mark.slow  # a loopback HTTP server
 def test_fetch_resumes_retries_and_installs_atomically(data_dir: Path, tmp_path: Path):
     dest = tmp_path / "folder"
     small = [e for p, e in datasets.registry().items() if p.startswith("identity/strict_positives/GPT_") and (data_dir / p).is_file()]
@@ -134,6 +149,7 @@ def test_fetch_resumes_retries_and_installs_atomically(data_dir: Path, tmp_path:
         assert not (dest / bad.path).exists()
 
 
+@pytest.mark.slow  # a loopback HTTP server
 def test_cli_fetch_fills_a_folder_and_list_agrees(data_dir: Path, tmp_path: Path):
     dest = tmp_path / "folder"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DISTILL_KIT_DATA_DIR": str(dest)}
@@ -161,6 +177,7 @@ def test_cli_fetch_fills_a_folder_and_list_agrees(data_dir: Path, tmp_path: Path
     assert got.stdout.strip() == "['gpt-3.5-turbo-0125', 'gpt-4-0314', 'gpt-4-0613']"
 
 
+@pytest.mark.slow  # a loopback HTTP server
 def test_without_a_data_dir_a_registered_file_is_downloaded_on_first_use(data_dir: Path, tmp_path: Path, monkeypatch):
     monkeypatch.delenv("DISTILL_KIT_DATA_DIR")
     monkeypatch.setenv("DISTILL_KIT_CACHE_DIR", str(tmp_path / "cache"))

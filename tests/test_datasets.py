@@ -201,3 +201,48 @@ def test_sample_prompts_zero_means_all_and_frames_and_lists_draw_the_same_rows()
         assert datasets.sample_prompts(["b", "a", "b"], everything) == ["a", "b"]
     with pytest.raises(ValueError, match="sample_size must be >= 0"):
         datasets.sample_prompts(frame, -1)
+
+
+def test_load_prompts_jsonl_and_csv(tmp_path):
+    j = tmp_path / "mine.jsonl"
+    j.write_text('{"id": 7, "question": "Why?"}\n\n{"question": "How?"}\n{"question": "Why?"}\n')
+    df = datasets.load_prompts(j)
+    assert df.columns == ["prompt_set", "prompt_id", "prompt"]
+    assert df["prompt"].to_list() == ["Why?", "How?"]
+    assert df["prompt_id"][0] == "7" and df["prompt_id"][1] == datasets.prompt_key("How?")
+    assert df["prompt_set"][0] == "mine"
+    c = tmp_path / "set.csv"
+    c.write_text('instruction,other\n"Say hi, please",x\n"Count to 3",y\n')
+    assert datasets.load_prompts(c)["prompt"].to_list() == ["Say hi, please", "Count to 3"]
+    mt = tmp_path / "mt.jsonl.gz"
+    mt.write_bytes(gzip.compress(b'{"question_id": 1, "turns": ["First turn", "second"]}\n'))
+    assert datasets.load_prompts(mt)["prompt"].to_list() == ["First turn"]
+    assert datasets.prompt_set(str(c))["prompt"].len() == 2
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.jsonl", None, "not found"),
+        ("bad.jsonl", '{"prompt": "ok"}\n{oops\n', "line 2 is not valid JSON"),
+        ("nocol.csv", "a,b\n1,2\n", "no prompt column"),
+        ("empty.csv", "prompt\n", "holds no rows"),
+        ("blank.csv", 'prompt\n""\n', "no non-empty prompt"),
+        ("prompts.txt", "hello", "expected .jsonl or .csv"),
+    ],
+)
+def test_load_prompts_bad_files(tmp_path, name: str, content: str | None, message: str):
+    p = tmp_path / name
+    if content is not None:
+        p.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        datasets.load_prompts(p)
+
+
+def test_builtin_prompt_sets_and_an_unknown_one(data_dir):
+    arena = datasets.prompt_set("arena-hard", 5, seed=2)
+    assert arena.height == 5 and set(arena["prompt_set"]) == {"arena-hard"}
+    assert arena.equals(datasets.prompt_set("arena-hard", 5, seed=2))
+    assert datasets.prompt_set("alpaca-eval")["prompt_id"].n_unique() == 805
+    with pytest.raises(ValueError, match="unknown prompt set 'no-such-set': use one of arena-hard, alpaca-eval"):
+        datasets.prompt_set("no-such-set")

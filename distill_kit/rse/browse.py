@@ -12,7 +12,7 @@ from distill_kit.html import _fmt, _pre, html_table
 
 ASPECTS = ("style", "structure", "content")
 def pair_scores(long: pl.DataFrame, judged: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Per-prompt scores of every (test, reference) pair: offline scores (``similarity.long_scores`` with
+    """Per-prompt scores of every (test, reference) pair: offline scores (:func:`distill_kit.rse.scores.long_scores` with
     ``reference=None``), replaced by an LLM judge's scores and rationale for the pairs it judged."""
     cols = [c for c in (*ASPECTS, "overall") if c in long.columns]
     base = long.select("prompt_id", "test_model", "reference", *[pl.col(c).cast(pl.Float64) for c in cols])
@@ -48,7 +48,7 @@ def pair_view(aligned: pl.DataFrame, scores: pl.DataFrame, test: str, reference:
     """One prompt's two answers and their aspect scores (None where the pair was not scored)."""
     def answer(model: str) -> str | None:
         rows = aligned.filter((pl.col("model") == model) & (pl.col("prompt_id") == prompt_id))
-        return rows["response"][0] if rows.height else None
+        return rows["text"][0] if rows.height else None
 
     prompt_rows = aligned.filter(pl.col("prompt_id") == prompt_id)
     if prompt_rows.is_empty():
@@ -61,6 +61,22 @@ def pair_view(aligned: pl.DataFrame, scores: pl.DataFrame, test: str, reference:
            "rationale": row.get("rationale")}
     out.update({c: row.get(c) for c in (*ASPECTS, "overall")})
     return out
+def drilldown_rows(aligned: pl.DataFrame, scores: pl.DataFrame, reference: str, test: str,
+                   limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` prompts both ``test`` and ``reference`` answered and ``scores`` scored, for the
+    notebook's drill-down: ``prompt, reference_answer, test_answer`` and ``scores`` (aspect -> 1-5 score, plus
+    the judge's ``rationale`` when it gave one). ``scores``: per-prompt scores against ``reference`` (the
+    offline judge's ``long_scores`` or the LLM judge's combined verdicts)."""
+    from distill_kit.rse.llm_judge import judge_pairs_frame
+
+    cols = [c for c in (*ASPECTS, "overall", "rationale") if c in scores.columns]
+    shown = (judge_pairs_frame(aligned, reference, [test])
+             .join(scores.filter(pl.col("test_model") == test).select("prompt_id", *cols), on="prompt_id")
+             .head(limit))
+    return [{"prompt": r["prompt"], "reference_answer": r["reference_answer"], "test_answer": r["test_answer"],
+             "scores": {c: r[c] for c in cols if c != "rationale" or r[c]}} for r in shown.to_dicts()]
+
+
 def pair_html(view: Mapping[str, Any], max_chars: int = 4000) -> str:
     """The two answers side by side, the three aspect scores (and overall) above them."""
     e = html.escape

@@ -48,7 +48,7 @@ def similarity_heatmap(
 
 def rse_table_chart(table: pl.DataFrame, prompt_sets: Sequence[str], title: str = "RSE vs reference (95% CI)") -> alt.LayerChart:
     """The RSE table as dots with 95% CI whiskers: one row per test model, one colour per prompt
-    set plus the mean. ``table``: ``similarity.rse_table`` output."""
+    set plus the mean. ``table``: ``rse.scores.rse_table`` output."""
     cols = [*prompt_sets, "mean"] if len(prompt_sets) > 1 else list(prompt_sets)  # one set: mean == set
     parts = []
     for c in cols:
@@ -86,7 +86,7 @@ def rse_table_chart(table: pl.DataFrame, prompt_sets: Sequence[str], title: str 
 
 def granularity_chart(scores: pl.DataFrame, granularities: Sequence[str] = ("style", "structure", "content")) -> alt.Chart:
     """Mean 1-5 score per test model (rows, best overall first) and granularity (coloured dots),
-    from a per-prompt ``scores`` frame (``similarity.long_scores`` or the LLM judge's)."""
+    from a per-prompt ``scores`` frame (``rse.scores.long_scores`` or the LLM judge's)."""
     present = [g for g in granularities if g in scores.columns]
     data = (
         scores.unpivot(index="test_model", on=present, variable_name="granularity", value_name="score")

@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import polars as pl
 
+from distill_kit import datasets
+
 ASPECTS: tuple[str, ...] = ("style", "structure", "content")
 
 JUDGE_SYSTEM = (
@@ -200,20 +202,18 @@ def parse_verdict(text: str | None) -> Verdict | None:
 
 def judge_pairs_frame(aligned: pl.DataFrame, reference: str, test_models: list[str] | None = None,
                       per_prompt_set: int | None = None, seed: int = 0) -> pl.DataFrame:
-    """Pairs to judge from ``similarity.align_responses`` output: every prompt both the test model
+    """Pairs to judge from :func:`distill_kit.rse.responses.align_responses` output: every prompt both the test model
     and ``reference`` answered -> ``prompt_set, prompt_id, prompt, test_model, reference,
     test_answer, reference_answer``. The reference is paired with itself too when listed.
 
     ``per_prompt_set`` (for a paid judge) keeps that many of the reference's prompts per prompt set,
     drawn once with ``seed``, so every test model is judged on the same prompts and every set is present."""
-    from distill_kit.rse.similarity import sample_prompts
-
     ref = aligned.filter(pl.col("model") == reference).select("prompt_set", "prompt_id",
-                                                                 pl.col("response").alias("reference_answer"))
+                                                                 pl.col("text").alias("reference_answer"))
     if ref.height == 0:
         raise ValueError(f"reference {reference!r} has no aligned answers")
     if per_prompt_set:
-        ref = pl.concat([sample_prompts(part, per_prompt_set, seed)
+        ref = pl.concat([datasets.sample_prompts(part, per_prompt_set, seed)
                          for part in ref.partition_by("prompt_set", maintain_order=True)])
     ref = ref.drop("prompt_set")
     tests = aligned if test_models is None else aligned.filter(pl.col("model").is_in(test_models))
@@ -225,7 +225,7 @@ def judge_pairs_frame(aligned: pl.DataFrame, reference: str, test_models: list[s
             "prompt",
             pl.col("model").alias("test_model"),
             pl.lit(reference).alias("reference"),
-            pl.col("response").alias("test_answer"),
+            pl.col("text").alias("test_answer"),
             "reference_answer",
         )
     )
@@ -422,6 +422,23 @@ def order_agreement(judged: pl.DataFrame) -> dict[str, Any]:
                     "mean_diff": float((x - y).mean()),
                     "alpha": stats.krippendorff_alpha([x, y]) if both.height > 1 else float("nan")}
     return out
+
+
+def order_agreement_by_judge(verdicts: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    """:func:`order_agreement` of each judge of a panel's verdicts, by judge name (in order of appearance)."""
+    return {j: order_agreement(verdicts.filter(pl.col("judge") == j))
+            for j in verdicts["judge"].unique(maintain_order=True).to_list()}
+
+
+def order_agreement_frame(agreement: dict[str, dict[str, Any]]) -> pl.DataFrame:
+    """One row per judge of :func:`order_agreement_by_judge`: pairs judged in both orders and how far the
+    overall score moves when the answers swap places."""
+    return pl.DataFrame([{"judge": j, "pairs in both orders": a.get("n_pairs"),
+                          "mean |diff| overall": a.get("overall", {}).get("mean_abs_diff"),
+                          "share differing by >= 1": a.get("overall", {}).get("share_diff_ge_1")}
+                         for j, a in agreement.items()],
+                        schema={"judge": pl.String, "pairs in both orders": pl.Int64,
+                                "mean |diff| overall": pl.Float64, "share differing by >= 1": pl.Float64})
 
 
 def combine_orders(judged: pl.DataFrame) -> pl.DataFrame:

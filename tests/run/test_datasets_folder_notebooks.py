@@ -30,8 +30,8 @@ def test_notebooks_and_report_on_an_open_folder(run_notebook, data_dir: Path, tm
     assert {(r["model"], r["kind"]) for r in ice["base_vs_instruct"]} == {("qwen2.5-14b", "base"), ("qwen2.5-14b-instruct", "instruct")}
 
     run_notebook("04-response-similarity.ipynb", {
-        "models": f"{USER_MODEL},alpaca-7b,vicuna-7b-v1.5", "reference": "gpt-3.5-turbo-0301", "content": False,
-        "sample_size": 8, "paper_sample_size": 8, "run_dir": str(run), "store_path": store})
+        "models": [USER_MODEL, "alpaca-7b", "vicuna-7b-v1.5"], "reference": "gpt-3.5-turbo-0301", "content": False,
+        "sample_size": 8, "paper_prompts": 8, "run_dir": str(run), "store_path": store})
     rse = json.loads(next((run / "summary").glob("04*.json")).read_text())
     side = {r["paper_name"]: r for r in rse["paper_rse"]["rows"]}
     assert side["Llama3.1-70B-Instruct"]["our_rse"] is not None and side["Llama3.1-70B-Instruct"]["paper_rse"] == 3.628

