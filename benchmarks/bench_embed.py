@@ -32,9 +32,9 @@ _BACKEND = {"kit_torch": "torch", "kit_onnx_fp32": "onnx", "kit_onnx_int8": "onn
 
 
 def _texts(n: int, seed: int) -> list[str]:
-    from distill_kit.lineage import signals as lineage
+    from distill_kit import datasets
 
-    frame = lineage.load_responses("alpaca_eval")
+    frame = datasets.load_responses("alpaca-eval")
     texts = [t for t in frame["text"].to_list() if t and t.strip()]
     rng = np.random.default_rng(seed)
     return [texts[i] for i in rng.choice(len(texts), size=min(n, len(texts)), replace=False)]

@@ -21,8 +21,10 @@ import numpy as np
 import polars as pl
 
 from distill_kit import datasets
-from distill_kit.rse import similarity as sim
-from distill_kit.lineage.signals import lineage_labels
+from distill_kit.lineage.documented import lineage_labels
+from distill_kit.rse import offline_judge as oj
+from distill_kit.rse import responses as rr
+from distill_kit.rse import scores as rs
 
 
 def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -53,9 +55,9 @@ def main() -> None:
 
     # ---- data -------------------------------------------------------------------------------
     (prompts, responses), t_load = _timed(
-        lambda: (sim.prompt_set("alpaca-eval", args.prompts, args.seed), sim.replay_responses("alpaca-eval"))
+        lambda: (datasets.prompt_set("alpaca-eval", args.prompts, args.seed), datasets.load_responses("alpaca-eval", keep_empty=True))
     )
-    (aligned, report), t_align = _timed(sim.align_responses, prompts, responses)
+    (aligned, report), t_align = _timed(rr.align_responses, prompts, responses)
     models = sorted(aligned["model"].unique().to_list(), key=str.lower)
     labels = lineage_labels()
     roles, teacher = labels.roles, labels.truth
@@ -70,25 +72,25 @@ def main() -> None:
           f"({figures['empty_outputs']} empty and {figures['missing_outputs']} missing dropped)")
 
     # ---- style + structure on all prompts -----------------------------------------------------
-    prof, t_feat = _timed(sim.build_profiles, aligned, models, content=False, progress=False)
-    pair_ss, t_pair_ss = _timed(sim.pairwise_scores, prof, ("style", "structure"))
-    floors_ss = sim.calibrate_floors(prof, n_pairs=200, seed=args.seed)
+    prof, t_feat = _timed(oj.build_profiles, aligned, models, content=False, progress=False)
+    pair_ss, t_pair_ss = _timed(oj.pairwise_scores, prof, ("style", "structure"))
+    floors_ss = oj.calibrate_floors(prof, n_pairs=200, seed=args.seed)
     figures.update(seconds_style_structure_features=round(t_feat, 2), seconds_style_structure_pairs=round(t_pair_ss, 2))
-    mats = sim.matrices(pair_ss)
+    mats = rs.matrices(pair_ss)
 
     # ---- content on a prompt sample ----------------------------------------------------------
     t_embed = t_pair_c = 0.0
     floors_c: dict[str, float] = {}
     if args.content_prompts:
-        sample = sim.sample_prompts(prompts, args.content_prompts, args.seed)
+        sample = datasets.sample_prompts(prompts, args.content_prompts, args.seed)
         sub = aligned.filter(pl.col("prompt_id").is_in(sample["prompt_id"].to_list()))
         from distill_kit.text import embed
 
         cached_before = embed.cache_stats().get("vectors")
-        prof_c, t_embed = _timed(sim.build_profiles, sub, models, content=True, progress=False)
-        pair_c, t_pair_c = _timed(sim.pairwise_scores, prof_c, ("content",))
-        floors_c = {"content": sim.calibrate_floors(prof_c, n_pairs=60, seed=args.seed).get("content")}
-        mats["content"] = sim.matrices(pair_c, likert=True)["content"]
+        prof_c, t_embed = _timed(oj.build_profiles, sub, models, content=True, progress=False)
+        pair_c, t_pair_c = _timed(oj.pairwise_scores, prof_c, ("content",))
+        floors_c = {"content": oj.calibrate_floors(prof_c, n_pairs=60, seed=args.seed).get("content")}
+        mats["content"] = rs.matrices(pair_c, likert=True)["content"]
         n_sent = int(prof_c.sent_emb.shape[0]) if prof_c.sent_emb is not None else 0
         figures.update(content_prompts=sample.height, content_answers=sub.height, content_sentences=n_sent,
                        seconds_content_embed_and_features=round(t_embed, 2), seconds_content_pairs=round(t_pair_c, 2),
@@ -97,8 +99,8 @@ def main() -> None:
     figures["cpu_seconds_process"] = round(time.process_time(), 2)
     figures["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     figures["floors_measured"] = {**floors_ss, **floors_c}
-    figures["floors_used"] = sim.LIKERT_FLOORS
-    grans = [g for g in sim.GRANULARITIES if g in mats]
+    figures["floors_used"] = oj.LIKERT_FLOORS
+    grans = [g for g in oj.GRANULARITIES if g in mats]
     overall = np.mean([_matrix(mats[g])[1] for g in grans], axis=0)
 
     # ---- per model: scores to every reference, teacher attribution -----------------------------
@@ -133,7 +135,7 @@ def main() -> None:
     print("\nTimings (s, wall clock): " + ", ".join(f"{k[8:]}={v}" for k, v in figures.items() if k.startswith("seconds_")))
     print(f"process CPU time {figures['cpu_seconds_process']} s on {figures['cpus']} cores; load average "
           f"{figures['load_average_1min_start']} -> {figures['load_average_1min_end']}; edit distance: {figures['edit_distance']}")
-    print("1-5 floors (median similarity of unrelated answers): measured", figures["floors_measured"], "used", sim.LIKERT_FLOORS)
+    print("1-5 floors (median similarity of unrelated answers): measured", figures["floors_measured"], "used", oj.LIKERT_FLOORS)
     hdr = f"{'model':34} {'role':9} {'teacher':22} " + " ".join(f"{g[:6]:>6}" for g in [*grans, 'overall']) + "  rank(o)  closest reference (overall)"
     print("\nSimilarity to the documented teacher (1-5) and the closest reference")
     print(hdr)

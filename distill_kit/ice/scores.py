@@ -258,7 +258,8 @@ def paired_table(frame: "pl.DataFrame", score: str, item: Sequence[str] = ("prom
     if binary:
         data = data.with_columns(pl.col(score).cast(pl.Float64))
     keys = list(item)
-    wide = data.group_by([*keys, model_col]).agg(pl.col(score).mean()).pivot(on=model_col, index=keys, values=score)
+    wide = (data.group_by([*keys, model_col]).agg(pl.col(score).mean())
+            .pivot(on=model_col, index=keys, values=score).sort(keys))  # a fixed item order: the bootstrap draws by position
     models = [c for c in wide.columns if c not in keys]
     if pairs is None:
         means = data.group_by(model_col).agg(pl.col(score).mean()).sort(score, descending=True)[model_col].to_list()

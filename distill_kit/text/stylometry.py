@@ -14,7 +14,7 @@ thousands of answers costs seconds. Everything here is pure text processing (no 
   100 words (``SURFACE_PATTERNS``), averaged per model by the lineage ``style`` signal
   (``distill_kit.lineage.attribution``), which standardises them over the models compared.
 
-All similarities are in [0, 1] (1 = same); ``distill_kit.rse.similarity.to_likert`` maps them to 1-5.
+All similarities are in [0, 1] (1 = same); ``distill_kit.rse.offline_judge.to_likert`` maps them to 1-5.
 """
 
 from __future__ import annotations
