@@ -491,7 +491,7 @@ def run_pipeline(
         plans = plan_run(cfg, runs_dir, notebooks_dir)
         estimate.preflight(cfg, runs_dir, notebooks_dir, max_cost, log)
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock = _lock_run(run_dir)
+    lock = lock_run(run_dir)
     try:
         with estimate.run_environment(cfg, run_dir, max_cost):
             return _run_locked(cfg, plans, run_dir, force, log, kernel_name, t0, pm)
@@ -499,7 +499,7 @@ def run_pipeline(
         lock.close()
 
 
-def _lock_run(run_dir: Path) -> Any:
+def lock_run(run_dir: Path) -> Any:
     """One runner per run directory: a second `distill-kit run` of the same config stops at once."""
     import fcntl
 
