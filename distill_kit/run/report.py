@@ -208,12 +208,19 @@ def overview_section(run_dir: Path, summaries: RunSummaries) -> Section:
     return Section("overview", "Run overview", body)
 
 
-def _scored_section(key: str, title: str, summary: StepSummary | None, step: str, what: str,
-                    rows_of: Callable[[Any], list[dict]]) -> tuple[Section, list[dict]]:
-    """A section plus its per-model rows; an empty row list means the section already says why."""
+def _section_of(key: str, title: str, summary: Any, step: str, what: str) -> Section:
+    """A new section; when ``summary`` is None (its step did not run) it already says so (``ran`` False)."""
     s = Section(key, title)
     if summary is None:
         s.body, s.ran = not_run_note(step, what), False
+    return s
+
+
+def _scored_section(key: str, title: str, summary: StepSummary | None, step: str, what: str,
+                    rows_of: Callable[[Any], list[dict]]) -> tuple[Section, list[dict]]:
+    """A section plus its per-model rows; an empty row list means the section already says why."""
+    s = _section_of(key, title, summary, step, what)
+    if summary is None:
         return s, []
     rows = rows_of(summary)
     if not rows:
@@ -326,9 +333,8 @@ def combined_section(ice: IdentitySummary | None, rse: SimilaritySummary | None)
 
 
 def similarity_section(rse: SimilaritySummary | None) -> Section:
-    s = Section("similarity", "Model similarity heatmap")
+    s = _section_of("similarity", "Model similarity heatmap", rse, "04 (RSE)", "the model x model similarity heatmap")
     if rse is None:
-        s.body, s.ran = not_run_note("04 (RSE)", "the model x model similarity heatmap"), False
         return s
     long = similarity_long(rse)
     if not long:
@@ -350,9 +356,8 @@ def step_link(written_by: Mapping[str, Sequence[str]], prefix: str) -> str:
 def umap_section(emb: LineageSummary | None, link: str = "") -> Section:
     from distill_kit.lineage.charts import answer_map
 
-    s = Section("umap", "Embedding map (UMAP)")
+    s = _section_of("umap", "Embedding map (UMAP)", emb, "05 (embeddings)", "the UMAP map")
     if emb is None:
-        s.body, s.ran = not_run_note("05 (embeddings)", "the UMAP map"), False
         return s
     pts = [p.model_dump() for p in emb.umap if p.x is not None and p.y is not None]
     body = ""
@@ -384,9 +389,8 @@ def lineage_section(emb: LineageSummary | None) -> Section:
     from distill_kit.lineage.charts import dendrogram
     from distill_kit.lineage.tree import tree_from_linkage
 
-    s = Section("lineage", "Lineage tree")
+    s = _section_of("lineage", "Lineage tree", emb, "05 (embeddings)", "the lineage tree")
     if emb is None:
-        s.body, s.ran = not_run_note("05 (embeddings)", "the lineage tree"), False
         return s
     if emb.tree is None or not emb.tree.labels:
         s.body, s.ran = not_recorded_note("05", "a lineage tree"), False
@@ -398,9 +402,8 @@ def lineage_section(emb: LineageSummary | None) -> Section:
 
 
 def attribution_section(emb: LineageSummary | None, link: str = "") -> Section:
-    s = Section("attribution", "Teacher attribution")
+    s = _section_of("attribution", "Teacher attribution", emb, "05 (embeddings)", "the teacher attribution table")
     if emb is None:
-        s.body, s.ran = not_run_note("05 (embeddings)", "the teacher attribution table"), False
         return s
     rows = [r.model_dump() for r in emb.attribution]
     if not rows:

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 
 from distill_kit.run import pipeline

@@ -14,7 +14,6 @@ from distill_kit.ice.charts import report_scores_chart
 from distill_kit.lineage.charts import answer_map
 from distill_kit.run import report
 from tests.helpers.fake_run import (
-    MODELS,
     STUDENT,
     XSS,
     identity_summary,
