@@ -222,7 +222,8 @@ class CollectSummary(StepSummary):
     store: str
     live_models: list[str] = []
     identity_prompts_per_model: int = 0
-    rse_prompt_set: str | None = None
+    rse_prompt_set: str | None = None  # the echo of 02's old parameter; `prompt_sets` once it is renamed
+    prompt_sets: list[str] | None = None
     rse_prompts_per_model: int = 0
     usage: list[Row] = []
     fuzz: dict[str, list[Row]] = {}
@@ -282,7 +283,7 @@ class LineageSummary(StepSummary):
     embedding_model: str | None = None
     shared_prompts: int | None = None
     homogenisation: list[HomogenisationRow] = []
-    clusters: dict[str, int] = {}
+    clusters: dict[str, int | str] = {}
     tree_leaves: list[str] = []
     tree: TreeRecord | None = None
     umap: list[MapPoint] = []
@@ -296,7 +297,7 @@ class LineageSummary(StepSummary):
     who_wrote_chance: float | None = None
     who_wrote_n_test: int | None = None
     seconds: float | None = None
-    documented_teachers: dict[str, str] | None = None  # student -> publicly documented teacher ("none": control)
+    documented_teachers: dict[str, str | None] | None = None  # student -> documented teacher ("none": a control)
     reference_lines: dict[str, str] | None = None  # reference -> product line (lineage.csv)
 
 
