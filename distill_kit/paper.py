@@ -166,10 +166,7 @@ def base_vs_instruct(replay: pl.DataFrame | Sequence[Mapping[str, Any]]) -> list
     return out
 
 
-# ---- from charts.paper
-"""Altair charts putting the paper's published numbers next to ours; every mark says its source."""
-
-
+# ---------------------------------------------------------------------------- charts: every mark says its source
 
 
 SOURCE_SCALE = alt.Scale(domain=["paper", "measured"], range=["#e07a5f", "#3d5a80"])

@@ -20,7 +20,22 @@ from distill_kit.paths import MODELS_FILE
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_LEN = 8  # shorter values ("1", "true") would shred ordinary text
-_SECRET_ENV_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+#: Environment variables whose values must never reach an output file.
+SECRET_ENV_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+#: Parameter names that would carry a secret (a run config refuses them); ``*_env`` names holding a
+#: variable NAME are allowed.
+SECRET_NAME = re.compile(
+    r"(api[_-]?key|apikey|secret|passw(or)?d|credential|bearer|private[_-]?key|access[_-]?token"
+    r"|auth[_-]?token|^token$|_token$)",
+    re.IGNORECASE,
+)
+#: Values shaped like well-known key formats.
+SECRET_VALUE = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{16,}|sk-ant-[A-Za-z0-9_\-]{8,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|hf_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{30,}|Bearer\s+\S{10,})"
+)
+#: An environment variable's name (what an ``api_key_env`` parameter may hold).
+ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 @lru_cache(maxsize=8)
@@ -50,7 +65,7 @@ def secret_values(extra_vars: Iterable[str | None] = (), min_len: int = MIN_SECR
     """Current values of every key-holding variable, longest first (so a key containing another is
     replaced whole)."""
     names = set(configured_key_vars()) | {v for v in extra_vars if v}
-    names |= {k for k in os.environ if _SECRET_ENV_NAME.search(k)}
+    names |= {k for k in os.environ if SECRET_ENV_NAME.search(k)}
     values = {os.environ.get(n, "") for n in names}
     return sorted((v for v in values if len(v) >= min_len), key=len, reverse=True)
 

@@ -5,16 +5,17 @@ identity scores (ICE), the similarity to each reference (RSE), the closest teach
 score -- with their intervals, and one plain sentence. The sentence is built by fixed rules from those
 numbers (no LLM), so it says nothing the numbers do not. ``report.py`` and notebook 06 only render this.
 
-Inputs are the per-step summaries a run writes (``run_dir/summary/*.json``): notebook 03's ``corrected``
+Inputs are the typed step summaries a run writes (:mod:`distill_kit.summaries`): notebook 03's ``corrected``
 rows (falling back to its raw ``replay``/``live`` rows), notebook 04's ``rse_by_reference`` (or ``rse_table``
-with its ``reference``) and notebook 05's ``attribution`` rows.
+with its ``reference``) and notebook 05's ``attribution`` rows with its ``reference_lines``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
+
+from distill_kit.summaries import IdentitySummary, LineageSummary, SimilaritySummary
 
 #: Teacher-attribution confidence from which the sentence names a line without hedging, and below which it
 #: says there is no clear teacher.
@@ -51,85 +52,55 @@ class ModelVerdict:
         return row
 
 
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
+def _ci(ci: list[float | None] | None) -> tuple[float | None, float | None]:
+    return (ci[0], ci[1]) if ci and len(ci) == 2 else (None, None)
 
 
-def _ci(r: Mapping[str, Any], short: str) -> tuple[float | None, float | None]:
-    ci = r.get(f"{short}_ci")
-    if isinstance(ci, (list, tuple)) and len(ci) == 2:
-        return _num(ci[0]), _num(ci[1])
-    return _num(r.get(f"{short}_lo")), _num(r.get(f"{short}_hi"))
-
-
-def _records(v: Any, id_key: str = "model") -> list[dict]:
-    if isinstance(v, list):
-        return [dict(r) for r in v if isinstance(r, dict)]
-    if isinstance(v, dict) and v and all(isinstance(r, dict) for r in v.values()):
-        return [{id_key: k, **r} for k, r in v.items()]
-    return []
-
-
-def ice_part(ice: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+def ice_part(ice: IdentitySummary | None) -> dict[str, dict[str, Any]]:
     """model -> LIS/SIS (corrected when notebook 03 recorded it, else raw) with intervals and method."""
     out: dict[str, dict[str, Any]] = {}
-    if not ice:
+    if ice is None:
         return out
-    for source in ("live", "replay"):  # raw scores first, corrected ones overwrite them
-        for r in _records(ice.get(source)):
-            if r.get("model") is None:
-                continue
-            lo, hi = _ci(r, "lis")
-            slo, shi = _ci(r, "sis")
-            out[str(r["model"])] = {"lis": _num(r.get("lis")), "lis_lo": lo, "lis_hi": hi,
-                                    "lis_method": f"classify-and-count ({ice.get('judge', 'judge')})", "lis_labels": 0,
-                                    "sis": _num(r.get("sis")), "sis_lo": slo, "sis_hi": shi}
-    for r in _records(ice.get("corrected")):
-        if r.get("model") is None or _num(r.get("lis_corrected")) is None:
+    for r in [*ice.live, *ice.replay]:  # raw scores first, corrected ones overwrite them
+        out[r.model] = {"lis": r.lis, "lis_lo": r.lis_lo, "lis_hi": r.lis_hi,
+                        "lis_method": f"classify-and-count ({ice.judge})", "lis_labels": 0,
+                        "sis": r.sis, "sis_lo": r.sis_lo, "sis_hi": r.sis_hi}
+    for c in ice.corrected:
+        if c.lis_corrected is None:
             continue
-        lo, hi = _ci(r, "lis")
-        slo, shi = _ci(r, "sis")
-        out[str(r["model"])] = {"lis": _num(r.get("lis_corrected")), "lis_lo": lo, "lis_hi": hi,
-                                "lis_method": r.get("lis_method"), "lis_labels": r.get("lis_n_labels"),
-                                "sis": _num(r.get("sis_corrected")), "sis_lo": slo, "sis_hi": shi}
+        lo, hi = _ci(c.lis_ci)
+        slo, shi = _ci(c.sis_ci)
+        out[c.model] = {"lis": c.lis_corrected, "lis_lo": lo, "lis_hi": hi, "lis_method": c.lis_method,
+                        "lis_labels": c.lis_n_labels, "sis": c.sis_corrected, "sis_lo": slo, "sis_hi": shi}
     return out
 
 
-def rse_part(rse: Mapping[str, Any] | None) -> dict[str, dict[str, tuple[float, float | None, float | None]]]:
-    """model -> {reference: (mean, lo, hi)} from notebook 04 (one reference per run unless it recorded several)."""
+def rse_part(rse: SimilaritySummary | None) -> dict[str, dict[str, tuple[float, float | None, float | None]]]:
+    """model -> {reference: (mean, lo, hi)} from notebook 04's ``rse_by_reference`` (its ``rse_table`` against
+    ``reference`` when it recorded no other references)."""
     out: dict[str, dict[str, tuple[float, float | None, float | None]]] = {}
-    if not rse:
+    if rse is None:
         return out
-    by_ref = rse.get("rse_by_reference")
-    tables = dict(by_ref) if isinstance(by_ref, dict) and by_ref else (
-        {str(rse.get("reference") or "reference"): rse.get("rse_table")} if rse.get("rse_table") else {})
+    tables = rse.rse_by_reference or ({rse.reference: rse.rse_table} if rse.rse_table else {})
     for ref, rows in tables.items():
-        for r in _records(rows, "test_model"):
-            model = r.get("test_model") or r.get("model")
-            mean = _num(r.get("mean", r.get("overall")))
-            if model is None or mean is None or str(model) == str(ref):
+        for r in rows:
+            if r.mean is None or r.test_model == ref:
                 continue
-            out.setdefault(str(model), {})[str(ref)] = (mean, _num(r.get("mean_lo")), _num(r.get("mean_hi")))
+            out.setdefault(r.test_model, {})[ref] = (r.mean, r.mean_lo, r.mean_hi)
     return out
 
 
-def lineage_part(emb: Mapping[str, Any] | None, lines: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """student -> closest teacher, its product line, confidence and distillation score (notebook 05)."""
+def lineage_part(emb: LineageSummary | None, lines: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """student -> closest teacher, its product line (``lines``, default notebook 05's ``reference_lines``),
+    confidence and distillation score (notebook 05)."""
     out: dict[str, dict[str, Any]] = {}
-    if not emb:
+    if emb is None:
         return out
-    lines = dict(lines or {})
-    for r in _records(emb.get("attribution"), "student"):
-        s = r.get("student")
-        if s is None:
-            continue
-        top = r.get("top1")
-        out[str(s)] = {"teacher": top, "teacher_line": lines.get(str(top), top) if top else None,
-                       "teacher_confidence": _num(r.get("p1")), "distillation_score": _num(r.get("distillation_score"))}
+    lines = dict(lines if lines is not None else emb.reference_lines or {})
+    for r in emb.attribution:
+        top = r.top1
+        out[r.student] = {"teacher": top, "teacher_line": lines.get(top, top) if top else None,
+                          "teacher_confidence": r.p1, "distillation_score": r.distillation_score}
     return out
 
 
@@ -172,8 +143,8 @@ def sentence(v: ModelVerdict) -> str:
     return f"{v.model} " + "; ".join(parts) + "."
 
 
-def verdict_table(ice: Mapping[str, Any] | None = None, rse: Mapping[str, Any] | None = None,
-                  emb: Mapping[str, Any] | None = None, lines: Mapping[str, str] | None = None,
+def verdict_table(ice: IdentitySummary | None = None, rse: SimilaritySummary | None = None,
+                  emb: LineageSummary | None = None, lines: Mapping[str, str] | None = None,
                   models: Sequence[str] | None = None) -> list[ModelVerdict]:
     """One verdict per model that any step scored (or per ``models``), in a stable order: by name."""
     ice_p, rse_p, lin_p = ice_part(ice), rse_part(rse), lineage_part(emb, lines)

@@ -1,21 +1,28 @@
-"""distill_kit.verdict: the per-model verdict table and its rule-built sentences."""
+"""distill_kit.verdict: the per-model verdict table and its rule-built sentences, from typed summaries."""
 
 from __future__ import annotations
 
 from distill_kit import verdict
+from distill_kit.summaries import IdentitySummary, LineageSummary, SimilaritySummary
 
-ICE = {"judge": "offline",
-       "replay": [{"model": "qwen2.5-72b", "lis": 0.36, "lis_lo": 0.33, "lis_hi": 0.39, "sis": 0.19, "sis_lo": 0.17, "sis_hi": 0.22},
-                  {"model": "claude-3-5-sonnet-20241022", "lis": 0.004, "lis_lo": 0.001, "lis_hi": 0.01, "sis": 0.0,
-                   "sis_lo": 0.0, "sis_hi": 0.004}],
-       "corrected": [{"model": "qwen2.5-72b", "lis_corrected": 0.31, "lis_ci": [0.27, 0.35], "lis_method": "PPI++ (lambda=0.90)",
-                      "lis_n_labels": 50, "sis_corrected": 0.2, "sis_ci": [0.17, 0.23]}]}
-RSE = {"rse_by_reference": {
-    "gpt4": [{"test_model": "vicuna", "mean": 3.4, "mean_lo": 3.3, "mean_hi": 3.5},
-             {"test_model": "gpt4", "mean": 5.0, "mean_lo": 5.0, "mean_hi": 5.0}],
-    "claude": [{"test_model": "vicuna", "mean": 2.9, "mean_lo": 2.8, "mean_hi": 3.0}]}}
-EMB = {"attribution": [{"student": "vicuna", "distillation_score": 0.8, "top1": "gpt-3.5-turbo-0301", "p1": 0.71},
-                       {"student": "tulu", "distillation_score": 0.2, "top1": "gpt4", "p1": 0.1}]}
+ICE = IdentitySummary.model_validate({
+    "judge": "offline", "source": "replay",
+    "replay": [{"model": "qwen2.5-72b", "lis": 0.36, "lis_lo": 0.33, "lis_hi": 0.39, "sis": 0.19, "sis_lo": 0.17, "sis_hi": 0.22},
+               {"model": "claude-3-5-sonnet-20241022", "lis": 0.004, "lis_lo": 0.001, "lis_hi": 0.01, "sis": 0.0,
+                "sis_lo": 0.0, "sis_hi": 0.004}],
+    "corrected": [{"model": "qwen2.5-72b", "lis_corrected": 0.31, "lis_ci": [0.27, 0.35], "lis_method": "PPI++ (lambda=0.90)",
+                   "lis_n_labels": 50, "sis_corrected": 0.2, "sis_ci": [0.17, 0.23]}]})
+RSE = SimilaritySummary.model_validate({
+    "prompt_sets": ["alpaca-eval"], "reference": "gpt4", "judge": "offline", "sample_size": 10, "seed": 0,
+    "rse_by_reference": {
+        "gpt4": [{"test_model": "vicuna", "mean": 3.4, "mean_lo": 3.3, "mean_hi": 3.5},
+                 {"test_model": "gpt4", "mean": 5.0, "mean_lo": 5.0, "mean_hi": 5.0}],
+        "claude": [{"test_model": "vicuna", "mean": 2.9, "mean_lo": 2.8, "mean_hi": 3.0}]}})
+EMB = LineageSummary.model_validate({
+    "data_source": "alpaca-eval", "models": ["vicuna", "tulu"], "sample_size": 20, "seed": 0,
+    "attribution": [{"student": "vicuna", "distillation_score": 0.8, "top1": "gpt-3.5-turbo-0301", "p1": 0.71},
+                    {"student": "tulu", "distillation_score": 0.2, "top1": "gpt4", "p1": 0.1}],
+    "reference_lines": {"gpt-3.5-turbo-0301": "gpt-3.5"}})
 
 
 def test_corrected_scores_win_over_raw_and_raw_is_the_fallback():
@@ -25,12 +32,12 @@ def test_corrected_scores_win_over_raw_and_raw_is_the_fallback():
     assert "contradicts its identity in 31% [27, 35] of jailbreak attempts" in q.sentence
     assert "claims an OpenAI/Anthropic identity in 20%" in q.sentence
     c = rows["claude-3-5-sonnet-20241022"]
-    assert c.lis == 0.004 and c.lis_method.startswith("classify-and-count")
+    assert c.lis == 0.004 and c.lis_method == "classify-and-count (offline)"
     assert "keeps its identity" in c.sentence and "OpenAI" not in c.sentence
 
 
 def test_sentence_names_teacher_line_and_reference_with_their_numbers():
-    rows = {v.model: v for v in verdict.verdict_table(None, RSE, EMB, lines={"gpt-3.5-turbo-0301": "gpt-3.5"})}
+    rows = {v.model: v for v in verdict.verdict_table(None, RSE, EMB)}  # lines: step 05's reference_lines
     v = rows["vicuna"]
     assert v.teacher_line == "gpt-3.5" and v.distillation_score == 0.8
     assert v.sentence == ("vicuna answers like the gpt-3.5 line (confidence 0.71); is most similar to gpt4 "
@@ -39,6 +46,14 @@ def test_sentence_names_teacher_line_and_reference_with_their_numbers():
     assert "no clear teacher" in rows["tulu"].sentence
     row = v.as_row()
     assert row["rse gpt4"] == 3.4 and row["rse claude hi"] == 3.0
+    assert verdict.verdict_table(None, None, EMB, lines={})[1].teacher_line == "gpt-3.5-turbo-0301"  # named by model
+
+
+def test_rse_table_against_the_reference_when_no_other_reference_was_recorded():
+    rse = SimilaritySummary.model_validate({**RSE.model_dump(exclude_unset=True), "rse_by_reference": {},
+                                            "rse_table": [{"test_model": "vicuna", "mean": 3.0, "mean_lo": 2.5, "mean_hi": 3.5}]})
+    (v,) = verdict.verdict_table(None, rse)
+    assert v.rse == {"gpt4": (3.0, 2.5, 3.5)}
 
 
 def test_a_model_nothing_scored_says_so():

@@ -13,7 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from distill_kit.html import _pre, html_table
+from distill_kit.html import html_table
+from distill_kit.html import pre_block as _pre
 from distill_kit.ice.labels import answer_key
 
 # ------------------------------------------------------------------------------ 03: judged answers

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import polars as pl
 
 from distill_kit.charts import alt
@@ -71,3 +74,33 @@ def flagged_html(frame: pl.DataFrame, columns: tuple[str, ...] = ("model", "lang
         body.append("<tr>" + "".join(cells) + "</tr>")
     return ("<div style='max-height:420px;overflow:auto'><table><thead><tr>" + head + "</tr></thead><tbody>"
             + "".join(body) + f"</tbody></table></div><p>{min(limit, frame.height)} of {frame.height} flagged answers</p>")
+
+
+def report_scores_chart(rows: Sequence[Mapping[str, Any]]) -> alt.LayerChart:
+    """Loose and strict identity scores per model with 95% interval bars (the report's ICE figure).
+
+    ``rows``: model, loose, loose_lo, loose_hi, strict, strict_lo, strict_hi and optionally paper_loose /
+    paper_strict, the paper's published scores (drawn as red ticks)."""
+    long = []
+    for r in rows:
+        for kind in ("loose", "strict"):
+            if r.get(kind) is not None:
+                long.append({"model": r["model"], "score": kind, "value": r[kind],
+                             "lo": r.get(f"{kind}_lo"), "hi": r.get(f"{kind}_hi")})
+    base = alt.Chart(alt.Data(values=long)).encode(
+        y=alt.Y("model:N", sort="-x", title=None), yOffset="score:N",
+        color=alt.Color("score:N", title="identity score", scale=alt.Scale(domain=["loose", "strict"])))
+    bars = base.mark_bar().encode(
+        x=alt.X("value:Q", title="share of answers (higher = less consistent identity)", scale=alt.Scale(domain=[0, 1])),
+        tooltip=["model:N", "score:N", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("lo:Q", format=".3f"),
+                 alt.Tooltip("hi:Q", format=".3f")])
+    rules = base.mark_rule(strokeWidth=2).encode(x="lo:Q", x2="hi:Q", color=alt.value("#222"))
+    layers = bars + rules
+    paper = [{"model": r["model"], "score": k, "paper": r[f"paper_{k}"]} for r in rows for k in ("loose", "strict")
+             if r.get(f"paper_{k}") is not None]
+    if paper:
+        ticks = alt.Chart(alt.Data(values=paper)).mark_tick(color="#c1121f", thickness=2, size=12).encode(
+            y=alt.Y("model:N", sort="-x", title=None), yOffset="score:N", x="paper:Q",
+            tooltip=["model:N", "score:N", alt.Tooltip("paper:Q", format=".3f", title="paper")])
+        layers = layers + ticks
+    return layers.properties(width=520, title="Identity Consistency Evaluation (ICE)")

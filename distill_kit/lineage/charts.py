@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
 from distill_kit.charts import alt
+from distill_kit.charts import heatmap as shared_heatmap
 from distill_kit.lineage.tree import Tree
 
 
@@ -67,15 +69,8 @@ def heatmap(
     frame: pl.DataFrame, row: str, col: str, value: str, order: Sequence[str] | None = None, title: str = "",
     scheme: str = "viridis", fmt: str = ".2f", size: int = 14,
 ) -> alt.Chart:
-    """Generic square heatmap (similarity, indistinguishability, confusion shares)."""
-    models = list(order) if order else sorted(set(frame[row].to_list()) | set(frame[col].to_list()))
-    n = max(len(models), 1)
-    return alt.Chart(frame.to_pandas()).mark_rect().encode(
-        x=alt.X(f"{col}:N", sort=models, axis=alt.Axis(labelAngle=-60, labelLimit=180)),
-        y=alt.Y(f"{row}:N", sort=models, axis=alt.Axis(labelLimit=200)),
-        color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme=scheme), legend=alt.Legend(titleLimit=260)),
-        tooltip=[f"{row}:N", f"{col}:N", alt.Tooltip(f"{value}:Q", format=fmt)],
-    ).properties(title=title, width=size * n, height=size * n)
+    """Square heatmap (similarity, indistinguishability, confusion shares): :func:`distill_kit.charts.heatmap`."""
+    return shared_heatmap(frame, row, col, value, order=order, title=title, scheme=scheme, fmt=fmt, cell=size)
 
 
 def confusion(frame: pl.DataFrame, order: Sequence[str] | None = None, title: str = "who wrote this? (held-out)") -> alt.Chart:
@@ -111,3 +106,18 @@ def homogenisation_bars(frame: pl.DataFrame, title: str = "homogenisation index"
         y=alt.Y("set:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
         tooltip=["set:N", alt.Tooltip("index:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"), "n_models:Q"],
     ).properties(title=title, width=360)
+
+
+def answer_map(points: Sequence[Mapping[str, Any]], max_points: int = 4000) -> alt.Chart:
+    """2-D UMAP map of answer embeddings from recorded points (model, x, y), coloured by model and thinned
+    to ``max_points`` to keep a report page light. Only model, x and y are carried into the chart."""
+    pts = list(points)
+    if len(pts) > max_points:
+        step = len(pts) / max_points
+        pts = [pts[int(i * step)] for i in range(max_points)]
+    pts = [{"model": str(p["model"]), "x": p.get("x"), "y": p.get("y")} for p in pts]
+    return alt.Chart(alt.Data(values=pts)).mark_circle(size=14, opacity=0.6).encode(
+        x=alt.X("x:Q", title="UMAP 1", axis=alt.Axis(labels=False)),
+        y=alt.Y("y:Q", title="UMAP 2", axis=alt.Axis(labels=False)),
+        color=alt.Color("model:N", scale=model_colours(len({p["model"] for p in pts}))), tooltip=["model:N"],
+    ).properties(width=520, height=400, title="Answer embeddings (UMAP)").interactive()

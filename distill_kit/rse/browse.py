@@ -8,7 +8,9 @@ from typing import Any
 
 import polars as pl
 
-from distill_kit.html import _fmt, _pre, html_table
+from distill_kit.html import cell_text as _fmt
+from distill_kit.html import html_table
+from distill_kit.html import pre_block as _pre
 
 ASPECTS = ("style", "structure", "content")
 def pair_scores(long: pl.DataFrame, judged: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
-from distill_kit.charts import alt
+from distill_kit.charts import alt, heatmap
 
 
 def similarity_heatmap(
@@ -23,27 +24,11 @@ def similarity_heatmap(
     when ``labels`` (default: up to 14 models)."""
     models = list(order) if order else matrix["model"].to_list()
     long = matrix.unpivot(index="model", variable_name="reference", value_name="score").rename({"model": "test_model"})
-    data = long.filter(pl.col("score").is_not_nan()).to_pandas()
-    base = alt.Chart(data).encode(
-        x=alt.X("reference:N", sort=models, title="reference", axis=alt.Axis(labelAngle=-60, labelLimit=160)),
-        y=alt.Y("test_model:N", sort=models, title="test model", axis=alt.Axis(labelLimit=200)),
-    )
-    rect = base.mark_rect().encode(
-        color=alt.Color("score:Q", scale=alt.Scale(domain=list(domain), scheme="viridis"), title="similarity"),
-        tooltip=["test_model:N", "reference:N", alt.Tooltip("score:Q", format=".2f")],
-    )
     show = labels if labels is not None else len(models) <= 14
-    chart = rect
-    if show:
-        mid = (domain[0] + domain[1]) / 2
-        text = base.mark_text(fontSize=9).encode(
-            text=alt.Text("score:Q", format=".1f"),
-            color=alt.condition(f"datum.score > {mid}", alt.value("black"), alt.value("white")),
-        )
-        chart = rect + text
-    n = max(len(models), 1)
     cell = max(size, 24) if show else size  # "4.5" at 9 px needs ~20 px; smaller cells overprint their labels
-    return chart.properties(title=title, width=cell * n, height=cell * n)
+    return heatmap(long.filter(pl.col("score").is_not_nan()), "test_model", "reference", "score", order=models,
+                   title=title, domain=domain, cell=cell, legend_title="similarity", row_title="test model",
+                   col_title="reference", col_label_limit=160, cell_text=".1f" if show else None)
 
 
 def rse_table_chart(table: pl.DataFrame, prompt_sets: Sequence[str], title: str = "RSE vs reference (95% CI)") -> alt.LayerChart:
@@ -145,3 +130,18 @@ def drilldown_html(
         f"<td style='{cell}'><pre style='{pre}'>{html.escape(clip(test_answer))}</pre></td>"
         "</tr></table></div>"
     )
+
+
+REPORT_ASPECTS = ("style", "logic", "content")  # the report's names for style, structure, content
+
+
+def report_aspects_chart(rows: Sequence[Mapping[str, Any]]) -> alt.Chart:
+    """RSE aspect scores per model (1-5, higher = closer to the reference answers): the report's RSE figure.
+
+    ``rows``: model and any of style, logic, content."""
+    long = [{"model": r["model"], "aspect": k, "score": r[k]} for r in rows for k in REPORT_ASPECTS if r.get(k) is not None]
+    return alt.Chart(alt.Data(values=long)).mark_bar(clip=True).encode(
+        y=alt.Y("model:N", title=None, sort="-x"), yOffset="aspect:N",
+        x=alt.X("score:Q", scale=alt.Scale(domain=[1, 5]), title="similarity to reference (1-5)"),
+        color=alt.Color("aspect:N"), tooltip=["model:N", "aspect:N", alt.Tooltip("score:Q", format=".2f")],
+    ).properties(width=520, title="Response Similarity Evaluation (RSE)")

@@ -224,17 +224,19 @@ def _plan_02(step: str, p: dict[str, Any], store: Any = None) -> list[Planned]:
     from distill_kit.ice import probes
     from distill_kit.rse import similarity
 
-    models = [_get_model(n) for n in p.get("live_models") or []]
+    from distill_kit.config import split_names
+
+    models = [_get_model(n) for n in split_names(p.get("live_models"))]
     models = [m.with_params(max_tokens=p["max_tokens"]) if m.provider != "replay" else m for m in models]
     seed = p.get("seed", 0)
-    probe_set = probes.sample_per_language(probes.load_probes(), p.get("probes_per_language", 3), seed=seed)
+    probe_set = probes.sample_per_language(probes.load_probes(), p.get("probe_sample_size", 3), seed=seed)
     templates = [probes.BARE_TEMPLATE] + probes.seed_templates()[:p.get("seed_templates", 2)]
     identity = probes.identity_requests(probes.sample_pairs(probe_set, templates, 0))
-    n = p.get("rse_prompts", 0)
+    n = p.get("sample_size", 0)  # prompts per prompt set; 0 = all of each set ([] prompt_sets = none)
     rse: list[Any] = []
-    if n:
-        prompts = similarity.prompt_set(p.get("rse_prompt_set", "alpaca-eval"), sample_size=None if n < 0 else n, seed=seed)
-        rse = [ChatRequest.user(r["prompt"]) for r in prompts.iter_rows(named=True)]
+    for name in split_names(p.get("prompt_sets")):
+        prompts = similarity.prompt_set(name, sample_size=n or None, seed=seed)
+        rse += [ChatRequest.user(r["prompt"]) for r in prompts.iter_rows(named=True)]
     out: list[Planned] = []
     for m in models:
         out.append(Planned(step, m, "identity probes", identity))
@@ -281,21 +283,22 @@ def _plan_03(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
     source, seed = p.get("source", "both"), p.get("seed", 0)
     out: list[Planned] = []
     if source in ("replay", "both") and judge is not None:
-        frame = datasets.identity_responses(split_names(p.get("models", "")) or None)
+        frame = datasets.identity_responses(split_names(p.get("models")) or None)
         if p.get("sample_size"):
             frame = frame.filter(pl.int_range(pl.len()).shuffle(seed).over("model") < p["sample_size"])
         facts = datasets.identity_facts()
         loose, strict = _identity_judge_requests(frame["response"].to_list(),
                                                  [facts.get(f or "", "") for f in frame["family"].to_list()])
         out += [Planned(step, judge, "identity judge", loose + strict)]
-    if source in ("live", "both"):
-        target = _get_model(p.get("live_target", "smollm2-local")).with_params(
-            max_tokens=p.get("live_max_tokens", 48), seed=seed)
+    n_live = p.get("live_probes", 0)  # probe x template pairs asked each live model; 0 = none
+    targets = [_get_model(n).with_params(max_tokens=p.get("max_tokens", 48), seed=seed)
+               for n in split_names(p.get("live_models"))] if source in ("live", "both") and n_live else []
+    for target in targets:
         try:
             templates = probes.seed_templates()
         except ValueError:
             templates = [probes.BARE_TEMPLATE]
-        reqs = probes.identity_requests(probes.sample_pairs(probes.load_probes(), templates, p.get("live_sample", 6), seed))
+        reqs = probes.identity_requests(probes.sample_pairs(probes.load_probes(), templates, n_live, seed))
         out.append(Planned(step, target, "live identity", reqs))
         if judge is not None:
             # the judge reads the target's answers: stored ones exactly, the rest as max-length placeholders
@@ -314,10 +317,10 @@ def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
     from distill_kit.rse import llm_judge as rse_judge
     from distill_kit.rse import similarity as sim
 
-    sets = split_names(p.get("prompt_sets", "alpaca-eval"))
-    tests = split_names(p.get("models", ""))
+    sets = split_names(p.get("prompt_sets"))
+    tests = split_names(p.get("models"))
     reference = p.get("reference", "")
-    live = [_get_model(n) for n in split_names(p.get("live_models", ""))]
+    live = [_get_model(n) for n in split_names(p.get("live_models"))]
     size, seed = p.get("sample_size", 40), p.get("seed", 0)
     out: list[Planned] = []
     answers: dict[str, dict[str, str]] = {}  # model -> prompt_id -> answer (stored or placeholder)
@@ -350,12 +353,12 @@ def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
     judge_name = p.get("judge", "offline")
     if judge_name != "offline" and reference in answers:
         judge = _get_model(judge_name)
-        per_set = p.get("judge_prompts_per_set", 10)
+        per_set = p.get("judge_prompts", 10)  # prompts per prompt set sent to the judge; 0 = none
         ref_ids = list(answers[reference])
         chosen: list[str] = []
         for name in sets:
-            ids = [i for i in ref_ids if set_of.get(i) == name]
-            if per_set and per_set < len(ids):
+            ids = [i for i in ref_ids if set_of.get(i) == name] if per_set > 0 else []
+            if per_set < len(ids):
                 import numpy as np
 
                 idx = np.sort(np.random.default_rng(seed).choice(len(ids), size=per_set, replace=False))
@@ -373,7 +376,7 @@ def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
         else:
             messages = []
         reqs = [ChatRequest.user(msg, system=rse_judge.JUDGE_SYSTEM) for msg in messages]
-        panel = [n.strip() for n in str(p.get("judge_panel", "") or "").split(",") if n.strip()]
+        panel = split_names(p.get("judge_panel"))
         for cfg in [judge, *(_get_model(n) for n in panel)]:  # every panel judge is asked the same prompts
             out.append(Planned(step, cfg, "RSE judge", reqs))
     return out

@@ -1,20 +1,16 @@
-"""Batch runs of the notebook sequence: run directories, per-step summaries, resume.
+"""Batch runs of the notebook sequence: run directories, parameters, resume.
 
-Notebooks call :func:`record_summary` with every score they compute; the runner merges the
-per-step files into ``runs/<run-id>/summary.json`` and the report notebook reads them back.
+Notebooks call :func:`distill_kit.summaries.record_summary` with every score they compute; the runner
+merges the finished steps' files into ``runs/<run-id>/summary.json`` and the report notebook reads them back.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,143 +28,16 @@ from distill_kit.paths import (
     STATE_FILE,
     SUMMARY_DIR,
 )
-
-
-def to_jsonable(value: Any) -> Any:
-    """Convert numpy / polars / pandas / dataclass / path values into plain JSON types.
-
-    Why: notebooks hand over whatever their scoring code returns; the summary must stay valid
-    JSON (NaN/inf become ``null``) so the report and external tools can read it.
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [to_jsonable(v) for v in items]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (_dt.datetime, _dt.date)):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(dataclasses.asdict(value))
-    type_name = type(value).__module__ + "." + type(value).__name__
-    if type_name.startswith("polars.") and hasattr(value, "to_dicts"):  # polars DataFrame
-        return to_jsonable(value.to_dicts())
-    if type_name.startswith("polars.") and hasattr(value, "to_list"):  # polars Series
-        return to_jsonable(value.to_list())
-    if type_name.startswith("pandas.") and hasattr(value, "to_dict"):
-        if hasattr(value, "columns"):
-            return to_jsonable(value.to_dict(orient="records"))
-        return to_jsonable(value.to_list())
-    if hasattr(value, "model_dump"):  # pydantic
-        return to_jsonable(value.model_dump())
-    if hasattr(value, "tolist"):  # numpy arrays and numpy scalars
-        return to_jsonable(value.tolist())
-    if hasattr(value, "item"):
-        return to_jsonable(value.item())
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file + rename so a killed run never leaves half a JSON file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _file_mode())  # mkstemp makes 0600 files; outputs are meant to be shared
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def record_summary(run_dir: str, step: str, payload: dict) -> None:
-    """Save one step's scores as ``run_dir/summary/<step>.json`` (no-op when ``run_dir`` is "").
-
-    Called from every notebook; interactive runs pass ``run_dir=""`` and write nothing.
-    Calling twice for the same step replaces the earlier file.
-    """
-    if not run_dir:
-        return
-    if not isinstance(payload, dict):
-        raise ValueError(f"record_summary payload must be a dict, got {type(payload).__name__}")
-    if not step or any(c in step for c in "/\\") or step.startswith("."):
-        raise ValueError(f"record_summary step must be a plain name like '03-ice', got {step!r}")
-    text = json.dumps(to_jsonable(payload), indent=2, sort_keys=False, allow_nan=False)
-    _atomic_write_text(Path(run_dir) / SUMMARY_DIR / f"{step}.json", text + "\n")
-
-
-def load_summaries(run_dir: str | Path) -> dict[str, dict]:
-    """Read every ``summary/<step>.json`` of a run into ``{step: payload}`` (sorted by step)."""
-    folder = Path(run_dir) / SUMMARY_DIR
-    if not folder.is_dir():
-        return {}
-    out: dict[str, dict] = {}
-    for f in sorted(folder.glob("*.json")):
-        out[f.stem] = json.loads(f.read_text(encoding="utf-8"))
-    return out
-
-
-def finished_summaries(run_dir: str | Path) -> dict[str, dict]:
-    """The summaries of finished steps only: a killed or failed attempt may have left a
-    ``summary/<step>.json`` behind, and reading it would make a resumed run's report differ from an
-    uninterrupted one. Without a run state (interactive use) every summary counts."""
-    summaries = load_summaries(run_dir)
-    state = _read_state(Path(run_dir))
-    if not state.get("steps"):
-        return summaries
-    keep: set[str] = set()
-    for name, st in state["steps"].items():
-        if st.get("status") == "ok":
-            keep.update(st.get("summaries", [name]))
-    return {k: v for k, v in summaries.items() if k in keep}
+from distill_kit.redact import ENV_VAR_NAME, SECRET_NAME, SECRET_VALUE, secret_values
+from distill_kit.summaries import atomic_write_text, finished_payloads, read_state
+# what notebooks 01-06 import from here at the time of writing; their home is distill_kit.summaries
+from distill_kit.summaries import read_payloads as load_summaries  # noqa: F401  (notebook 04's raw read)
+from distill_kit.summaries import record_summary, to_jsonable  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------------
 # Run configs
 # --------------------------------------------------------------------------------------------
-
-
-# Parameter names that would carry a secret; `*_env` names (holding a variable NAME) are allowed.
-_SECRET_NAME = re.compile(
-    r"(api[_-]?key|apikey|secret|passw(or)?d|credential|bearer|private[_-]?key|access[_-]?token"
-    r"|auth[_-]?token|^token$|_token$)",
-    re.IGNORECASE,
-)
-# Values shaped like well-known key formats.
-_SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{16,}|sk-ant-[A-Za-z0-9_\-]{8,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}"
-    r"|hf_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{30,}|Bearer\s+\S{10,})"
-)
-# Environment variables whose values must never reach an output file.
-_SECRET_ENV_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
-_ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-
-
-def secret_env_values(min_len: int = 8) -> list[str]:
-    """Values of environment variables that hold secrets: every ``api_key_env`` of configs/models.yaml
-    and every name with KEY/TOKEN/SECRET... (see ``redact.secret_values``)."""
-    from distill_kit.redact import secret_values
-
-    return secret_values(min_len=min_len)
 
 
 def check_no_secrets(params: dict[str, Any], where: str) -> None:
@@ -177,15 +46,15 @@ def check_no_secrets(params: dict[str, Any], where: str) -> None:
     Parameters are written verbatim into executed notebooks, so a key there would leak into every
     output. Keys reach code only through the environment variable a model config names.
     """
-    env_secrets = set(secret_env_values())
+    env_secrets = set(secret_values())
 
     def walk(value: Any, path: str) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
                 name = str(k)
                 sub = f"{path}.{name}" if path else name
-                if _SECRET_NAME.search(name) and not (
-                    name.lower().endswith("_env") and (v is None or (isinstance(v, str) and _ENV_VAR_NAME.match(v)))
+                if SECRET_NAME.search(name) and not (
+                    name.lower().endswith("_env") and (v is None or (isinstance(v, str) and ENV_VAR_NAME.match(v)))
                 ):
                     raise ConfigError(
                         f"{where}: parameter {sub!r} looks like it carries a secret; put keys in environment "
@@ -195,7 +64,7 @@ def check_no_secrets(params: dict[str, Any], where: str) -> None:
         elif isinstance(value, (list, tuple)):
             for i, v in enumerate(value):
                 walk(v, f"{path}[{i}]")
-        elif isinstance(value, str) and (_SECRET_VALUE.search(value) or any(s in value for s in env_secrets)):
+        elif isinstance(value, str) and (SECRET_VALUE.search(value) or any(s in value for s in env_secrets)):
             raise ConfigError(
                 f"{where}: parameter {path!r} holds a value that looks like an API key; keys may only "
                 "come from environment variables"
@@ -363,9 +232,19 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "floa
                                               "list": (list,), "dict": (dict,)}
 
 
+def _annotation_type(node: Any) -> str | None:
+    """``int`` -> "int", ``list`` / ``list[str]`` -> "list"; None for anything else."""
+    import ast
+
+    base = node.value if isinstance(node, ast.Subscript) else node
+    name = base.id if isinstance(base, ast.Name) else None
+    return name if name in _PARAM_TYPES else None
+
+
 def notebook_parameter_types(path: Path) -> dict[str, str]:
-    """``{name: type}`` for the `parameters` cell's assignments: the annotation (``n: int = 3``), else
-    the type of the literal default (``n = 3``); names whose type cannot be told are left out."""
+    """``{name: type}`` for the `parameters` cell's assignments: the annotation (``n: int = 3``,
+    ``models: list = []``), else the type of the literal default (``n = 3``); names whose type cannot be
+    told are left out."""
     import ast
 
     import nbformat
@@ -380,8 +259,8 @@ def notebook_parameter_types(path: Path) -> dict[str, str]:
             types: dict[str, str] = {}
             for node in tree.body:
                 if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                    ann = ast.unparse(node.annotation)
-                    if ann in _PARAM_TYPES:
+                    ann = _annotation_type(node.annotation)
+                    if ann:
                         types[node.target.id] = ann
                 elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                     try:
@@ -399,23 +278,28 @@ def check_parameter_types(params: dict[str, Any], declared: dict[str, str], wher
 
     Why here: papermill injects any value, and a string where an int is declared fails deep inside
     the notebook (a polars error in a cell) instead of naming the parameter. ``True`` is not an int,
-    an int is a fine float.
+    an int is a fine float; a ``list`` (names of models, prompt sets, ...) holds plain values, so a run
+    config writes ``models: [a, b]``, never ``models: "a,b"``.
     """
     for name, value in params.items():
         want = declared.get(name)
         if want is None:
             continue
         ok = isinstance(value, _PARAM_TYPES[want]) and not (want in ("int", "float") and isinstance(value, bool))
+        if ok and want == "list":
+            ok = all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value)
         if not ok:
-            raise ConfigError(f"{where}: parameter {name} must be {want} (declared in the notebook's parameters cell), "
-                              f"got {type(value).__name__} {_one_line(repr(value), 60)}")
+            hint = " (a YAML list: [a, b])" if want == "list" else ""
+            raise ConfigError(f"{where}: parameter {name} must be {want}{hint} (declared in the notebook's parameters "
+                              f"cell), got {type(value).__name__} {_one_line(repr(value), 60)}")
 
 
 def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[StepPlan]:
-    """Resolve notebooks and merge parameters: run-wide < step < (run_dir, store_path, seed).
+    """Resolve notebooks and merge parameters: run-wide < step < (run_dir, store_path, seed, executor).
 
-    Run-wide parameters go only to notebooks that declare them; a step's own parameters must be
-    declared by its notebook (a typo is an error, not a silently ignored value).
+    A notebook is passed only the parameters its `parameters` cell declares: run-wide values and the
+    runner's own (run_dir, store_path, seed, executor) go to the notebooks that declare them; a step's own
+    parameters must be declared by its notebook (a typo is an error, not a silently ignored value).
     """
     run_dir = Path(runs_dir).resolve() / cfg.run_id()
     plans = []
@@ -435,7 +319,8 @@ def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NO
         if "executor" in declared:
             params.setdefault("executor", cfg.executor)
         check_parameter_types(params, notebook_parameter_types(src), f"step {src.name}")
-        params.update(run_dir=str(run_dir), store_path=str(run_dir / "store.sqlite"), seed=cfg.seed)
+        runner = {"run_dir": str(run_dir), "store_path": str(run_dir / "store.sqlite"), "seed": cfg.seed}
+        params.update({k: v for k, v in runner.items() if k in declared})
         plans.append(
             StepPlan(
                 name=src.stem,
@@ -449,15 +334,8 @@ def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NO
     return plans
 
 
-def _read_state(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {"steps": {}}
-
-
 def _write_state(run_dir: Path, state: dict) -> None:
-    _atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
+    atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -484,7 +362,7 @@ def redact_secrets(path: Path, secrets: list[str]) -> int:
             count += text.count(s)
             text = text.replace(s, "[REDACTED]")
     if count:
-        _atomic_write_text(path, text)
+        atomic_write_text(path, text)
     return count
 
 
@@ -516,7 +394,7 @@ def render_html(executed: Path, out: Path, hide_code: bool) -> None:
         exporter.exclude_input_prompt = True
         exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
-    _atomic_write_text(out, _CDN_SCRIPT.sub("", body))
+    atomic_write_text(out, _CDN_SCRIPT.sub("", body))
 
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -556,7 +434,7 @@ def _cell_error(exc: BaseException) -> str:
 
 def merge_summaries(run_dir: Path, cfg: RunConfig, extra: dict | None = None) -> Path:
     """Write `summary.json`: run metadata plus every step's `summary/<step>.json`."""
-    steps = finished_summaries(run_dir)
+    steps = finished_payloads(run_dir)
     # the paper's combined figure, lifted to the top: the step summary with the most ICE x RSE rows
     ice_x_rse = max((p["ice_x_rse"] for p in steps.values() if isinstance(p, dict) and isinstance(p.get("ice_x_rse"), list)),
                     key=len, default=None)
@@ -570,7 +448,7 @@ def merge_summaries(run_dir: Path, cfg: RunConfig, extra: dict | None = None) ->
         **(extra or {}),
     }
     path = run_dir / "summary.json"
-    _atomic_write_text(path, json.dumps(to_jsonable(out), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(to_jsonable(out), indent=2) + "\n")
     return path
 
 
@@ -613,7 +491,7 @@ def run_pipeline(
         plans = plan_run(cfg, runs_dir, notebooks_dir)
         estimate.preflight(cfg, runs_dir, notebooks_dir, max_cost, log)
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock = _lock_run(run_dir)
+    lock = lock_run(run_dir)
     try:
         with estimate.run_environment(cfg, run_dir, max_cost):
             return _run_locked(cfg, plans, run_dir, force, log, kernel_name, t0, pm)
@@ -621,7 +499,7 @@ def run_pipeline(
         lock.close()
 
 
-def _lock_run(run_dir: Path) -> Any:
+def lock_run(run_dir: Path) -> Any:
     """One runner per run directory: a second `distill-kit run` of the same config stops at once."""
     import fcntl
 
@@ -638,10 +516,10 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
                 kernel_name: str, t0: float, pm: Any) -> RunResult:
     from distill_kit.redact import redact_value
 
-    secrets = secret_env_values()
-    _atomic_write_text(run_dir / "config.json",
+    secrets = secret_values()
+    atomic_write_text(run_dir / "config.json",
                        json.dumps(redact_value(cfg.model_dump(), secrets), indent=2, default=str) + "\n")
-    state = _read_state(run_dir)
+    state = read_state(run_dir)
     result = RunResult(run_id=cfg.run_id(), run_dir=run_dir)
     log(f"run {result.run_id}: {len(plans)} step(s) -> {run_dir}")
     rerun_rest = force
@@ -776,12 +654,6 @@ def _summary_stamps(run_dir: Path) -> dict[str, int]:
     """Summary files and their mtimes: tells which summaries a step wrote (names are free-form)."""
     folder = run_dir / SUMMARY_DIR
     return {f.stem: f.stat().st_mtime_ns for f in folder.glob("*.json")} if folder.is_dir() else {}
-
-
-def step_summaries(run_dir: str | Path) -> dict[str, list[str]]:
-    """``{notebook stem: [summary names it wrote]}`` for the finished steps of a run."""
-    state = _read_state(Path(run_dir))
-    return {name: st.get("summaries", []) for name, st in state.get("steps", {}).items() if st.get("status") == "ok"}
 
 
 def _kernel_imports_this_package() -> None:

@@ -18,7 +18,9 @@ from distill_kit.run import pipeline
 from distill_kit.paths import PROJECT_ROOT
 from distill_kit.config import ConfigError
 from distill_kit.run.pipeline import RunConfig, load_run_config
-from distill_kit.store import Record, Store, StoreError, check_store
+from distill_kit.store import Store, StoreError, check_store
+from tests.helpers.fake_run import stored_record
+from tests.helpers.notebook_files import write_notebook
 
 
 def cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -47,8 +49,9 @@ def write_config(tmp: Path, text: str) -> Path:
     ("02", "live_models", "smollm2-local", "list"),
     ("04", "content", "'yes'", "bool"),
     ("05", "fit_fraction", "'half'", "float"),
-    ("03", "live_sample", "true", "int"),          # a bool is not a count
+    ("03", "flagged_limit", "true", "int"),        # a bool is not a count
 ])
+@pytest.mark.slow  # the CLI in a subprocess
 def test_wrong_parameter_type_is_one_line_before_anything_runs(tmp_path, step, param, value, want):
     cfg = write_config(tmp_path, f"name: t\nsteps:\n  - notebook: '{step}'\n    parameters: {{{param}: {value}}}\n")
     proc = cli("run", str(cfg), "--runs-dir", str(tmp_path / "runs"))
@@ -58,6 +61,7 @@ def test_wrong_parameter_type_is_one_line_before_anything_runs(tmp_path, step, p
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ipynb"))
 
 
+@pytest.mark.slow
 def test_run_wide_parameters_are_type_checked_too(tmp_path):
     cfg = write_config(tmp_path, "name: t\nparameters: {sample_size: 'ten'}\nsteps:\n  - notebook: '04'\n")
     proc = cli("plan", str(cfg))
@@ -66,19 +70,25 @@ def test_run_wide_parameters_are_type_checked_too(tmp_path):
 
 def test_right_types_pass_and_ints_are_fine_floats(tmp_path):
     cfg = RunConfig.model_validate({"name": "t", "steps": [
-        {"notebook": "05", "parameters": {"fit_fraction": 1, "sample_size": 10, "models": "a,b"}},
-        {"notebook": "02", "parameters": {"live_models": ["x"], "rse_prompts": -1}}]})
+        {"notebook": "05", "parameters": {"fit_fraction": 1, "sample_size": 10}},
+        {"notebook": "02", "parameters": {"live_models": ["x"]}}]})
     plans = pipeline.plan_run(cfg, tmp_path)
     assert plans[0].parameters["fit_fraction"] == 1
 
 
+def test_list_parameters_take_yaml_lists_of_names(tmp_path):
+    write_notebook(tmp_path / "nb" / "01-x.ipynb", "models: list = []\nsets: list[str] = ['a']\n", "pass")
+    declared = pipeline.notebook_parameter_types(tmp_path / "nb" / "01-x.ipynb")
+    assert declared == {"models": "list", "sets": "list"}
+    pipeline.check_parameter_types({"models": ["a", "b"], "sets": []}, declared, "step 01")
+    with pytest.raises(ConfigError, match=r"parameter models must be list \(a YAML list: \[a, b\]\).*got str 'a,b'"):
+        pipeline.check_parameter_types({"models": "a,b"}, declared, "step 01")
+    with pytest.raises(ConfigError, match="parameter sets must be list"):
+        pipeline.check_parameter_types({"sets": [{"name": "a"}]}, declared, "step 01")  # names, not mappings
+
+
 def test_types_come_from_annotations_or_literal_defaults(tmp_path):
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("a: int = 1\nb = 'x'\nc = [1]\nd = some_call()\ne: 'Custom' = None\n")
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell]
-    path = tmp_path / "01-x.ipynb"
-    nbformat.write(nb, path)
+    path = write_notebook(tmp_path / "01-x.ipynb", "a: int = 1\nb = 'x'\nc = [1]\nd = some_call()\ne: 'Custom' = None\n", "pass")
     assert pipeline.notebook_parameter_types(path) == {"a": "int", "b": "str", "c": "list"}
 
 
@@ -88,9 +98,7 @@ def test_types_come_from_annotations_or_literal_defaults(tmp_path):
 def _good_store(path: Path, n: int = 300) -> None:
     with Store(path) as store:
         for i in range(n):
-            store.put(Record(key=f"k{i}", model="m", provider="openai", messages=[{"role": "user", "content": f"q{i}" * 20}],
-                             params={}, sample=0, status="ok", text="answer " * 50, error=None, attempts=1, usage_in=1,
-                             usage_out=1, cost=0.0, latency=0.1, meta={}))
+            store.put(stored_record(f"k{i}", "m", "answer " * 50, f"q{i}" * 20))
     con = sqlite3.connect(path)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
@@ -107,6 +115,7 @@ def _damage(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncated", "header"])
+@pytest.mark.slow
 def test_damaged_store_is_one_line_naming_the_file_and_is_never_modified(tmp_path, how):
     write = tmp_path / "nb"
     write.mkdir()
@@ -153,6 +162,7 @@ def test_store_class_refuses_damaged_and_foreign_files_read_only(tmp_path):
 
 
 @pytest.mark.parametrize("spec", ["{evil}", "../outside/07-evil.ipynb", "sub/07-evil", "./07-evil.ipynb", "07-evil"])
+@pytest.mark.slow
 def test_a_step_cannot_run_a_notebook_outside_the_notebooks_folder(tmp_path, spec):
     nb_dir = tmp_path / "nb"
     outside = tmp_path / "outside"

@@ -13,7 +13,8 @@ from distill_kit.run import estimate
 from distill_kit.run import pipeline
 from distill_kit.paths import PROJECT_ROOT
 from distill_kit.config import ConfigError, get_model
-from distill_kit.store import Record, Store
+from distill_kit.store import Store
+from tests.helpers.fake_run import stored_record
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -48,16 +49,14 @@ def test_demo_estimate_is_free_and_counts_what_is_stored(tmp_path: Path, data_di
     first = next(ln for ln in est.lines if ln.purpose == "identity probes")
     assert first.requests == 18 and first.stored == 0  # 3 probes x 2 languages x (bare + 2 seed templates)
     # store five of those answers in the run's store: the estimate now counts them as free
-    items = estimate._plan_02("02", {**estimate.notebook_defaults(PROJECT_ROOT / "notebooks" / "02-collect-responses.ipynb"),
+    items = estimate.PLANNERS["02"]("02", {**estimate.notebook_defaults(PROJECT_ROOT / "notebooks" / "02-collect-responses.ipynb"),
                                      **cfg.steps[1].parameters})
     model = items[0].model
     store_path = Path(pipeline.plan_run(cfg, tmp_path)[0].parameters["store_path"])
     store_path.parent.mkdir(parents=True)
     with Store(store_path) as store:
         for req in items[0].requests[:5]:
-            store.put(Record(key=req.key(model), model=model.name, provider="local", messages=req.messages, params={},
-                             sample=0, status="ok", text="x", error=None, attempts=1, usage_in=10, usage_out=40,
-                             cost=0.0, latency=0.1, meta={}))
+            store.put(stored_record(req.key(model), model.name, "x", usage_out=40, provider="local"))
     again = next(ln for ln in estimate.estimate_run(cfg, tmp_path).lines if ln.purpose == "identity probes")
     assert again.stored == 5 and again.input_tokens < first.input_tokens
     assert again.output_tokens == 13 * 40  # the mean of the stored answers, not max_tokens
@@ -76,12 +75,14 @@ def test_paper_estimate_prices_every_api_call_with_and_without_batch(data_dir: P
     assert 20 < est.total < 200 and est.total_all_batch < est.total
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_cli_estimate_prints_the_table(data_dir: Path) -> None:
     out = _cli("estimate", "demo")
     assert out.returncode == 0, out.stderr
     assert "identity probes" in out.stdout and "expected cost $0.00" in out.stdout
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_run_with_max_cost_below_the_estimate_refuses_before_sending(tmp_path: Path, data_dir: Path) -> None:
     out = _cli("run", "paper", "--max-cost", "1", "--runs-dir", str(tmp_path))
     assert out.returncode == 2
@@ -91,6 +92,7 @@ def test_run_with_max_cost_below_the_estimate_refuses_before_sending(tmp_path: P
     assert not any(tmp_path.rglob("*.ipynb")) and not any(tmp_path.rglob("store.sqlite"))
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_bad_overlay_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "o.yaml"
     bad.write_text("models:\n  - name: gpt-4o\n    base_url: ${DISTILL_KIT_NOT_SET_ANYWHERE}/v1\n")

@@ -50,15 +50,15 @@ def small_parameters(work: Path) -> dict[str, dict[str, Any]]:
     return {
         "01": {"probes_path": str(work / "probes.yaml"), "save_to": "", "run_dir": run},
         "02": {"live_models": ["smollm2-local"] if LIVE else ["replay:alpaca_eval/zephyr-7b-beta"],
-               "probes_per_language": 1, "seed_templates": 1, "rse_prompts": 1, "max_tokens": 16,
+               "probe_sample_size": 1, "seed_templates": 1, "prompt_sets": ["alpaca-eval"], "sample_size": 1,
+               "max_tokens": 16, "store_path": store, "run_dir": run},
+        "03": {"models": ["phi-4", "qwen2.5-14b-instruct"], "judge": "rules", "source": "replay", "sample_size": 30,
                "store_path": store, "run_dir": run},
-        "03": {"models": "phi-4,qwen2.5-14b-instruct", "judge": "rules", "source": "replay", "sample_size": 30,
-               "store_path": store, "run_dir": run},
-        "04": {"models": "gpt4_0613,vicuna-7b-v1.5,guanaco-33b", "reference": "gpt4_1106_preview",
+        "04": {"models": ["gpt4_0613", "vicuna-7b-v1.5", "guanaco-33b"], "reference": "gpt4_1106_preview",
                "sample_size": 5, "seed": 1, "drilldown_n": 1, "store_path": store, "run_dir": run},
-        "05": {"models": "text_davinci_003,gpt-3.5-turbo-0301,claude-2,alpaca-7b,wizardlm-13b,guanaco-33b",
-               "sample_size": 12, "attribution_prompts": 40, "seed": 1, "run_dir": run},
-        "06": {"run_dir": run, "store_path": store, "static_formats": ""},
+        "05": {"models": ["text_davinci_003", "gpt-3.5-turbo-0301", "claude-2", "alpaca-7b", "wizardlm-13b", "guanaco-33b"],
+               "sample_size": 12, "attribution_sample_size": 40, "seed": 1, "run_dir": run},
+        "06": {"run_dir": run, "store_path": store, "static_formats": []},
     }
 
 
@@ -66,7 +66,7 @@ def notebook_path(num: str) -> Path:
     return next(NOTEBOOKS.glob(f"{num}-*.ipynb"))
 
 
-CHART_CALL = re.compile(r"\bcharts\.(?!\w*_html\b)\w+\(|report\.show_in_notebook\(")  # *_html are tables
+CHART_CALL = re.compile(r"\bcharts\.(?!\w*_html\b)\w+\(|\bshow_in_notebook\(")  # *_html are tables
 
 
 class Lab:

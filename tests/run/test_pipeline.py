@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 
 from distill_kit.run import pipeline
 from distill_kit.paths import PROJECT_ROOT
 from distill_kit.config import ConfigError
-from distill_kit.run.pipeline import RunConfig, load_run_config, record_summary, run_pipeline, to_jsonable
+from distill_kit.run.pipeline import RunConfig, load_run_config, run_pipeline
 from tests.helpers.notebook_files import write_notebook
 
 
@@ -34,13 +33,13 @@ def make_notebooks(nb_dir: Path) -> None:
     write_notebook(
         nb_dir / "01-first.ipynb",
         COMMON + "n = 3\n",
-        "from distill_kit.run.pipeline import record_summary\nimport numpy as np\n"
+        "from distill_kit.summaries import record_summary\nimport numpy as np\n"
         "record_summary(run_dir, '01-first', {'n': n, 'mean': np.float64(0.5), 'seed': seed})\nprint('first done')",
     )
     write_notebook(
         nb_dir / "02-second.ipynb",
         COMMON + 'flag = ""\n',
-        "import os, time\nfrom distill_kit.run.pipeline import record_summary\n"
+        "import os, time\nfrom distill_kit.summaries import record_summary\n"
         "open(os.path.join(run_dir, 'second-started'), 'w').close()\n"
         "if flag and os.path.exists(flag):\n    time.sleep(120)\n"
         "record_summary(run_dir, '02-second', {'ok': True})",
@@ -62,48 +61,6 @@ def workspace(tmp_path: Path):
     nb_dir = tmp_path / "nb"
     make_notebooks(nb_dir)
     return tmp_path, nb_dir
-
-
-# ---------------------------------------------------------------- summaries
-
-
-def test_record_summary_writes_json_safe_values(tmp_path: Path):
-    import polars as pl
-
-    payload = {
-        "lis": np.float32(0.25),
-        "n": np.int64(7),
-        "arr": np.array([1.0, np.nan]),
-        "frame": pl.DataFrame({"model": ["a"], "score": [1.5]}),
-        "series": pl.Series("x", [1, 2]),
-        "inf": float("inf"),
-    }
-    record_summary(str(tmp_path), "03-ice", payload)
-    data = json.loads((tmp_path / "summary" / "03-ice.json").read_text())
-    assert data == {
-        "lis": 0.25,
-        "n": 7,
-        "arr": [1.0, None],
-        "frame": [{"model": "a", "score": 1.5}],
-        "series": [1, 2],
-        "inf": None,
-    }
-    assert not list((tmp_path / "summary").glob("*.tmp"))
-
-
-def test_record_summary_noop_without_run_dir(tmp_path: Path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    record_summary("", "03-ice", {"a": 1})
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_record_summary_rejects_bad_step(tmp_path: Path):
-    with pytest.raises(ValueError, match="plain name"):
-        record_summary(str(tmp_path), "../evil", {"a": 1})
-
-
-def test_to_jsonable_numpy_bool_and_nested():
-    assert to_jsonable({"b": np.bool_(True), "t": (np.int32(1), {"x": np.float16(2)})}) == {"b": True, "t": [1, {"x": 2.0}]}
 
 
 # ---------------------------------------------------------------- config
@@ -175,13 +132,16 @@ def test_shipped_configs_validate_and_match_notebook_parameters(tmp_path: Path):
     for name in ("demo", "paper", "ci-small"):
         cfg = load_run_config(name)  # a bare name resolves to configs/runs/<name>.yaml
         assert cfg.steps[-1].notebook.startswith("06"), f"{name} should end with the report"
-        plans = pipeline.plan_run(cfg, tmp_path)  # resolves notebooks, rejects unknown parameters
-        assert all(p.parameters["store_path"].endswith(f"{cfg.run_id()}/store.sqlite") for p in plans)
+        plans = pipeline.plan_run(cfg, tmp_path)  # resolves notebooks, rejects unknown parameters and wrong types
+        for p in plans:
+            assert set(p.parameters) <= pipeline.notebook_parameters(p.source), p.name
+            assert p.parameters.get("store_path", "store.sqlite").endswith("store.sqlite")
 
 
 # ---------------------------------------------------------------- running
 
 
+@pytest.mark.slow
 def test_run_skip_and_rerun_on_change(workspace):
     tmp, nb_dir = workspace
     write_chart_notebook(nb_dir)
@@ -210,6 +170,7 @@ def test_run_skip_and_rerun_on_change(workspace):
     assert res3.skipped == ["01-first", "05-chart"] and res3.ran == ["02-second"]
 
 
+@pytest.mark.slow
 def test_failed_notebook_stops_with_one_line_error(workspace):
     tmp, nb_dir = workspace
     write_notebook(nb_dir / "03-broken.ipynb", COMMON, "raise ValueError('model zzz is not in the store')")
@@ -241,6 +202,7 @@ def _cli(args: list[str], env: dict | None = None, **kw) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_cli_bad_config_exit_code(tmp_path: Path):
     cfg = write_config(tmp_path / "bad.yaml", "name: 'bad name!'\nsteps: [{notebook: '01'}]\n")
     proc = _cli(["run", str(cfg)])
@@ -250,6 +212,7 @@ def test_cli_bad_config_exit_code(tmp_path: Path):
     assert len(lines) == 1 and lines[0].startswith("error:") and "name" in lines[0]
 
 
+@pytest.mark.slow
 def test_kill_mid_run_then_resume(workspace):
     tmp, nb_dir = workspace
     flag = tmp / "slow.flag"
@@ -285,6 +248,7 @@ def test_kill_mid_run_then_resume(workspace):
     assert json.loads((run_dir / "summary.json").read_text())["steps"]["02-second"] == {"ok": True}
 
 
+@pytest.mark.slow
 def test_secret_printed_by_notebook_is_redacted(workspace, monkeypatch):
     tmp, nb_dir = workspace
     key = "sk-test-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(30))
@@ -292,7 +256,7 @@ def test_secret_printed_by_notebook_is_redacted(workspace, monkeypatch):
     write_notebook(
         nb_dir / "04-leaky.ipynb",
         COMMON,
-        "import os\nfrom distill_kit.run.pipeline import record_summary\nprint('oops', os.environ['OPENAI_API_KEY'])\n"
+        "import os\nfrom distill_kit.summaries import record_summary\nprint('oops', os.environ['OPENAI_API_KEY'])\n"
         "record_summary(run_dir, '04-leaky', {'echo': os.environ['OPENAI_API_KEY']})",
     )
     cfg = RunConfig.model_validate({"name": "leak", "steps": [{"notebook": "01"}, {"notebook": "04"}]})
@@ -304,6 +268,7 @@ def test_secret_printed_by_notebook_is_redacted(workspace, monkeypatch):
     assert "[REDACTED]" in (res.run_dir / "notebooks" / "04-leaky.ipynb").read_text()
 
 
+@pytest.mark.slow
 def test_secret_in_a_failing_step_is_redacted(workspace, monkeypatch):
     tmp, nb_dir = workspace
     key = "sk-test-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(30))
@@ -329,12 +294,22 @@ def test_unknown_step_parameter_is_an_error_but_run_wide_ones_are_filtered(works
     assert p2.parameters["flag"] == "x" and "n" not in p2.parameters
 
 
+def test_a_notebook_gets_only_the_parameters_it_declares(tmp_path: Path):
+    nb_dir = tmp_path / "nb"
+    write_notebook(nb_dir / "01-bare.ipynb", "n: int = 1\n", "print(n)")
+    write_notebook(nb_dir / "02-all.ipynb", COMMON + 'executor: str = "local"\n', "print(run_dir)")
+    cfg = RunConfig.model_validate({"name": "t", "seed": 3, "parameters": {"n": 2}, "steps": [{"notebook": "01"}, {"notebook": "02"}]})
+    bare, full = pipeline.plan_run(cfg, tmp_path / "runs", nb_dir)
+    assert bare.parameters == {"n": 2}  # no run_dir, store_path, seed or executor it would not read
+    assert set(full.parameters) == {"run_dir", "store_path", "seed", "executor"} and full.parameters["seed"] == 3
+
+
 def test_second_runner_on_same_run_is_refused(workspace):
     tmp, nb_dir = workspace
     cfg = RunConfig.model_validate({"name": "lock", "steps": [{"notebook": "01"}]})
     run_dir = tmp / "runs" / cfg.run_id()
     run_dir.mkdir(parents=True)
-    held = pipeline._lock_run(run_dir)
+    held = pipeline.lock_run(run_dir)
     try:
         with pytest.raises(ConfigError, match="already running"):
             run_pipeline(cfg, tmp / "runs", nb_dir, log=lambda m: None)
@@ -349,6 +324,7 @@ def test_config_rejects_secret_env_value_inside_longer_string(tmp_path: Path, mo
         load_run_config(cfg)
 
 
+@pytest.mark.slow
 def test_cli_plan_lists_steps(workspace):
     tmp, nb_dir = workspace
     cfg = write_config(tmp / "p.yaml", "name: plan\nsteps: [{notebook: '02'}, {notebook: '01'}]\n")
@@ -360,6 +336,7 @@ def test_cli_plan_lists_steps(workspace):
     assert not (tmp / "runs").exists()  # planning writes nothing
 
 
+@pytest.mark.slow
 def test_batch_kernels_render_altair_as_svg_even_after_a_find_spec_probe():
     """Libraries probe ``find_spec("altair")`` before anything imports it (notebook 05's imports do);
     the hook must still catch the real import, or executed notebooks load Vega from a CDN."""

@@ -17,6 +17,8 @@ from distill_kit.paths import PROJECT_ROOT
 from distill_kit.run.pipeline import load_run_config
 
 CONFIG = PROJECT_ROOT / "configs" / "runs" / "ci-small.yaml"
+pytestmark = pytest.mark.slow  # the CLI, its notebooks and a browser
+
 FAKE_KEY = "sk-test-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(30))
 
 
@@ -64,7 +66,7 @@ def test_no_secret_in_any_output(ci_run):
 
 
 def test_run_report_draws_in_browser(ci_run, tmp_path):
-    from tests.run.test_browser import ARTIFACTS, CHROMIUM, open_report
+    from tests.helpers.browser import ARTIFACTS, CHROMIUM, open_report
 
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium missing: run scripts/install_browser.sh")

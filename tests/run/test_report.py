@@ -1,4 +1,5 @@
-"""Report assembly: escaping, graceful degradation, static export. Summaries here are test fixtures."""
+"""Report assembly: escaping, graceful degradation, static export. Summaries come from tests.helpers.fake_run,
+built through the summaries models (the shapes notebooks record)."""
 
 from __future__ import annotations
 
@@ -8,56 +9,37 @@ from pathlib import Path
 
 import pytest
 
+from distill_kit import html
+from distill_kit.ice.charts import report_scores_chart
+from distill_kit.lineage.charts import answer_map
 from distill_kit.run import report
-from distill_kit.run.pipeline import record_summary
+from tests.helpers.fake_run import (
+    STUDENT,
+    XSS,
+    identity_summary,
+    lineage_summary,
+    make_fake_run,
+    similarity_summary,
+)
 
-XSS = "<script>alert(1)</script>"
 
-
-def make_fake_run(run_dir: Path, steps: tuple[str, ...] = ("03", "04", "05")) -> Path:
-    """A run directory with fabricated step summaries (fixture data, never shown to users)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = {"name": "fixture", "description": f"fixture run {XSS}", "seed": 1,
-           "steps": [{"notebook": s} for s in steps] + [{"notebook": "06"}]}
-    (run_dir / "config.json").write_text(json.dumps(cfg))
-    names = {"03": "03-ice", "04": "04-rse", "05": "05-embeddings"}
-    state = {"steps": {names[s]: {"status": "ok", "seconds": 1.0} for s in steps}}
-    (run_dir / "state.json").write_text(json.dumps(state))
-    models = ["model-a", "model-b", f"evil{XSS}"]
-    if "03" in steps:
-        record_summary(str(run_dir), "03-ice", {
-            "judge": "offline keyword judge",
-            "scores": [{"model": m, "loose": 0.1 * (i + 1), "loose_lo": 0.05 * (i + 1), "loose_hi": 0.15 * (i + 1),
-                        "strict": 0.05 * i, "strict_lo": 0.0, "strict_hi": 0.1 * (i + 1), "n": 40}
-                       for i, m in enumerate(models)],
-            "examples": [{"model": models[2], "prompt": "Who made you?", "response": f"I am {XSS} GPT", "loose_label": True}],
-        })
-    if "04" in steps:
-        record_summary(str(run_dir), "04-rse", {
-            "rse": {m: {"style": 2.0 + i, "logical_structure": 2.5 + i, "content_detail": 3.0 + 0.5 * i} for i, m in enumerate(models)},
-            "similarity": {"models": models, "matrix": [[1.0, 0.4, 0.2], [0.4, 1.0, 0.6], [0.2, 0.6, 1.0]]},
-        })
-    if "05" in steps:
-        record_summary(str(run_dir), "05-embeddings", {
-            "umap": [{"model": models[i % 3], "x": float(i % 7), "y": float(i % 5)} for i in range(60)],
-            "lineage": {"labels": models, "distance": [[0, 0.3, 0.8], [0.3, 0, 0.7], [0.8, 0.7, 0]]},
-            "attribution": [{"student": f"stu{XSS}", "predicted": "model-a", "teacher": "model-a", "correct": True}],
-            "attribution_accuracy": 1.0,
-        })
-    return run_dir
+def page_of(run_dir: Path | None) -> str:
+    store = run_dir / "store.sqlite" if run_dir else None
+    rep = report.build_report(run_dir, str(store) if store and store.is_file() else None)
+    return html.render_page(rep, static_dir=None)
 
 
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory) -> Path:
     run_dir = make_fake_run(tmp_path_factory.mktemp("run"))
-    rep = report.build_report(run_dir)
-    return report.write_report(rep, run_dir / "report.html")
+    rep = report.build_report(run_dir, str(run_dir / "store.sqlite"))
+    return html.write_page(rep, run_dir / "report.html")
 
 
 def test_esc_and_script_json_neutralise_markup():
-    assert report.esc(XSS) == "&lt;script&gt;alert(1)&lt;/script&gt;"
-    assert report.esc('a"b') == "a&quot;b"
-    js = report.script_json({"t": XSS + "&"})
+    assert html.esc(XSS) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert html.esc('a"b') == "a&quot;b"
+    js = html.script_json({"t": XSS + "&"})
     assert "<" not in js and ">" not in js and "&" not in js
     assert json.loads(js) == {"t": XSS + "&"}
 
@@ -67,15 +49,15 @@ def test_model_text_renders_as_text(full_report: Path):
     # the only <script> tags are the JSON specs and the inline Vega bundle
     assert XSS not in page
     assert "alert(1)" not in re.sub(r"&lt;script&gt;alert\(1\)&lt;/script&gt;|\\u003cscript\\u003ealert\(1\)\\u003c/script\\u003e", "", page)
-    assert "I am &lt;script&gt;alert(1)&lt;/script&gt; GPT" in page
+    assert "I am &lt;script&gt;alert(1)&lt;/script&gt; GPT" in page  # the stored answer, in the examples
     assert "stu&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 def test_all_sections_present_with_charts_and_static_figures(full_report: Path):
     page = full_report.read_text()
-    for key in ("ice", "rse", "ice-rse", "similarity", "umap", "lineage", "attribution", "methods"):
+    for key in ("verdict", "ice", "rse", "ice-rse", "similarity", "umap", "lineage", "attribution", "examples", "methods"):
         assert f'<section id="{key}" class="ran">' in page, key
-    assert "Step not run" not in page
+    assert "Step not run" not in page and "did not record" not in page
     assert page.count('data-vega-target="chart-') == 6
     assert "https://cdn" not in page and "cdn.jsdelivr" not in page  # fully offline
     figs = full_report.parent / "figures"
@@ -84,20 +66,22 @@ def test_all_sections_present_with_charts_and_static_figures(full_report: Path):
         assert (figs / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
-def test_rse_overall_is_mean_of_aspects_and_join():
-    rse = {"rse": [{"model": "m", "style": 2, "logic": 3, "content": 4}, {"model": "x", "overall": 1.5}]}
-    rows = {r["model"]: r for r in report.rse_rows(rse)}
-    assert rows["m"]["overall"] == pytest.approx(3.0)
-    assert rows["x"]["overall"] == 1.5
-    ice = {"scores": [{"model": "m", "lis": 0.4, "lis_ci": [0.3, 0.5], "sis": 0.1}]}
-    (r,) = report.ice_rows(ice)
-    assert (r["loose"], r["loose_lo"], r["loose_hi"], r["strict"]) == (0.4, 0.3, 0.5, 0.1)
+def test_rows_read_the_fields_notebooks_record():
+    rows = {r["model"]: r for r in report.rse_rows(similarity_summary())}
+    a = rows["model-a"]
+    assert (a["style"], a["logic"], a["content"], a["overall"]) == (2.0, 2.5, 3.0, 2.5)  # aspects from rse_by_granularity
+    assert (a["overall_lo"], a["overall_hi"], a["n"], a["reference"], a["judge"]) == (2.0, 3.0, 10, "ref", "offline")
+    ice = identity_summary(live=[{"model": "live-m", "n": 8, "lis": 0.4, "lis_lo": 0.3, "lis_hi": 0.5, "sis": 0.1}])
+    by = {r["model"]: r for r in report.ice_rows(ice)}
+    assert by["model-b"]["source"] == "replay" and by["model-b"]["loose"] == pytest.approx(0.2)
+    assert (by["live-m"]["source"], by["live-m"]["loose_lo"], by["live-m"]["strict"]) == ("live", 0.3, 0.1)
+    long = report.similarity_long(similarity_summary())
+    assert {"a": "model-a", "b": "model-b", "value": 0.4} in long and len(long) == 9
 
 
 def test_missing_steps_degrade_to_notes_without_numbers(tmp_path: Path):
-    run_dir = make_fake_run(tmp_path / "run", steps=("03",))
-    page = report.render_html(report.build_report(run_dir), static_dir=None)
-    for key in ("rse", "ice-rse", "umap", "lineage", "attribution"):
+    page = page_of(make_fake_run(tmp_path / "run", steps=("03",)))
+    for key in ("rse", "ice-rse", "similarity", "umap", "lineage", "attribution"):
         section = re.search(rf'<section id="{key}" class="missing">(.*?)</section>', page, re.S)
         assert section, key
         assert "Step not run" in section.group(1)
@@ -106,7 +90,7 @@ def test_missing_steps_degrade_to_notes_without_numbers(tmp_path: Path):
 
 
 def test_empty_run_dir_has_no_charts_and_no_bundle(tmp_path: Path):
-    page = report.render_html(report.build_report(tmp_path), static_dir=None)
+    page = page_of(tmp_path)
     assert page.count("Step not run") >= 6
     assert "data-vega-target" not in page and len(page) < 200_000  # no 900 kB bundle without charts
 
@@ -120,66 +104,80 @@ def test_dendrogram_segments_cover_all_leaves():
 
 
 def test_unknown_static_format_is_an_error(tmp_path: Path):
-    chart = report.ice_chart([{"model": "m", "loose": 0.2, "strict": 0.1}])
+    chart = report_scores_chart([{"model": "m", "loose": 0.2, "strict": 0.1}])
     with pytest.raises(ValueError, match="svg or png"):
-        report.export_static(chart, tmp_path / "x", ["gif"])
+        html.export_static(chart, tmp_path / "x", ["gif"])
 
 
-def test_step_summary_found_by_writer_prefix_or_alias():
-    summaries = {"probes": {"a": 1}, "identity-scores": {"scores": []}, "rse": {"rse": []}, "04-extra": {"x": 2}}
-    assert report.step_summary(summaries, "03", {"03-ice": ["identity-scores"]}) == {"scores": []}
-    assert report.step_summary(summaries, "03") == {"scores": []}  # by alias
-    assert report.step_summary(summaries, "04") == {"x": 2}  # a 04-* name wins over aliases
-    assert report.step_summary(summaries, "04", {"04-rse": ["rse", "04-extra"]}) == {"rse": [], "x": 2}
-    assert report.step_summary(summaries, "05") is None
+def test_a_summary_under_another_name_is_not_read_as_a_step(tmp_path: Path):
+    """One name per step: the report reads notebook 03's ``identity_scores``, not any summary that looks alike."""
+    from distill_kit.summaries import record_summary
+
+    record_summary(str(tmp_path), "03-ice", identity_summary().model_dump())  # a user's notebook, free-form
+    page = page_of(tmp_path)
+    assert '<section id="ice" class="missing">' in page
 
 
-def test_lineage_tree_falls_back_to_rse_similarity_and_says_so():
-    rse = {"matrices": {"overall": [{"model": "a", "a": 5.0, "b": 4.0, "c": 2.0},
-                                    {"model": "b", "a": 4.0, "b": 5.0, "c": 2.5},
-                                    {"model": "c", "a": 2.0, "b": 2.5, "c": 5.0}]}}
-    sec = report._lineage_section({"tree_leaves": ["a", "b", "c"]}, rse)
-    assert sec.ran and len(sec.figures) == 1 and "RSE step" in sec.figures[0].caption
-    linkage, labels = report._tree_from_similarity(["a", "b", "c"], [[5, 4, 2], [4, 5, 2.5], [2, 2.5, 5]], (1, 5))
-    # a and b (similarity 4 of 5 -> distance 0.25) merge first; c joins at the mean distance to them
-    assert linkage[0][:3] == [0.0, 1.0, pytest.approx(0.25)]
-    assert linkage[1][2] == pytest.approx(1 - ((2 - 1) / 4 + (2.5 - 1) / 4) / 2)
-    assert report._lineage_section({"tree_leaves": ["a"]}, None).ran is False
+def test_lineage_tree_is_drawn_as_recorded_or_the_section_says_it_was_not():
+    sec = report.lineage_section(lineage_summary())
+    assert sec.ran and len(sec.figures) == 1 and "embedding step" in sec.figures[0].caption
+    none = report.lineage_section(lineage_summary(tree=None))
+    assert not none.ran and "did not record a lineage tree" in none.body and not none.figures
+    assert "Step not run" in report.lineage_section(None).body
 
 
 def test_embedding_section_without_points_links_to_the_step():
-    sec = report._umap_section({"homogenisation": [{"set": "all models", "index": 0.4, "accuracy": 0.5, "chance": 0.2, "n_models": 5}],
-                                "clusters": {"a": 0, "b": 0, "c": 1}}, report._step_link({"05-embed": ["x"]}, "05"))
+    emb = lineage_summary(umap=[], homogenisation=[{"set": "all models", "index": 0.4, "accuracy": 0.5, "chance": 0.2,
+                                                    "n_models": 5}], clusters={"a": 0, "b": 0, "c": 1})
+    sec = report.umap_section(emb, report.step_link({"05-embed": ["x"]}, "05"))
     assert 'href="html/05-embed.html"' in sec.body and "did not record map coordinates" in sec.body
     assert "a, b" in sec.body and not sec.figures
 
 
-def test_embedding_tree_and_points_from_step_05_are_drawn():
-    emb = {"tree": {"models": ["a", "b", "c"], "linkage": [[0, 1, 0.2, 2], [2, 3, 0.6, 3]]},
-           "umap": [{"model": "a", "x": 0.1, "y": 0.2, "preview": XSS}, {"model": "b", "x": 1.0, "y": -1.0}]}
-    tree = report._lineage_section(emb, None)
-    assert tree.ran and "embedding step" in tree.figures[0].caption
-    umap = report._umap_section(emb)
+def test_embedding_points_from_step_05_are_drawn_without_extra_text():
+    emb = lineage_summary(umap=[{"model": "a", "x": 0.1, "y": 0.2, "preview": XSS}, {"model": "b", "x": 1.0, "y": -1.0}])
+    umap = report.umap_section(emb)
     assert umap.figures and "2 answers" in umap.body
-    spec = json.dumps(report.chart_spec(umap.figures[0].chart))
+    spec = json.dumps(html.chart_spec(umap.figures[0].chart))
     assert XSS not in spec  # only model, x, y are carried into the chart
 
 
 def test_attribution_counts_print_as_integers_and_big_maps_get_twenty_colours():
-    emb = {"attribution": [{"student": "s", "top1": "a"}],
-           "attribution_metrics": {"top1": 0.8, "n": 5.0, "labelled_n": 4.0}}
-    body = report._attribution_section(emb).body
+    emb = lineage_summary(attribution_metrics={"top1": 0.8, "n": 5.0, "labelled_n": 4.0})
+    body = report.attribution_section(emb).body
     assert ">5<" in body and ">4<" in body and "5.000" not in body and "0.800" in body
     pts = [{"model": f"m{i}", "x": float(i), "y": 0.0} for i in range(12)]
-    assert report.chart_spec(report.umap_chart(pts))["encoding"]["color"]["scale"]["scheme"] == "tableau20"
-    assert report.chart_spec(report.umap_chart(pts[:3]))["encoding"]["color"]["scale"]["scheme"] == "tableau10"
+    assert html.chart_spec(answer_map(pts))["encoding"]["color"]["scale"]["scheme"] == "tableau20"
+    assert html.chart_spec(answer_map(pts[:3]))["encoding"]["color"]["scale"]["scheme"] == "tableau10"
+
+
+def test_attribution_shows_the_documented_teachers_step_05_recorded():
+    with_truth = report.attribution_section(lineage_summary()).body
+    assert "<th>documented teacher</th>" in with_truth and "did not record" not in with_truth
+    without = report.attribution_section(lineage_summary(documented_teachers=None)).body
+    assert "<th>documented teacher</th>" not in without and "did not record the documented teachers" in without
+    assert html.esc(STUDENT) in without
+
+
+def test_verdict_names_the_teacher_line_step_05_recorded():
+    sec = report.verdict_section(None, None, lineage_summary())
+    assert "answers like the a-line line (confidence 0.90)" in sec.body
+    bare = report.verdict_section(None, None, lineage_summary(reference_lines=None))
+    assert "answers like the model-a line" in bare.body and "did not record the references" in bare.body
 
 
 def test_combined_section_says_how_many_models_meet():
-    ice = {"scores": [{"model": m, "loose": 0.2, "strict": 0.1, "n": 10} for m in ("a", "b", "c")]}
-    rse = {"rse": {m: {"style": 3.0, "logical_structure": 3.0, "content_detail": 3.0} for m in ("c", "d")}}
-    sec = report._combined_section(ice, rse)
-    assert "1 model(s) have both scores; 2 have only an ICE score and 1 only an RSE score" in sec.body
+    ice = identity_summary(["a", "b", "c"])
+    sec = report.combined_section(ice, similarity_summary(["c", "d", "e"]))
+    assert "1 model(s) have both scores; 2 have only an ICE score and 2 only an RSE score" in sec.body
     assert len(sec.figures) == 1
-    both = report._combined_section(ice, {"rse": {m: rse["rse"]["c"] for m in ("a", "b", "c")}})
+    both = report.combined_section(ice, similarity_summary(["a", "b", "c"]))
     assert "only an ICE score" not in both.body
+
+
+def test_ice_x_rse_rows_take_notebook_04s_summary_while_it_is_built():
+    """Notebook 04 joins its own, not yet recorded, summary dict with step 03's."""
+    ice, rse = identity_summary(["a", "b"]), similarity_summary(["b", "c", "d"])
+    rows = report.ice_x_rse_rows(ice.model_dump(), rse.model_dump(exclude_unset=True))
+    assert rows == report.ice_x_rse_rows(ice, rse)
+    assert [(r["model"], r["rse_source"]) for r in rows] == [("b", "measured")]

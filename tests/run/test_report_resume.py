@@ -3,18 +3,18 @@ steps' summaries are read, and the example answers are picked by seeded key orde
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from distill_kit import html
 from distill_kit.run import report
-from distill_kit.run.pipeline import finished_summaries, record_summary
-from distill_kit.store import Record, Store
-
-from tests.run.test_report import make_fake_run
+from distill_kit.store import Store
+from distill_kit.summaries import OtherSummary, finished_payloads, finished_summaries, record_summary
+from tests.helpers.fake_run import make_fake_run, set_state, stored_record
+from tests.helpers.notebook_files import write_notebook
 
 
 def _section(page: str, key: str) -> str:
@@ -23,19 +23,13 @@ def _section(page: str, key: str) -> str:
     return found.group(1)
 
 
-def _page(run_dir: Path, store: Path | None = None) -> str:
-    return report.render_html(report.build_report(run_dir, str(store) if store else None), static_dir=None)
-
-
-def _set_state(run_dir: Path, **steps: dict) -> None:
-    state = json.loads((run_dir / "state.json").read_text())
-    state["steps"].update(steps)
-    (run_dir / "state.json").write_text(json.dumps(state))
+def _page(run_dir: Path) -> str:
+    return html.render_page(report.build_report(run_dir), static_dir=None)
 
 
 def test_a_killed_report_steps_leftover_summary_does_not_change_the_overview(tmp_path):
     clean = make_fake_run(tmp_path / "clean", steps=("03",))
-    _set_state(clean, **{"06-report": {"status": "running"}})  # the report step building this report
+    set_state(clean, **{"06-report": {"status": "running"}})  # the report step building this report
     killed = tmp_path / "killed"
     shutil.copytree(clean, killed)
     # the killed attempt got as far as its summary; the resumed attempt is now running again
@@ -46,26 +40,24 @@ def test_a_killed_report_steps_leftover_summary_does_not_change_the_overview(tmp
 
 def test_a_killed_scoring_steps_summary_is_not_shown_as_a_result(tmp_path):
     run_dir = make_fake_run(tmp_path / "run", steps=("03", "04"))
-    _set_state(run_dir, **{"04-rse": {"status": "running"}})  # killed after writing summary/04-rse.json
-    assert (run_dir / "summary" / "04-rse.json").is_file()
-    assert "04-rse" not in finished_summaries(run_dir)
+    set_state(run_dir, **{"04-response-similarity": {"status": "running"}})  # killed after writing its summary
+    assert (run_dir / "summary" / "04-response-similarity.json").is_file()
+    assert "04-response-similarity" not in finished_summaries(run_dir)
+    assert "04-response-similarity" not in finished_payloads(run_dir)  # nor in summary.json
     page = _page(run_dir)
     assert '<section id="rse" class="missing">' in page and "Step not run" in _section(page, "rse")
     assert '<section id="ice" class="ran">' in page
-    _set_state(run_dir, **{"04-rse": {"status": "failed"}})
+    set_state(run_dir, **{"04-response-similarity": {"status": "failed"}})
     assert '<section id="rse" class="missing">' in _page(run_dir)
 
 
 def test_without_a_run_state_every_summary_counts(tmp_path):
-    record_summary(str(tmp_path), "03-ice", {"scores": []})
-    assert finished_summaries(tmp_path) == {"03-ice": {"scores": []}}
+    record_summary(str(tmp_path), "03-mine", {"scores": []})
+    assert finished_summaries(tmp_path) == {"03-mine": OtherSummary(scores=[])}
 
 
-def _records(n: int) -> list[Record]:
-    return [Record(key=f"{i:04d}-key", model=f"m{i % 3}", provider="openai",
-                   messages=[{"role": "user", "content": f"prompt {i}"}], params={}, sample=0, status="ok",
-                   text=f"answer {i}", error=None, attempts=1, usage_in=1, usage_out=1, cost=0.0, latency=0.1, meta={})
-            for i in range(n)]
+def _records(n: int) -> list:
+    return [stored_record(f"{i:04d}-key", f"m{i % 3}", f"answer {i}", f"prompt {i}") for i in range(n)]
 
 
 def test_example_answers_do_not_depend_on_arrival_order(tmp_path):
@@ -76,10 +68,10 @@ def test_example_answers_do_not_depend_on_arrival_order(tmp_path):
         with Store(path) as store:
             for r in order:
                 store.put(r)
-        bodies.append(report._examples_section(None, str(path), seed=0).body)
+        bodies.append(report.examples_section(str(path), seed=0).body)
     assert bodies[0] == bodies[1] == bodies[2]
     assert bodies[0].count('class="answer prompt"') == 6
-    other_seed = report._examples_section(None, str(tmp_path / "a.sqlite"), seed=1).body
+    other_seed = report.examples_section(str(tmp_path / "a.sqlite"), seed=1).body
     assert other_seed != bodies[0]  # the seed picks the sample; the order of arrival does not
 
 
@@ -100,14 +92,8 @@ def _cli_notebooks(nb_dir: Path, flag: Path) -> None:
 
     from distill_kit.paths import PROJECT_ROOT
 
-    nb_dir.mkdir(parents=True)
-    first = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell('run_dir: str = ""\nstore_path: str = ""\nseed: int = 0\n')
-    cell.metadata["tags"] = ["parameters"]
-    first.cells = [cell, nbformat.v4.new_code_cell(
-        "from distill_kit.run.pipeline import record_summary\nrecord_summary(run_dir, '01-first', {'n': 3})")]
-    first.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(first, nb_dir / "01-first.ipynb")
+    write_notebook(nb_dir / "01-first.ipynb", 'run_dir: str = ""\n',
+                   "from distill_kit.summaries import record_summary\nrecord_summary(run_dir, '01-first', {'n': 3})")
     report_nb = nbformat.read(PROJECT_ROOT / "notebooks" / "06-report.ipynb", as_version=4)
     report_nb.cells.append(nbformat.v4.new_code_cell(
         f"import os, time\nwhile os.path.exists({str(flag)!r}):\n    time.sleep(0.1)"))
@@ -134,7 +120,7 @@ def test_resumed_report_after_a_kill_in_step_06_equals_an_uninterrupted_one(tmp_
     nb_dir = tmp_path / "nb"
     _cli_notebooks(nb_dir, flag)
     cfg = tmp_path / "r.yaml"
-    cfg.write_text("name: resumed\nsteps:\n  - notebook: '01'\n  - notebook: '06'\n    parameters: {static_formats: ''}\n")
+    cfg.write_text("name: resumed\nsteps:\n  - notebook: '01'\n  - notebook: '06'\n    parameters: {static_formats: []}\n")
     run_id = load_run_config(cfg).run_id()
 
     def run(runs: Path, wait: bool = True) -> subprocess.Popen:

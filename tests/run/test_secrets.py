@@ -31,7 +31,7 @@ import ipywidgets
 from IPython.display import display
 from distill_kit.collect import ChatRequest, collect_sync, outcome_line
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.run.pipeline import record_summary
+from distill_kit.summaries import record_summary
 from distill_kit.store import Store
 cfg = ModelConfig(name="leaky", provider="openai", model="loopback", base_url=url, api_key_env="LOOP_API_KEY",
                   concurrency=2, timeout=5, max_retries=0, params=GenerationParams(max_tokens=8))
@@ -59,7 +59,7 @@ def leaky_run(tmp_path_factory):
         cfg = tmp / "leaky.yaml"
         cfg.write_text(f"name: leaky\ndescription: 'pasted by mistake: {key}'\nsteps:\n"
                        f"  - notebook: '02'\n    parameters: {{url: '{srv.base_url}'}}\n  - notebook: '06'\n"
-                       "    parameters: {static_formats: 'svg'}\n")
+                       "    parameters: {static_formats: [svg]}\n")
         env = {**__import__("os").environ, KEY_VAR: key}
         proc = subprocess.run([sys.executable, "-m", "distill_kit", "run", str(cfg), "--runs-dir", str(tmp / "runs"),
                                "--notebooks-dir", str(nb_dir)], capture_output=True, text=True, timeout=400,
@@ -111,7 +111,7 @@ def test_configured_key_variables_are_redacted_whatever_their_name(tmp_path, mon
     assert "acme-0123456789abcdef" in values and "abc" not in values
     assert redact.redact("x acme-0123456789abcdef y") == "x [REDACTED] y"
     assert redact.redact_value({"k": ["acme-0123456789abcdef"]}) == {"k": ["[REDACTED]"]}
-    assert "acme-0123456789abcdef" in pipeline.secret_env_values()  # the runner's file scrub uses the same list
+    assert "acme-0123456789abcdef" in redact.secret_values()  # the runner's file scrub uses the same list
 
 
 def test_static_widgets_keeps_real_html_and_notes_the_rest():
