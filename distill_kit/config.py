@@ -7,13 +7,14 @@ API keys are never part of a config: a config names the environment variable tha
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from distill_kit.paths import CONFIG_DIR, MODELS_FILE, MODELS_OVERLAY_ENV, PROJECT_ROOT
 
@@ -34,12 +35,36 @@ class GenerationParams(BaseModel):
     seed: int | None = Field(None, description="Sampling seed where the provider supports one.")
 
 
+# ---------------------------------------------------------------- dataset names (here: configs name them)
+
+#: The one spelling of each published dataset of answers (the names of its prompt set and of its source).
+DATASETS: tuple[str, ...] = ("alpaca-eval", "arena-hard")
+#: Older spellings still read from users' configs, with a one-line notice.
+OLD_DATASET_SPELLINGS: dict[str, str] = {"alpaca_eval": "alpaca-eval", "arena_hard": "arena-hard"}
+
+
+def dataset_name(name: str) -> str:
+    """The one spelling of a dataset name: ``alpaca_eval`` -> ``alpaca-eval`` (one deprecation line on stderr),
+    anything else unchanged."""
+    new = OLD_DATASET_SPELLINGS.get(name)
+    if new is None:
+        return name
+    print(f"note: dataset name {name!r} is deprecated; write {new!r}", file=sys.stderr)
+    return new
+
+
+
 class ReplaySource(BaseModel):
     """Which published responses a replay model serves."""
 
     model_config = ConfigDict(extra="forbid")
-    dataset: Literal["identity", "alpaca_eval", "arena_hard"]
+    dataset: Literal["identity", "alpaca-eval", "arena-hard"]
     model: str = Field(description="Model name inside the dataset (its file stem).")
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _one_spelling(cls, value: Any) -> Any:
+        return dataset_name(value) if isinstance(value, str) else value
 
 
 class ModelConfig(BaseModel):

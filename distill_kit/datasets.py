@@ -59,6 +59,8 @@ import numpy as np
 import polars as pl
 import yaml
 
+from distill_kit.config import DATASETS, OLD_DATASET_SPELLINGS, dataset_name  # noqa: F401  (datasets.dataset_name is public)
+
 # the registry of upstream files (and DataError) lives in datafetch; read here as datasets.registry() etc. too
 from distill_kit.datafetch import REGISTRY_FILE, DataError, Entry, fetch, registry  # noqa: F401
 from distill_kit.paths import DATA_DIR_ENV, cache_dir
@@ -533,22 +535,6 @@ def arena_answers(models: Sequence[str] | None = None) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------- dataset names
-
-#: The one spelling of each published dataset of answers (the names of its prompt set and of its source).
-DATASETS: tuple[str, ...] = ("alpaca-eval", "arena-hard")
-#: Older spellings still read from users' configs, with a one-line notice.
-OLD_DATASET_SPELLINGS: dict[str, str] = {"alpaca_eval": "alpaca-eval", "arena_hard": "arena-hard"}
-
-
-def dataset_name(name: str) -> str:
-    """The one spelling of a dataset name: ``alpaca_eval`` -> ``alpaca-eval`` (one deprecation line on stderr),
-    anything else unchanged."""
-    new = OLD_DATASET_SPELLINGS.get(name)
-    if new is None:
-        return name
-    print(f"note: dataset name {name!r} is deprecated; write {new!r}", file=sys.stderr)
-    return new
-
 
 # ---------------------------------------------------------------- prompt sets
 

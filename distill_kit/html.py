@@ -316,4 +316,3 @@ def show_in_notebook(page: Page) -> None:
             display(SVG(chart_svg(fig.chart)))
 
 
-_pre = pre_block  # lineage/browse.py imports this old name; remove when its import line says pre_block

@@ -64,17 +64,17 @@ def measure_rse(models: Sequence[str], reference: str = PAPER_REFERENCE, sample_
                 content: bool = True) -> pl.DataFrame:
     """Our offline RSE (1-5, AlpacaEval prompts) of ``models`` against ``reference``:
     test_model, rse, rse_lo, rse_hi, n, reference."""
-    from distill_kit.rse import similarity as sim
+    from distill_kit.rse import offline_judge, responses, scores
 
     models = [m for m in dict.fromkeys(models) if m != reference]
     if not models:
         return pl.DataFrame(schema={"test_model": pl.String, "rse": pl.Float64, "rse_lo": pl.Float64,
                                     "rse_hi": pl.Float64, "n": pl.Int64, "reference": pl.String})
-    rs = sim.gather_responses(["alpaca-eval"], models, reference, sample_size=sample_size, seed=seed)
-    prof = sim.build_profiles(rs.aligned, rs.models, content=content, progress=False)
-    pair = sim.pairwise_scores(prof, granularities=sim.GRANULARITIES if content else ("style", "structure"))
-    long = sim.long_scores(pair, reference=reference, prompts=rs.prompts).filter(pl.col("test_model") != reference)
-    table = sim.rse_table(long, score="overall", prompt_sets=["alpaca-eval"], seed=seed)
+    rs = responses.gather_responses(["alpaca-eval"], models, reference, sample_size=sample_size, seed=seed)
+    prof = offline_judge.build_profiles(rs.aligned, rs.models, content=content, progress=False)
+    pair = offline_judge.pairwise_scores(prof, granularities=offline_judge.GRANULARITIES if content else ("style", "structure"))
+    long = scores.long_scores(pair, reference=reference, prompts=rs.prompts).filter(pl.col("test_model") != reference)
+    table = scores.rse_table(long, score="overall", prompt_sets=["alpaca-eval"], seed=seed)
     return table.select("test_model", pl.col("mean").alias("rse"), pl.col("mean_lo").alias("rse_lo"),
                         pl.col("mean_hi").alias("rse_hi"), pl.col("n_alpaca-eval").alias("n"), pl.lit(reference).alias("reference"))
 

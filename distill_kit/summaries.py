@@ -222,8 +222,7 @@ class CollectSummary(StepSummary):
     store: str
     live_models: list[str] = []
     identity_prompts_per_model: int = 0
-    rse_prompt_set: str | None = None  # the echo of 02's old parameter; `prompt_sets` once it is renamed
-    prompt_sets: list[str] | None = None
+    prompt_sets: list[str] = []
     rse_prompts_per_model: int = 0
     usage: list[Row] = []
     fuzz: dict[str, list[Row]] = {}

@@ -129,7 +129,7 @@ def test_replay_provider_serves_published_answers(data_dir, tmp_path):
     from distill_kit.collect import ChatRequest, collect_sync
     from distill_kit.store import Store
 
-    cfg = get_model("replay:alpaca_eval/alpaca-7b")
+    cfg = get_model("replay:alpaca-eval/alpaca-7b")
     frame = datasets.alpaca_outputs(["alpaca-7b"]).head(3)
     reqs = [ChatRequest.user(t) for t in frame["instruction"]] + [ChatRequest.user("never asked in AlpacaEval")]
     out = collect_sync(cfg, reqs, Store(tmp_path / "s.sqlite"), progress=False)

@@ -13,8 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from distill_kit.html import html_table
-from distill_kit.html import pre_block as _pre
+from distill_kit.html import html_table, pre_block
 from distill_kit.ice.labels import answer_key
 
 # ------------------------------------------------------------------------------ 03: judged answers
@@ -146,13 +145,13 @@ def answer_html(row: Mapping[str, Any], label: Mapping[str, Any] | None = None, 
         verdicts += (f" &middot; GPT-4o-mini labels: loose {int(bool(row['loose_ref']))}, "
                      f"strict {int(bool(row.get('strict_ref')))}")
     meta = " &middot; ".join(f"{k}: {e(str(row.get(k) or ''))}" for k in ("model", "template", "language", "category"))
-    reason = f"<div><b>judge's reason:</b>{_pre(row.get('reason'), 1500)}</div>" if row.get("reason") else ""
+    reason = f"<div><b>judge's reason:</b>{pre_block(row.get('reason'), 1500)}</div>" if row.get("reason") else ""
     return ("<div class='dk-answer' style='border:1px solid #ccc;padding:6px;margin:4px 0;text-align:left'>"
             f"<div style='color:#555'>{meta} &middot; key {e(str(row.get('key') or ''))}</div>"
             f"<div class='dk-verdicts'>{verdicts}</div>"
             f"<div><b>question:</b> {e(str(row.get('query') or ''))}</div>"
-            f"<div><b>prompt:</b>{_pre(row.get('prompt'), max_chars)}</div>"
-            f"<div><b>answer:</b>{_pre(row.get('answer'), max_chars)}</div>{reason}"
+            f"<div><b>prompt:</b>{pre_block(row.get('prompt'), max_chars)}</div>"
+            f"<div><b>answer:</b>{pre_block(row.get('answer'), max_chars)}</div>{reason}"
             f"<div class='dk-label' style='color:#555'>{e(label_text(label))}</div></div>")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from distill_kit.html import _pre, html_table
+from distill_kit.html import html_table, pre_block
 
 
 def teacher_candidates(attribution: Any, student: str, top_k: int = 3) -> pl.DataFrame:
@@ -49,11 +49,11 @@ def teacher_html(student: str, candidates: pl.DataFrame, examples: Mapping[str, 
     for cand, ex in examples.items():
         parts.append(f"<h4>{e(student)} vs {e(cand)}: {ex.height} example answer pair(s)</h4>")
         for r in ex.iter_rows(named=True):
-            parts.append(f"<div><b>prompt:</b>{_pre(r['prompt'], max_chars)}</div>"
+            parts.append(f"<div><b>prompt:</b>{pre_block(r['prompt'], max_chars)}</div>"
                          "<table style='width:100%;border-collapse:collapse;table-layout:fixed'><tr>"
                          f"<th style='{cell}'>student: {e(student)}</th><th style='{cell}'>candidate: {e(cand)}</th>"
-                         f"</tr><tr><td style='{cell}'>{_pre(r['student_answer'], max_chars)}</td>"
-                         f"<td style='{cell}'>{_pre(r['candidate_answer'], max_chars)}</td></tr></table>")
+                         f"</tr><tr><td style='{cell}'>{pre_block(r['student_answer'], max_chars)}</td>"
+                         f"<td style='{cell}'>{pre_block(r['candidate_answer'], max_chars)}</td></tr></table>")
     parts.append("</div>")
     return "".join(parts)
 def teachers_table_html(attribution: Any, top_k: int = 3, truth: Mapping[str, str] | None = None) -> str:

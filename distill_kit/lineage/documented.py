@@ -85,7 +85,7 @@ def lineage_labels(
 def source_labels(source: str, models: Sequence[str]) -> LineageLabels | None:
     """The labels of ``models`` when ``source`` is the documented one (AlpacaEval), else None: the lineage
     files say nothing about other sources' or live models."""
-    from distill_kit.datasets import OLD_DATASET_SPELLINGS
+    from distill_kit.config import OLD_DATASET_SPELLINGS
 
     documented = OLD_DATASET_SPELLINGS.get(source, source) == LABELLED_SOURCE
     return lineage_labels(models, prefer_extended=True) if documented else None

@@ -14,9 +14,9 @@ from distill_kit.store import last_user
 def _answers(dataset: str, model: str) -> dict[str, str]:
     if dataset == "identity":
         frame = datasets.identity_responses([model]).select("prompt", "response")
-    elif dataset == "alpaca_eval":
+    elif dataset == "alpaca-eval":
         frame = datasets.alpaca_outputs([model]).select("instruction", "output")
-    else:  # arena_hard: ReplaySource only admits the three datasets
+    else:  # arena-hard: ReplaySource only admits the three datasets
         frame = datasets.arena_answers([model]).select("prompt", "answer")
     keys, values = frame.to_dict(as_series=False).values()
     return {k.strip(): v for k, v in zip(keys, values) if k is not None}

@@ -8,9 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from distill_kit.html import cell_text as _fmt
-from distill_kit.html import html_table
-from distill_kit.html import pre_block as _pre
+from distill_kit.html import cell_text, html_table, pre_block
 
 ASPECTS = ("style", "structure", "content")
 def pair_scores(long: pl.DataFrame, judged: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -82,18 +80,18 @@ def drilldown_rows(aligned: pl.DataFrame, scores: pl.DataFrame, reference: str, 
 def pair_html(view: Mapping[str, Any], max_chars: int = 4000) -> str:
     """The two answers side by side, the three aspect scores (and overall) above them."""
     e = html.escape
-    scores = " &middot; ".join(f"{a}: <b>{e(_fmt(view.get(a)) or 'n/a')}</b>" for a in (*ASPECTS, "overall"))
+    scores = " &middot; ".join(f"{a}: <b>{e(cell_text(view.get(a)) or 'n/a')}</b>" for a in (*ASPECTS, "overall"))
     judge = f" ({e(str(view['judge']))} judge)" if view.get("judge") else ""
-    rationale = f"<div><b>judge's rationale:</b>{_pre(view['rationale'], 1500)}</div>" if view.get("rationale") else ""
+    rationale = f"<div><b>judge's rationale:</b>{pre_block(view['rationale'], 1500)}</div>" if view.get("rationale") else ""
     cell = "vertical-align:top;text-align:left;width:50%;padding:6px;border:1px solid #ccc"
     return ("<div class='dk-pair' style='margin:6px 0;text-align:left'>"
-            f"<div><b>prompt:</b>{_pre(view.get('prompt'), max_chars)}</div>"
+            f"<div><b>prompt:</b>{pre_block(view.get('prompt'), max_chars)}</div>"
             f"<div class='dk-scores' style='margin:4px 0'>{scores}{judge}</div>{rationale}"
             "<table style='width:100%;border-collapse:collapse;table-layout:fixed'><tr>"
             f"<th style='{cell}'>test: {e(str(view.get('test_model')))}</th>"
             f"<th style='{cell}'>reference: {e(str(view.get('reference')))}</th></tr><tr>"
-            f"<td style='{cell}'>{_pre(view.get('test_answer') or '(no answer)', max_chars)}</td>"
-            f"<td style='{cell}'>{_pre(view.get('reference_answer') or '(no answer)', max_chars)}</td>"
+            f"<td style='{cell}'>{pre_block(view.get('test_answer') or '(no answer)', max_chars)}</td>"
+            f"<td style='{cell}'>{pre_block(view.get('reference_answer') or '(no answer)', max_chars)}</td>"
             "</tr></table></div>")
 def pairs_table_html(aligned: pl.DataFrame, scores: pl.DataFrame, test: str, reference: str, limit: int = 5) -> str:
     """Static side-by-side table for one pair's first ``limit`` prompts (papermill/HTML runs)."""

@@ -222,7 +222,7 @@ def _get_model(name: str) -> ModelConfig:
 def _plan_02(step: str, p: dict[str, Any], store: Any = None) -> list[Planned]:
     from distill_kit.collect import ChatRequest
     from distill_kit.ice import probes
-    from distill_kit.rse import similarity
+    from distill_kit import datasets
 
     from distill_kit.config import split_names
 
@@ -235,7 +235,7 @@ def _plan_02(step: str, p: dict[str, Any], store: Any = None) -> list[Planned]:
     n = p.get("sample_size", 0)  # prompts per prompt set; 0 = all of each set ([] prompt_sets = none)
     rse: list[Any] = []
     for name in split_names(p.get("prompt_sets")):
-        prompts = similarity.prompt_set(name, sample_size=n or None, seed=seed)
+        prompts = datasets.prompt_set(name, sample_size=n or None, seed=seed)
         rse += [ChatRequest.user(r["prompt"]) for r in prompts.iter_rows(named=True)]
     out: list[Planned] = []
     for m in models:
@@ -315,7 +315,7 @@ def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
     from distill_kit.collect import ChatRequest
     from distill_kit.config import split_names
     from distill_kit.rse import llm_judge as rse_judge
-    from distill_kit.rse import similarity as sim
+    from distill_kit import datasets
 
     sets = split_names(p.get("prompt_sets"))
     tests = split_names(p.get("models"))
@@ -327,18 +327,18 @@ def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
     prompts_by_id: dict[str, str] = {}
     set_of: dict[str, str] = {}
     for name in sets:
-        prompts = sim.prompt_set(name, size or None, seed)
+        prompts = datasets.prompt_set(name, size or None, seed)
         rows = prompts.to_dicts()
         prompts_by_id.update({r["prompt_id"]: r["prompt"] for r in rows})
         set_of.update({r["prompt_id"]: name for r in rows})
-        if name in sim.BUILTIN_PROMPT_SETS:
-            published = sim.replay_models(name)
+        if name in datasets.BUILTIN_PROMPT_SETS:
+            published = datasets.response_models(name)
             wanted = list(dict.fromkeys([*tests, reference])) if tests else None
             keep = [m for m in (wanted or published) if m in published]
             if keep:
-                replay = sim.replay_responses(name, keep)
+                replay = datasets.load_responses(name, keep, keep_empty=True)
                 by_prompt = {r["prompt_id"]: r["prompt"] for r in rows}
-                lookup = {(m, pr.strip()): a for m, pr, a in replay.select("model", "prompt", "response").iter_rows()}
+                lookup = {(m, pr.strip()): a for m, pr, a in replay.select("model", "prompt", "text").iter_rows()}
                 for m in keep:
                     got = {pid: lookup.get((m, pr.strip())) for pid, pr in by_prompt.items()}
                     answers.setdefault(m, {}).update({k: v for k, v in got.items() if v})

@@ -45,7 +45,7 @@ def free_port(start: int = DEFAULT_PORT, tries: int = 50) -> int:
 def lab_command(notebooks_dir: Path, port: int | None = None, token: str | None = None,
                 extra: list[str] | None = None) -> LabCommand:
     """The JupyterLab command line: loopback only, fixed port (no silent retry, so the URL printed is right)."""
-    from distill_kit.run.pipeline import PROJECT_ROOT
+    from distill_kit.paths import PROJECT_ROOT
 
     port = free_port() if port is None else port
     token = token or secrets.token_hex(24)

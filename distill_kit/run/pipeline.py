@@ -29,10 +29,7 @@ from distill_kit.paths import (
     SUMMARY_DIR,
 )
 from distill_kit.redact import ENV_VAR_NAME, SECRET_NAME, SECRET_VALUE, secret_values
-from distill_kit.summaries import atomic_write_text, finished_payloads, read_state
-# what notebooks 01-06 import from here at the time of writing; their home is distill_kit.summaries
-from distill_kit.summaries import read_payloads as load_summaries  # noqa: F401  (notebook 04's raw read)
-from distill_kit.summaries import record_summary, to_jsonable  # noqa: F401
+from distill_kit.summaries import atomic_write_text, finished_payloads, read_state, to_jsonable
 
 
 # --------------------------------------------------------------------------------------------

@@ -463,16 +463,6 @@ def examples_section(store_path: str | None, limit: int = 6, seed: int = 0) -> S
     return s
 
 
-def _fuzz_targets(store: Any) -> list[str]:
-    """``ice.fuzz.fuzz_targets`` (the ice side adds it with the fuzz attempts' own table); until then the
-    targets whose attempts are stored under ``<target>:fuzz``. Delete the fallback once it exists."""
-    from distill_kit.ice import fuzz
-
-    if hasattr(fuzz, "fuzz_targets"):
-        return list(fuzz.fuzz_targets(store))
-    return [n[: -len(fuzz.FUZZ_SUFFIX)] for n in store.models() if n.endswith(fuzz.FUZZ_SUFFIX)]
-
-
 def fuzz_section(store_path: str | None, top: int = 3, max_chars: int = 700) -> Section:
     """GPTFuzzer results read back from the store: success per mutator and the best mutant templates."""
     import polars as pl
@@ -485,7 +475,7 @@ def fuzz_section(store_path: str | None, top: int = 3, max_chars: int = 700) -> 
         from distill_kit.store import Store
 
         with Store(store_path) as store:
-            targets = _fuzz_targets(store)
+            targets = fuzz.fuzz_targets(store)
             attempts = {t: fuzz.stored_attempts(store, t) for t in targets}
     if not targets:
         s.body, s.ran = ('<p class="not-run">No jailbreak fuzzing in this run: set <code>fuzz_queries</code> above 0 '

@@ -42,7 +42,7 @@ def test_live_path_through_collect_matches_replay(data_dir: Path, tmp_path: Path
     prompts = datasets.prompt_set("alpaca-eval", 4, seed=3)
     extra = pl.DataFrame({"prompt_set": ["alpaca-eval"], "prompt_id": ["mine"], "prompt": ["A prompt nobody answered"]})
     prompts_plus = pl.concat([prompts, extra])
-    cfg = get_model("replay:alpaca_eval/zephyr-7b-beta")
+    cfg = get_model("replay:alpaca-eval/zephyr-7b-beta")
     with Store(tmp_path / "s.sqlite") as store:
         rs = rsp.gather_responses(["alpaca-eval"], ["gpt4_0613"], "gpt4_0613", store=store, sample_size=4, seed=3)
         live = rsp.collect_responses(cfg, prompts_plus, store)

@@ -42,12 +42,12 @@ def test_notebooks_and_report_on_an_open_folder(run_notebook, data_dir: Path, tm
     assert measured == {"llama-3.1-70b-instruct", "claude-3-5-sonnet-20241022", USER_MODEL}
 
     run_notebook("05-embed-and-cluster.ipynb", {
-        "models": f"alpaca-7b,{USER_MODEL},text_davinci_003,gpt-3.5-turbo-0301,claude-2,guanaco-33b",
-        "sample_size": 12, "attribution_prompts": 60, "run_dir": str(run)})
+        "models": ["alpaca-7b", USER_MODEL, "text_davinci_003", "gpt-3.5-turbo-0301", "claude-2", "guanaco-33b"],
+        "sample_size": 12, "attribution_sample_size": 60, "run_dir": str(run)})
     emb = json.loads((run / "summary" / "05-embed-and-cluster.json").read_text())
     assert USER_MODEL in {r["student"] for r in emb["attribution"]}  # a student per the folder's own lineage
 
-    run_notebook("06-report.ipynb", {"run_dir": str(run), "static_formats": ""})
+    run_notebook("06-report.ipynb", {"run_dir": str(run), "static_formats": []})
     page = (run / "report.html").read_text()
     section = re.search(r'<section id="ice-rse" class="ran">(.*?)</section>', page, re.S).group(1)
     assert "The paper's RSE table beside ours" in section and "base vs instruct" in section

@@ -49,7 +49,7 @@ def small_parameters(work: Path) -> dict[str, dict[str, Any]]:
     run, store = str(work / "run"), str(work / "store.sqlite")
     return {
         "01": {"probes_path": str(work / "probes.yaml"), "save_to": "", "run_dir": run},
-        "02": {"live_models": ["smollm2-local"] if LIVE else ["replay:alpaca_eval/zephyr-7b-beta"],
+        "02": {"live_models": ["smollm2-local"] if LIVE else ["replay:alpaca-eval/zephyr-7b-beta"],
                "probe_sample_size": 1, "seed_templates": 1, "prompt_sets": ["alpaca-eval"], "sample_size": 1,
                "max_tokens": 16, "store_path": store, "run_dir": run},
         "03": {"models": ["phi-4", "qwen2.5-14b-instruct"], "judge": "rules", "source": "replay", "sample_size": 30,

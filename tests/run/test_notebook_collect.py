@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from distill_kit.ice import fuzz
 from distill_kit.store import Store
 
 pytestmark = pytest.mark.slow
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_collect_notebook_fills_the_store_and_resumes(run_notebook, tmp_path, data_dir):
     pytest.importorskip("llama_cpp")
     store_path = tmp_path / "store.sqlite"
-    params = {"live_models": ["smollm2-local"], "probes_per_language": 1, "seed_templates": 1, "rse_prompts": 1,
+    params = {"live_models": ["smollm2-local"], "probe_sample_size": 1, "seed_templates": 1, "sample_size": 1,
               "max_tokens": 16, "store_path": str(store_path), "run_dir": str(tmp_path / "run")}
     run_notebook("02-collect-responses.ipynb", params)
     store = Store(store_path)
@@ -33,9 +34,11 @@ def test_collect_notebook_runs_the_fuzzer_when_asked(run_notebook, tmp_path, dat
     pytest.importorskip("llama_cpp")
     store_path = tmp_path / "store.sqlite"
     run_notebook("02-collect-responses.ipynb", {
-        "live_models": ["smollm2-local"], "probes_per_language": 1, "seed_templates": 0, "rse_prompts": 0,
+        "live_models": ["smollm2-local"], "probe_sample_size": 1, "seed_templates": 0, "prompt_sets": [],
         "max_tokens": 16, "fuzz_queries": 2, "store_path": str(store_path), "run_dir": str(tmp_path / "run")})
     summary = json.loads((tmp_path / "run" / "summary" / "collect.json").read_text())
     [row] = summary["fuzz"]["smollm2-local"]  # budget 2 = one mutant asked two probes
     assert row["attempts"] == 2 and row["judged"] == 2
-    assert Store(store_path).count(model="smollm2-local:fuzz") == 2  # every attempt stored with its verdict
+    with Store(store_path) as store:  # every attempt stored with its verdict, in the fuzz table
+        assert fuzz.stored_attempts(store, "smollm2-local").height == 2
+        assert fuzz.stored_attempts(store, "smollm2-local")["verdict"].is_not_null().all()

@@ -109,3 +109,13 @@ def test_the_page_lists_every_notebooks_parameters():
     documented = doc_tables()
     cells = {nb.stem: {p.name: p.type for p in parameters_cell(nb)} for nb in NOTEBOOKS}
     assert documented == cells
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter(notebook: Path):
+    """`papermill --help-notebook` and JupyterLab's papermill tooling parse the cell line by line and skip a
+    line whose comment holds another '=' (so comments say "0 means all", not "0 = all")."""
+    import papermill
+
+    declared = {p.name for p in parameters_cell(notebook)}
+    assert set(papermill.inspect_notebook(str(notebook))) == declared
