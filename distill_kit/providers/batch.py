@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from distill_kit.config import ModelConfig
 from distill_kit.providers.base import sdk_http_client
+from distill_kit.store import Record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_jobs (
@@ -365,15 +366,13 @@ async def _retrying(call: Callable[[], Any], what: str, attempts: int = 8) -> An
 
 async def collect_batch(model: ModelConfig, pending: Mapping[str, Any], store: Any, *, budget: Any = None,
                         progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Answer ``pending`` (key -> ChatRequest) through the model's batch API; returns key -> Result for
-    the answered ones (all stored). Unanswered keys are left for ``collect``'s ordinary path."""
-    from distill_kit.collect import _from_record
-    from distill_kit.store import Record
-
+    """Answer ``pending`` (key -> ChatRequest) through the model's batch API; returns key -> stored Record for
+    the answered ones. Unanswered keys are left for ``collect``'s ordinary path (which turns records into
+    results, so this module never imports ``collect``)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     ledger = BatchLedger(store.path)
     adapter = _adapter(model)
-    answered: dict[str, Any] = {}
+    answered: dict[str, Record] = {}
     try:
         status_of = ledger.jobs_of(pending)
         open_jobs = [j for j in ledger.open_jobs(model.name)]
@@ -407,8 +406,8 @@ async def collect_batch(model: ModelConfig, pending: Mapping[str, Any], store: A
                     continue
                 log(f"batch {model.name}: submitted {job.remote_id} with {job.n} request(s) (job {job.job})")
         live = [j for j in open_jobs if j.status == "submitted"]
-        await asyncio.gather(*(_finish(job, adapter, ledger, model, store, budget, answered, Record,
-                                       _from_record, progress, log) for job in live))
+        await asyncio.gather(*(_finish(job, adapter, ledger, model, store, budget, answered, progress, log)
+                               for job in live))
     finally:
         await adapter.aclose()
         ledger.close()
@@ -423,8 +422,7 @@ class _Req:
 
 
 async def _finish(job: Job, adapter: Any, ledger: BatchLedger, model: ModelConfig, store: Any, budget: Any,
-                  answered: dict[str, Any], Record: Any, from_record: Any, progress: bool,
-                  log: Callable[[str], None]) -> None:
+                  answered: dict[str, Record], progress: bool, log: Callable[[str], None]) -> None:
     """Poll one submitted batch until it ends, then store every answer it holds."""
     from tqdm.auto import tqdm
 
@@ -467,7 +465,7 @@ async def _finish(job: Job, adapter: Any, ledger: BatchLedger, model: ModelConfi
             records = []
         if budget is not None:
             budget.add(cost)
-        answered[req["key"]] = from_record(record, cached=False)
+        answered[req["key"]] = record
         ok += 1
     store.put_many(records)
     missing = job.n - ok
