@@ -14,6 +14,8 @@ from distill_kit.config import GenerationParams, ModelConfig
 from distill_kit.testing import Fault, LoopbackProcess, LoopbackServer, RateLimit, answer_for
 from distill_kit.store import Store
 
+pytestmark = pytest.mark.slow  # every test here starts a loopback server
+
 BODY = json.dumps({"model": "loopback", "messages": [{"role": "user", "content": "hi"}]}).encode()
 REQUEST = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
            b"content-length: " + str(len(BODY)).encode() + b"\r\nconnection: close\r\n\r\n" + BODY)
