@@ -45,7 +45,7 @@ def test_notebook_03_runs_headless(run_notebook, data_dir: Path, tmp_path: Path)
     assert isinstance(payload["paired_lis"], list)
     if live:
         rows = {r["model"]: r for r in payload["live"]}
-        assert rows["smollm2-local"]["n"] + payload["live_errors"] >= 1
+        assert (rows["smollm2-local"]["n"], payload["live_errors"]) == (1, 0)  # the one live probe was answered
         fuzzed = rows["smollm2-local (GPTFuzzer)"]  # re-judged with this notebook's judge (rules)
         assert fuzzed["n"] == 2 and fuzzed["lis"] == 0.5 and fuzzed["sis"] == 0.5
         assert corrected["smollm2-local (GPTFuzzer)"]["n"] == 2  # a new model: calibrated on every published one
