@@ -122,13 +122,27 @@ def _presented_key(headers: dict[str, str]) -> str:
     return auth.removeprefix("Bearer ").strip() or headers.get("x-api-key", "")
 
 
-def _listening_socket(port: int = 0, backlog: int = BACKLOG) -> socket.socket:
-    """Bound to 127.0.0.1 and listening before the server starts, so its port is known and never raced for."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(backlog)
-    return sock
+class _Bound:
+    """A server whose socket is bound to 127.0.0.1 and listening from construction, so its port is known
+    (and never raced for) before it serves. ``base_url`` is what the OpenAI SDK takes, ``root_url`` Anthropic's."""
+
+    def __init__(self, port: int = 0, backlog: int = BACKLOG) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.listen(backlog)
+
+    @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
 
 
 # ---------------------------------------------------------------- the loopback server (faults, rate limits)
@@ -372,7 +386,7 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-class LoopbackServer:
+class LoopbackServer(_Bound):
     """``with LoopbackServer(latency=0.1) as srv: srv.base_url`` — serves until the block ends.
 
     The socket is bound (with a :data:`BACKLOG`-deep listen queue) when the object is made; an
@@ -381,23 +395,11 @@ class LoopbackServer:
 
     def __init__(self, latency: float = 0.0, faults: list[Fault] | None = None, *,
                  rate_limit: RateLimit | None = None, backlog: int = BACKLOG, reply: Any = None):
+        super().__init__(0, backlog)
         self.state = ServerState(latency=latency, faults=deque(faults or []), rate_limit=rate_limit, reply=reply)
-        self._sock = _listening_socket(0, backlog)
         self._engine = _Engine(self.state)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._sock.getsockname()[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def inject(self, *faults: Fault) -> None:
         """Queue faults for the next requests, whatever their prompt."""
@@ -751,30 +753,34 @@ class Zoo:
             s.in_flight -= 1
 
     async def chat(self, request: Request) -> Response:
-        if (limited := await self._gate()) is not None:
-            return limited
-        body = await request.json()
-        text = await self._answer(body.get("model", ""), body.get("messages", []))
-        return JSONResponse(self._completion(body, text), headers=self._limit_headers())
-
-    @staticmethod
-    def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
-        prompt = json.dumps(body.get("messages", []), ensure_ascii=False)
-        return openai_reply(text, model=body.get("model"), usage=(_usage_tokens(prompt), _usage_tokens(text)),
-                            id=f"chatcmpl-{uuid.uuid4().hex[:12]}")
+        return await self._serve_chat(request, self._completion)
 
     async def messages(self, request: Request) -> Response:
+        return await self._serve_chat(request, self._message)
+
+    async def _serve_chat(self, request: Request, reply: Callable[[dict[str, Any], str], dict[str, Any]]) -> Response:
+        """One chat request of either API: the rate gate, the answer, ``reply`` shapes the body."""
         if (limited := await self._gate()) is not None:
             return limited
         body = await request.json()
         text = await self._answer(body.get("model", ""), body.get("messages", []))
-        return JSONResponse(self._message(body, text), headers=self._limit_headers())
+        return JSONResponse(reply(body, text), headers=self._limit_headers())
 
     @staticmethod
-    def _message(body: dict[str, Any], text: str) -> dict[str, Any]:
-        prompt = json.dumps(body.get("messages", []), ensure_ascii=False)
+    def _usage(body: dict[str, Any], text: str) -> tuple[int, int]:
+        """Tokens in and out, estimated at four characters a token (the request's messages as JSON)."""
+        return _usage_tokens(json.dumps(body.get("messages", []), ensure_ascii=False)), _usage_tokens(text)
+
+    @classmethod
+    def _completion(cls, body: dict[str, Any], text: str) -> dict[str, Any]:
+        return openai_reply(text, model=body.get("model"), usage=cls._usage(body, text),
+                            id=f"chatcmpl-{uuid.uuid4().hex[:12]}")
+
+    @classmethod
+    def _message(cls, body: dict[str, Any], text: str) -> dict[str, Any]:
+        n_in, n_out = cls._usage(body, text)
         return anthropic_reply(text, model=body.get("model"), id=f"msg_{uuid.uuid4().hex[:12]}",
-                               usage={"input_tokens": _usage_tokens(prompt), "output_tokens": _usage_tokens(text)})
+                               usage={"input_tokens": n_in, "output_tokens": n_out})
 
     async def get_stats(self, request: Request) -> Response:
         """Counters for benchmarks that run the zoo in another process (``/zoo/stats``)."""
@@ -844,17 +850,24 @@ class Zoo:
                 out.append((cid, c.answer(model, messages), ""))
         return out
 
+    def _due(self, b: dict[str, Any], status: str, items: str, body: str) -> tuple[list[tuple[str, str | None, str]],
+                                                                                  dict[str, Any]] | None:
+        """For a batch in progress whose delay has passed: each request's outcome (:meth:`_process`) and the
+        request bodies by custom_id; None while it is not due. ``status``/``items``/``body`` name its fields."""
+        if b[status] != "in_progress" or time.time() - b["_t0"] < self.config.batch_delay:
+            return None
+        done = self._process([(x["custom_id"], x[body].get("model", ""), x[body].get("messages", [])) for x in b[items]])
+        return done, {x["custom_id"]: x[body] for x in b[items]}
+
     def _advance(self, b: dict[str, Any]) -> None:
-        if b["status"] != "in_progress" or time.time() - b["_t0"] < self.config.batch_delay:
+        if (due := self._due(b, "status", "_lines", "body")) is None:
             return
-        done = self._process([(x["custom_id"], x["body"].get("model", ""), x["body"].get("messages", []))
-                              for x in b["_lines"]])
-        by_id = {x["custom_id"]: x for x in b["_lines"]}
+        done, by_id = due
         ok_lines, err_lines = [], []
         for cid, text, code in done:
             rid = f"batch_req_{uuid.uuid4().hex[:12]}"
             if text is not None:
-                body = self._completion(by_id[cid]["body"], text)
+                body = self._completion(by_id[cid], text)
                 ok_lines.append({"id": rid, "custom_id": cid, "response": {"status_code": 200, "request_id": rid,
                                                                           "body": body}, "error": None})
             elif code == "batch_expired":
@@ -905,16 +918,14 @@ class Zoo:
         return JSONResponse(self._public(self.msg_batches[bid]))
 
     def _advance_msg(self, b: dict[str, Any]) -> None:
-        if b["processing_status"] != "in_progress" or time.time() - b["_t0"] < self.config.batch_delay:
+        if (due := self._due(b, "processing_status", "_requests", "params")) is None:
             return
-        done = self._process([(r["custom_id"], r["params"].get("model", ""), r["params"].get("messages", []))
-                              for r in b["_requests"]])
-        by_id = {r["custom_id"]: r for r in b["_requests"]}
+        done, by_id = due
         results, counts = [], Counter()
         for cid, text, code in done:
             if text is not None:
                 results.append({"custom_id": cid, "result": {"type": "succeeded",
-                                                             "message": self._message(by_id[cid]["params"], text)}})
+                                                             "message": self._message(by_id[cid], text)}})
                 counts["succeeded"] += 1
             elif code == "batch_expired":
                 results.append({"custom_id": cid, "result": {"type": "expired"}})
@@ -950,30 +961,18 @@ class Zoo:
         return Response("".join(json.dumps(r) + "\n" for r in b["_results"]), media_type="application/binary")
 
 
-class ZooServer:
+class ZooServer(_Bound):
     """``with ZooServer() as zoo: zoo.base_url`` -- uvicorn on a loopback port in a background thread.
 
     ``base_url`` ends in /v1 (OpenAI SDK); ``root_url`` is what the Anthropic SDK takes. The socket is bound
     (port 0 = a free one) when the object is made, like :class:`LoopbackServer`'s."""
 
     def __init__(self, config: ZooConfig | None = None, port: int = 0, backlog: int = BACKLOG) -> None:
+        super().__init__(port, backlog)
         self.zoo = Zoo(config)
         self.backlog = backlog
-        self._sock = _listening_socket(port, backlog)
         self._server: Any = None
         self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._sock.getsockname()[1])
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.root_url}/v1"
 
     @property
     def stats(self) -> ZooStats:

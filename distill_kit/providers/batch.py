@@ -26,6 +26,8 @@ import sqlite3
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -162,6 +164,18 @@ class BatchUnsupported(Exception):
     """The endpoint has no batch API (404/405 on create): send these requests one by one."""
 
 
+@contextmanager
+def _unsupported_if_absent(sdk: Any) -> Iterator[None]:
+    """An HTTP 404/405/501 from a batch endpoint means the server has no batch API (BatchUnsupported);
+    any other error is left as it is."""
+    try:
+        yield
+    except sdk.APIStatusError as exc:
+        if exc.status_code in (404, 405, 501):
+            raise BatchUnsupported(f"HTTP {exc.status_code}") from None
+        raise
+
+
 class _OpenAIBatches:
     def __init__(self, cfg: ModelConfig) -> None:
         import openai
@@ -181,31 +195,23 @@ class _OpenAIBatches:
 
     async def submit(self, job: Job, lines: list[dict[str, Any]], ledger: BatchLedger) -> None:
         data = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines).encode("utf-8")
-        try:
+        with _unsupported_if_absent(self.openai):
             if not job.input_file_id:
                 f = await self.client.files.create(file=(f"{job.job}.jsonl", io.BytesIO(data), "application/jsonl"),
                                                    purpose="batch")
                 ledger.update(job, input_file_id=f.id)
             batch = await self.client.batches.create(input_file_id=job.input_file_id, endpoint="/v1/chat/completions",
                                                      completion_window="24h", metadata={"distill_kit_job": job.job})
-        except self.openai.APIStatusError as exc:
-            if exc.status_code in (404, 405, 501):
-                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
-            raise
         ledger.update(job, remote_id=batch.id, status="submitted", remote_status=batch.status)
 
     async def find(self, job: Job) -> str | None:
         """The batch a killed run created for ``job`` before it could record the id (by its metadata)."""
-        try:
+        with _unsupported_if_absent(self.openai):
             async for b in self.client.batches.list(limit=100):
                 if (b.metadata or {}).get("distill_kit_job") == job.job:
                     return b.id
                 if b.created_at < job.created_at - 3600:
                     break
-        except self.openai.APIStatusError as exc:
-            if exc.status_code in (404, 405, 501):
-                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
-            raise
         return None
 
     async def poll(self, job: Job) -> tuple[bool, str, int]:
@@ -267,18 +273,14 @@ class _AnthropicBatches:
         return {"custom_id": cid, "params": params}
 
     async def submit(self, job: Job, lines: list[dict[str, Any]], ledger: BatchLedger) -> None:
-        try:
+        with _unsupported_if_absent(self.anthropic):
             batch = await self.client.messages.batches.create(requests=lines)
-        except self.anthropic.APIStatusError as exc:
-            if exc.status_code in (404, 405, 501):
-                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
-            raise
         ledger.update(job, remote_id=batch.id, status="submitted", remote_status=batch.processing_status)
 
     async def find(self, job: Job) -> str | None:
         """Message batches carry no metadata: the unclaimed batch created after the job was prepared with
         exactly its number of requests."""
-        try:
+        with _unsupported_if_absent(self.anthropic):
             async for b in self.client.messages.batches.list(limit=100):
                 if b.created_at.timestamp() < job.created_at - 5:
                     break
@@ -286,10 +288,6 @@ class _AnthropicBatches:
                 total = c.processing + c.succeeded + c.errored + c.canceled + c.expired
                 if total == job.n and b.id not in self.claimed:
                     return b.id
-        except self.anthropic.APIStatusError as exc:
-            if exc.status_code in (404, 405, 501):
-                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
-            raise
         return None
 
     async def poll(self, job: Job) -> tuple[bool, str, int]:
