@@ -47,7 +47,7 @@ def test_interactive_kernel_renders_offline(first: str) -> None:
     assert out[2] == "True False"  # the bundled JavaScript, not a CDN import
 
 
-WIDGET = ("from distill_kit import probes as P\nfrom distill_kit.ice.widgets import ProbeEditor\n"
+WIDGET = ("from distill_kit.ice import probes as P\nfrom distill_kit.ice.widgets import ProbeEditor\n"
           "ProbeEditor(P.PROBES_FILE).show()\n")
 
 

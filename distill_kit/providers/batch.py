@@ -318,7 +318,9 @@ class _AnthropicBatches:
         await self.client.close()
 
 
-def _adapter(cfg: ModelConfig) -> Any:
+def batch_adapter(cfg: ModelConfig) -> Any:
+    """The batch API client of the model's provider: ``line``, ``submit``, ``find``, ``poll``, ``results``,
+    ``parse``, ``aclose`` (a model whose provider has no batch API is a ValueError)."""
     if cfg.provider == "openai":
         return _OpenAIBatches(cfg)
     if cfg.provider == "anthropic":
@@ -369,7 +371,7 @@ async def collect_batch(model: ModelConfig, pending: Mapping[str, Any], store: A
     results, so this module never imports ``collect``)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     ledger = BatchLedger(store.path)
-    adapter = _adapter(model)
+    adapter = batch_adapter(model)
     answered: dict[str, Record] = {}
     try:
         status_of = ledger.jobs_of(pending)

@@ -151,7 +151,7 @@ def test_kill_between_create_and_recording_the_id_finds_the_batch(provider: str,
                 if "input_file_id" in fields:
                     super().update(job, input_file_id=fields["input_file_id"])
 
-        adapter = batch._adapter(cfg)
+        adapter = batch.batch_adapter(cfg)
         lines = [adapter.line(batch.custom_id(k), r) for k, r in items]
 
         async def create() -> None:
