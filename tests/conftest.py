@@ -34,6 +34,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         slow_guard.GUARD.active = None
+        slow_guard.contain()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -43,6 +44,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if slow_guard.GUARD.caught and slow_guard.GUARD.active == item.nodeid and not report.skipped:
         report.outcome = "failed"
         report.longrepr = slow_guard.OneLine(slow_guard.GUARD.message())
+        slow_guard.GUARD.stopped += slow_guard.GUARD.caught
         slow_guard.GUARD.caught = []
     return report
 

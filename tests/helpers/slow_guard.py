@@ -15,6 +15,7 @@ are inert unless a not-slow test is in one of its phases (setup, call, teardown)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -30,7 +31,8 @@ class Guard:
 
     def __init__(self) -> None:
         self.active: str | None = None  # node id of the running not-slow test, None when unguarded
-        self.caught: list[str] = []
+        self.caught: list[str] = []  # caught in the current phase, not reported yet
+        self.stopped: list[str] = []  # caught in the current test and reported
 
     def check(self, what: str) -> None:
         if self.active is None:
@@ -44,6 +46,14 @@ class Guard:
 
 
 GUARD = Guard()
+
+
+def contain() -> None:
+    """After a test the guard stopped: an event loop that the stopped start left marked as running in this
+    thread (Playwright's sync API does) is unmarked, so the one failure does not break later ``asyncio.run``s."""
+    if GUARD.stopped and asyncio._get_running_loop() is not None:
+        asyncio._set_running_loop(None)
+    GUARD.stopped = []
 
 
 class OneLine:
