@@ -117,7 +117,7 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         from distill_kit.providers.batch import collect_batch
 
         got = await collect_batch(model, pending, store, budget=budget, progress=progress)
-        results.update(got)
+        results.update({k: _from_record(rec, cached=False) for k, rec in got.items()})
         pending = {k: r for k, r in pending.items() if k not in got}
     if pending:
         from distill_kit.ratelimit import pace

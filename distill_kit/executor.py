@@ -25,9 +25,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from distill_kit.config import ConfigError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -124,20 +127,20 @@ def imap_batches(
     yield from _ray_imap(fn, items, spans, context if has_context else None, has_context, max_in_flight)
 
 
-def map_batches(
-    fn: Callable[..., Sequence[R]],
-    items: Sequence[T],
-    *,
-    executor: str | None = None,
-    batch_size: int | None = None,
-    context: Any = _NO_CONTEXT,
-    max_in_flight: int | None = None,
-) -> list[R]:
+class BatchOptions(TypedDict, total=False):
+    """:func:`map_batches`' keyword arguments: those of :func:`imap_batches`, which it calls."""
+
+    executor: str | None
+    batch_size: int | None
+    context: Any
+    max_in_flight: int | None
+
+
+def map_batches(fn: Callable[..., Sequence[R]], items: Sequence[T], **options: Unpack[BatchOptions]) -> list[R]:
     """``fn`` over ``items`` in batches -> one result per item, in input order (see :func:`imap_batches`)."""
     items = list(items)
     out: list[Any] = [None] * len(items)
-    for start, part in imap_batches(fn, items, executor=executor, batch_size=batch_size, context=context,
-                                    max_in_flight=max_in_flight):
+    for start, part in imap_batches(fn, items, **options):
         out[start : start + len(part)] = part
     return out
 

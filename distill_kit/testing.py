@@ -1,26 +1,50 @@
-"""A loopback chat server that speaks the OpenAI Chat Completions and Anthropic Messages APIs.
+"""Loopback API servers: test a model config, a client or the paper's whole protocol on this machine, offline.
 
-It lets tests and benchmarks drive the real ``openai``/``anthropic`` SDKs over real HTTP while injecting
-faults and fixed latency: HTTP errors with Retry-After, stalls, connection resets, truncated or
-non-UTF-8 bodies, odd JSON shapes, and a request-rate limit that answers 429 with the
-``x-ratelimit-*`` headers OpenAI sends. Bound to 127.0.0.1 only.
+Public, because users test their configs against them too. Both servers speak the OpenAI Chat Completions and
+Anthropic Messages APIs over real HTTP on 127.0.0.1 only, so the real ``openai`` / ``anthropic`` SDKs (and
+anything built on them) talk to them unchanged:
 
-Why asyncio + h11 rather than ``http.server``: a ``ThreadingHTTPServer`` has a listen backlog of 5 and
-a thread per connection, so above ~32 concurrent clients it reset connections and measured itself, not
-the client. Here one event loop serves every connection (a stall costs a timer, not a thread) and the
-listen backlog is :data:`BACKLOG`; h11 (the HTTP/1.1 state machine under httpx) does the parsing.
+- :class:`LoopbackServer` (in-process; :class:`LoopbackProcess` runs it in its own process): answers every
+  prompt with :func:`answer_for` (or a ``reply`` callable) and injects :class:`Fault` s -- HTTP errors with
+  Retry-After, stalls, connection resets, truncated or non-UTF-8 bodies, odd JSON shapes (built with
+  :func:`openai_reply` / :func:`anthropic_reply`) -- plus a fixed-window :class:`RateLimit` that answers 429
+  with the ``x-ratelimit-*`` headers OpenAI sends. For clients' error handling and load.
+- :class:`ZooServer` (the API zoo; :class:`Zoo` is its ASGI app, :class:`ZooConfig` its knobs): answers as
+  the paper's models and judges from the published data (:func:`paper_answer`), speaks both batch APIs, and
+  can enforce a token-bucket request rate. For running ``configs/runs/paper.yaml`` at its scale offline::
+
+      python -m distill_kit.testing --port 8765 &      # serves the zoo; prints http://127.0.0.1:8765
+      distill-kit run paper --models-overlay configs/overlays/zoo.yaml
+
+  ``python -m distill_kit.testing --help`` lists the options (``--echo``: cheap fixed answers for benchmarks;
+  ``--loopback``: serve the fault-injecting loopback server instead).
+
+Both read requests the same way (:func:`prompt_of`: the last user message) and build replies with the same
+two functions, so a body the zoo sends is one the loopback server can be scripted to send.
+
+Why the loopback server is asyncio + h11 rather than ``http.server``: a ``ThreadingHTTPServer`` has a listen
+backlog of 5 and a thread per connection, so above ~32 concurrent clients it reset connections and measured
+itself, not the client. Here one event loop serves every connection (a stall costs a timer, not a thread) and
+the listen backlog is :data:`BACKLOG`; h11 (the HTTP/1.1 state machine under httpx) does the parsing. The zoo
+needs routing, multipart uploads and many endpoints, so it is a Starlette app on uvicorn, on a socket bound
+the same way.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import csv
 import email.parser
 import hashlib
+import io
 import json
 import math
 import re
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -31,13 +55,97 @@ from functools import cached_property
 from typing import Any, Callable
 
 import h11
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from distill_kit import datasets
+from distill_kit.ice.judges import rule_verdict, truth_for
+from distill_kit.processes import stop_process
+
 BACKLOG = 2048  # the kernel caps it at net.core.somaxconn (4096 on current Linux)
 
+
+# ---------------------------------------------------------------- requests and replies (both servers)
+
+def prompt_of(messages: Any) -> str:
+    """The text of the last user message (a string, or the text parts of a content list); "" if none."""
+    messages = messages if isinstance(messages, list) else []
+    prompt = next((m.get("content", "") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), "")
+    if isinstance(prompt, list):
+        prompt = "".join(part.get("text", "") for part in prompt if isinstance(part, dict))
+    return str(prompt)
+
+
+def answer_for(prompt: str) -> str:
+    """Deterministic reply so tests can check that every answer belongs to its prompt."""
+    return f"echo: {prompt}"
+
+
+def openai_reply(text: str | None, model: str = "loopback", finish_reason: str = "stop",
+                 usage: bool | tuple[int, int] = True, id: str = "chatcmpl-loop", **message: Any) -> dict[str, Any]:
+    """A Chat Completions body; ``text=None`` gives ``content: null``; extra fields go into ``message``.
+
+    ``usage``: True = 1 prompt token and one per word of ``text``; (prompt, completion) tokens; False = none."""
+    body: dict[str, Any] = {"id": id, "object": "chat.completion", "created": int(time.time()),
+                            "model": model, "choices": [{"index": 0, "finish_reason": finish_reason,
+                                                         "message": {"role": "assistant", "content": text, **message}}]}
+    if usage:
+        n_in, n_out = usage if isinstance(usage, tuple) else (1, len((text or "").split()))
+        body["usage"] = {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
+    return body
+
+
+def anthropic_reply(content: Any, model: str = "loopback", stop_reason: str | None = "end_turn",
+                    usage: Any = "default", id: str = "msg_loop") -> dict[str, Any]:
+    """A Messages body with any ``content`` (a string becomes one text block); ``usage=None`` drops it."""
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    body: dict[str, Any] = {"id": id, "type": "message", "role": "assistant", "model": model,
+                            "content": content, "stop_reason": stop_reason, "stop_sequence": None}
+    if usage == "default":
+        usage = {"input_tokens": 1, "output_tokens": 1}
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def error_body(kind: str, message: str) -> dict[str, Any]:
+    """An error both SDKs read: OpenAI's ``{"error": {...}}`` and Anthropic's ``"type": "error"`` in one body."""
+    return {"error": {"type": kind, "message": message}, "type": "error"}
+
+
+def _presented_key(headers: dict[str, str]) -> str:
+    auth = headers.get("authorization", "")
+    return auth.removeprefix("Bearer ").strip() or headers.get("x-api-key", "")
+
+
+class _Bound:
+    """A server whose socket is bound to 127.0.0.1 and listening from construction, so its port is known
+    (and never raced for) before it serves. ``base_url`` is what the OpenAI SDK takes, ``root_url`` Anthropic's."""
+
+    def __init__(self, port: int = 0, backlog: int = BACKLOG) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.listen(backlog)
+
+    @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+
+# ---------------------------------------------------------------- the loopback server (faults, rate limits)
 
 @dataclass
 class Fault:
@@ -138,59 +246,13 @@ class ServerState:
         return self.faults.popleft() if self.faults else Fault()
 
 
-def answer_for(prompt: str) -> str:
-    """Deterministic reply so tests can check that every answer belongs to its prompt."""
-    return f"echo: {prompt}"
-
-
-def openai_reply(text: str | None, model: str = "loopback", finish_reason: str = "stop", usage: bool = True,
-                 **message: Any) -> dict[str, Any]:
-    """A Chat Completions body; ``text=None`` gives ``content: null``; extra fields go into ``message``."""
-    body: dict[str, Any] = {"id": "chatcmpl-loop", "object": "chat.completion", "created": int(time.time()),
-                            "model": model, "choices": [{"index": 0, "finish_reason": finish_reason,
-                                                         "message": {"role": "assistant", "content": text, **message}}]}
-    if usage:
-        n = len((text or "").split())
-        body["usage"] = {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": 1 + n}
-    return body
-
-
-def anthropic_reply(content: Any, model: str = "loopback", stop_reason: str | None = "end_turn",
-                    usage: Any = "default") -> dict[str, Any]:
-    """A Messages body with any ``content`` (a string becomes one text block); ``usage=None`` drops it."""
-    if isinstance(content, str):
-        content = [{"type": "text", "text": content}]
-    body: dict[str, Any] = {"id": "msg_loop", "type": "message", "role": "assistant", "model": model,
-                            "content": content, "stop_reason": stop_reason, "stop_sequence": None}
-    if usage == "default":
-        usage = {"input_tokens": 1, "output_tokens": 1}
-    if usage is not None:
-        body["usage"] = usage
-    return body
-
-
-def _prompt_of(body: Any) -> str:
-    messages = body.get("messages", []) if isinstance(body, dict) else []
-    prompt = next((m.get("content", "") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), "")
-    if isinstance(prompt, list):
-        prompt = "".join(part.get("text", "") for part in prompt if isinstance(part, dict))
-    return str(prompt)
-
-
 def _normal_answer(path: str, body: dict[str, Any], prompt: str, reply: Any = None) -> dict[str, Any]:
+    """The answer to ``prompt`` in the API the path names, with one token per word as usage."""
     text = (reply or answer_for)(prompt)
+    model, n_in, n_out = body.get("model") or "loopback", len(prompt.split()), len(text.split())
     if path.rstrip("/").endswith("/messages"):
-        return anthropic_reply(text, model=body.get("model") or "loopback",
-                               usage={"input_tokens": len(prompt.split()), "output_tokens": len(text.split())})
-    reply = openai_reply(text, model=body.get("model") or "loopback")
-    reply["usage"] = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split()),
-                      "total_tokens": len(prompt.split()) + len(text.split())}
-    return reply
-
-
-def _presented_key(headers: dict[str, str]) -> str:
-    auth = headers.get("authorization", "")
-    return auth.removeprefix("Bearer ").strip() or headers.get("x-api-key", "")
+        return anthropic_reply(text, model=model, usage={"input_tokens": n_in, "output_tokens": n_out})
+    return openai_reply(text, model=model, usage=(n_in, n_out))
 
 
 class _Engine:
@@ -255,9 +317,9 @@ class _Engine:
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
-            await self._send(conn, writer, 400, b'{"error": {"type": "invalid_request", "message": "body is not JSON"}}')
+            await self._send(conn, writer, 400, json.dumps(error_body("invalid_request", "body is not JSON")).encode())
             return True
-        prompt = _prompt_of(body)
+        prompt = prompt_of(body.get("messages") if isinstance(body, dict) else None)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
         now = time.monotonic()
         with state.lock:
@@ -275,8 +337,7 @@ class _Engine:
             await asyncio.sleep(state.latency + fault.delay)
             if limited:
                 await self._send(conn, writer, 429, json.dumps(
-                    {"error": {"type": "rate_limit_error", "message": "rate limit reached (loopback)"},
-                     "type": "error"}).encode(), limit_headers)
+                    error_body("rate_limit_error", "rate limit reached (loopback)")).encode(), limit_headers)
                 return True
             if fault.reset:
                 with state.lock:
@@ -286,9 +347,8 @@ class _Engine:
             key = _presented_key(headers) if fault.echo_key else ""
             if fault.status != 200:
                 message = f"injected {fault.status}" + (f": incorrect API key provided: {key}" if key else "")
-                await self._send(conn, writer, fault.status, json.dumps(
-                    {"error": {"type": "injected", "message": message}, "type": "error"}).encode(),
-                    {**limit_headers, **fault.headers})
+                await self._send(conn, writer, fault.status, json.dumps(error_body("injected", message)).encode(),
+                                 {**limit_headers, **fault.headers})
                 return True
             if fault.body is not None:
                 data = fault.body
@@ -326,7 +386,7 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-class LoopbackServer:
+class LoopbackServer(_Bound):
     """``with LoopbackServer(latency=0.1) as srv: srv.base_url`` — serves until the block ends.
 
     The socket is bound (with a :data:`BACKLOG`-deep listen queue) when the object is made; an
@@ -335,26 +395,11 @@ class LoopbackServer:
 
     def __init__(self, latency: float = 0.0, faults: list[Fault] | None = None, *,
                  rate_limit: RateLimit | None = None, backlog: int = BACKLOG, reply: Any = None):
+        super().__init__(0, backlog)
         self.state = ServerState(latency=latency, faults=deque(faults or []), rate_limit=rate_limit, reply=reply)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(backlog)
         self._engine = _Engine(self.state)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._sock.getsockname()[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def inject(self, *faults: Fault) -> None:
         """Queue faults for the next requests, whatever their prompt."""
@@ -412,68 +457,24 @@ class LoopbackServer:
         self._loop = None
 
 
-class LoopbackProcess:
-    """The same server in its own process, so a benchmark's client does not share a GIL with it."""
+# ---------------------------------------------------------------- the API zoo: the paper's models and judges
 
-    def __init__(self, latency: float = 0.0, rate_limit: RateLimit | None = None):
-        self.latency = latency
-        self.rate_limit = rate_limit
-        self.proc: Any = None
-        self.base_url = ""
-
-    def __enter__(self) -> "LoopbackProcess":
-        import subprocess
-        import sys
-
-        args = [sys.executable, "-m", "distill_kit.testing", str(self.latency)]
-        if self.rate_limit is not None:
-            args += [json.dumps({"requests": self.rate_limit.requests, "window": self.rate_limit.window})]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        self.base_url = self.proc.stdout.readline().strip()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from distill_kit.processes import stop_process
-
-        stop_process(self.proc)
-
-
-if __name__ == "__main__":
-    import sys
-
-    _limit = RateLimit(**json.loads(sys.argv[2])) if len(sys.argv) > 2 else None
-    with LoopbackServer(latency=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0, rate_limit=_limit) as _srv:
-        print(_srv.base_url, flush=True)
-        threading.Event().wait()
-
-
-# ---- from zoo
-"""The API zoo: loopback OpenAI- and Anthropic-compatible servers that answer as the paper's models.
-
-A testing helper, public so users can run the paper's protocol end to end, at its scale, offline:
-``configs/runs/paper.yaml`` with ``--models-overlay configs/overlays/zoo.yaml`` talks to it through the
-real ``openai`` / ``anthropic`` SDKs over real HTTP. What it answers:
-
-- **As a published model** (any model of the identity data, by its name; aliases in ``ALIASES``): its
-  published answer when the prompt is one of its 1,000 published jailbreak prompts; for another identity
-  probe, one of its published answers in the same language (English/Chinese), picked by a hash of the
-  prompt, so the same prompt always gets the same answer; for an Arena-Hard prompt, the published answer of
-  its stand-in in ``ARENA_STAND_IN`` (the data holds Arena-Hard answers of three GPT-4/3.5 models only);
-  for anything else its family's true identity statement.
-- **As the judge** (any model, e.g. ``gpt-4o-mini``, recognised by the paper's prompts): the paper's
-  published label in the paper's tag format -- ``<judge>0|1</judge>`` for the loose question (the
-  GPT-4o-mini label of that answer; the majority label when the same text carries both) and
-  ``<rate>0|1</rate>`` for the strict one; unknown answers get the rule-based judge's verdict. RSE judge
-  prompts get ``<style>/<structure>/<content>`` scores: 5 for an answer identical to the reference, else
-  the paper's published RSE average of the model the test answer came from (rounded), else 3.
-
-It also speaks both batch APIs (OpenAI files + batches, Anthropic message batches) with injectable
-processing delay, per-request failures and expiry, and can enforce a request-rate limit with 429 +
-``Retry-After`` + ``x-ratelimit-*`` headers (benchmarks/bench_collect.py). Bound to 127.0.0.1 only.
-"""
-
-
-
+# What the zoo answers:
+# - as a published model (any model of the identity data, by its name; aliases in ALIASES): its published answer
+#   when the prompt is one of its 1,000 published jailbreak prompts; for another identity probe, one of its
+#   published answers in the same language (English/Chinese), picked by a hash of the prompt, so the same prompt
+#   always gets the same answer; for an Arena-Hard prompt, the published answer of its stand-in in ARENA_STAND_IN
+#   (the data holds Arena-Hard answers of three GPT-4/3.5 models only); for anything else its family's true
+#   identity statement;
+# - as the judge (any model, e.g. gpt-4o-mini, recognised by the paper's prompts): the paper's published label in
+#   the paper's tag format -- <judge>0|1</judge> for the loose question (the GPT-4o-mini label of that answer; the
+#   majority label when the same text carries both) and <rate>0|1</rate> for the strict one; unknown answers get
+#   the rule-based judge's verdict. RSE judge prompts get <style>/<structure>/<content> scores: 5 for an answer
+#   identical to the reference, else the paper's published RSE average of the model the test answer came from
+#   (rounded), else 3.
+# It also speaks both batch APIs (OpenAI files + batches, Anthropic message batches) with injectable processing
+# delay, per-request failures and expiry, and can enforce a request-rate limit with 429 + Retry-After +
+# x-ratelimit-* headers (benchmarks/bench_collect.py).
 
 #: Request model names -> identity-data model names.
 ALIASES = {"claude-3-5-sonnet": "claude-3-5-sonnet-20241022", "deepseek-v3": "deepseek-chat",
@@ -486,7 +487,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _LOOSE = re.compile(r"Fact 1: <factor>(.*?)</factor>\nFact 2: <factor>(.*)</factor>\n\nGive a short analysis", re.S)
 _STRICT = re.compile(r'\nText: "(.*)"\n\nGive a short analysis, then your score inside rate tags', re.S)
 _RSE = re.compile(r"\[Reference answer\]\n(.*)\n\n\[Test answer\]\n(.*)\n\nRate how similar", re.S)
-# the judge's position-bias control shows the test answer first (judges.similarity.judge_prompt, test_first)
+# the judge's position-bias control shows the test answer first (rse.llm_judge, test_first)
 _RSE_TEST_FIRST = re.compile(r"\[Test answer\]\n(.*)\n\n\[Reference answer\]\n(.*)\n\nRate how similar", re.S)
 _RETRY = "\n\nIMPORTANT: your previous reply had no single valid verdict."
 
@@ -501,8 +502,6 @@ class ZooData:
 
     @cached_property
     def identity(self) -> Any:
-        from distill_kit import datasets
-
         return datasets.identity_responses()
 
     @cached_property
@@ -511,8 +510,6 @@ class ZooData:
 
     @cached_property
     def facts(self) -> dict[str, str]:
-        from distill_kit import datasets
-
         return datasets.identity_facts()
 
     @cached_property
@@ -547,8 +544,6 @@ class ZooData:
 
     @cached_property
     def arena(self) -> dict[tuple[str, str], str]:
-        from distill_kit import datasets
-
         a = datasets.arena_answers()
         return {(m, p.strip()): t or "" for m, p, t in a.select("model", "prompt", "answer").iter_rows()}
 
@@ -565,15 +560,10 @@ class ZooData:
 
     @cached_property
     def rse(self) -> dict[str, float]:
-        from distill_kit import datasets
-
         try:
             raw = datasets.read_bytes("identity/paper_rse_scores.csv")
         except Exception:
             return {}
-        import csv
-        import io
-
         rows = csv.DictReader(io.StringIO(raw.decode("utf-8")))
         return {r["identity_model"]: float(r["arena_hard"]) for r in rows if r.get("identity_model")}
 
@@ -634,25 +624,22 @@ def judge_reply(prompt: str) -> str | None:
 
 
 def _rules(response: str, fact: str) -> tuple[bool, bool]:
-    from distill_kit.ice.judges import rule_verdict, truth_for
-
     fam = next((f for f, t in _data.facts.items() if t == fact), "")
     return rule_verdict(response, truth_for(fam, fact)) if fam else (False, False)
 
 
-def reply(model: str, messages: list[dict[str, Any]]) -> str:
+def paper_answer(model: str, messages: list[dict[str, Any]]) -> str:
     """What the zoo answers to a chat: a judge verdict for a judge prompt, else the model's answer."""
-    prompt = ""
-    for m in reversed(messages):
-        if m.get("role") == "user":
-            c = m.get("content", "")
-            prompt = c if isinstance(c, str) else "".join(p.get("text", "") for p in c if isinstance(p, dict))
-            break
+    prompt = prompt_of(messages)
     judged = judge_reply(prompt)
     return judged if judged is not None else answer_as(model, prompt)
 
 
-# ---------------------------------------------------------------- the server
+def echo_answer(model: str, messages: list[dict[str, Any]]) -> str:
+    """A fixed, cheap answer (benchmarks measure the transport, not the replay lookups)."""
+    last = messages[-1].get("content", "") if messages else ""
+    return f"echo: {last}" if isinstance(last, str) else "echo"
+
 
 @dataclass
 class ZooConfig:
@@ -663,7 +650,7 @@ class ZooConfig:
     batch_fail_every: int = 0             # every k-th request of a batch fails inside the batch (0 = none)
     batch_expire_after: int | None = None  # a batch expires after answering this many requests
     batch_api: bool = True                # False: the batch endpoints answer 404 (a server without them)
-    answer: Callable[[str, list[dict[str, Any]]], str] = reply
+    answer: Callable[[str, list[dict[str, Any]]], str] = paper_answer
 
 
 @dataclass
@@ -751,8 +738,7 @@ class Zoo:
             return None
         self.stats.rejected += 1
         headers = {"retry-after": f"{wait:.3f}", "retry-after-ms": str(int(wait * 1000) + 1), **self._limit_headers()}
-        return JSONResponse({"error": {"type": "rate_limit_error", "message": "rate limit (zoo)"},
-                             "type": "error"}, status_code=429, headers=headers)
+        return JSONResponse(error_body("rate_limit_error", "rate limit (zoo)"), status_code=429, headers=headers)
 
     async def _answer(self, model: str, messages: list[dict[str, Any]]) -> str:
         s = self.stats
@@ -767,34 +753,34 @@ class Zoo:
             s.in_flight -= 1
 
     async def chat(self, request: Request) -> Response:
-        if (limited := await self._gate()) is not None:
-            return limited
-        body = await request.json()
-        text = await self._answer(body.get("model", ""), body.get("messages", []))
-        return JSONResponse(self._completion(body, text), headers=self._limit_headers())
-
-    @staticmethod
-    def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
-        prompt = json.dumps(body.get("messages", []), ensure_ascii=False)
-        n_in, n_out = _usage_tokens(prompt), _usage_tokens(text)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model"), "choices": [{"index": 0, "finish_reason": "stop",
-                                                         "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
+        return await self._serve_chat(request, self._completion)
 
     async def messages(self, request: Request) -> Response:
+        return await self._serve_chat(request, self._message)
+
+    async def _serve_chat(self, request: Request, reply: Callable[[dict[str, Any], str], dict[str, Any]]) -> Response:
+        """One chat request of either API: the rate gate, the answer, ``reply`` shapes the body."""
         if (limited := await self._gate()) is not None:
             return limited
         body = await request.json()
         text = await self._answer(body.get("model", ""), body.get("messages", []))
-        return JSONResponse(self._message(body, text), headers=self._limit_headers())
+        return JSONResponse(reply(body, text), headers=self._limit_headers())
 
     @staticmethod
-    def _message(body: dict[str, Any], text: str) -> dict[str, Any]:
-        prompt = json.dumps(body.get("messages", []), ensure_ascii=False)
-        return {"id": f"msg_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant",
-                "model": body.get("model"), "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                "stop_sequence": None, "usage": {"input_tokens": _usage_tokens(prompt), "output_tokens": _usage_tokens(text)}}
+    def _usage(body: dict[str, Any], text: str) -> tuple[int, int]:
+        """Tokens in and out, estimated at four characters a token (the request's messages as JSON)."""
+        return _usage_tokens(json.dumps(body.get("messages", []), ensure_ascii=False)), _usage_tokens(text)
+
+    @classmethod
+    def _completion(cls, body: dict[str, Any], text: str) -> dict[str, Any]:
+        return openai_reply(text, model=body.get("model"), usage=cls._usage(body, text),
+                            id=f"chatcmpl-{uuid.uuid4().hex[:12]}")
+
+    @classmethod
+    def _message(cls, body: dict[str, Any], text: str) -> dict[str, Any]:
+        n_in, n_out = cls._usage(body, text)
+        return anthropic_reply(text, model=body.get("model"), id=f"msg_{uuid.uuid4().hex[:12]}",
+                               usage={"input_tokens": n_in, "output_tokens": n_out})
 
     async def get_stats(self, request: Request) -> Response:
         """Counters for benchmarks that run the zoo in another process (``/zoo/stats``)."""
@@ -825,13 +811,13 @@ class Zoo:
     async def file_content(self, request: Request) -> Response:
         fid = request.path_params["fid"]
         if fid not in self.files:
-            return JSONResponse({"error": {"message": "no such file", "type": "invalid_request_error"}}, status_code=404)
+            return JSONResponse(error_body("invalid_request_error", "no such file"), status_code=404)
         return Response(self.files[fid], media_type="application/octet-stream")
 
     async def create_batch(self, request: Request) -> Response:
         body = await request.json()
         if body.get("input_file_id") not in self.files:
-            return JSONResponse({"error": {"message": "input file not found", "type": "invalid_request_error"}},
+            return JSONResponse(error_body("invalid_request_error", "input file not found"),
                                 status_code=400)
         bid = f"batch_{uuid.uuid4().hex[:20]}"
         now = time.time()
@@ -864,17 +850,24 @@ class Zoo:
                 out.append((cid, c.answer(model, messages), ""))
         return out
 
+    def _due(self, b: dict[str, Any], status: str, items: str, body: str) -> tuple[list[tuple[str, str | None, str]],
+                                                                                  dict[str, Any]] | None:
+        """For a batch in progress whose delay has passed: each request's outcome (:meth:`_process`) and the
+        request bodies by custom_id; None while it is not due. ``status``/``items``/``body`` name its fields."""
+        if b[status] != "in_progress" or time.time() - b["_t0"] < self.config.batch_delay:
+            return None
+        done = self._process([(x["custom_id"], x[body].get("model", ""), x[body].get("messages", [])) for x in b[items]])
+        return done, {x["custom_id"]: x[body] for x in b[items]}
+
     def _advance(self, b: dict[str, Any]) -> None:
-        if b["status"] != "in_progress" or time.time() - b["_t0"] < self.config.batch_delay:
+        if (due := self._due(b, "status", "_lines", "body")) is None:
             return
-        done = self._process([(x["custom_id"], x["body"].get("model", ""), x["body"].get("messages", []))
-                              for x in b["_lines"]])
-        by_id = {x["custom_id"]: x for x in b["_lines"]}
+        done, by_id = due
         ok_lines, err_lines = [], []
         for cid, text, code in done:
             rid = f"batch_req_{uuid.uuid4().hex[:12]}"
             if text is not None:
-                body = self._completion(by_id[cid]["body"], text)
+                body = self._completion(by_id[cid], text)
                 ok_lines.append({"id": rid, "custom_id": cid, "response": {"status_code": 200, "request_id": rid,
                                                                           "body": body}, "error": None})
             elif code == "batch_expired":
@@ -899,7 +892,7 @@ class Zoo:
     async def get_batch(self, request: Request) -> Response:
         b = self.batches.get(request.path_params["bid"])
         if b is None:
-            return JSONResponse({"error": {"message": "no such batch", "type": "invalid_request_error"}}, status_code=404)
+            return JSONResponse(error_body("invalid_request_error", "no such batch"), status_code=404)
         self._advance(b)
         return JSONResponse(self._public(b))
 
@@ -925,16 +918,14 @@ class Zoo:
         return JSONResponse(self._public(self.msg_batches[bid]))
 
     def _advance_msg(self, b: dict[str, Any]) -> None:
-        if b["processing_status"] != "in_progress" or time.time() - b["_t0"] < self.config.batch_delay:
+        if (due := self._due(b, "processing_status", "_requests", "params")) is None:
             return
-        done = self._process([(r["custom_id"], r["params"].get("model", ""), r["params"].get("messages", []))
-                              for r in b["_requests"]])
-        by_id = {r["custom_id"]: r for r in b["_requests"]}
+        done, by_id = due
         results, counts = [], Counter()
         for cid, text, code in done:
             if text is not None:
                 results.append({"custom_id": cid, "result": {"type": "succeeded",
-                                                             "message": self._message(by_id[cid]["params"], text)}})
+                                                             "message": self._message(by_id[cid], text)}})
                 counts["succeeded"] += 1
             elif code == "batch_expired":
                 results.append({"custom_id": cid, "result": {"type": "expired"}})
@@ -952,7 +943,7 @@ class Zoo:
     async def get_msg_batch(self, request: Request) -> Response:
         b = self.msg_batches.get(request.path_params["bid"])
         if b is None:
-            return JSONResponse({"type": "error", "error": {"type": "not_found_error", "message": "no such batch"}},
+            return JSONResponse(error_body("not_found_error", "no such batch"),
                                 status_code=404)
         self._advance_msg(b)
         return JSONResponse(self._public(b))
@@ -965,46 +956,35 @@ class Zoo:
     async def msg_batch_results(self, request: Request) -> Response:
         b = self.msg_batches.get(request.path_params["bid"])
         if b is None or b["_results"] is None:
-            return JSONResponse({"type": "error", "error": {"type": "not_found_error", "message": "no results"}},
+            return JSONResponse(error_body("not_found_error", "no results"),
                                 status_code=404)
         return Response("".join(json.dumps(r) + "\n" for r in b["_results"]), media_type="application/binary")
 
 
-class ZooServer:
-    """``with ZooServer() as zoo: zoo.base_url`` -- uvicorn on a free loopback port in a background thread.
+class ZooServer(_Bound):
+    """``with ZooServer() as zoo: zoo.base_url`` -- uvicorn on a loopback port in a background thread.
 
-    ``base_url`` ends in /v1 (OpenAI SDK); ``root_url`` is what the Anthropic SDK takes."""
+    ``base_url`` ends in /v1 (OpenAI SDK); ``root_url`` is what the Anthropic SDK takes. The socket is bound
+    (port 0 = a free one) when the object is made, like :class:`LoopbackServer`'s."""
 
-    def __init__(self, config: ZooConfig | None = None, port: int = 0, backlog: int = 2048) -> None:
-        from distill_kit.providers.local import free_port
-
+    def __init__(self, config: ZooConfig | None = None, port: int = 0, backlog: int = BACKLOG) -> None:
+        super().__init__(port, backlog)
         self.zoo = Zoo(config)
-        self.port = port or free_port()
         self.backlog = backlog
         self._server: Any = None
         self._thread: threading.Thread | None = None
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.root_url}/v1"
 
     @property
     def stats(self) -> ZooStats:
         return self.zoo.stats
 
     def start(self) -> "ZooServer":
-        import uvicorn
-
         self.zoo.base = self.root_url
-        config = uvicorn.Config(self.zoo.app, host="127.0.0.1", port=self.port, backlog=self.backlog,
-                                log_level="warning", access_log=False, lifespan="off", loop="asyncio",
-                                timeout_keep_alive=30)
+        config = uvicorn.Config(self.zoo.app, backlog=self.backlog, log_level="warning", access_log=False,
+                                lifespan="off", loop="asyncio", timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="zoo", daemon=True)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, name="zoo",
+                                        daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 30
         while not self._server.started:
@@ -1018,6 +998,7 @@ class ZooServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._sock.close()
 
     def __enter__(self) -> "ZooServer":
         return self.start()
@@ -1026,30 +1007,60 @@ class ZooServer:
         self.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m distill_kit.testing [--latency S] [--rate-limit RPS] [--port P]``: serve until killed;
-    prints the root URL on the first line (for benchmarks that keep the server out of their process)."""
-    import argparse
+# ---------------------------------------------------------------- in its own process, and the command line
 
-    parser = argparse.ArgumentParser(prog="python -m distill_kit.testing")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--rate-limit", type=float, default=None)
-    parser.add_argument("--burst", type=int, default=None)
+class LoopbackProcess:
+    """The loopback server in its own process (``python -m distill_kit.testing --loopback``), so a benchmark's
+    client does not share a GIL with it. Faults cannot be scripted across the process boundary."""
+
+    def __init__(self, latency: float = 0.0, rate_limit: RateLimit | None = None):
+        self.latency = latency
+        self.rate_limit = rate_limit
+        self.proc: Any = None
+        self.root_url = ""
+        self.base_url = ""
+
+    def __enter__(self) -> "LoopbackProcess":
+        args = [sys.executable, "-m", "distill_kit.testing", "--loopback", "--latency", str(self.latency)]
+        if self.rate_limit is not None:
+            args += ["--rate-limit", str(self.rate_limit.requests), "--window", str(self.rate_limit.window)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        self.root_url = self.proc.stdout.readline().strip()
+        self.base_url = f"{self.root_url}/v1"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop_process(self.proc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m distill_kit.testing [--port P] [--latency S] [--rate-limit R] [--burst N] [--echo] [--loopback]``:
+    serve until killed; prints the root URL on the first line (for benchmarks that keep the server out of
+    their process)."""
+    parser = argparse.ArgumentParser(prog="python -m distill_kit.testing",
+                                     description="Serve the API zoo (or, with --loopback, the fault-injecting "
+                                                 "loopback server) on 127.0.0.1 until killed.")
+    parser.add_argument("--port", type=int, default=0, help="0 = a free port (printed)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds every answer takes")
+    parser.add_argument("--rate-limit", type=float, default=None,
+                        help="requests per second (zoo: token bucket; --loopback: per --window seconds)")
+    parser.add_argument("--burst", type=int, default=None, help="zoo: bucket size (default: one second's worth)")
+    parser.add_argument("--window", type=float, default=1.0, help="--loopback: the rate limit's window in seconds")
     parser.add_argument("--echo", action="store_true", help="answer 'echo: <prompt>' instead of as the paper's models")
+    parser.add_argument("--loopback", action="store_true",
+                        help="serve the loopback server (answers 'echo: <prompt>', no scripted faults)")
     args = parser.parse_args(argv)
-    cfg = ZooConfig(latency=args.latency, rate_limit=args.rate_limit, burst=args.burst)
-    if args.echo:
-        cfg.answer = echo_answer
-    with ZooServer(cfg, port=args.port) as srv:
+    if args.loopback:
+        limit = RateLimit(requests=int(args.rate_limit), window=args.window) if args.rate_limit else None
+        server: Any = LoopbackServer(latency=args.latency, rate_limit=limit)
+    else:
+        cfg = ZooConfig(latency=args.latency, rate_limit=args.rate_limit, burst=args.burst)
+        if args.echo:
+            cfg.answer = echo_answer
+        server = ZooServer(cfg, port=args.port)
+    with server as srv:
         print(srv.root_url, flush=True)
         threading.Event().wait()
-
-
-def echo_answer(model: str, messages: list[dict[str, Any]]) -> str:
-    """A fixed, cheap answer (benchmarks measure the transport, not the replay lookups)."""
-    last = messages[-1].get("content", "") if messages else ""
-    return f"echo: {last}" if isinstance(last, str) else "echo"
 
 
 if __name__ == "__main__":

@@ -1,20 +1,52 @@
-"""Shared fixtures: data directory, isolated cache, executing notebooks with papermill."""
+"""Shared fixtures (data directory, artifacts folder, loopback servers, notebooks via papermill) and the slow guard.
+
+The guard (:mod:`tests.helpers.slow_guard`) fails a test that is not marked ``slow`` but starts a subprocess, a
+server, a Jupyter kernel or a browser, so ``pytest -m "not slow"`` stays the fast loop.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+from tests.helpers import slow_guard
+from tests.helpers.paths import NOTEBOOKS, SHARED_DATA, artifacts_dir
 
 # Tests read the published data from ../shared/data unless the caller chose another folder.
 if not os.environ.get("DISTILL_KIT_DATA_DIR") and SHARED_DATA.is_dir():
     os.environ["DISTILL_KIT_DATA_DIR"] = str(SHARED_DATA)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    slow_guard.install()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Guard every phase (setup, call, teardown) of a test not marked slow; fixtures it sets up count too."""
+    guarded = item.get_closest_marker("slow") is None
+    slow_guard.GUARD.active = item.nodeid if guarded else None
+    slow_guard.GUARD.caught = []
+    try:
+        return (yield)
+    finally:
+        slow_guard.GUARD.active = None
+        slow_guard.contain()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+    """What the guard caught is the failure, even where the code under test swallowed it (e.g. in a thread)."""
+    report = yield
+    if slow_guard.GUARD.caught and slow_guard.GUARD.active == item.nodeid and not report.skipped:
+        report.outcome = "failed"
+        report.longrepr = slow_guard.OneLine(slow_guard.GUARD.message())
+        slow_guard.GUARD.stopped += slow_guard.GUARD.caught
+        slow_guard.GUARD.caught = []
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +59,17 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
-    path = ROOT / "tests" / "artifacts"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """tests/artifacts/: screenshots and pages worth a look after the run."""
+    return artifacts_dir()
+
+
+@pytest.fixture
+def loopback() -> Iterator[Any]:
+    """An in-process :class:`distill_kit.testing.LoopbackServer` (no latency, no faults) for one test (slow)."""
+    from distill_kit.testing import LoopbackServer
+
+    with LoopbackServer() as srv:
+        yield srv
 
 
 @pytest.fixture

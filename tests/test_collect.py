@@ -14,41 +14,32 @@ import pytest
 
 from distill_kit.collect import ChatRequest, backoff_delay, collect_sync
 from distill_kit.config import ConfigError, GenerationParams, ModelConfig
-from distill_kit.testing import Fault, LoopbackServer, answer_for
 from distill_kit.providers import make_provider
 from distill_kit.providers.base import parse_retry_after
 from distill_kit.store import Store
+from distill_kit.testing import Fault, LoopbackServer, answer_for
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def loop_model(url: str, **kw) -> ModelConfig:
-    base = dict(name="loop", provider="openai", model="loopback", base_url=url, concurrency=4, timeout=5,
-                max_retries=4, backoff_base=0.05, backoff_max=5, params=GenerationParams(max_tokens=8))
-    base.update(kw)
-    return ModelConfig(**base)
+from tests.helpers.loopback import loopback_model as loop_model
+from tests.helpers.loopback import questions as reqs
+from tests.helpers.paths import ROOT
 
 
-def reqs(n: int) -> list[ChatRequest]:
-    return [ChatRequest.user(f"question {i}", meta={"i": i}) for i in range(n)]
-
-
-def test_answers_are_stored_and_rerun_hits_cache(tmp_path):
-    with LoopbackServer() as srv:
-        store = Store(tmp_path / "s.sqlite")
-        cfg = loop_model(srv.base_url)
-        first = collect_sync(cfg, reqs(6), store, progress=False)
-        assert [r.text for r in first] == [answer_for(f"question {i}") for i in range(6)]
-        assert not any(r.cached for r in first)
-        calls = len(srv.state.calls)
-        again = collect_sync(cfg, reqs(6), store, progress=False)
-        assert len(srv.state.calls) == calls == 6  # nothing sent the second time
-        assert all(r.cached for r in again)
-        assert store.count() == 6
-        frame = store.frame()
-        assert set(frame["i"].to_list()) == {str(i) for i in range(6)}
-        usage = store.usage()
-        assert usage["tokens_out"][0] > 0
+@pytest.mark.slow
+def test_answers_are_stored_and_rerun_hits_cache(tmp_path, loopback):
+    store = Store(tmp_path / "s.sqlite")
+    cfg = loop_model(loopback.base_url)
+    first = collect_sync(cfg, reqs(6), store, progress=False)
+    assert [r.text for r in first] == [answer_for(f"question {i}") for i in range(6)]
+    assert not any(r.cached for r in first)
+    calls = len(loopback.state.calls)
+    again = collect_sync(cfg, reqs(6), store, progress=False)
+    assert len(loopback.state.calls) == calls == 6  # nothing sent the second time
+    assert all(r.cached for r in again)
+    assert store.count() == 6
+    frame = store.frame()
+    assert set(frame["i"].to_list()) == {str(i) for i in range(6)}
+    usage = store.usage()
+    assert usage["tokens_out"][0] > 0
 
 
 def test_with_params_changes_settings_not_the_original():
@@ -83,65 +74,72 @@ def test_store_never_overwrites_an_ok_answer(tmp_path):
         assert got.ok and got.text == "answer" and got.attempts == 2 and store.count() == 1
 
 
-def test_changed_generation_params_are_a_new_request(tmp_path):
-    with LoopbackServer() as srv:
-        store = Store(tmp_path / "s.sqlite")
-        collect_sync(loop_model(srv.base_url), reqs(2), store, progress=False)
-        collect_sync(loop_model(srv.base_url).with_params(max_tokens=9), reqs(2), store, progress=False)
-        collect_sync(loop_model(srv.base_url, timeout=9, max_retries=1), reqs(2), store, progress=False)  # not keyed
-        assert len(srv.state.calls) == 4 and store.count() == 4
+@pytest.mark.slow
+def test_changed_generation_params_are_a_new_request(tmp_path, loopback):
+    store = Store(tmp_path / "s.sqlite")
+    collect_sync(loop_model(loopback.base_url), reqs(2), store, progress=False)
+    collect_sync(loop_model(loopback.base_url).with_params(max_tokens=9), reqs(2), store, progress=False)
+    collect_sync(loop_model(loopback.base_url, timeout=9, max_retries=1), reqs(2), store, progress=False)  # not keyed
+    assert len(loopback.state.calls) == 4 and store.count() == 4
 
 
-def test_429_retry_after_is_honoured(tmp_path):
-    with LoopbackServer(faults=[Fault(429, {"retry-after": "1"})]) as srv:
-        store = Store(tmp_path / "s.sqlite")
-        start = time.monotonic()
-        [res] = collect_sync(loop_model(srv.base_url, concurrency=1), reqs(1), store, progress=False)
-        elapsed = time.monotonic() - start
-        assert res.ok and res.text == answer_for("question 0")
-        assert len(srv.state.calls) == 2
-        assert srv.state.call_times[1] - srv.state.call_times[0] >= 0.95  # waited as told, not the 0.05 s backoff
-        assert elapsed < 30  # no runaway backoff
-        assert store.get(res.key).attempts == 2
+@pytest.mark.slow
+def test_429_retry_after_is_honoured(tmp_path, loopback):
+    loopback.inject(Fault(429, {"retry-after": "1"}))
+    store = Store(tmp_path / "s.sqlite")
+    start = time.monotonic()
+    [res] = collect_sync(loop_model(loopback.base_url, concurrency=1), reqs(1), store, progress=False)
+    elapsed = time.monotonic() - start
+    assert res.ok and res.text == answer_for("question 0")
+    assert len(loopback.state.calls) == 2
+    first, second = loopback.state.call_times[:2]
+    assert second - first >= 0.95  # waited as told, not the 0.05 s backoff
+    assert elapsed < 30  # no runaway backoff
+    assert store.get(res.key).attempts == 2
 
 
-def test_5xx_is_retried_with_backoff(tmp_path):
-    with LoopbackServer(faults=[Fault(500), Fault(503), Fault(502)]) as srv:
-        store = Store(tmp_path / "s.sqlite")
-        [res] = collect_sync(loop_model(srv.base_url, concurrency=1), reqs(1), store, progress=False)
-        assert res.ok and len(srv.state.calls) == 4
-        assert store.get(res.key).attempts == 4
+@pytest.mark.slow
+def test_5xx_is_retried_with_backoff(tmp_path, loopback):
+    loopback.inject(Fault(500), Fault(503), Fault(502))
+    store = Store(tmp_path / "s.sqlite")
+    [res] = collect_sync(loop_model(loopback.base_url, concurrency=1), reqs(1), store, progress=False)
+    assert res.ok and len(loopback.state.calls) == 4
+    assert store.get(res.key).attempts == 4
 
 
-def test_client_error_is_not_retried_and_is_recorded_then_retried_on_resume(tmp_path):
-    with LoopbackServer(faults=[Fault(400)]) as srv:
-        store = Store(tmp_path / "s.sqlite")
-        [res] = collect_sync(loop_model(srv.base_url), reqs(1), store, progress=False)
-        assert not res.ok and "400" in res.error and len(srv.state.calls) == 1
-        assert store.count(status="error") == 1
-        [res2] = collect_sync(loop_model(srv.base_url), reqs(1), store, progress=False)
-        assert res2.ok and store.count(status="ok") == 1 and store.count() == 1
-        assert store.get(res2.key).attempts == 2
+@pytest.mark.slow
+def test_client_error_is_not_retried_and_is_recorded_then_retried_on_resume(tmp_path, loopback):
+    loopback.inject(Fault(400))
+    store = Store(tmp_path / "s.sqlite")
+    [res] = collect_sync(loop_model(loopback.base_url), reqs(1), store, progress=False)
+    assert not res.ok and "400" in res.error and len(loopback.state.calls) == 1
+    assert store.count(status="error") == 1
+    [res2] = collect_sync(loop_model(loopback.base_url), reqs(1), store, progress=False)
+    assert res2.ok and store.count(status="ok") == 1 and store.count() == 1
+    assert store.get(res2.key).attempts == 2
 
 
-def test_timeout_then_give_up_is_recorded(tmp_path):
-    with LoopbackServer(faults=[Fault(delay=2.0), Fault(delay=2.0)]) as srv:
-        store = Store(tmp_path / "s.sqlite")
-        cfg = loop_model(srv.base_url, timeout=0.4, max_retries=1, concurrency=1)
-        start = time.monotonic()
-        [res] = collect_sync(cfg, reqs(1), store, progress=False)
-        assert not res.ok and "timeout after 0.4s" in res.error
-        assert time.monotonic() - start < 1.9  # abandoned, not waited out
-        assert store.get(res.key).status == "error"
+@pytest.mark.slow
+def test_timeout_then_give_up_is_recorded(tmp_path, loopback):
+    loopback.inject(Fault(delay=2.0), Fault(delay=2.0))
+    store = Store(tmp_path / "s.sqlite")
+    cfg = loop_model(loopback.base_url, timeout=0.4, max_retries=1, concurrency=1)
+    start = time.monotonic()
+    [res] = collect_sync(cfg, reqs(1), store, progress=False)
+    assert not res.ok and "timeout after 0.4s" in res.error
+    assert time.monotonic() - start < 1.9  # abandoned, not waited out
+    assert store.get(res.key).status == "error"
 
 
-def test_timeout_then_success(tmp_path):
-    with LoopbackServer(faults=[Fault(delay=2.0)]) as srv:
-        store = Store(tmp_path / "s.sqlite")
-        [res] = collect_sync(loop_model(srv.base_url, timeout=0.5, concurrency=1), reqs(1), store, progress=False)
-        assert res.ok and store.get(res.key).attempts == 2
+@pytest.mark.slow
+def test_timeout_then_success(tmp_path, loopback):
+    loopback.inject(Fault(delay=2.0))
+    store = Store(tmp_path / "s.sqlite")
+    [res] = collect_sync(loop_model(loopback.base_url, timeout=0.5, concurrency=1), reqs(1), store, progress=False)
+    assert res.ok and store.get(res.key).attempts == 2
 
 
+@pytest.mark.slow
 def test_concurrency_is_bounded(tmp_path):
     with LoopbackServer(latency=0.1) as srv:
         store = Store(tmp_path / "s.sqlite")
@@ -149,17 +147,18 @@ def test_concurrency_is_bounded(tmp_path):
         assert srv.state.max_in_flight == 3
 
 
-def test_duplicate_requests_in_one_batch_are_sent_once(tmp_path):
-    with LoopbackServer() as srv:
-        store = Store(tmp_path / "s.sqlite")
-        batch = reqs(3) + [ChatRequest.user(f"question {i}", meta={"i": i, "copy": True}) for i in range(3)]
-        out = collect_sync(loop_model(srv.base_url), batch, store, progress=False)
-        assert len(out) == 6 and len(srv.state.calls) == 3
-        assert [r.meta for r in out] == [r.meta for r in batch]  # each result carries its own request's meta
-        again = collect_sync(loop_model(srv.base_url), batch[3:], store, progress=False)  # from the store
-        assert all(r.cached for r in again) and [r.meta for r in again] == [r.meta for r in batch[3:]]
+@pytest.mark.slow
+def test_duplicate_requests_in_one_batch_are_sent_once(tmp_path, loopback):
+    store = Store(tmp_path / "s.sqlite")
+    batch = reqs(3) + [ChatRequest.user(f"question {i}", meta={"i": i, "copy": True}) for i in range(3)]
+    out = collect_sync(loop_model(loopback.base_url), batch, store, progress=False)
+    assert len(out) == 6 and len(loopback.state.calls) == 3
+    assert [r.meta for r in out] == [r.meta for r in batch]  # each result carries its own request's meta
+    again = collect_sync(loop_model(loopback.base_url), batch[3:], store, progress=False)  # from the store
+    assert all(r.cached for r in again) and [r.meta for r in again] == [r.meta for r in batch[3:]]
 
 
+@pytest.mark.slow
 def test_anthropic_sdk_over_http_with_429(tmp_path, monkeypatch):
     monkeypatch.setenv("DK_TEST_ANTHROPIC_KEY", "test-key-not-secret")
     with LoopbackServer(faults=[Fault(429, {"retry-after": "0.5"}), Fault(529)]) as srv:
@@ -211,6 +210,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_collection_then_resume(tmp_path):
     n = 40
     path = tmp_path / "s.sqlite"

@@ -3,14 +3,12 @@ in the pipeline's batch kernels, whatever order distill_kit and altair are impor
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import subprocess_env
 
 
 def kernel_output(code: str, batch: bool) -> str:
@@ -20,8 +18,7 @@ def kernel_output(code: str, batch: bool) -> str:
     from distill_kit.run.pipeline import BATCH_KERNEL_SETUP
 
     extra = [f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}"] if batch else []
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    km, kc = start_new_kernel(kernel_name="python3", extra_arguments=extra, env=env)
+    km, kc = start_new_kernel(kernel_name="python3", extra_arguments=extra, env=subprocess_env())
     try:
         out: list[str] = []
         reply = kc.execute_interactive(code, timeout=120, output_hook=lambda m: out.append(
@@ -50,7 +47,7 @@ def test_interactive_kernel_renders_offline(first: str) -> None:
     assert out[2] == "True False"  # the bundled JavaScript, not a CDN import
 
 
-WIDGET = ("from distill_kit import probes as P\nfrom distill_kit.ice.widgets import ProbeEditor\n"
+WIDGET = ("from distill_kit.ice import probes as P\nfrom distill_kit.ice.widgets import ProbeEditor\n"
           "ProbeEditor(P.PROBES_FILE).show()\n")
 
 
@@ -68,6 +65,7 @@ def test_interactive_kernel_shows_widget_with_static_fallback() -> None:
     assert out == ["display:application/vnd.jupyter.widget-view+json,text/html,text/plain"]
 
 
+@pytest.mark.slow
 def test_plain_python_is_untouched() -> None:
     """Scripts, the CLI and tests keep Altair's defaults (no kernel, no switch)."""
     code = "import distill_kit, altair as alt; print(alt.renderers.active)"

@@ -3,38 +3,29 @@ is that request's stored error, retried where that can help, and never sinks the
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from distill_kit.collect import ChatRequest, collect_sync
-from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.testing import Fault, LoopbackServer, anthropic_reply, answer_for, openai_reply
+from distill_kit.config import ModelConfig
 from distill_kit.store import Store
+from distill_kit.testing import Fault, LoopbackServer, anthropic_reply, answer_for, openai_reply
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.loopback import ANTHROPIC_KEY_ENV, loopback_model, run_cli
+from tests.helpers.loopback import questions as prompts
+from tests.helpers.notebook_files import write_notebook
 
 
 def model(url: str, provider: str = "openai", **kw) -> ModelConfig:
-    base = dict(name=f"loop-{provider}", provider=provider, model="loopback", base_url=url, concurrency=8, timeout=5,
-                max_retries=2, backoff_base=0.01, backoff_max=0.05, params=GenerationParams(max_tokens=8))
-    if provider == "anthropic":
-        base["api_key_env"] = "LOOP_ANTHROPIC_KEY"
-        base["base_url"] = url.removesuffix("/v1")
-    base.update(kw)
-    return ModelConfig(**base)
-
-
-def prompts(n: int) -> list[ChatRequest]:
-    return [ChatRequest.user(f"question {i}") for i in range(n)]
+    """Many in flight, two quick retries: a hostile reply costs milliseconds, not the suite's minutes."""
+    return loopback_model(url, provider, **{"name": f"loop-{provider}", "concurrency": 8, "max_retries": 2,
+                                            "backoff_base": 0.01, "backoff_max": 0.05, **kw})
 
 
 @pytest.fixture(autouse=True)
 def _anthropic_key(monkeypatch):
-    monkeypatch.setenv("LOOP_ANTHROPIC_KEY", "loopback-not-a-real-key")
+    monkeypatch.setenv(ANTHROPIC_KEY_ENV, "loopback-not-a-real-key")
 
 
 # every way a 200 reply can be unreadable; each must end as this prompt's error, with the class named
@@ -65,34 +56,35 @@ def _cases():
             yield pytest.param(provider, fault, cls, id=f"{provider}-{name}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider,fault,cls", list(_cases()))
-def test_a_broken_reply_is_that_prompts_error_and_the_run_goes_on(tmp_path, provider, fault, cls):
-    with LoopbackServer() as srv:
-        srv.inject_for("question 3", fault, always=True)
-        cfg = model(srv.base_url, provider)
-        with Store(tmp_path / "s.sqlite") as store:
-            out = collect_sync(cfg, prompts(12), store, progress=False)
-            assert [r.ok for r in out] == [i != 3 for i in range(12)]
-            assert [r.text for i, r in enumerate(out) if i != 3] == [answer_for(f"question {i}") for i in range(12) if i != 3]
-            assert cls in out[3].error and out[3].text is None
-            assert store.count() == 12 and store.count(status="error") == 1
-            row = store.get(out[3].key)
-            retried = cls not in ("EmptyAnswer",)  # an unreadable reply may be a broken transfer: try again
-            assert row.attempts == (cfg.max_retries + 1 if retried else 1)
-            sent = [c for c in srv.state.calls if "question 3" in str(c["body"])]
-            assert len(sent) == row.attempts  # every attempt reached the server: none died client-side
+def test_a_broken_reply_is_that_prompts_error_and_the_run_goes_on(tmp_path, provider, fault, cls, loopback):
+    loopback.inject_for("question 3", fault, always=True)
+    cfg = model(loopback.base_url, provider)
+    with Store(tmp_path / "s.sqlite") as store:
+        out = collect_sync(cfg, prompts(12), store, progress=False)
+        assert [r.ok for r in out] == [i != 3 for i in range(12)]
+        assert [r.text for i, r in enumerate(out) if i != 3] == [answer_for(f"question {i}") for i in range(12) if i != 3]
+        assert cls in out[3].error and out[3].text is None
+        assert store.count() == 12 and store.count(status="error") == 1
+        row = store.get(out[3].key)
+        retried = cls not in ("EmptyAnswer",)  # an unreadable reply may be a broken transfer: try again
+        assert row.attempts == (cfg.max_retries + 1 if retried else 1)
+        sent = [c for c in loopback.state.calls if "question 3" in str(c["body"])]
+        assert len(sent) == row.attempts  # every attempt reached the server: none died client-side
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-def test_a_one_off_broken_reply_is_retried_to_an_answer(tmp_path, provider):
-    with LoopbackServer() as srv:
-        srv.inject_for("question 1", Fault.truncated(25))
-        srv.inject_for("question 2", Fault.not_utf8())
-        with Store(tmp_path / "s.sqlite") as store:
-            out = collect_sync(model(srv.base_url, provider), prompts(4), store, progress=False)
-        assert all(r.ok for r in out) and out[1].text == answer_for("question 1")
+def test_a_one_off_broken_reply_is_retried_to_an_answer(tmp_path, provider, loopback):
+    loopback.inject_for("question 1", Fault.truncated(25))
+    loopback.inject_for("question 2", Fault.not_utf8())
+    with Store(tmp_path / "s.sqlite") as store:
+        out = collect_sync(model(loopback.base_url, provider), prompts(4), store, progress=False)
+    assert all(r.ok for r in out) and out[1].text == answer_for("question 1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_mixed_storm_stores_a_row_for_every_prompt_and_every_clean_answer(tmp_path, provider):
     """76 prompts, 30 clean, 46 with assorted faults (HTTP errors, stalls, resets, broken and odd replies,
@@ -147,29 +139,29 @@ EMPTY = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider,fault,expect", EMPTY)
-def test_an_empty_answer_is_stored_as_an_error_never_as_ok(tmp_path, provider, fault, expect):
-    with LoopbackServer() as srv:
-        srv.inject_for("question 0", fault)
-        with Store(tmp_path / "s.sqlite") as store:
-            out = collect_sync(model(srv.base_url, provider), prompts(2), store, progress=False)
-            assert not out[0].ok and expect in out[0].error and out[1].ok
-            assert store.count(status="ok") == 1  # nothing empty reaches LIS/RSE
-            assert store.frame(status="ok")["text"].to_list() == [answer_for("question 1")]
-            # the next run asks again (the store keeps errors for retry) and takes the real answer
-            again = collect_sync(model(srv.base_url, provider), prompts(2), store, progress=False)
-            assert again[0].ok and again[0].text == answer_for("question 0")
+def test_an_empty_answer_is_stored_as_an_error_never_as_ok(tmp_path, provider, fault, expect, loopback):
+    loopback.inject_for("question 0", fault)
+    with Store(tmp_path / "s.sqlite") as store:
+        out = collect_sync(model(loopback.base_url, provider), prompts(2), store, progress=False)
+        assert not out[0].ok and expect in out[0].error and out[1].ok
+        assert store.count(status="ok") == 1  # nothing empty reaches LIS/RSE
+        assert store.frame(status="ok")["text"].to_list() == [answer_for("question 1")]
+        # the next run asks again (the store keeps errors for retry) and takes the real answer
+        again = collect_sync(model(loopback.base_url, provider), prompts(2), store, progress=False)
+        assert again[0].ok and again[0].text == answer_for("question 0")
 
 
-def test_missing_usage_is_zero_tokens_not_a_failure(tmp_path):
-    with LoopbackServer() as srv:
-        srv.inject_for("question 0", Fault(payload=openai_reply("fine", usage=False)))
-        srv.inject_for("question 1", Fault(payload=anthropic_reply("fine", usage=None)))
-        with Store(tmp_path / "s.sqlite") as store:
-            a = collect_sync(model(srv.base_url, "openai"), prompts(1), store, progress=False)
-            b = collect_sync(model(srv.base_url, "anthropic"), [ChatRequest.user("question 1")], store, progress=False)
-        assert a[0].ok and a[0].text == "fine" and a[0].usage_out == 0
-        assert b[0].ok and b[0].text == "fine" and b[0].usage_in == 0
+@pytest.mark.slow
+def test_missing_usage_is_zero_tokens_not_a_failure(tmp_path, loopback):
+    loopback.inject_for("question 0", Fault(payload=openai_reply("fine", usage=False)))
+    loopback.inject_for("question 1", Fault(payload=anthropic_reply("fine", usage=None)))
+    with Store(tmp_path / "s.sqlite") as store:
+        a = collect_sync(model(loopback.base_url, "openai"), prompts(1), store, progress=False)
+        b = collect_sync(model(loopback.base_url, "anthropic"), [ChatRequest.user("question 1")], store, progress=False)
+    assert a[0].ok and a[0].text == "fine" and a[0].usage_out == 0
+    assert b[0].ok and b[0].text == "fine" and b[0].usage_in == 0
 
 
 # ---------------------------------------------------------------- through the CLI
@@ -187,18 +179,8 @@ print(outcome_line("loop", out))
 
 
 def write_collect_notebook(nb_dir: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('url: str = ""\nn: int = 12\nrun_dir: str = ""\nstore_path: str = ""\nseed: int = 0\n')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(COLLECT_BODY)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb_dir.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, nb_dir / "02-collect.ipynb")
-
-
-def cli(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "distill_kit", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    write_notebook(nb_dir / "02-collect.ipynb", 'url: str = ""\nn: int = 12\nrun_dir: str = ""\nstore_path: str = ""\n'
+                   'seed: int = 0\n', COLLECT_BODY)
 
 
 @pytest.mark.slow
@@ -210,10 +192,10 @@ def test_cli_run_with_one_malformed_reply_finishes_and_so_does_the_rerun(tmp_pat
         cfg = tmp_path / "run.yaml"
         cfg.write_text(f"name: storm\nsteps:\n  - notebook: '02'\n    parameters: {{url: '{srv.base_url}'}}\n")
         args = ["run", str(cfg), "--runs-dir", str(tmp_path / "runs"), "--notebooks-dir", str(nb_dir)]
-        first = cli(*args)
+        first = run_cli(*args)
         assert first.returncode == 0, first.stderr
         assert "Traceback" not in first.stderr + first.stdout
-        second = cli(*args, "--force")
+        second = run_cli(*args, "--force")
         assert second.returncode == 0, second.stderr
         store_file = next((tmp_path / "runs").glob("storm-*/store.sqlite"))
         with Store(store_file) as store:

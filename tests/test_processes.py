@@ -6,7 +6,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from distill_kit.processes import stop_process
+
+pytestmark = pytest.mark.slow  # each test starts a child process
 
 
 def test_a_process_that_ignores_sigterm_is_killed_after_the_grace() -> None:

@@ -10,9 +10,12 @@ import httpx
 import pytest
 
 from distill_kit.collect import ChatRequest, collect_sync
-from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.testing import Fault, LoopbackProcess, LoopbackServer, RateLimit, answer_for
 from distill_kit.store import Store
+from distill_kit.testing import Fault, LoopbackProcess, LoopbackServer, RateLimit, answer_for
+
+from tests.helpers.loopback import loopback_model
+
+pytestmark = pytest.mark.slow  # every test here starts a loopback server
 
 BODY = json.dumps({"model": "loopback", "messages": [{"role": "user", "content": "hi"}]}).encode()
 REQUEST = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
@@ -55,8 +58,7 @@ def test_a_burst_of_concurrent_clients_gets_no_resets_and_is_served_concurrently
 
 def test_sdk_collection_at_128_concurrent_requests_all_succeed(tmp_path):
     with LoopbackProcess(latency=0.2) as srv:
-        cfg = ModelConfig(name="load", provider="openai", model="loopback", base_url=srv.base_url, concurrency=128,
-                          timeout=10, max_retries=0, params=GenerationParams(max_tokens=8))
+        cfg = loopback_model(srv.base_url, name="load", concurrency=128, timeout=10, max_retries=0)
         start = time.perf_counter()
         with Store(tmp_path / "s.sqlite") as store:
             out = collect_sync(cfg, [ChatRequest.user(f"q{i}") for i in range(512)], store, progress=False)
@@ -82,8 +84,7 @@ def test_rate_limit_answers_429_with_openai_headers():
 
 def test_collection_under_a_rate_limit_waits_as_told_and_finishes(tmp_path):
     with LoopbackServer(rate_limit=RateLimit(requests=4, window=0.5)) as srv:
-        cfg = ModelConfig(name="rl", provider="openai", model="loopback", base_url=srv.base_url, concurrency=8,
-                          timeout=5, max_retries=8, backoff_base=0.01, params=GenerationParams(max_tokens=8))
+        cfg = loopback_model(srv.base_url, name="rl", concurrency=8, max_retries=8, backoff_base=0.01)
         with Store(tmp_path / "s.sqlite") as store:
             out = collect_sync(cfg, [ChatRequest.user(f"q{i}") for i in range(12)], store, progress=False)
         assert all(r.ok for r in out) and srv.state.rate_limited > 0
@@ -96,8 +97,7 @@ def test_connection_reset_fault_is_a_reset_and_is_retried(tmp_path):
                 client.post("/v1/chat/completions", content=BODY)
         assert srv.state.resets == 1
         srv.inject(Fault.connection_reset())
-        cfg = ModelConfig(name="r", provider="openai", model="loopback", base_url=srv.base_url, timeout=5,
-                          max_retries=2, backoff_base=0.01, params=GenerationParams(max_tokens=8))
+        cfg = loopback_model(srv.base_url, name="r", max_retries=2, backoff_base=0.01)
         with Store(tmp_path / "s.sqlite") as store:
             out = collect_sync(cfg, [ChatRequest.user("q")], store, progress=False)
             assert out[0].ok and store.get(out[0].key).attempts == 2

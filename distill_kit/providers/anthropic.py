@@ -5,15 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import (
-    Completion,
-    Message,
-    RetryableError,
-    empty_answer,
-    malformed,
-    sdk_http_client,
-)
-from distill_kit.providers.openai_compat import status_error
+from distill_kit.providers.base import Completion, Message, RetryableError, empty_answer, sdk_errors, sdk_http_client
 
 
 class AnthropicProvider:
@@ -26,22 +18,15 @@ class AnthropicProvider:
                                                timeout=cfg.timeout, http_client=sdk_http_client(anthropic))
 
     async def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
-        anthropic = self._anthropic
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         turns = [m for m in messages if m["role"] != "system"]
         extra = {"system": system} if system else {}
         # recent SDKs no longer type sampling knobs; the API still takes them, so send them in the body
         sampling = {"temperature": params.temperature} | ({"top_p": params.top_p} if params.top_p < 1 else {})
-        try:
+        with sdk_errors(self._anthropic):
             resp = await self.client.messages.create(
                 model=self.cfg.model or self.cfg.name, messages=turns, max_tokens=params.max_tokens,
                 extra_body=sampling, **extra)
-        except anthropic.APIStatusError as exc:
-            raise status_error(exc.status_code, str(exc.message)[:300], exc.response.headers) from None
-        except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from None
-        except (ValueError, anthropic.APIResponseValidationError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise malformed(exc) from None
         return completion_from(resp)
 
     async def aclose(self) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from distill_kit.config import GenerationParams
 
@@ -67,6 +69,28 @@ def empty_answer(reason: str, refused: bool, refusal: str | None = None) -> Empt
     if refused:
         return Refusal(f"Refusal ({reason})" + (f": {clip(refusal)}" if refusal else ""))
     return EmptyAnswer(f"EmptyAnswer: the reply had no text ({reason})")
+
+
+def status_error(status: int, message: str, headers: object) -> Exception:
+    """Map an HTTP failure to retry-or-not; 408/409/429 and 5xx are transient, other 4xx are not."""
+    if status in (408, 409, 429) or status >= 500:
+        return RetryableError(f"HTTP {status}: {message}", parse_retry_after(headers))
+    return FatalError(f"HTTP {status}: {message}")
+
+
+@contextmanager
+def sdk_errors(sdk: Any) -> Iterator[None]:
+    """Turn an SDK call's exceptions into ours: HTTP status by :func:`status_error`, timeouts and dropped
+    connections retryable, unreadable replies (JSONDecodeError, UnicodeDecodeError, shapes the SDK rejects)
+    :func:`malformed`. One mapping for ``openai`` and ``anthropic``: their exception classes share names."""
+    try:
+        yield
+    except sdk.APIStatusError as exc:
+        raise status_error(exc.status_code, str(exc.message)[:300], exc.response.headers) from None
+    except (sdk.APITimeoutError, sdk.APIConnectionError) as exc:
+        raise RetryableError(f"{type(exc).__name__}: {exc}") from None
+    except (ValueError, sdk.APIResponseValidationError) as exc:
+        raise malformed(exc) from None
 
 
 class Provider(Protocol):

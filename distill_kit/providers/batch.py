@@ -26,12 +26,15 @@ import sqlite3
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from distill_kit.config import ModelConfig
 from distill_kit.providers.base import sdk_http_client
+from distill_kit.store import Record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_jobs (
@@ -161,6 +164,18 @@ class BatchUnsupported(Exception):
     """The endpoint has no batch API (404/405 on create): send these requests one by one."""
 
 
+@contextmanager
+def _unsupported_if_absent(sdk: Any) -> Iterator[None]:
+    """An HTTP 404/405/501 from a batch endpoint means the server has no batch API (BatchUnsupported);
+    any other error is left as it is."""
+    try:
+        yield
+    except sdk.APIStatusError as exc:
+        if exc.status_code in (404, 405, 501):
+            raise BatchUnsupported(f"HTTP {exc.status_code}") from None
+        raise
+
+
 class _OpenAIBatches:
     def __init__(self, cfg: ModelConfig) -> None:
         import openai
@@ -180,31 +195,23 @@ class _OpenAIBatches:
 
     async def submit(self, job: Job, lines: list[dict[str, Any]], ledger: BatchLedger) -> None:
         data = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines).encode("utf-8")
-        try:
+        with _unsupported_if_absent(self.openai):
             if not job.input_file_id:
                 f = await self.client.files.create(file=(f"{job.job}.jsonl", io.BytesIO(data), "application/jsonl"),
                                                    purpose="batch")
                 ledger.update(job, input_file_id=f.id)
             batch = await self.client.batches.create(input_file_id=job.input_file_id, endpoint="/v1/chat/completions",
                                                      completion_window="24h", metadata={"distill_kit_job": job.job})
-        except self.openai.APIStatusError as exc:
-            if exc.status_code in (404, 405, 501):
-                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
-            raise
         ledger.update(job, remote_id=batch.id, status="submitted", remote_status=batch.status)
 
     async def find(self, job: Job) -> str | None:
         """The batch a killed run created for ``job`` before it could record the id (by its metadata)."""
-        try:
+        with _unsupported_if_absent(self.openai):
             async for b in self.client.batches.list(limit=100):
                 if (b.metadata or {}).get("distill_kit_job") == job.job:
                     return b.id
                 if b.created_at < job.created_at - 3600:
                     break
-        except self.openai.APIStatusError as exc:
-            if exc.status_code in (404, 405, 501):
-                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
-            raise
         return None
 
     async def poll(self, job: Job) -> tuple[bool, str, int]:
@@ -266,18 +273,14 @@ class _AnthropicBatches:
         return {"custom_id": cid, "params": params}
 
     async def submit(self, job: Job, lines: list[dict[str, Any]], ledger: BatchLedger) -> None:
-        try:
+        with _unsupported_if_absent(self.anthropic):
             batch = await self.client.messages.batches.create(requests=lines)
-        except self.anthropic.APIStatusError as exc:
-            if exc.status_code in (404, 405, 501):
-                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
-            raise
         ledger.update(job, remote_id=batch.id, status="submitted", remote_status=batch.processing_status)
 
     async def find(self, job: Job) -> str | None:
         """Message batches carry no metadata: the unclaimed batch created after the job was prepared with
         exactly its number of requests."""
-        try:
+        with _unsupported_if_absent(self.anthropic):
             async for b in self.client.messages.batches.list(limit=100):
                 if b.created_at.timestamp() < job.created_at - 5:
                     break
@@ -285,10 +288,6 @@ class _AnthropicBatches:
                 total = c.processing + c.succeeded + c.errored + c.canceled + c.expired
                 if total == job.n and b.id not in self.claimed:
                     return b.id
-        except self.anthropic.APIStatusError as exc:
-            if exc.status_code in (404, 405, 501):
-                raise BatchUnsupported(f"HTTP {exc.status_code}") from None
-            raise
         return None
 
     async def poll(self, job: Job) -> tuple[bool, str, int]:
@@ -319,7 +318,9 @@ class _AnthropicBatches:
         await self.client.close()
 
 
-def _adapter(cfg: ModelConfig) -> Any:
+def batch_adapter(cfg: ModelConfig) -> Any:
+    """The batch API client of the model's provider: ``line``, ``submit``, ``find``, ``poll``, ``results``,
+    ``parse``, ``aclose`` (a model whose provider has no batch API is a ValueError)."""
     if cfg.provider == "openai":
         return _OpenAIBatches(cfg)
     if cfg.provider == "anthropic":
@@ -365,15 +366,13 @@ async def _retrying(call: Callable[[], Any], what: str, attempts: int = 8) -> An
 
 async def collect_batch(model: ModelConfig, pending: Mapping[str, Any], store: Any, *, budget: Any = None,
                         progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Answer ``pending`` (key -> ChatRequest) through the model's batch API; returns key -> Result for
-    the answered ones (all stored). Unanswered keys are left for ``collect``'s ordinary path."""
-    from distill_kit.collect import _from_record
-    from distill_kit.store import Record
-
+    """Answer ``pending`` (key -> ChatRequest) through the model's batch API; returns key -> stored Record for
+    the answered ones. Unanswered keys are left for ``collect``'s ordinary path (which turns records into
+    results, so this module never imports ``collect``)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     ledger = BatchLedger(store.path)
-    adapter = _adapter(model)
-    answered: dict[str, Any] = {}
+    adapter = batch_adapter(model)
+    answered: dict[str, Record] = {}
     try:
         status_of = ledger.jobs_of(pending)
         open_jobs = [j for j in ledger.open_jobs(model.name)]
@@ -407,8 +406,8 @@ async def collect_batch(model: ModelConfig, pending: Mapping[str, Any], store: A
                     continue
                 log(f"batch {model.name}: submitted {job.remote_id} with {job.n} request(s) (job {job.job})")
         live = [j for j in open_jobs if j.status == "submitted"]
-        await asyncio.gather(*(_finish(job, adapter, ledger, model, store, budget, answered, Record,
-                                       _from_record, progress, log) for job in live))
+        await asyncio.gather(*(_finish(job, adapter, ledger, model, store, budget, answered, progress, log)
+                               for job in live))
     finally:
         await adapter.aclose()
         ledger.close()
@@ -423,8 +422,7 @@ class _Req:
 
 
 async def _finish(job: Job, adapter: Any, ledger: BatchLedger, model: ModelConfig, store: Any, budget: Any,
-                  answered: dict[str, Any], Record: Any, from_record: Any, progress: bool,
-                  log: Callable[[str], None]) -> None:
+                  answered: dict[str, Record], progress: bool, log: Callable[[str], None]) -> None:
     """Poll one submitted batch until it ends, then store every answer it holds."""
     from tqdm.auto import tqdm
 
@@ -467,7 +465,7 @@ async def _finish(job: Job, adapter: Any, ledger: BatchLedger, model: ModelConfi
             records = []
         if budget is not None:
             budget.add(cost)
-        answered[req["key"]] = from_record(record, cached=False)
+        answered[req["key"]] = record
         ok += 1
     store.put_many(records)
     missing = job.n - ok

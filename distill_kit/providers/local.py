@@ -138,6 +138,20 @@ def ensure_server(gguf: str | Path | None = None) -> LocalServer:
         return server
 
 
+def running_servers() -> dict[Path, LocalServer]:
+    """The process-wide servers :func:`ensure_server` started, by GGUF path (a copy)."""
+    with _servers_lock:
+        return dict(_servers)
+
+
+def stop_servers() -> None:
+    """Stop every process-wide server; the next :func:`ensure_server` starts a fresh one."""
+    with _servers_lock:
+        for server in _servers.values():
+            server.stop()
+        _servers.clear()
+
+
 class LocalProvider(OpenAICompatProvider):
     """The OpenAI-compatible provider pointed at an embedded llama.cpp server."""
 

@@ -5,23 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import (
-    Completion,
-    FatalError,
-    Message,
-    RetryableError,
-    empty_answer,
-    malformed,
-    parse_retry_after,
-    sdk_http_client,
-)
-
-
-def status_error(status: int, message: str, headers: object) -> Exception:
-    """Map an HTTP failure to retry-or-not; 408/409/429 and 5xx are transient, other 4xx are not."""
-    if status in (408, 409, 429) or status >= 500:
-        return RetryableError(f"HTTP {status}: {message}", parse_retry_after(headers))
-    return FatalError(f"HTTP {status}: {message}")
+from distill_kit.providers.base import Completion, Message, RetryableError, empty_answer, sdk_errors, sdk_http_client
 
 
 class OpenAICompatProvider:
@@ -36,18 +20,11 @@ class OpenAICompatProvider:
                                          timeout=cfg.timeout, http_client=sdk_http_client(openai))
 
     async def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
-        openai = self._openai
         extra = {"seed": params.seed} if params.seed is not None else {}
-        try:
+        with sdk_errors(self._openai):
             resp = await self.client.chat.completions.create(
                 model=self.cfg.model or self.cfg.name, messages=messages, temperature=params.temperature,
                 max_tokens=params.max_tokens, top_p=params.top_p, **extra)
-        except openai.APIStatusError as exc:
-            raise status_error(exc.status_code, str(exc.message)[:300], exc.response.headers) from None
-        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise RetryableError(f"{type(exc).__name__}: {exc}") from None
-        except (ValueError, openai.APIResponseValidationError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise malformed(exc) from None
         return completion_from(resp)
 
     async def aclose(self) -> None:

@@ -1,4 +1,5 @@
-"""Headless Debian Chromium via Playwright with every http(s) request blocked: the report tests' browser."""
+"""Headless Debian Chromium for the browser tests: where it is, how it is started, the skip when it is absent, and
+the report tests' offline page (every http(s) request blocked and recorded)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,26 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = os.environ.get("DISTILL_KIT_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+# no network, no first-run UI, no background fetches: the page under test is the only thing the browser loads
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                    reason=f"{CHROMIUM} missing: run scripts/install_browser.sh")
+
+
+def launch(pw, **kwargs):
+    """``pw.chromium.launch`` with the project's binary and flags (``pw`` from ``sync_playwright()``)."""
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS, **kwargs)
+
+
+def launch_persistent(pw, profile: Path, **kwargs):
+    """A persistent context (its own profile folder) with the project's binary and flags."""
+    return pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
+                                                 args=ARGS, **kwargs)
 
 
 @contextmanager
@@ -22,10 +39,7 @@ def offline_page(tmp_path: Path):
     dialogs: list[str] = []
     requests: list[str] = []
     with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
+        ctx = launch_persistent(pw, tmp_path / "profile", viewport={"width": 1280, "height": 900})
         try:
             page = ctx.new_page()
             page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))

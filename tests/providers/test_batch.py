@@ -4,7 +4,6 @@ submit, partial failure, expiry, kill and resume (never resubmitting), fallback,
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,8 @@ from distill_kit.config import GenerationParams, ModelConfig
 from distill_kit.store import Store
 from distill_kit.testing import ZooConfig, ZooServer, echo_answer
 
-pytestmark = pytest.mark.slow
+from tests.helpers.paths import subprocess_env
+
 KEY_ENV = "DISTILL_KIT_TEST_ZOO_KEY"
 
 
@@ -44,6 +44,7 @@ def reqs(n: int, tag: str = "q") -> list[ChatRequest]:
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.slow  # a zoo server
 def test_batch_answers_everything_and_retries_partial_failures_one_by_one(provider: str, tmp_path: Path) -> None:
     with ZooServer(ZooConfig(batch_fail_every=3, answer=echo_answer)) as zoo, Store(tmp_path / "s.sqlite") as store:
         cfg = model(provider, zoo)
@@ -66,6 +67,7 @@ def test_batch_answers_everything_and_retries_partial_failures_one_by_one(provid
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.slow  # a zoo server
 def test_expired_batch_keeps_what_finished_and_sends_the_rest(provider: str, tmp_path: Path) -> None:
     with ZooServer(ZooConfig(batch_expire_after=4, answer=echo_answer)) as zoo, Store(tmp_path / "s.sqlite") as store:
         out = collect_sync(model(provider, zoo), reqs(10), store, progress=False)
@@ -75,6 +77,7 @@ def test_expired_batch_keeps_what_finished_and_sends_the_rest(provider: str, tmp
         assert job["answered"] == 4 and job["remote_status"] in ("expired", "ended")
 
 
+@pytest.mark.slow  # a zoo server
 def test_endpoint_without_batch_api_falls_back_to_ordinary_requests(tmp_path: Path) -> None:
     with ZooServer(ZooConfig(batch_api=False, answer=echo_answer)) as zoo, Store(tmp_path / "s.sqlite") as store:
         out = collect_sync(model("openai", zoo), reqs(4), store, progress=False)
@@ -82,6 +85,7 @@ def test_endpoint_without_batch_api_falls_back_to_ordinary_requests(tmp_path: Pa
         assert batch.batch_status(store.path)[0]["status"] == "unsupported"
 
 
+@pytest.mark.slow  # a zoo server
 def test_per_run_batch_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with ZooServer(ZooConfig(answer=echo_answer)) as zoo, Store(tmp_path / "s.sqlite") as store:
         cfg = model("openai", zoo, batch=False)
@@ -104,12 +108,12 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.slow  # a zoo server
 def test_killed_run_collects_the_batch_it_paid_for_and_never_resubmits(provider: str, tmp_path: Path) -> None:
     store_path = tmp_path / "s.sqlite"
     with ZooServer(ZooConfig(batch_delay=3600, answer=echo_answer)) as zoo:
         url = zoo.base_url if provider == "openai" else zoo.root_url
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        child = subprocess.Popen([sys.executable, "-c", CHILD, provider, url, str(store_path)], env=env,
+        child = subprocess.Popen([sys.executable, "-c", CHILD, provider, url, str(store_path)], env=subprocess_env(),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -131,6 +135,7 @@ def test_killed_run_collects_the_batch_it_paid_for_and_never_resubmits(provider:
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.slow  # a zoo server
 def test_kill_between_create_and_recording_the_id_finds_the_batch(provider: str, tmp_path: Path) -> None:
     """The job was prepared and the provider created the batch, but the run died before writing its id."""
     import asyncio
@@ -146,7 +151,7 @@ def test_kill_between_create_and_recording_the_id_finds_the_batch(provider: str,
                 if "input_file_id" in fields:
                     super().update(job, input_file_id=fields["input_file_id"])
 
-        adapter = batch._adapter(cfg)
+        adapter = batch.batch_adapter(cfg)
         lines = [adapter.line(batch.custom_id(k), r) for k, r in items]
 
         async def create() -> None:
@@ -161,6 +166,7 @@ def test_kill_between_create_and_recording_the_id_finds_the_batch(provider: str,
         assert zoo.stats.batches_created == 1 and zoo.stats.chat == 0
 
 
+@pytest.mark.slow  # a zoo server
 def test_spending_cap_stops_sending_and_keeps_stored_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ledger = tmp_path / "spend.json"
     with ZooServer(ZooConfig(answer=echo_answer)) as zoo, Store(tmp_path / "s.sqlite") as store:

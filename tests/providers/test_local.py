@@ -60,21 +60,19 @@ def test_server_survives_between_calls_from_a_running_loop(tmp_path):
 
     from distill_kit.providers import local
 
-    for server in list(local._servers.values()):  # the server must be started inside this scenario
-        server.stop()
-    local._servers.clear()
+    local.stop_servers()  # the server must be started inside this scenario
     cfg = get_model("smollm2-local")
     cfg = cfg.with_params(max_tokens=8).model_copy(update={"max_retries": 0})
     store = Store(tmp_path / "s.sqlite")
 
     async def notebook_cells():
         first = collect_sync(cfg, [ChatRequest.user("Say hi.")], store, progress=False)
-        [server] = local._servers.values()
+        [server] = local.running_servers().values()
         pid = server.proc.pid
         await asyncio.sleep(2)  # time for a parent-death signal to land, if one was sent
         assert server.proc is not None and server.proc.poll() is None, "server died after the first call"
         second = collect_sync(cfg, [ChatRequest.user("Say bye.")], store, progress=False)
-        assert local._servers[server.gguf].proc.pid == pid
+        assert local.running_servers()[server.gguf].proc.pid == pid
         return first + second
 
     out = asyncio.run(notebook_cells())

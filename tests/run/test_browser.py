@@ -12,7 +12,8 @@ import pytest
 
 from distill_kit import html
 from distill_kit.run import report
-from tests.helpers.browser import ARTIFACTS, CHROMIUM, load_charts, offline_page, open_report
+from tests.helpers.browser import CHROMIUM, load_charts, offline_page, open_report
+from tests.helpers.paths import ARTIFACTS
 from tests.helpers.fake_run import XSS, make_fake_run
 
 pytestmark = [pytest.mark.slow,
