@@ -58,8 +58,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from distill_kit.text import embed
     from distill_kit.paths import cache_dir
+    from distill_kit.text import embed
 
     real_models = embed.embeddings_cache_dir() / "models"
     t = time.perf_counter()

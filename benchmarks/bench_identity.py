@@ -28,13 +28,11 @@ import time
 import numpy as np
 import polars as pl
 
-
 from distill_kit import datasets
 from distill_kit.ice import calibration as heldout
 from distill_kit.ice import scores
-from distill_kit.stats import wilson_ci
 from distill_kit.ice.judges import RuleIdentityJudge, default_offline_judge
-
+from distill_kit.stats import wilson_ci
 
 # ---------------------------------------------------------------- prevalence-corrected LIS / SIS (issue 12)
 

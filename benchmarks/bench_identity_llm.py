@@ -18,8 +18,7 @@ import time
 
 import polars as pl
 
-from distill_kit import config
-from distill_kit import datasets
+from distill_kit import config, datasets, models
 from distill_kit.ice import scores
 from distill_kit.ice.judges import LLMIdentityJudge
 from distill_kit.store import Store
@@ -40,7 +39,7 @@ def main() -> int:
     sample = pl.concat([frame.filter(pl.col("loose_label") == v).sample(args.per_class, seed=args.seed)
                         for v in (True, False)])
     facts = datasets.identity_facts()
-    judge_cfg = config.get_model(args.model)
+    judge_cfg = models.get_model(args.model)
     judge_cfg = judge_cfg.with_params(max_tokens=args.max_tokens)
     t = time.perf_counter()
     with Store() as store:

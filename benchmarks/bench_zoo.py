@@ -19,8 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 from distill_kit import datasets
-from distill_kit.run import pipeline
 from distill_kit.paths import PROJECT_ROOT
+from distill_kit.run import pipeline, plan
 from distill_kit.testing import ZooServer
 
 
@@ -51,7 +51,7 @@ def main() -> None:
         raw["steps"] = [s for s in raw["steps"] if s["notebook"] in keep]
     raw["models_overlay"] = "configs/overlays/zoo.yaml"
     raw["batch"] = args.batch
-    cfg = pipeline.RunConfig.model_validate(raw)
+    cfg = plan.RunConfig.model_validate(raw)
     runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="bench-zoo-"))
     with ZooServer() as zoo:
         os.environ["DISTILL_KIT_ZOO_URL"] = zoo.root_url

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -222,36 +222,8 @@ def _base_models() -> dict[str, ModelConfig]:
     return load_models(MODELS_FILE)
 
 
-def _default_models() -> dict[str, ModelConfig]:
+def default_models() -> dict[str, ModelConfig]:
     """configs/models.yaml, with the overlay named by $DISTILL_KIT_MODELS_OVERLAY applied (read each time:
     its ``${VAR}`` values may change between runs of one process)."""
     overlay = os.environ.get(MODELS_OVERLAY_ENV, "")
     return apply_overlay(_base_models(), overlay) if overlay else _base_models()
-
-
-def replay_model(dataset: str, model: str) -> ModelConfig:
-    """A model that answers with its published responses (no API, no GPU)."""
-    from distill_kit import datasets
-
-    try:
-        source = ReplaySource(dataset=dataset, model=model)
-    except ValidationError:
-        known = ", ".join(get_args(ReplaySource.model_fields["dataset"].annotation))
-        raise ConfigError(f"unknown replay dataset {dataset!r}; known: {known}") from None
-    family = datasets.identity_family(model) if dataset == "identity" else None
-    identity = datasets.identity_facts().get(family or "") if family else None
-    return ModelConfig(name=model, provider="replay", model=model, replay=source,
-                       family=family, identity=identity, concurrency=64, max_retries=0)
-
-
-def get_model(name: str, path: str | Path | None = None) -> ModelConfig:
-    """Look a model up by name; `replay:<dataset>/<model>` names any published model."""
-    if name.startswith("replay:"):
-        dataset, _, model = name[len("replay:"):].partition("/")
-        if not model:
-            raise ConfigError(f"replay model names look like replay:<dataset>/<model>, got {name!r}")
-        return replay_model(dataset, model)
-    models = load_models(path) if path else _default_models()
-    if name not in models:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(models))}")
-    return models[name]

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,6 @@ from distill_kit.providers import make_provider
 from distill_kit.providers.base import parse_retry_after
 from distill_kit.store import Store
 from distill_kit.testing import Fault, LoopbackServer, answer_for
-
 from tests.helpers.loopback import loopback_model as loop_model
 from tests.helpers.loopback import questions as reqs
 from tests.helpers.paths import ROOT

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_kit import datafetch
-from distill_kit import datasets
+from distill_kit import datafetch, datasets
 from distill_kit.datasets import DataError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 
 from distill_kit import datasets
-from distill_kit.config import ConfigError, get_model, load_models
+from distill_kit.config import ConfigError, load_models
 from distill_kit.datasets import DataError
+from distill_kit.models import get_model
 
 
 @pytest.fixture

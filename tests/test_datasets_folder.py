@@ -14,7 +14,12 @@ import pytest
 
 from distill_kit import datasets
 from distill_kit.datasets import DataError
-from tests.helpers.open_folder import OMITTED, USER_MODEL, build_fourteen_model_folder, build_open_folder
+from tests.helpers.open_folder import (
+    OMITTED,
+    USER_MODEL,
+    build_fourteen_model_folder,
+    build_open_folder,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -85,7 +85,7 @@ def test_ray_missing_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_run_config_passes_executor_to_notebooks_that_declare_it(tmp_path: Path) -> None:
-    from distill_kit.run.pipeline import RunConfig, load_run_config, plan_run
+    from distill_kit.run.plan import RunConfig, load_run_config, plan_run
 
     steps = [{"notebook": "03"}, {"notebook": "05"}, {"notebook": "06"}]
     local = RunConfig(name="r", steps=steps)
@@ -124,10 +124,10 @@ def test_heavy_steps_on_ray_equal_local(ray_cluster, data_dir: Path) -> None:  #
     import polars as pl
 
     from distill_kit import datasets
-    from distill_kit.text import embed
-    from distill_kit.rse import similarity as sim
-    from distill_kit.text import stylometry as st
     from distill_kit.ice import judges as J
+    from distill_kit.rse import similarity as sim
+    from distill_kit.text import embed
+    from distill_kit.text import stylometry as st
 
     # stylometric features and the structure similarities (the offline RSE judge's heavy parts)
     prompts = sim.prompt_set("alpaca-eval", sample_size=24, seed=0)

@@ -10,8 +10,13 @@ import pytest
 from distill_kit.collect import ChatRequest, collect_sync
 from distill_kit.config import ModelConfig
 from distill_kit.store import Store
-from distill_kit.testing import Fault, LoopbackServer, anthropic_reply, answer_for, openai_reply
-
+from distill_kit.testing import (
+    Fault,
+    LoopbackServer,
+    answer_for,
+    anthropic_reply,
+    openai_reply,
+)
 from tests.helpers.loopback import ANTHROPIC_KEY_ENV, loopback_model, run_cli
 from tests.helpers.loopback import questions as prompts
 from tests.helpers.notebook_files import write_notebook

@@ -20,7 +20,7 @@ SOURCE = Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS: list[set[str]] = [
     {"paths"},
     {"config", "redact", "processes", "stats", "executor", "display", "charts", "html"},
-    {"datasets", "datafetch", "store", "collect", "ratelimit", "spend", "providers", "text"},
+    {"datasets", "datafetch", "models", "store", "collect", "ratelimit", "spend", "providers", "text"},
     {"ice", "rse"},
     {"lineage"},
     # testing: the loopback servers; its zoo answers as the judges of ice/ do (rule_verdict)

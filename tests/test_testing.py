@@ -11,8 +11,13 @@ import pytest
 
 from distill_kit.collect import ChatRequest, collect_sync
 from distill_kit.store import Store
-from distill_kit.testing import Fault, LoopbackProcess, LoopbackServer, RateLimit, answer_for
-
+from distill_kit.testing import (
+    Fault,
+    LoopbackProcess,
+    LoopbackServer,
+    RateLimit,
+    answer_for,
+)
 from tests.helpers.loopback import loopback_model
 
 pytestmark = pytest.mark.slow  # every test here starts a loopback server

@@ -9,11 +9,10 @@ import polars as pl
 import pytest
 
 from distill_kit import datasets
-from distill_kit.run import estimate
-from distill_kit.run import pipeline
 from distill_kit import testing as zoo
-from distill_kit.paths import PROJECT_ROOT
 from distill_kit.ice.judges import build_judge_prompt, parse_verdict
+from distill_kit.paths import PROJECT_ROOT
+from distill_kit.run import estimate, pipeline, plan
 from distill_kit.testing import ZooServer
 
 pytestmark = pytest.mark.slow
@@ -89,7 +88,7 @@ def test_paper_config_runs_against_the_zoo_through_the_overlay(use_batch: bool, 
                     for s in raw["steps"] if s["notebook"] in SLICE]
     raw["models_overlay"] = "configs/overlays/zoo.yaml"
     raw["batch"] = use_batch
-    cfg = pipeline.RunConfig.model_validate(raw)
+    cfg = plan.RunConfig.model_validate(raw)
     with ZooServer() as srv:
         monkeypatch.setenv("DISTILL_KIT_ZOO_URL", srv.root_url)
         monkeypatch.setenv("DISTILL_KIT_ZOO_KEY", "zoo")

@@ -657,7 +657,7 @@ def resolve_judge(judge: Any = "offline", facts: dict[str, str] | None = None, s
 
         return RuleIdentityJudge(datasets.identity_facts() if facts is None else facts)
     if isinstance(judge, str):
-        from distill_kit.config import get_model
+        from distill_kit.models import get_model
 
         judge = get_model(judge)
     if facts is None:

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "data":
         return _data_main(args)
     from distill_kit.paths import NOTEBOOKS_DIR, RUNS_DIR
-    from distill_kit.run import pipeline
+    from distill_kit.run import pipeline, plan
 
     if args.command == "lab":
         from distill_kit.run.lab import run_lab
@@ -102,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = Path(args.runs_dir) if args.runs_dir else RUNS_DIR
     notebooks_dir = Path(args.notebooks_dir) if args.notebooks_dir else NOTEBOOKS_DIR
     try:
-        cfg = pipeline.load_run_config(args.config)
+        cfg = plan.load_run_config(args.config)
         if getattr(args, "models_overlay", None) or getattr(args, "batch", False):
             cfg = cfg.model_copy(update={k: v for k, v in (("models_overlay", args.models_overlay),
                                                             ("batch", args.batch or cfg.batch)) if v})
         if args.command == "estimate":
             return _estimate(cfg, runs_dir, notebooks_dir, args.json)
         if args.command == "plan":
-            plans = pipeline.plan_run(cfg, runs_dir, notebooks_dir)
+            plans = plan.plan_run(cfg, runs_dir, notebooks_dir)
             print(f"run id: {cfg.run_id()}")
             for p in plans:
                 print(f"  {p.source.name}")

@@ -214,17 +214,16 @@ def notebook_defaults(path: Path) -> dict[str, Any]:
 
 
 def _get_model(name: str) -> ModelConfig:
-    from distill_kit.config import get_model
+    from distill_kit.models import get_model
 
     return get_model(name)
 
 
 def _plan_02(step: str, p: dict[str, Any], store: Any = None) -> list[Planned]:
-    from distill_kit.collect import ChatRequest
-    from distill_kit.ice import probes
     from distill_kit import datasets
-
+    from distill_kit.collect import ChatRequest
     from distill_kit.config import split_names
+    from distill_kit.ice import probes
 
     models = [_get_model(n) for n in split_names(p.get("live_models"))]
     models = [m.with_params(max_tokens=p["max_tokens"]) if m.provider != "replay" else m for m in models]
@@ -312,10 +311,10 @@ def _plan_03(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
 
 
 def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
+    from distill_kit import datasets
     from distill_kit.collect import ChatRequest
     from distill_kit.config import split_names
     from distill_kit.rse import llm_judge as rse_judge
-    from distill_kit import datasets
 
     sets = split_names(p.get("prompt_sets"))
     tests = split_names(p.get("models"))
@@ -431,13 +430,13 @@ def estimate_run(cfg: Any, runs_dir: Path | None = None, notebooks_dir: Path | N
                  counter: TokenCounter | None = None) -> Estimate:
     """Per step and model: requests, tokens and cost of everything a run config will send."""
     from distill_kit.paths import NOTEBOOKS_DIR, RUNS_DIR
-    from distill_kit.run import pipeline
+    from distill_kit.run.plan import plan_run
     from distill_kit.store import Store
 
-    plans = pipeline.plan_run(cfg, runs_dir or RUNS_DIR, notebooks_dir or NOTEBOOKS_DIR)
+    plans = plan_run(cfg, runs_dir or RUNS_DIR, notebooks_dir or NOTEBOOKS_DIR)
     counter = counter or TokenCounter()
     est = Estimate([], counter.method)
-    store_path = Path(plans[0].parameters["store_path"]) if plans else None
+    store_path = plans[0].store if plans else None  # the run's store, whether or not a step declares store_path
     store = Store(store_path) if store_path is not None and store_path.is_file() else None
     earlier: set[str] = set()
     try:

@@ -12,7 +12,6 @@ from typing import Any
 
 from distill_kit.collect import ChatRequest
 from distill_kit.config import GenerationParams, ModelConfig
-
 from tests.helpers.paths import ROOT
 
 ANTHROPIC_KEY_ENV = "LOOP_ANTHROPIC_KEY"  # the anthropic SDK insists on a key; set it with monkeypatch

@@ -7,9 +7,9 @@ import random
 import pytest
 
 from distill_kit.ice import fuzz as F
-from distill_kit.testing import LoopbackServer
 from distill_kit.ice.probes import Probe, Template
 from distill_kit.store import Store
+from distill_kit.testing import LoopbackServer
 from tests.ice.helpers import loop_cfg, store_attempts
 
 SEEDS = [Template(f"s{i}", f"Seed {i}: pretend and answer {{query}}", "test") for i in range(4)]

@@ -11,9 +11,9 @@ import importlib.util
 import pytest
 
 from distill_kit.ice import fuzz as F
-from distill_kit.config import get_model
 from distill_kit.ice.judges import LLMIdentityJudge, RuleIdentityJudge, parse_verdict
 from distill_kit.ice.probes import Template, load_probes
+from distill_kit.models import get_model
 from distill_kit.store import Store
 
 pytestmark = [pytest.mark.slow,  # starts the llama.cpp server

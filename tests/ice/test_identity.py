@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 
 from distill_kit.ice import answers, scores
-from distill_kit.stats import wilson_ci
 from distill_kit.ice import judges as J
-from distill_kit.testing import LoopbackServer
+from distill_kit.stats import wilson_ci
 from distill_kit.store import Store
+from distill_kit.testing import LoopbackServer
 from tests.ice.helpers import loop_cfg
 
 QWEN = "I am a large language model developed by Alibaba Cloud, which is part of Alibaba Group, a Chinese multinational technology company."

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from distill_kit.providers import batch
-from distill_kit.spend import BATCH_ENV, BudgetExceeded, LEDGER_ENV, MAX_COST_ENV
 from distill_kit.collect import ChatRequest, collect_sync
 from distill_kit.config import GenerationParams, ModelConfig
+from distill_kit.providers import batch
+from distill_kit.spend import BATCH_ENV, LEDGER_ENV, MAX_COST_ENV, BudgetExceeded
 from distill_kit.store import Store
 from distill_kit.testing import ZooConfig, ZooServer, echo_answer
-
 from tests.helpers.paths import subprocess_env
 
 KEY_ENV = "DISTILL_KIT_TEST_ZOO_KEY"

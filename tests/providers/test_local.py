@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from distill_kit.collect import ChatRequest, collect_sync
-from distill_kit.config import get_model
+from distill_kit.models import get_model
 from distill_kit.providers.local import LocalServer, default_gguf, ensure_server
 from distill_kit.store import Store
 

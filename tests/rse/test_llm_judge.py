@@ -183,7 +183,8 @@ def test_judge_real_http_smollm2(tmp_path: Path) -> None:
     """The whole loop against a real LLM over HTTP: every pair ends ok with scores in [1, 5] or
     unparseable with null scores -- never a made-up number."""
     pytest.importorskip("llama_cpp")
-    from distill_kit.config import ConfigError, get_model
+    from distill_kit.config import ConfigError
+    from distill_kit.models import get_model
     from distill_kit.store import Store
 
     try:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04-response-similarity.ipynb"
 
 

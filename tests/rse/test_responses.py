@@ -36,7 +36,7 @@ def test_align_by_text_not_position() -> None:
 def test_live_path_through_collect_matches_replay(data_dir: Path, tmp_path: Path) -> None:
     """Answers collected through collect + store (replay provider) align exactly like the published ones
     read directly; an unknown prompt becomes a counted missing answer."""
-    from distill_kit.config import get_model
+    from distill_kit.models import get_model
     from distill_kit.store import Store
 
     prompts = datasets.prompt_set("alpaca-eval", 4, seed=3)

@@ -14,10 +14,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from distill_kit.run import pipeline
-from distill_kit.paths import PROJECT_ROOT
 from distill_kit.config import ConfigError
-from distill_kit.run.pipeline import RunConfig, load_run_config
+from distill_kit.paths import PROJECT_ROOT
+from distill_kit.run import plan
+from distill_kit.run.plan import RunConfig, load_run_config
 from distill_kit.store import Store, StoreError, check_store
 from tests.helpers.fake_run import stored_record
 from tests.helpers.notebook_files import write_notebook
@@ -72,24 +72,24 @@ def test_right_types_pass_and_ints_are_fine_floats(tmp_path):
     cfg = RunConfig.model_validate({"name": "t", "steps": [
         {"notebook": "05", "parameters": {"fit_fraction": 1, "sample_size": 10}},
         {"notebook": "02", "parameters": {"live_models": ["x"]}}]})
-    plans = pipeline.plan_run(cfg, tmp_path)
+    plans = plan.plan_run(cfg, tmp_path)
     assert plans[0].parameters["fit_fraction"] == 1
 
 
 def test_list_parameters_take_yaml_lists_of_names(tmp_path):
     write_notebook(tmp_path / "nb" / "01-x.ipynb", "models: list = []\nsets: list[str] = ['a']\n", "pass")
-    declared = pipeline.notebook_parameter_types(tmp_path / "nb" / "01-x.ipynb")
+    declared = plan.notebook_parameter_types(tmp_path / "nb" / "01-x.ipynb")
     assert declared == {"models": "list", "sets": "list"}
-    pipeline.check_parameter_types({"models": ["a", "b"], "sets": []}, declared, "step 01")
+    plan.check_parameter_types({"models": ["a", "b"], "sets": []}, declared, "step 01")
     with pytest.raises(ConfigError, match=r"parameter models must be list \(a YAML list: \[a, b\]\).*got str 'a,b'"):
-        pipeline.check_parameter_types({"models": "a,b"}, declared, "step 01")
+        plan.check_parameter_types({"models": "a,b"}, declared, "step 01")
     with pytest.raises(ConfigError, match="parameter sets must be list"):
-        pipeline.check_parameter_types({"sets": [{"name": "a"}]}, declared, "step 01")  # names, not mappings
+        plan.check_parameter_types({"sets": [{"name": "a"}]}, declared, "step 01")  # names, not mappings
 
 
 def test_types_come_from_annotations_or_literal_defaults(tmp_path):
     path = write_notebook(tmp_path / "01-x.ipynb", "a: int = 1\nb = 'x'\nc = [1]\nd = some_call()\ne: 'Custom' = None\n", "pass")
-    assert pipeline.notebook_parameter_types(path) == {"a": "int", "b": "str", "c": "list"}
+    assert plan.notebook_parameter_types(path) == {"a": "int", "b": "str", "c": "list"}
 
 
 # ---------------------------------------------------------------- damaged store (item 4)
@@ -187,5 +187,5 @@ def test_only_numbered_notebooks_run(tmp_path):
     nbformat.write(nb, tmp_path / "scratch.ipynb")
     nbformat.write(nb, tmp_path / "01-mine.ipynb")
     with pytest.raises(ConfigError, match="numbered"):
-        pipeline.resolve_notebook("scratch.ipynb", tmp_path)
-    assert pipeline.resolve_notebook("01", tmp_path).name == "01-mine.ipynb"  # a user folder's numbered notebook
+        plan.resolve_notebook("scratch.ipynb", tmp_path)
+    assert plan.resolve_notebook("01", tmp_path).name == "01-mine.ipynb"  # a user folder's numbered notebook

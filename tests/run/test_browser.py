@@ -13,8 +13,8 @@ import pytest
 from distill_kit import html
 from distill_kit.run import report
 from tests.helpers.browser import CHROMIUM, load_charts, offline_page, open_report
-from tests.helpers.paths import ARTIFACTS
 from tests.helpers.fake_run import XSS, make_fake_run
+from tests.helpers.paths import ARTIFACTS
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: run scripts/install_browser.sh")]

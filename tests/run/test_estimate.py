@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from distill_kit.run import estimate
-from distill_kit.run import pipeline
+from distill_kit.config import ConfigError
+from distill_kit.models import get_model
 from distill_kit.paths import PROJECT_ROOT
-from distill_kit.config import ConfigError, get_model
+from distill_kit.run import estimate, plan
 from distill_kit.store import Store
 from tests.helpers.fake_run import stored_record
 
@@ -41,7 +41,7 @@ def test_tokenizer_counts_like_a_bpe_tokenizer() -> None:
 
 
 def test_demo_estimate_is_free_and_counts_what_is_stored(tmp_path: Path, data_dir: Path) -> None:
-    cfg = pipeline.load_run_config("demo")
+    cfg = plan.load_run_config("demo")
     est = estimate.estimate_run(cfg, tmp_path)
     steps = {ln.step for ln in est.lines}
     assert {"02-collect-responses", "03-identity-scores", "04-response-similarity"} <= steps
@@ -52,7 +52,7 @@ def test_demo_estimate_is_free_and_counts_what_is_stored(tmp_path: Path, data_di
     items = estimate.PLANNERS["02"]("02", {**estimate.notebook_defaults(PROJECT_ROOT / "notebooks" / "02-collect-responses.ipynb"),
                                      **cfg.steps[1].parameters})
     model = items[0].model
-    store_path = Path(pipeline.plan_run(cfg, tmp_path)[0].parameters["store_path"])
+    store_path = plan.plan_run(cfg, tmp_path)[0].store
     store_path.parent.mkdir(parents=True)
     with Store(store_path) as store:
         for req in items[0].requests[:5]:
@@ -63,7 +63,7 @@ def test_demo_estimate_is_free_and_counts_what_is_stored(tmp_path: Path, data_di
 
 
 def test_paper_estimate_prices_every_api_call_with_and_without_batch(data_dir: Path) -> None:
-    est = estimate.estimate_run(pipeline.load_run_config("paper"), counter=estimate.TokenCounter(use_tokenizer=False))
+    est = estimate.estimate_run(plan.load_run_config("paper"), counter=estimate.TokenCounter(use_tokenizer=False))
     by = {(ln.step[:2], ln.model, ln.purpose): ln for ln in est.lines}
     judge = by[("03", "gpt-4o-mini", "identity judge")]
     assert judge.requests > 15_000  # two questions per published answer, 1,000 answers per model
@@ -100,4 +100,4 @@ def test_bad_overlay_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
     assert "DISTILL_KIT_NOT_SET_ANYWHERE" in out.stderr
     with pytest.raises(ConfigError, match="not found"):
-        estimate.run_environment(pipeline.load_run_config("demo").model_copy(update={"models_overlay": "nope.yaml"})).__enter__()
+        estimate.run_environment(plan.load_run_config("demo").model_copy(update={"models_overlay": "nope.yaml"})).__enter__()

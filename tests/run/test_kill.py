@@ -16,9 +16,9 @@ import nbformat
 import pytest
 
 from distill_kit.paths import PROJECT_ROOT
-from distill_kit.testing import LoopbackServer, answer_for
-from distill_kit.run.pipeline import load_run_config
+from distill_kit.run.plan import load_run_config
 from distill_kit.store import Store
+from distill_kit.testing import LoopbackServer, answer_for
 
 N, CONCURRENCY, KILLS = 200, 4, 3
 

@@ -94,11 +94,10 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Lab]:
-    from playwright.sync_api import sync_playwright
-
     import nbformat
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
+    from playwright.sync_api import sync_playwright
 
     from distill_kit.run.lab import free_port, lab_command, wait_listening
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from distill_kit.run import pipeline
-from distill_kit.paths import PROJECT_ROOT
 from distill_kit.config import ConfigError
-from distill_kit.run.pipeline import RunConfig, load_run_config, run_pipeline
+from distill_kit.paths import PROJECT_ROOT
+from distill_kit.run import pipeline, plan
+from distill_kit.run.pipeline import run_pipeline
+from distill_kit.run.plan import RunConfig, load_run_config
 from tests.helpers.notebook_files import write_notebook
-
 
 # ---------------------------------------------------------------- helpers
 
@@ -122,19 +122,19 @@ def test_run_id_is_stable_and_tracks_parameters():
 
 def test_notebook_resolution(workspace):
     _, nb_dir = workspace
-    assert pipeline.resolve_notebook("01", nb_dir).name == "01-first.ipynb"
-    assert pipeline.resolve_notebook("02-second", nb_dir).name == "02-second.ipynb"
+    assert plan.resolve_notebook("01", nb_dir).name == "01-first.ipynb"
+    assert plan.resolve_notebook("02-second", nb_dir).name == "02-second.ipynb"
     with pytest.raises(ConfigError, match="no such notebook"):
-        pipeline.resolve_notebook("09", nb_dir)
+        plan.resolve_notebook("09", nb_dir)
 
 
 def test_shipped_configs_validate_and_match_notebook_parameters(tmp_path: Path):
     for name in ("demo", "paper", "ci-small"):
         cfg = load_run_config(name)  # a bare name resolves to configs/runs/<name>.yaml
         assert cfg.steps[-1].notebook.startswith("06"), f"{name} should end with the report"
-        plans = pipeline.plan_run(cfg, tmp_path)  # resolves notebooks, rejects unknown parameters and wrong types
+        plans = plan.plan_run(cfg, tmp_path)  # resolves notebooks, rejects unknown parameters and wrong types
         for p in plans:
-            assert set(p.parameters) <= pipeline.notebook_parameters(p.source), p.name
+            assert set(p.parameters) <= plan.notebook_parameters(p.source), p.name
             assert p.parameters.get("store_path", "store.sqlite").endswith("store.sqlite")
 
 
@@ -287,9 +287,9 @@ def test_unknown_step_parameter_is_an_error_but_run_wide_ones_are_filtered(works
     tmp, nb_dir = workspace
     typo = RunConfig.model_validate({"name": "t", "steps": [{"notebook": "01", "parameters": {"nn": 4}}]})
     with pytest.raises(ConfigError, match="unknown parameter.*nn.*declares: n, run_dir"):
-        pipeline.plan_run(typo, tmp / "runs", nb_dir)
+        plan.plan_run(typo, tmp / "runs", nb_dir)
     shared = RunConfig.model_validate({"name": "t", "parameters": {"n": 9, "flag": "x"}, "steps": [{"notebook": "01"}, {"notebook": "02"}]})
-    p1, p2 = pipeline.plan_run(shared, tmp / "runs", nb_dir)
+    p1, p2 = plan.plan_run(shared, tmp / "runs", nb_dir)
     assert p1.parameters["n"] == 9 and "flag" not in p1.parameters
     assert p2.parameters["flag"] == "x" and "n" not in p2.parameters
 
@@ -299,7 +299,7 @@ def test_a_notebook_gets_only_the_parameters_it_declares(tmp_path: Path):
     write_notebook(nb_dir / "01-bare.ipynb", "n: int = 1\n", "print(n)")
     write_notebook(nb_dir / "02-all.ipynb", COMMON + 'executor: str = "local"\n', "print(run_dir)")
     cfg = RunConfig.model_validate({"name": "t", "seed": 3, "parameters": {"n": 2}, "steps": [{"notebook": "01"}, {"notebook": "02"}]})
-    bare, full = pipeline.plan_run(cfg, tmp_path / "runs", nb_dir)
+    bare, full = plan.plan_run(cfg, tmp_path / "runs", nb_dir)
     assert bare.parameters == {"n": 2}  # no run_dir, store_path, seed or executor it would not read
     assert set(full.parameters) == {"run_dir", "store_path", "seed", "executor"} and full.parameters["seed"] == 3
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from distill_kit.paths import PROJECT_ROOT
-from distill_kit.run.pipeline import load_run_config
+from distill_kit.run.plan import load_run_config
 
 CONFIG = PROJECT_ROOT / "configs" / "runs" / "ci-small.yaml"
 pytestmark = pytest.mark.slow  # the CLI, its notebooks and a browser

@@ -12,7 +12,12 @@ import pytest
 from distill_kit import html
 from distill_kit.run import report
 from distill_kit.store import Store
-from distill_kit.summaries import OtherSummary, finished_payloads, finished_summaries, record_summary
+from distill_kit.summaries import (
+    OtherSummary,
+    finished_payloads,
+    finished_summaries,
+    record_summary,
+)
 from tests.helpers.fake_run import make_fake_run, set_state, stored_record
 from tests.helpers.notebook_files import write_notebook
 
@@ -114,7 +119,7 @@ def test_resumed_report_after_a_kill_in_step_06_equals_an_uninterrupted_one(tmp_
     import time
 
     from distill_kit.paths import PROJECT_ROOT
-    from distill_kit.run.pipeline import load_run_config
+    from distill_kit.run.plan import load_run_config
 
     flag = tmp_path / "pause"
     nb_dir = tmp_path / "nb"

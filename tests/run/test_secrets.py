@@ -16,12 +16,12 @@ import sys
 import nbformat
 import pytest
 
-from distill_kit.run import pipeline
 from distill_kit import redact
 from distill_kit.paths import PROJECT_ROOT
-from distill_kit.testing import Fault, LoopbackServer
-from distill_kit.run.pipeline import load_run_config
+from distill_kit.run import pipeline
+from distill_kit.run.plan import load_run_config
 from distill_kit.store import Store
+from distill_kit.testing import Fault, LoopbackServer
 from tests.helpers.notebook_files import write_notebook
 
 KEY_VAR = "LOOP_API_KEY"
