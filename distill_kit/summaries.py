@@ -120,7 +120,7 @@ class PairedRow(Row):
 
 
 class RseRow(Row):
-    """One test model's RSE (``rse.similarity.rse_table``): mean with 95% interval (the full table adds one
+    """One test model's RSE (``rse.scores.rse_table``): mean with 95% interval (the full table adds one
     column per prompt set and ``n_<set>``)."""
 
     test_model: str

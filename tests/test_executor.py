@@ -125,21 +125,21 @@ def test_heavy_steps_on_ray_equal_local(ray_cluster, data_dir: Path) -> None:  #
 
     from distill_kit import datasets
     from distill_kit.ice import judges as J
-    from distill_kit.rse import similarity as sim
+    from distill_kit.rse import offline_judge, responses
     from distill_kit.text import embed
     from distill_kit.text import stylometry as st
 
     # stylometric features and the structure similarities (the offline RSE judge's heavy parts)
-    prompts = sim.prompt_set("alpaca-eval", sample_size=24, seed=0)
-    answers = sim.replay_responses("alpaca-eval", ["gpt4_1106_preview", "zephyr-7b-beta", "claude-2.1"])
-    aligned, _ = sim.align_responses(prompts, answers)
-    texts = aligned["response"].to_list()
+    prompts = datasets.prompt_set("alpaca-eval", sample_size=24, seed=0)
+    answers = datasets.load_responses("alpaca-eval", ["gpt4_1106_preview", "zephyr-7b-beta", "claude-2.1"], keep_empty=True)
+    aligned, _ = responses.align_responses(prompts, answers)
+    texts = aligned["text"].to_list()
     with ex.using("local"):
-        prof_local = sim.build_profiles(aligned, content=False, progress=False)
-        pairs_local = sim.pairwise_scores(prof_local, ("style", "structure"))
+        prof_local = offline_judge.build_profiles(aligned, content=False, progress=False)
+        pairs_local = offline_judge.pairwise_scores(prof_local, ("style", "structure"))
     with ex.using("ray"):
-        prof_ray = sim.build_profiles(aligned, content=False, progress=False)
-        pairs_ray = sim.pairwise_scores(prof_ray, ("style", "structure"))
+        prof_ray = offline_judge.build_profiles(aligned, content=False, progress=False)
+        pairs_ray = offline_judge.pairwise_scores(prof_ray, ("style", "structure"))
     assert ray_cluster.is_initialized() and ray_cluster.cluster_resources().get("CPU") == 2
     assert np.array_equal(prof_local.style, prof_ray.style, equal_nan=True)
     assert np.array_equal(prof_local.fw, prof_ray.fw) and prof_local.skeletons == prof_ray.skeletons
