@@ -1,4 +1,4 @@
-"""The data behind the notebook explorers (03 answer browser, 04 pair explorer, 05 teacher picker).
+"""The data behind notebook 03's answer browser: judged answers, filters, verdicts and labels, as tables and HTML.
 
 Pure functions over polars frames, so every choice an analyst makes in a widget is also a call that can be
 tested and scripted; ``distill_kit.ice.widgets`` only wires dropdowns and buttons to them. The HTML helpers escape

@@ -1,11 +1,10 @@
-"""ipywidgets for the notebooks: wiring only. Every action calls a function of ``distill_kit.ice.probes``,
+"""ipywidgets for the ICE notebooks: wiring only. Every action calls a function of ``distill_kit.ice.probes``,
 ``distill_kit.ice.browse`` or ``distill_kit.ice.labels``.
 
 - ``ProbeEditor`` (01): browse, add, edit, delete, tag, validate, preview and save identity probes;
-- ``AnswerBrowser`` (03): judged answers filtered by model / template / language / verdict, with label buttons;
-- ``PairExplorer`` (04): a test model's and a reference's answers to one prompt, with the aspect scores;
-- ``TeacherPicker`` (05): a student's top candidate teachers with confidence and example answer pairs.
+- ``AnswerBrowser`` (03): judged answers filtered by model / template / language / verdict, with label buttons.
 
+(04's ``PairExplorer`` is :mod:`distill_kit.rse.widgets`, 05's ``TeacherPicker`` :mod:`distill_kit.lineage.widgets`.)
 Each button handler is also a plain method so every widget can be driven and tested without a browser, and
 each has ``show()``: the live widget in JupyterLab, a static table in batch (papermill/HTML) runs.
 """

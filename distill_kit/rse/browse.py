@@ -1,4 +1,6 @@
-"""(moved from distill_kit.ice.browse)"""
+"""Browsing RSE pairs (notebook 04): a test model's and a reference's answers to one prompt with their aspect
+scores, as tables and HTML. Pure functions over polars frames (the widget in :mod:`distill_kit.rse.widgets` only
+wires them); model text is escaped (:mod:`distill_kit.html`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""(moved from distill_kit.ice.widgets)"""
+"""The notebook 04 widget for browsing RSE pairs side by side (views from :mod:`distill_kit.rse.browse`); in batch
+runs it shows the same content as a static table."""
 
 from __future__ import annotations
 
