@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import polars as pl
 
+from distill_kit import datasets
 from distill_kit.charts import alt
 
 PAPER_REFERENCE = "gpt-4o-2024-05-13"  # the nearest AlpacaEval reference to the paper's GPT-4o-0806
@@ -44,16 +45,12 @@ def _rows(frame: pl.DataFrame | Sequence[Mapping[str, Any]] | None) -> list[dict
 def paper_comparison_models() -> pl.DataFrame:
     """The paper's RSE rows joined with their AlpacaEval counterpart: paper_name, identity_model, paper_rse
     (average), alpaca_model, match, note."""
-    from distill_kit import datasets
-
     paper = datasets.paper_rse_scores().select("paper_name", "identity_model", pl.col("average").alias("paper_rse"))
     return paper.join(datasets.paper_rse_alpaca(), on="paper_name", how="left")
 
 
 def measured_lines(reference: str = PAPER_REFERENCE, available: Iterable[str] | None = None) -> dict[str, str]:
     """identity model -> AlpacaEval model of the same model or product line (whose RSE we can measure)."""
-    from distill_kit import datasets
-
     have = set(available if available is not None else datasets.alpaca_models())
     rows = paper_comparison_models().filter(pl.col("identity_model").is_not_null() & pl.col("match").is_in(MEASURED_LINE_MATCHES))
     return {r["identity_model"]: r["alpaca_model"] for r in rows.to_dicts()
@@ -103,6 +100,30 @@ def rse_side_by_side(measured: pl.DataFrame | Sequence[Mapping[str, Any]], refer
     return rows, stats
 
 
+def counterparts(reference: str = PAPER_REFERENCE) -> list[str]:
+    """The AlpacaEval counterparts of the paper's RSE models present in the data folder (the reference excluded)."""
+    present = set(datasets.alpaca_models())
+    return [m for m in paper_comparison_models()["alpaca_model"].drop_nulls().to_list() if m in present and m != reference]
+
+
+def paper_rse_record(reference: str = PAPER_REFERENCE, n_prompts: int = 20, seed: int = 0,
+                     content: bool = True) -> tuple[dict | None, str]:
+    """The paper's RSE table beside ours on the AlpacaEval counterparts: notebook 04's ``paper_rse`` record
+    (``rows``, ``stats``, ``measured``) and one line saying what was compared, or ``None`` and why it was skipped
+    (no prompts asked for, the reference or the counterparts absent from the data folder)."""
+    found = counterparts(reference)
+    present = reference in datasets.alpaca_models()
+    if not (n_prompts and found and present):
+        return None, (f"paper side-by-side skipped: paper_prompts={n_prompts}, reference {reference!r} "
+                      f"{'present' if present else 'absent'}, {len(found)} counterpart(s) in the folder")
+    measured = measure_rse(found, reference, n_prompts, seed, content)
+    side, stats = rse_side_by_side(measured, reference)
+    rho = stats["spearman_rho"]
+    line = (f"Spearman rank correlation, paper vs ours, over {stats['n']} models: "
+            + ("n/a (fewer than 3)" if rho is None else f"{rho:.2f} (p = {stats['p_value']:.2f})"))
+    return {"rows": side, "stats": stats, "measured": measured.to_dicts()}, line
+
+
 def ice_x_rse(replay: pl.DataFrame | Sequence[Mapping[str, Any]] | None,
               measured: pl.DataFrame | Sequence[Mapping[str, Any]] | None = None,
               live_ice: pl.DataFrame | Sequence[Mapping[str, Any]] | None = None,
@@ -114,8 +135,6 @@ def ice_x_rse(replay: pl.DataFrame | Sequence[Mapping[str, Any]] | None,
     (the paper's RSE average) and, where its AlpacaEval line was measured (``measured``: test_model, rse, ...),
     a ``measured`` point. ``live_ice``/``live_rse``: live models scored by both steps (measured/measured).
     """
-    from distill_kit import datasets
-
     paper_rse = {r["identity_model"]: r for r in datasets.paper_rse_scores().to_dicts() if r["identity_model"]}
     ours = {r["test_model"]: r for r in _rows(measured)}
     lines = measured_lines(reference, available=list(ours))
@@ -149,8 +168,6 @@ def base_vs_instruct(replay: pl.DataFrame | Sequence[Mapping[str, Any]]) -> list
     """The paper's second finding on the pairs the folder holds: ``<m>`` and ``<m>-instruct`` both replayed.
 
     Rows: pair, model, kind (base/instruct), lis, lis_lo, lis_hi (measured), lis_paper, sis_paper (paper)."""
-    from distill_kit import datasets
-
     ours = {r["model"]: r for r in _rows(replay) if r.get("model")}
     paper = {r["model"]: r for r in datasets.paper_scores().to_dicts()}
     out = []
