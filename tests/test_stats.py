@@ -219,6 +219,22 @@ def test_paired_table_on_a_long_frame_ranks_neighbours_and_skips_unpaired_prompt
         scores.paired_table(pl.DataFrame(rows), "missing")
 
 
+def test_paired_table_does_not_depend_on_row_order():
+    """The bootstrap resamples items by position, so the items are put in a fixed order first: the demo's
+    paired RSE intervals once changed from run to run because a group_by handed them over in any order."""
+    import polars as pl
+
+    from distill_kit.ice import scores
+
+    rng = np.random.default_rng(3)
+    frame = pl.DataFrame([{"prompt_id": f"p{i}", "test_model": m, "overall": float(rng.normal(3, 1))}
+                          for m in ("a", "b", "c") for i in range(40)])
+    first = scores.paired_table(frame, "overall", seed=0)
+    for shuffle_seed in range(5):
+        again = scores.paired_table(frame.sample(fraction=1.0, shuffle=True, seed=shuffle_seed), "overall", seed=0)
+        assert again.equals(first)
+
+
 def test_ppi_never_returns_a_zero_width_interval_from_labels_without_spread():
     # 25 labelled answers, none positive, of a model whose true share is small but not zero
     y = np.zeros(1000, dtype=bool)
