@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     _, texts, feats = heldout.load()  # featurised once, cached on disk
     featurize_s = time.perf_counter() - t
 
+    heldout.fit_held_out([(m,) for m in models])  # the leave-one-model-out fits not cached yet, side by side
     pred_l = np.zeros(len(texts), dtype=bool)
     pred_s = np.zeros(len(texts), dtype=bool)
     prob_l = np.zeros(len(texts))

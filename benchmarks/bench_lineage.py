@@ -27,14 +27,13 @@ import argparse
 import hashlib
 import json
 import os
-import pickle
 import time
 import uuid
 
 import numpy as np
 import polars as pl
 
-from distill_kit import datasets
+from distill_kit import cache, datasets
 from distill_kit.lineage import attribution as lineage
 from distill_kit.lineage import votes as A
 from distill_kit.lineage.documented import LineageLabels, lineage_labels, lineage_rows
@@ -73,18 +72,15 @@ def cached_votes(counts: LazyCounts, data_key: str, features: str, candidates: l
     folder = cache_dir() / "lineage_votes"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{_key(_CACHE_VERSION, data_key, features, candidates, voters, prompts, held_out, k, seed)}.pkl"
-    if path.exists():
-        with path.open("rb") as fh:
-            return pickle.load(fh)  # noqa: S301 (our own cache file)
+    stored = cache.load(path)  # a file an older version wrote (classes since moved) is a miss
+    if stored is not None:
+        return stored
     t = time.perf_counter()
     vm = A.vote_matrix(counts.get(), candidates, voters, features=features, prompts=prompts, held_out=held_out, k=k,
                        seed=seed)
     print(f"  votes {features:<20} {'references-only' if held_out else 'targets':<16} "
           f"{time.perf_counter() - t:6.1f} s", flush=True)
-    tmp = path.with_suffix(".part")
-    with tmp.open("wb") as fh:
-        pickle.dump(vm, fh)
-    tmp.replace(path)
+    cache.save(path, vm)
     return vm
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from distill_kit import datasets
 from distill_kit.paths import PROJECT_ROOT
+from distill_kit.config import read_yaml
 from distill_kit.run import pipeline, plan
 from distill_kit.testing import ZooServer
 
@@ -45,7 +46,7 @@ def main() -> None:
     ap.add_argument("--steps", default="", help="comma-separated step numbers to keep (default: all)")
     ap.add_argument("--runs-dir", default="", help="where the run directory goes (default: a temp dir)")
     args = ap.parse_args()
-    raw = pipeline.read_yaml(PROJECT_ROOT / "configs" / "runs" / "paper.yaml")
+    raw = read_yaml(PROJECT_ROOT / "configs" / "runs" / "paper.yaml")
     if args.steps:
         keep = set(args.steps.split(","))
         raw["steps"] = [s for s in raw["steps"] if s["notebook"] in keep]

@@ -12,6 +12,7 @@ from distill_kit import datasets
 from distill_kit import testing as zoo
 from distill_kit.ice.judges import build_judge_prompt, parse_verdict
 from distill_kit.paths import PROJECT_ROOT
+from distill_kit.config import read_yaml
 from distill_kit.run import estimate, pipeline, plan
 from distill_kit.testing import ZooServer
 
@@ -74,16 +75,16 @@ def test_rate_limit_answers_429_with_retry_after_and_ratelimit_headers() -> None
 
 
 SLICE = {  # the paper's steps with small samples; everything else as in configs/runs/paper.yaml
-    "02": {"probes_per_language": 1, "seed_templates": 1, "rse_prompts": 4},
-    "03": {"sample_size": 12, "live_sample": 6},
-    "04": {"judge_prompts_per_set": 3, "sample_size": 4},
+    "02": {"probe_sample_size": 1, "seed_templates": 1, "sample_size": 4},
+    "03": {"sample_size": 12, "live_probes": 6},
+    "04": {"judge_prompts": 3, "sample_size": 4},
 }
 
 
 @pytest.mark.parametrize("use_batch", [False, True], ids=["one-by-one", "batch-apis"])
 def test_paper_config_runs_against_the_zoo_through_the_overlay(use_batch: bool, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    raw = pipeline.read_yaml(PROJECT_ROOT / "configs" / "runs" / "paper.yaml")
+    raw = read_yaml(PROJECT_ROOT / "configs" / "runs" / "paper.yaml")
     raw["steps"] = [dict(s, parameters={**s.get("parameters", {}), **SLICE[s["notebook"]]})
                     for s in raw["steps"] if s["notebook"] in SLICE]
     raw["models_overlay"] = "configs/overlays/zoo.yaml"

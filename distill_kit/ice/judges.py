@@ -464,22 +464,18 @@ def default_offline_judge(models: Sequence[str] | None = None, refit: bool = Fal
     For honest numbers on a model, fit without it (``models`` = the others): see benchmarks/bench_identity.py.
     """
     import hashlib
-    import pickle
 
-    from distill_kit import datasets
+    from distill_kit import cache, datasets
     from distill_kit.paths import cache_dir
 
     chosen = sorted(models) if models else sorted(datasets.identity_response_models())
     tag = hashlib.sha256(("v7|" + ",".join(chosen)).encode()).hexdigest()[:16]
     path = cache_dir() / f"identity_judge_{tag}.pkl"
-    if path.exists() and not refit:
-        with path.open("rb") as fh:
-            return pickle.load(fh)
+    judge = None if refit else cache.load(path)  # a file an older version wrote is a miss: refit
+    if isinstance(judge, OfflineIdentityJudge):
+        return judge
     judge = fit_offline_judge(datasets.identity_responses(chosen), datasets.identity_facts())
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        pickle.dump(judge, fh)
-    tmp.replace(path)
+    cache.save(path, judge)
     return judge
 
 
