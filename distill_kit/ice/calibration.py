@@ -103,10 +103,15 @@ def fit_held_out(exclusions: list[tuple[str, ...]], workers: int | None = None) 
         for e in todo:
             predictions(e)
         return
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, parallel_config
+    from threadpoolctl import threadpool_info
 
     load()  # featurise once, in this process; the workers find the features in the cache
-    Parallel(n_jobs=n, backend="loky")(delayed(_fit_one)(e) for e in todo)
+    # the workers' BLAS uses as many threads as this process's: the same sums in the same order, so the same
+    # predictions to the last bit as fitting one after the other (joblib would otherwise cap them at one)
+    threads = max((pool.get("num_threads", 1) for pool in threadpool_info()), default=1)
+    with parallel_config(backend="loky", inner_max_num_threads=threads):
+        Parallel(n_jobs=n)(delayed(_fit_one)(e) for e in todo)
 
 
 def _fit_one(excluded: tuple[str, ...]) -> None:

@@ -1,0 +1,35 @@
+"""Held-out judge fits (the calibration pool of the corrected LIS/SIS): fitting them side by side in processes
+gives the same predictions, to the last bit, as fitting them one after the other."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distill_kit.ice import calibration
+from distill_kit.paths import CACHE_DIR_ENV, cache_dir
+
+
+@pytest.mark.slow  # two judge fits in worker processes (about a minute on two cores)
+def test_parallel_held_out_fits_equal_sequential_ones(data_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    frame, _, _ = calibration.load()  # features from the usual cache (computed once if absent)
+    features = sorted((cache_dir() / "identity_heldout").glob("features_*.pkl"))
+    first, second = frame["model"].unique(maintain_order=True).to_list()[:2]
+    folders = {}
+    for name in ("parallel", "sequential"):
+        folders[name] = tmp_path / name
+        (folders[name] / "identity_heldout").mkdir(parents=True)
+        for f in features:
+            shutil.copy(f, folders[name] / "identity_heldout" / f.name)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(folders["parallel"]))
+    calibration.fit_held_out([(first,), (second,)], workers=2)
+    assert calibration.cached((first,)) and calibration.cached((second,))
+    side_by_side = calibration.predictions((first,))[first]
+    monkeypatch.setenv(CACHE_DIR_ENV, str(folders["sequential"]))
+    assert not calibration.cached((first,))
+    one_by_one = calibration.predictions((first,))[first]  # fitted here, in this process
+    assert all(np.array_equal(a, b) for a, b in zip(side_by_side, one_by_one))
