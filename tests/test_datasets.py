@@ -136,6 +136,8 @@ def test_replay_provider_serves_published_answers(data_dir, tmp_path):
     out = collect_sync(cfg, reqs, Store(tmp_path / "s.sqlite"), progress=False)
     assert [r.text for r in out[:3]] == frame["output"].to_list()
     assert not out[3].ok and "no published answer" in out[3].error
+    old = get_model("replay:alpaca_eval/alpaca-7b")  # the old spelling still names the same model, with a notice
+    assert old.replay == cfg.replay
     ident = get_model("replay:identity/deepseek-chat")
     assert ident.family == "deepseek" and "DeepSeek" in ident.identity
 

@@ -24,15 +24,14 @@ from distill_kit.paths import (
     PROJECT_ROOT,
     RUNS_DIR,
 )
+from distill_kit.providers.base import clip
 from distill_kit.redact import ENV_VAR_NAME, SECRET_NAME, SECRET_VALUE, secret_values
 
 _PARAM_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
                                               "list": (list,), "dict": (dict,)}
 def one_line(text: str, limit: int = 500) -> str:
     """``text`` on one line (ANSI colours dropped, whitespace collapsed), clipped to ``limit`` characters."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))  # ANSI colours from tracebacks
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(re.sub(r"\x1b\[[0-9;]*m", "", str(text)), limit)  # ANSI colours come from tracebacks
 
 
 def check_no_secrets(params: dict[str, Any], where: str) -> None:
