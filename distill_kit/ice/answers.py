@@ -57,6 +57,26 @@ def asked_live(target: Any, live_probes: int, store: Any, seed: int = 0) -> pl.D
                         schema=LIVE_COLUMNS)
 
 
+def collected_live(target: Any, store: Any) -> pl.DataFrame:
+    """The identity-probe answers of ``target`` already in the store (what notebook 02 collected), one row per
+    probe x template (the latest when asked more than once, e.g. with other settings), laid out like
+    :func:`asked_live`. GPTFuzzer attempts are left out: :func:`fuzz.scoring_frame` scores those separately.
+
+    Why: notebook 02 collects and 03 judges, so a run does not pay the model twice for the same questions."""
+    rows = store.frame(model=target.name, status="ok")
+    if not rows.height or "probe_id" not in rows.columns:
+        return pl.DataFrame(schema=LIVE_COLUMNS)
+    if "fuzz" in rows.columns:
+        rows = rows.filter(pl.col("fuzz").is_null())
+    rows = (rows.filter(pl.col("probe_id").is_not_null() & pl.col("template_id").is_not_null())
+            .sort("updated_at").unique(["probe_id", "template_id"], keep="last", maintain_order=True))
+    return rows.select(
+        pl.lit(target.name).alias("model"), pl.lit(target.family or target.name).alias("family"),
+        pl.lit(target.identity, pl.String).alias("fact"), "query", "language", "category",
+        pl.col("template_id").alias("template"), pl.col("text").alias("response"),
+        pl.lit(None, pl.String).alias("error")).cast(LIVE_COLUMNS)  # type: ignore[arg-type]
+
+
 class LiveAnswers(NamedTuple):
     """Live answers to judge (answered ones only) and how many live calls failed."""
 
@@ -65,10 +85,15 @@ class LiveAnswers(NamedTuple):
 
 
 def live_answers(targets: Sequence[Any], live_probes: int, store: Any, seed: int = 0) -> LiveAnswers:
-    """Each target's live answers (:func:`asked_live`) and, as a separate model ``<target> (GPTFuzzer)``, its
-    stored GPTFuzzer attempts (re-judged by the caller: ICE as the paper runs it, over mutated templates)."""
+    """Each target's live answers -- those the store already holds (:func:`collected_live`, notebook 02's) and
+    ``live_probes`` pairs asked now (:func:`asked_live`; a pair asked both ways counts once) -- and, as a
+    separate model ``<target> (GPTFuzzer)``, its stored GPTFuzzer attempts (re-judged by the caller: ICE as the
+    paper runs it, over mutated templates)."""
     asked = [asked_live(t, live_probes, store, seed) for t in targets]
+    collected = [collected_live(t, store) for t in targets]
     fuzzed = [fuzz.scoring_frame(store, t) for t in targets]
-    frame = pl.concat([pl.DataFrame(schema=LIVE_COLUMNS), *asked, *fuzzed], how="vertical_relaxed")
+    plain = (pl.concat([pl.DataFrame(schema=LIVE_COLUMNS), *asked, *collected], how="vertical_relaxed")
+             .unique(["model", "query", "template"], keep="first", maintain_order=True))
+    frame = pl.concat([plain, *fuzzed], how="vertical_relaxed")
     errors = sum(int(a["error"].is_not_null().sum()) for a in asked)
     return LiveAnswers(frame.filter(pl.col("response").is_not_null()), errors)

@@ -320,6 +320,7 @@ def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
     tests = split_names(p.get("models"))
     reference = p.get("reference", "")
     live = [_get_model(n) for n in split_names(p.get("live_models"))]
+    live = [m.with_params(max_tokens=p.get("max_tokens", 64)) if m.provider != "replay" else m for m in live]
     size, seed = p.get("sample_size", 40), p.get("seed", 0)
     out: list[Planned] = []
     answers: dict[str, dict[str, str]] = {}  # model -> prompt_id -> answer (stored or placeholder)

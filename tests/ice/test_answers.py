@@ -102,3 +102,25 @@ def test_live_answers_ask_probes_and_add_stored_fuzz_attempts(tmp_path: Path, da
         with pytest.raises(ValueError, match="no identity fact"):
             answers.live_answers([target.model_copy(update={"identity": None})], 1, store)
     assert fuzz.fuzz_targets(Store(tmp_path / "s.sqlite")) == ["smol"]
+
+
+@pytest.mark.slow
+def test_live_answers_judge_what_notebook_02_collected_without_asking_again(tmp_path: Path, data_dir: Path) -> None:
+    from distill_kit.collect import collect_sync
+    from distill_kit.ice import probes
+
+    with LoopbackServer() as srv, Store(tmp_path / "s.sqlite") as store:
+        target = loop_cfg(srv.base_url, "smol").model_copy(update={"identity": SMOL, "family": "smollm"})
+        pairs = probes.sample_pairs(probes.load_probes(), [probes.BARE_TEMPLATE], 4, seed=0)
+        collect_sync(target, probes.identity_requests(pairs), store, progress=False)  # notebook 02
+        store_attempts(store, "smol", ["I am ChatGPT."])
+        calls = len(srv.state.calls)
+        live = answers.live_answers([target], 0, store)
+        assert len(srv.state.calls) == calls  # nothing asked twice
+        plain = live.frame.filter(pl.col("model") == "smol")
+        assert sorted(plain["query"]) == sorted(p.text for p, _ in pairs) and set(plain["template"]) == {"bare"}
+        assert live.frame.filter(pl.col("model") == "smol (GPTFuzzer)").height == 1  # the attempt, not twice
+        more = answers.live_answers([target], 6, store, seed=1)  # asked now + collected, each pair once
+        keys = more.frame.filter(pl.col("model") == "smol").select("query", "template")
+        assert keys.height == keys.unique().height and keys.height >= 6
+        assert {(p.text, "bare") for p, _ in pairs} <= set(keys.rows())

@@ -72,7 +72,7 @@ def test_server_survives_between_calls_from_a_running_loop(tmp_path):
         await asyncio.sleep(2)  # time for a parent-death signal to land, if one was sent
         assert server.proc is not None and server.proc.poll() is None, "server died after the first call"
         second = collect_sync(cfg, [ChatRequest.user("Say bye.")], store, progress=False)
-        assert local.running_servers()[server.gguf].proc.pid == pid
+        assert local.running_servers()[(server.gguf, server.threads)].proc.pid == pid
         return first + second
 
     out = asyncio.run(notebook_cells())

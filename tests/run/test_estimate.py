@@ -44,7 +44,10 @@ def test_demo_estimate_is_free_and_counts_what_is_stored(tmp_path: Path, data_di
     cfg = plan.load_run_config("demo")
     est = estimate.estimate_run(cfg, tmp_path)
     steps = {ln.step for ln in est.lines}
-    assert {"02-collect-responses", "03-identity-scores", "04-response-similarity"} <= steps
+    assert {"02-collect-responses", "04-response-similarity"} <= steps
+    assert "03-identity-scores" not in steps  # 03 judges what 02 collected (live_probes: 0): nothing to send
+    rse = [ln for ln in est.lines if ln.purpose == "RSE answers"]
+    assert [(ln.step, ln.stored) for ln in rse] == [("02-collect-responses", 0), ("04-response-similarity", 10)]
     assert est.total == 0 and all(ln.model == "smollm2-local" for ln in est.lines)
     first = next(ln for ln in est.lines if ln.purpose == "identity probes")
     assert first.requests == 18 and first.stored == 0  # 3 probes x 2 languages x (bare + 2 seed templates)

@@ -1,0 +1,29 @@
+"""How many threads the embedded llama.cpp server gets (no server is started here)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from distill_kit.models import get_model
+from distill_kit.providers import local
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 1), (8, 7)])
+def test_default_threads_leave_one_core_free(monkeypatch, cores, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    assert local.default_threads() == expected
+
+
+def test_the_command_line_uses_the_thread_count_for_prompts_and_generation():
+    server = local.LocalServer(threads=3)
+    cmd = server.command()
+    assert cmd[cmd.index("--n_threads") + 1] == "3" and cmd[cmd.index("--n_threads_batch") + 1] == "3"
+    assert local.LocalServer().threads == local.default_threads()
+
+
+def test_a_model_config_names_its_threads():
+    cfg = get_model("smollm2-local")
+    assert cfg.threads is None  # the shipped config leaves it to default_threads
+    assert cfg.model_copy(update={"threads": 2}).threads == 2
