@@ -354,24 +354,20 @@ def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
     if judge_name != "offline" and reference in answers:
         judge = _get_model(judge_name)
         per_set = p.get("judge_prompts", 10)  # prompts per prompt set sent to the judge; 0 = none
-        ref_ids = list(answers[reference])
-        chosen: list[str] = []
-        for name in sets:
-            ids = [i for i in ref_ids if set_of.get(i) == name] if per_set > 0 else []
-            if per_set < len(ids):
-                import numpy as np
+        import polars as pl
 
-                idx = np.sort(np.random.default_rng(seed).choice(len(ids), size=per_set, replace=False))
-                ids = [ids[i] for i in idx]
-            chosen += ids
-        pairs = [{"prompt_id": pid, "prompt": prompts_by_id[pid], "test_model": m, "reference": reference,
-                  "test_answer": answers[m][pid], "reference_answer": answers[reference][pid]}
-                 for m in answers if m != reference for pid in chosen if pid in answers[m]]
-        if pairs:
-            import polars as pl
-
+        # the notebook's own pairing and per-set prompt sample (rse.llm_judge.judge_pairs_frame), on the
+        # answers stored or expected: one home for which prompts the judge sees
+        aligned = pl.DataFrame([{"prompt_set": set_of[pid], "prompt_id": pid, "prompt": prompts_by_id[pid],
+                                 "model": m, "text": text} for m, got in answers.items() for pid, text in got.items()],
+                               schema={"prompt_set": pl.String, "prompt_id": pl.String, "prompt": pl.String,
+                                       "model": pl.String, "text": pl.String})
+        pairs = (rse_judge.judge_pairs_frame(aligned, reference, [m for m in answers if m != reference],
+                                             per_prompt_set=per_set, seed=seed)
+                 if per_set > 0 else aligned.clear())
+        if pairs.height:
             _, messages = rse_judge.judge_messages(
-                pl.DataFrame(pairs), both_orders=p.get("judge_both_orders", True),
+                pairs, both_orders=p.get("judge_both_orders", True),
                 shuffle_aspects=p.get("judge_shuffle_aspects", True), seed=seed)
         else:
             messages = []
