@@ -150,7 +150,7 @@ def ensure_server(gguf: str | Path | None = None, threads: int | None = None) ->
     with _servers_lock:
         server = _servers.get(key)
         if server is None or server.proc is None or server.proc.poll() is not None:
-            server = LocalServer(*key).start()
+            server = LocalServer(key[0], threads=key[1]).start()
             _servers[key] = server
         return server
 

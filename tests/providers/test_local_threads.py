@@ -27,3 +27,21 @@ def test_a_model_config_names_its_threads():
     cfg = get_model("smollm2-local")
     assert cfg.threads is None  # the shipped config leaves it to default_threads
     assert cfg.model_copy(update={"threads": 2}).threads == 2
+
+
+def test_ensure_server_starts_one_server_per_gguf_and_thread_count(monkeypatch):
+    started: list[local.LocalServer] = []
+
+    def fake_start(self):  # no process: only what the server would be started with
+        self.proc = type("Running", (), {"poll": staticmethod(lambda: None)})()
+        started.append(self)
+        return self
+
+    monkeypatch.setattr(local.LocalServer, "start", fake_start)
+    monkeypatch.setattr(local, "_servers", {})
+    a = local.ensure_server(None, 3)
+    assert local.ensure_server(None, 3) is a and len(started) == 1
+    assert a.threads == 3 and a.n_ctx == 4096  # the thread count is not mistaken for another setting
+    b = local.ensure_server()
+    assert b.threads == local.default_threads() and b.n_ctx == 4096
+    assert len(started) == (1 if local.default_threads() == 3 else 2)
