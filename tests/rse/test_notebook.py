@@ -16,11 +16,11 @@ def test_notebook_04_declares_its_parameters_in_the_shared_vocabulary() -> None:
     import papermill as pm
 
     params = pm.inspect_notebook(str(NOTEBOOK))
-    assert len(params) == 21
+    assert len(params) == 22
     types = {name: p["inferred_type_name"] for name, p in params.items()}
     for name in ("prompt_sets", "models", "live_models", "judge_panel", "compare", "extra_references"):
         assert types[name] == "list", name
-    for name in ("judge_prompts", "sample_size", "seed", "drilldown_n", "paper_prompts"):
+    for name in ("judge_prompts", "sample_size", "seed", "drilldown_n", "paper_prompts", "max_tokens"):
         assert types[name] == "int", name
     assert all(p["help"] for p in params.values())  # every parameter says what it means
 
