@@ -169,7 +169,10 @@ def corrected_section(frame: pl.DataFrame, feats: list[dict[str, float]], models
                                 f"{short}_{design}mean_abs_error_over_draws": float(np.mean([v[:, 1].mean() for v in d.values()])),
                                 f"{short}_{design}mean_width_over_draws": float(np.mean([v[:, 2].mean() for v in d.values()])),
                                 f"{short}_{design}share_within_0.03_over_draws": float(np.mean([(v[:, 1] <= 0.03).mean() for v in d.values()])),
-                                f"{short}_{design}all_models_within_0.03_share_of_draws": float(allin)})
+                                f"{short}_{design}all_models_within_0.03_share_of_draws": float(allin),
+                                # a share of 200 draws is itself uncertain (two seeds' streams differ by ~0.05)
+                                f"{short}_{design}all_models_within_0.03_share_ci":
+                                    list(wilson_ci(int(round(allin * REPEATS)), REPEATS))})
         summary[str(k)] = out
     cand = {score: {name: {"mean_abs_error": float(np.mean(np.abs(e))), "max_abs_error": float(np.max(np.abs(e)))}
                     for name, e in c.items()} for score, c in candidates.items()}
@@ -184,8 +187,33 @@ def targets_met(summary: dict) -> dict:
         ok_k = [k for k in ("25", "50", "100") if f"{short}_max_abs_error" in summary.get(k, {})
                 and summary[k][f"{short}_max_abs_error"] <= 0.03 and summary[k][f"{short}_coverage"] >= 0.9]
         out[short] = {"k0_mean_abs_error_le_0.02": summary["0"][f"{short}_mean_abs_error"] <= 0.02,
-                      "some_k_le_100_all_within_0.03_and_coverage_ge_0.9": bool(ok_k), "k_meeting_it": ok_k}
+                      "some_k_le_100_all_within_0.03_and_coverage_ge_0.9": bool(ok_k), "k_meeting_it": ok_k,
+                      # one seed can be luck: the share of 200 further draws in which all models are within 0.03
+                      "all_within_0.03_share_of_draws": {
+                          k: summary[k].get(f"{short}_all_models_within_0.03_share_of_draws") for k in ("25", "50", "100")
+                          if k in summary}}
     return out
+
+
+DESIGNS = (("", "stratified draw"), ("srs_", "random draw"), ("srs_ppi_", "random, plain PPI++"))
+
+
+def summary_table(summary: dict, short: str) -> pl.DataFrame:
+    """One row per k and labelled-sample design: the seed's table (k = 0 and the stratified draw) and the 200 draws."""
+    rows = []
+    for k, v in summary.items():
+        for design, what in DESIGNS if k != "0" else (("", "label-free"),):
+            row = {"k": int(k), "design": what}
+            if not design:
+                row.update({key: v.get(f"{short}_{key}") for key in ("mean_abs_error", "max_abs_error", "within_0.03",
+                                                                      "coverage")})
+            if k != "0":
+                row.update({key: v.get(f"{short}_{design}{key}") for key in (
+                    "coverage_over_draws", "min_model_coverage_over_draws", "mean_abs_error_over_draws",
+                    "mean_width_over_draws", "all_models_within_0.03_share_of_draws")})
+                row["all9_share_ci"] = str([round(x, 3) for x in v[f"{short}_{design}all_models_within_0.03_share_ci"]])
+            rows.append(row)
+    return pl.DataFrame(rows).with_columns(pl.col(pl.Float64).round(3))
 
 
 def print_corrected(res: dict) -> None:
@@ -205,10 +233,7 @@ def print_corrected(res: dict) -> None:
         with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=40):
             print(t.filter(pl.col("k") == 0).drop("k"))
             print(t.filter(pl.col("k") > 0).drop("rule").sort("model", "k"))
-            s = pl.DataFrame([{"k": int(k), **{key.removeprefix(short + "_"): v for key, v in v_.items()
-                                                if key.startswith(short + "_")}}
-                              for k, v_ in res["summary_by_k"].items()]).with_columns(pl.col(pl.Float64).round(3))
-            print(s)
+            print(summary_table(res["summary_by_k"], short))
             c = pl.DataFrame([{"quantifier": n, **v} for n, v in res["candidates"][score].items()]).sort("mean_abs_error")
             print("every label-free candidate on every held-out model (for the record; the choice is made on the pool):")
             print(c.with_columns(pl.col(pl.Float64).round(3)))

@@ -11,7 +11,9 @@ of it whenever the judge's two error rates differ. Here live:
   judge-confidence bin), with rates estimated on other models;
 * prediction-powered inference (Angelopoulos et al., Science 2023; PPI++ power tuning, Angelopoulos, Duchi
   & Zrnic 2023) in its finite-population form: a few labelled answers of the target model plus the judge on
-  all of them give an unbiased score with a valid interval, however biased the judge is;
+  all of them give an unbiased score with a valid interval, however biased the judge is; and its stratified
+  form (Fisch et al. 2024) with a Neyman-allocated labelled sample over judge-confidence strata, which spends
+  the labels where the judge is unsure;
 * paired tests on the same prompts (bootstrap interval, sign-flip permutation test, exact McNemar) and the
   Holm correction over a table of comparisons;
 * agreement between judges (Krippendorff's alpha, Kendall's W).

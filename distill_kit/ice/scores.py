@@ -102,10 +102,13 @@ def replay_table(judged: "pl.DataFrame", ours: "pl.DataFrame", labels: "pl.DataF
 #   * label-free (k = 0): the judge's held-out scores on *other* models (a calibration pool: every answer scored
 #     by a judge that never saw its model) give label rates per stratum observable at scoring time (judge
 #     confidence bin, language, claimed maker, template); a quantifier (QuaPy's ACC / PACC / EM-SLD, or the
-#     stratum's label rate) turns the target's scores into a prevalence. Which one is chosen on the pool alone
-#     (leave one pool model out), never on the target; its interval is the spread of its errors on pool models.
-#   * with k labelled answers of the target: prediction-powered inference on the calibrated per-answer score,
-#     which is unbiased however the judge errs, with a valid 95% interval.
+#     stratum's label rate) turns the target's scores into a prevalence. Which one (or the mean of which few) is
+#     chosen on the pool alone (leave one pool model out), never on the target, by a selection rule that is
+#     itself chosen nested (leave one more pool model out); the interval is the spread of the whole
+#     procedure's errors on the pool models.
+#   * with k labelled answers of the target, drawn by ``label_plan`` (stratified by judge confidence, more
+#     where the judge is unsure) or at random: stratified prediction-powered inference on the calibrated
+#     per-answer score, unbiased however the judge errs, with a valid 95% interval.
 
 #: (method, strata) pairs tried by ``select_quantifier``; strata are pool/target columns, "conf" = judge-confidence bin.
 QUANTIFIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
