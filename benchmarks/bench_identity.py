@@ -202,6 +202,8 @@ def summary_table(summary: dict, short: str) -> pl.DataFrame:
     """One row per k and labelled-sample design: the seed's table (k = 0 and the stratified draw) and the 200 draws."""
     rows = []
     for k, v in summary.items():
+        if f"{short}_mean_abs_error" not in v:  # k not run (a folder with fewer answers per model than k)
+            continue
         for design, what in DESIGNS if k != "0" else (("", "label-free"),):
             row = {"k": int(k), "design": what}
             if not design:
@@ -355,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {overall['total_s']:.0f}s")
     corr = corrected_section(frame, feats, models, args.seed, args.nested)
     print_corrected(corr)
-    keys = ("lis_labels", "lis_raw", "lis_corrected", "lis_ci", "lis_method", "lis_covers",
-            "sis_labels", "sis_raw", "sis_corrected", "sis_ci", "sis_method", "sis_covers")
+    keys = ("lis_labels", "lis_raw", "lis_corrected", "lis_ci", "lis_method", "lis_rule", "lis_covers",
+            "sis_labels", "sis_raw", "sis_corrected", "sis_ci", "sis_method", "sis_rule", "sis_covers")
     per_model = {r["model"]: {**{key: corr["by_k"]["0"][r["model"]].get(key) for key in keys},
                               "kappa_L": r["loose_kappa"], "kappa_S": r["strict_kappa"]} for r in rows}
     targets = targets_met(corr["summary_by_k"])
