@@ -183,13 +183,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def sample_labels(target: pl.DataFrame, k: int, seed: int = 0) -> pl.DataFrame:
+def sample_labels(target: pl.DataFrame, k: int, seed: int = 0, pool: pl.DataFrame | None = None) -> pl.DataFrame:
     """``k`` of the target's answers with their published labels, drawn with ``seed`` -- the labelled sample a
-    user would click in notebook 03's answer browser, here taken from the paper's GPT-4o-mini labels."""
+    user would click in notebook 03's answer browser, here taken from the paper's GPT-4o-mini labels. With
+    ``pool`` (the calibration pool) the draw is the package's stratified one (``scores.label_plan``: more
+    labels where the judge is unsure, no label of the target used to choose them); without, a simple random
+    sample."""
+    from distill_kit.ice import scores
+
+    cols = ["model", "key", "loose_label", "strict_label"]
     if k <= 0:
-        return target.head(0).select("model", "key", "loose_label", "strict_label")
+        return target.head(0).select(cols)
+    if pool is not None:
+        keys = scores.label_plan(target, pool, k, seed)
+        return target.filter(pl.col("key").cast(pl.String).is_in(keys)).select(cols)
     order = np.random.default_rng(seed).permutation(target.height)[:k]
-    return target[order].select("model", "key", "loose_label", "strict_label")
+    return target[order].select(cols)
 
 
 def labels_for_rows(frame: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
@@ -237,8 +246,12 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
     demonstration, ``labelled_answers`` published labels per model (0 = none) drawn with ``seed`` make the estimate
     prediction-powered. Columns: model, n, lis_raw, lis_corrected, lis_lo, lis_hi, lis_method, lis_n_labels,
     the same for sis, and lis_labels/sis_labels (the labels' own score over the same answers)."""
+    from distill_kit.ice import scores
+
     full = pool(judge)
     known = set(full["model"].unique().to_list())
+    # the label-free choice for each published model, made on the others (computed together: shared work)
+    chosen = {score: scores.select_quantifiers_held_out(full, score) for score in ("loose", "strict")}
     rows = []
     for (m,), part in frame.group_by(["model"], maintain_order=True):
         if m not in known:
@@ -246,10 +259,11 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
         keys = part["row"].cast(pl.String).to_list()
         target = full.filter((pl.col("model") == m) & pl.col("key").is_in(keys))
         cal = full.filter(pl.col("model") != m)
-        lab = labels.filter(pl.col("model") == m) if labels is not None and labels.height else sample_labels(target, labelled_answers, seed)
+        lab = (labels.filter(pl.col("model") == m) if labels is not None and labels.height
+               else sample_labels(target, labelled_answers, seed, pool=cal))
         row: dict[str, Any] = {"model": m, "n": target.height}
         for score, short in (("loose", "lis"), ("strict", "sis")):
-            row.update(_score_columns(target, cal, score, labels=lab))
+            row.update(_score_columns(target, cal, score, labels=lab, selection=chosen[score].get(m)))
             row[f"{short}_labels"] = _mean_or_none(target[f"{score}_label"])
         rows.append(row)
     return pl.DataFrame(rows)

@@ -102,10 +102,13 @@ def replay_table(judged: "pl.DataFrame", ours: "pl.DataFrame", labels: "pl.DataF
 #   * label-free (k = 0): the judge's held-out scores on *other* models (a calibration pool: every answer scored
 #     by a judge that never saw its model) give label rates per stratum observable at scoring time (judge
 #     confidence bin, language, claimed maker, template); a quantifier (QuaPy's ACC / PACC / EM-SLD, or the
-#     stratum's label rate) turns the target's scores into a prevalence. Which one is chosen on the pool alone
-#     (leave one pool model out), never on the target; its interval is the spread of its errors on pool models.
-#   * with k labelled answers of the target: prediction-powered inference on the calibrated per-answer score,
-#     which is unbiased however the judge errs, with a valid 95% interval.
+#     stratum's label rate) turns the target's scores into a prevalence. Which one (or the mean of which few) is
+#     chosen on the pool alone (leave one pool model out), never on the target, by a selection rule that is
+#     itself chosen nested (leave one more pool model out); the interval is the spread of the whole
+#     procedure's errors on the pool models.
+#   * with k labelled answers of the target, drawn by ``label_plan`` (stratified by judge confidence, more
+#     where the judge is unsure) or at random: stratified prediction-powered inference on the calibrated
+#     per-answer score, unbiased however the judge errs, with a valid 95% interval.
 
 #: (method, strata) pairs tried by ``select_quantifier``; strata are pool/target columns, "conf" = judge-confidence bin.
 QUANTIFIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -172,31 +175,181 @@ def calibrated_scores(pool: "pl.DataFrame", target: "pl.DataFrame", score: str =
     return out
 
 
-def select_quantifier(pool: "pl.DataFrame", score: str = "loose",
-                      candidates: Sequence[tuple[str, tuple[str, ...]]] = QUANTIFIERS) -> dict[str, Any]:
-    """Choose the quantifier with the smallest mean absolute error over the pool's models, each held out in
-    turn (rates from the others). Uses only the pool, so the target's labels never pick the method.
+#: How the k = 0 estimate is chosen from the candidates' errors on the pool's models (each held out in turn):
+#: one candidate by the smallest mean / max / RMS / median error, the mean of the n best by mean (or RMS)
+#: error, or the smallest mean / RMS error once EM-SLD and PACC (which diverge on some models) are left out.
+#: ``select_quantifier`` picks the rule itself nested: each pool model held out, the rule applied to the
+#: others' errors, the rule with the smallest mean error on the held-out pool models wins.
+SELECTION_RULES: tuple[str, ...] = ("mean", "max", "rms", "median", "top2", "top3", "top5", "rms-top3",
+                                    "mean-stable", "rms-stable")
 
-    Returns ``{"method", "strata", "name", "errors" (per pool model, signed), "mae", "table"}``."""
+
+def _rule_pick(errors: dict[str, np.ndarray], rule: str) -> list[str]:
+    """The candidate names a selection rule picks from their signed errors on some pool models."""
+    def mean(c: str) -> float:
+        return float(np.mean(np.abs(errors[c])))
+
+    def rms(c: str) -> float:
+        return float(np.sqrt(np.mean(np.square(errors[c]))))
+
+    names = list(errors)
+    stable = [c for c in names if not c.startswith(("sld", "pacc"))] or names
+    if rule in ("mean", "max", "rms", "median"):
+        key = {"mean": mean, "rms": rms, "max": lambda c: float(np.max(np.abs(errors[c]))),
+               "median": lambda c: float(np.median(np.abs(errors[c])))}[rule]
+        return [min(names, key=key)]
+    if rule.startswith("top"):
+        return sorted(names, key=mean)[:int(rule[3:])]
+    if rule == "rms-top3":
+        return sorted(names, key=rms)[:3]
+    if rule in ("mean-stable", "rms-stable"):
+        return [min(stable, key=mean if rule == "mean-stable" else rms)]
+    raise ValueError(f"unknown selection rule {rule!r}; one of {', '.join(SELECTION_RULES)}")
+
+
+class _PoolErrors:
+    """Every candidate's error on a pool model held out from a pool with some models removed, memoised.
+
+    Why a class: the nested choice of a selection rule needs each candidate's error on model i with models
+    {i, j} removed, for every pair -- hundreds of quantifications -- and a row's strata (its confidence bin,
+    language, claimed maker) do not depend on which rows are calibrating, so they are computed once here.
+    """
+
+    def __init__(self, pool: "pl.DataFrame", score: str, candidates: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+        self.score = score
+        self.prob = pool[f"{score}_prob"].to_numpy().astype(float)
+        self.label = pool[f"{score}_label"].to_numpy().astype(bool)
+        self.model = np.asarray(pool["model"].to_list())
+        self.models = pool["model"].unique(maintain_order=True).to_list()
+        self.candidates = {quantifier_name(m, st): (m, tuple(st)) for m, st in candidates}
+        self.strata = {st: np.asarray(_strata(pool, st, f"{score}_prob")) for _, st in self.candidates.values() if st}
+        self.truth = {m: float(self.label[self.model == m].mean()) for m in self.models}
+        self._memo: dict[tuple[frozenset[str], str, str], float] = {}
+
+    def error(self, removed: frozenset[str], target: str, name: str) -> float:
+        """Candidate ``name``'s signed error on ``target``, calibrated on the pool less ``removed`` and ``target``."""
+        from distill_kit import stats
+
+        key = (removed, target, name)
+        if key not in self._memo:
+            method, strata = self.candidates[name]
+            t = self.model == target
+            c = ~np.isin(self.model, [*removed, target])
+            if method in ("cc", "pcc") or not strata:
+                est = stats.quapy_prevalence(method, self.prob[c], self.label[c], self.prob[t])
+            else:
+                s = self.strata[strata]
+                est = stats.stratified_prevalence(method, s[c], self.prob[c], self.label[c], s[t], self.prob[t])
+            self._memo[key] = est - self.truth[target]
+        return self._memo[key]
+
+    def table(self, removed: frozenset[str]) -> dict[str, np.ndarray]:
+        """{candidate: its errors on each pool model not in ``removed``, that model held out too}."""
+        left = [m for m in self.models if m not in removed]
+        return {name: np.array([self.error(removed, m, name) for m in left]) for name in self.candidates}
+
+
+def select_quantifier(pool: "pl.DataFrame", score: str = "loose",
+                      candidates: Sequence[tuple[str, tuple[str, ...]]] = QUANTIFIERS,
+                      rules: Sequence[str] = SELECTION_RULES) -> dict[str, Any]:
+    """Choose the label-free estimate for a model outside ``pool`` from the pool alone (the target's labels never
+    pick the method): each candidate is scored on every pool model held out in turn, and a selection rule
+    turns those errors into a choice (one candidate, or the mean of a few). With several ``rules``, the rule
+    too is chosen *nested*: each pool model j held out, every rule picks from the other pool models' errors
+    (their rates estimated without j), and the rule whose picks err least on the held-out j's, on average,
+    wins; its errors on those j's are the errors of the whole procedure, and they, not the (optimistic) errors
+    of the candidates it picked, give the interval (``stats.shift_interval``). With one rule (e.g. ``("mean",)``,
+    the earlier behaviour) the errors are those of the picked candidates.
+
+    Returns ``{"name", "members" [(method, strata)], "method", "strata" (the first member), "rule",
+    "errors" {pool model: signed error}, "mae", "table" [per candidate], "rules" [per rule]}``."""
+    return _select(_pool_errors(pool, score, candidates, rules), frozenset(), rules)
+
+
+def select_quantifiers_held_out(pool: "pl.DataFrame", score: str = "loose",
+                                candidates: Sequence[tuple[str, tuple[str, ...]]] = QUANTIFIERS,
+                                rules: Sequence[str] = SELECTION_RULES) -> dict[str, dict[str, Any]]:
+    """``select_quantifier`` for each model of ``pool`` as the target, on the pool less that model --
+    ``{model: selection}``. The same choices as calling it on each reduced pool, computed together (the
+    nested errors of one target's pool are largely another's), so about half the quantifications."""
+    errs = _pool_errors(pool, score, candidates, rules)
+    return {m: _select(errs, frozenset([m]), rules) for m in errs.models}
+
+
+def _pool_errors(pool: "pl.DataFrame", score: str, candidates: Sequence[tuple[str, tuple[str, ...]]],
+                 rules: Sequence[str]) -> "_PoolErrors":
     import polars as pl
 
-    label = f"{score}_label"
-    pool = pool.filter(pl.col(label).is_not_null())  # a model whose labels are unknown cannot calibrate
-    models = pool["model"].unique(maintain_order=True).to_list()
+    for r in rules:
+        _rule_pick({"cc": np.zeros(1)}, r)  # unknown rule names fail before any work
+    pool = pool.filter(pl.col(f"{score}_label").is_not_null())  # a model whose labels are unknown cannot calibrate
+    return _PoolErrors(pool, score, candidates)
+
+
+def _select(errs: "_PoolErrors", removed: frozenset[str], rules: Sequence[str]) -> dict[str, Any]:
+    """The nested choice of ``select_quantifier`` on the pool less ``removed``."""
+    models = [m for m in errs.models if m not in removed]
     if len(models) < 2:
         raise ValueError("choosing a quantifier needs a calibration pool of at least two models")
-    results = []
-    for method, strata in candidates:
-        errs = {}
-        for m in models:
-            inner_t = pool.filter(pl.col("model") == m)
-            inner_p = pool.filter(pl.col("model") != m)
-            errs[m] = quantify(method, strata, inner_p, inner_t, score) - float(inner_t[label].mean())
-        mae = float(np.mean(np.abs(list(errs.values()))))
-        results.append({"method": method, "strata": tuple(strata), "name": quantifier_name(method, strata),
-                        "errors": errs, "mae": mae})
-    best = min(results, key=lambda r: r["mae"])
-    return {**best, "table": [{"name": r["name"], "mae": r["mae"]} for r in results]}
+    outer = errs.table(removed)
+    per_rule: dict[str, dict[str, float]] = {}
+    if len(rules) > 1 and len(models) >= 3:
+        for j in models:
+            inner = errs.table(removed | {j})
+            for r in rules:
+                picks = _rule_pick(inner, r)
+                per_rule.setdefault(r, {})[j] = float(np.mean([outer[c][models.index(j)] for c in picks]))
+        rule = min(rules, key=lambda r: float(np.mean(np.abs(list(per_rule[r].values())))))
+    else:
+        rule = rules[0]
+    picks = _rule_pick(outer, rule)
+    errors = per_rule.get(rule) or {m: float(np.mean([outer[c][i] for c in picks])) for i, m in enumerate(models)}
+    members = [errs.candidates[c] for c in picks]
+    name = picks[0] if len(picks) == 1 else f"mean of {', '.join(picks)}"
+    return {"name": name, "members": members, "method": members[0][0], "strata": members[0][1], "rule": rule,
+            "errors": errors, "mae": float(np.mean(np.abs(list(errors.values())))),
+            "table": [{"name": c, "mae": float(np.mean(np.abs(e)))} for c, e in outer.items()],
+            "rules": [{"rule": r, "mae": float(np.mean(np.abs(list(v.values()))))} for r, v in per_rule.items()]}
+
+
+#: Judge-confidence strata of a labelled sample (cut on the loose probability; the same strata for LIS and SIS,
+#: as one labelled answer carries both labels). Fixed before any measurement; coarse enough that 25 labels give
+#: a few per stratum.
+LABEL_STRATA_EDGES: tuple[float, ...] = (0.05, 0.2, 0.5, 0.8, 0.95)
+
+
+def label_strata(target: "pl.DataFrame") -> np.ndarray:
+    """Ordered stratum code of every answer of ``target`` for a labelled sample: its loose-probability bin."""
+    return np.searchsorted(np.asarray(LABEL_STRATA_EDGES), target["loose_prob"].to_numpy(), side="right")
+
+
+def label_allocation(target: "pl.DataFrame", pool: "pl.DataFrame", k: int) -> dict[int, int]:
+    """How many of ``k`` labels to draw in each judge-confidence stratum of ``target`` (``label_strata``):
+    Neyman allocation by the spread of the pool-calibrated loose score in the stratum. Uses no label of
+    the target."""
+    import polars as pl
+
+    from distill_kit import stats
+
+    codes = label_strata(target)
+    f = calibrated_scores(pool.filter(pl.col("loose_label").is_not_null()), target, "loose")
+    hs = np.unique(codes)
+    rate = np.array([f[codes == h].mean() for h in hs])
+    alloc = stats.neyman_allocation(np.array([(codes == h).sum() for h in hs]), np.sqrt(rate * (1 - rate)), k)
+    return dict(zip(hs.tolist(), alloc.tolist()))
+
+
+def label_plan(target: "pl.DataFrame", pool: "pl.DataFrame", k: int, seed: int = 0) -> list[str]:
+    """Which ``k`` of the target's answers to label (their ``key``s): a stratified draw over judge-confidence
+    strata with ``label_allocation`` (more labels where the judge is unsure), seeded. Labels of a simple random
+    sample are fine too (post-stratified by ``corrected_identity_score``), just less informative for the same k."""
+    from distill_kit import stats
+
+    if k <= 0:
+        return []
+    idx = stats.stratified_sample(label_strata(target), label_allocation(target, pool, k), np.random.default_rng(seed))
+    keys = target["key"].cast(str).to_list()
+    return [keys[i] for i in idx]
 
 
 def corrected_identity_score(target: "pl.DataFrame", pool: "pl.DataFrame", score: str = "loose",
@@ -204,12 +357,15 @@ def corrected_identity_score(target: "pl.DataFrame", pool: "pl.DataFrame", score
                              level: float = 0.95) -> "stats.Estimate":
     """The corrected LIS (``score="loose"``) or SIS (``"strict"``) of one model.
 
-    ``target``: that model's answers with the judge's ``{score}_prob`` and the stratum columns (``language``,
-    ``claimed``, ``template_id``); ``pool``: held-out judge scores and labels of other models (see
-    ``benchmarks/identity_heldout.py``). ``labels``: trusted labels of some of the target's answers, a frame
+    ``target``: that model's answers with the judge's ``loose_prob``/``strict_prob`` and the stratum columns
+    (``language``, ``claimed``, ``template_id``); ``pool``: held-out judge scores and labels of other models
+    (``distill_kit.ice.calibration.pool``). ``labels``: trusted labels of some of the target's answers, a frame
     ``(model, key, loose_label, strict_label)`` joined on ``key`` (``target`` needs a ``key`` column) -- with
-    at least one, the estimate is prediction-powered (unbiased, valid interval); without, it is the pool-chosen
-    quantifier with an interval from its errors on the pool's models.
+    at least one, the estimate is stratified prediction-powered (``stats.stratified_ppi_mean`` over
+    judge-confidence strata on the pool-calibrated scores: unbiased, valid interval, provided the labelled
+    answers are a random sample within each stratum, as ``label_plan`` draws them or a simple random sample
+    is); without, it is the label-free estimate ``select_quantifier`` chose on the pool, with an interval
+    from the errors of that choice on the pool's models.
     """
     import polars as pl
 
@@ -217,20 +373,19 @@ def corrected_identity_score(target: "pl.DataFrame", pool: "pl.DataFrame", score
 
     label = f"{score}_label"
     pool = pool.filter(pl.col(label).is_not_null())  # unknown labels (never re-judged upstream) cannot calibrate
-    lab = None
     if labels is not None and labels.height:
         if "key" not in target.columns or "key" not in labels.columns:
             raise ValueError("labels are matched to answers by a 'key' column in both frames")
         keys = target["key"].cast(str).to_list()
         known = dict(zip(labels["key"].cast(str).to_list(), labels[label].to_list()))
-        lab = np.array([k in known and known[k] is not None for k in keys])
-        if lab.any():
+        idx = np.array([i for i, k in enumerate(keys) if known.get(k) is not None], dtype=int)
+        if idx.size:
             f = calibrated_scores(pool, target, score)
-            y = np.array([bool(known[k]) for k, has in zip(keys, lab) if has])
-            est = stats.ppi_mean(y, f[lab], f, level=level)
-            return est
+            y = np.array([bool(known[keys[i]]) for i in idx])
+            return stats.stratified_ppi_mean(y, idx, f, label_strata(target), level=level)
     sel = selection or select_quantifier(pool, score)
-    value = quantify(sel["method"], sel["strata"], pool, target, score)
+    members = sel.get("members") or [(sel["method"], sel["strata"])]
+    value = float(np.mean([quantify(m, st, pool, target, score) for m, st in members]))
     return stats.shift_interval(value, list(sel["errors"].values()), target.height, sel["name"])
 
 

@@ -33,3 +33,20 @@ def test_parallel_held_out_fits_equal_sequential_ones(data_dir: Path, tmp_path: 
     assert not calibration.cached((first,))
     one_by_one = calibration.predictions((first,))[first]  # fitted here, in this process
     assert all(np.array_equal(a, b) for a, b in zip(side_by_side, one_by_one))
+
+
+def test_sample_labels_draws_the_package_plan_with_a_pool_and_a_random_sample_without() -> None:
+    import polars as pl
+
+    from distill_kit.ice import scores
+    from tests.ice.test_scores import _synthetic_model
+
+    rng = np.random.default_rng(5)
+    pool = pl.concat([_synthetic_model(rng, f"m{i}", p, n=400) for i, p in enumerate((0.1, 0.3, 0.5))])
+    target = _synthetic_model(rng, "new", 0.2, n=400)
+    planned = calibration.sample_labels(target, 40, seed=2, pool=pool)
+    assert planned.columns == ["model", "key", "loose_label", "strict_label"] and planned.height == 40
+    assert sorted(planned["key"]) == sorted(scores.label_plan(target, pool, 40, seed=2))
+    random = calibration.sample_labels(target, 40, seed=2)
+    assert random.height == 40 and sorted(random["key"]) != sorted(planned["key"])
+    assert calibration.sample_labels(target, 0, pool=pool).height == 0
