@@ -236,6 +236,32 @@ def labels_from_file(frame: pl.DataFrame, path: str | Path) -> pl.DataFrame | No
     return labels_for_rows(frame, user) if user.height else None
 
 
+def pool_choices(judge: str = "offline") -> dict[str, dict[str, Any]]:
+    """The label-free choices of the corrected scores, made on the calibration pool alone, cached on disk:
+    ``{"loose"|"strict": {"held_out": {model: selection}, "new": selection}}`` -- for each published model the
+    choice made on the others (``scores.select_quantifiers_held_out``), and for a model outside the pool the
+    choice made on all of it (``scores.select_quantifier``).
+
+    Why cached: the nested choice quantifies every candidate on every pool model held out in turn (about 40 s
+    per score on two cores), yet depends only on the pool's judge scores and labels and on the candidate and
+    rule lists -- the same for every run -- so `distill-kit prepare` computes it once at set-up."""
+    from distill_kit.ice import scores
+
+    full = pool(judge)
+    cols = full.select("model", "key", "loose_prob", "strict_prob", "loose_label", "strict_label")
+    digest = hashlib.sha256(cols.write_ipc(None).getvalue())
+    digest.update(repr((scores.QUANTIFIERS, scores.SELECTION_RULES, scores.CHOICE_VERSION)).encode())
+    path = _dir() / f"choices_{judge}_{digest.hexdigest()[:16]}.pkl"
+    stored = cache.load(path)
+    if isinstance(stored, dict):
+        return stored
+    how = {"candidates": scores.QUANTIFIERS, "rules": scores.SELECTION_RULES}
+    out = {score: {"held_out": scores.select_quantifiers_held_out(full, score, **how),
+                   "new": scores.select_quantifier(full, score, **how)} for score in ("loose", "strict")}
+    cache.save(path, out)
+    return out
+
+
 def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.DataFrame | None = None,
                     labelled_answers: int = 0, seed: int = 0) -> pl.DataFrame:
     """Raw and corrected LIS/SIS side by side for the published models in ``frame`` (a replay frame with
@@ -251,7 +277,7 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
     full = pool(judge)
     known = set(full["model"].unique().to_list())
     # the label-free choice for each published model, made on the others (computed together: shared work)
-    chosen = {score: scores.select_quantifiers_held_out(full, score) for score in ("loose", "strict")}
+    chosen = {score: c["held_out"] for score, c in pool_choices(judge).items()}
     rows = []
     for (m,), part in frame.group_by(["model"], maintain_order=True):
         if m not in known:
@@ -337,7 +363,7 @@ def corrected_new_models(frame: pl.DataFrame, judge: str = "offline") -> pl.Data
     from distill_kit.ice import scores
 
     cal = pool(judge)
-    chosen = {score: scores.select_quantifier(cal, score) for score in ("loose", "strict")}  # on the pool only
+    chosen = {score: c["new"] for score, c in pool_choices(judge).items()}  # on the pool only
     rows = []
     target_all = new_model_target(frame, judge)
     for (m,), target in target_all.group_by(["model"], maintain_order=True):

@@ -249,6 +249,10 @@ class _PoolErrors:
         return {name: np.array([self.error(removed, m, name) for m in left]) for name in self.candidates}
 
 
+#: Bump when the code of the choice changes (its results are cached: ``ice.calibration.pool_choices``).
+CHOICE_VERSION = 1
+
+
 def select_quantifier(pool: "pl.DataFrame", score: str = "loose",
                       candidates: Sequence[tuple[str, tuple[str, ...]]] = QUANTIFIERS,
                       rules: Sequence[str] = SELECTION_RULES) -> dict[str, Any]:

@@ -33,6 +33,7 @@ def _calibration_pool() -> None:
     from distill_kit.ice import calibration
 
     calibration.pool("offline")
+    calibration.pool_choices("offline")  # the label-free choices made on that pool
 
 
 def _embedding_model() -> None:

@@ -50,3 +50,30 @@ def test_sample_labels_draws_the_package_plan_with_a_pool_and_a_random_sample_wi
     random = calibration.sample_labels(target, 40, seed=2)
     assert random.height == 40 and sorted(random["key"]) != sorted(planned["key"])
     assert calibration.sample_labels(target, 0, pool=pool).height == 0
+
+
+def test_pool_choices_are_made_once_and_read_back_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import polars as pl
+
+    from distill_kit.ice import scores
+    from tests.ice.test_scores import _synthetic_model
+
+    rng = np.random.default_rng(3)
+    synthetic = pl.concat([_synthetic_model(rng, f"m{i}", p, n=100) for i, p in enumerate((0.1, 0.3, 0.5))])
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(calibration, "pool", lambda judge="offline", exclude=(): synthetic)
+    monkeypatch.setattr(scores, "QUANTIFIERS", tuple(q for q in scores.QUANTIFIERS if q[0] in ("cc", "acc"))[:3])
+    monkeypatch.setattr(scores, "SELECTION_RULES", ("mean", "max"))
+    calls: list[str] = []
+    real = scores.select_quantifiers_held_out
+    monkeypatch.setattr(scores, "select_quantifiers_held_out", lambda p, s, **how: calls.append(s) or real(p, s, **how))
+    first = calibration.pool_choices("offline")
+    assert calls == ["loose", "strict"] and set(first["loose"]["held_out"]) == {"m0", "m1", "m2"}
+    assert first["loose"]["new"]["name"] == scores.select_quantifier(
+        synthetic, "loose", candidates=scores.QUANTIFIERS, rules=scores.SELECTION_RULES)["name"]
+    again = calibration.pool_choices("offline")
+    assert calls == ["loose", "strict"] and again == first  # from the cache: nothing chosen twice
+    changed = synthetic.with_columns(pl.col("loose_prob") * 0.9)  # other judge scores: another cache entry
+    monkeypatch.setattr(calibration, "pool", lambda judge="offline", exclude=(): changed)
+    calibration.pool_choices("offline")
+    assert calls == ["loose", "strict"] * 2
