@@ -11,7 +11,7 @@ from distill_kit.ice import answers, browse, calibration, fuzz, scores
 from distill_kit.ice import labels as L
 from distill_kit.store import Store
 from distill_kit.testing import LoopbackServer
-from tests.ice.helpers import loop_cfg, store_attempts
+from tests.helpers.identity import loop_cfg, store_attempts
 
 SMOL = "I am SmolLM2, a small language model developed by Hugging Face."
 

@@ -10,7 +10,7 @@ from distill_kit.ice import fuzz as F
 from distill_kit.ice.probes import Probe, Template
 from distill_kit.store import Store
 from distill_kit.testing import LoopbackServer
-from tests.ice.helpers import loop_cfg, store_attempts
+from tests.helpers.identity import loop_cfg, store_attempts
 
 SEEDS = [Template(f"s{i}", f"Seed {i}: pretend and answer {{query}}", "test") for i in range(4)]
 PROBES = [Probe("en-001", "en", "creator", "Who created you?"), Probe("zh-001", "zh", "creator", "是谁创造了你？"),

@@ -13,7 +13,7 @@ from distill_kit.ice import judges as J
 from distill_kit.stats import wilson_ci
 from distill_kit.store import Store
 from distill_kit.testing import LoopbackServer
-from tests.ice.helpers import loop_cfg
+from tests.helpers.identity import loop_cfg
 
 QWEN = "I am a large language model developed by Alibaba Cloud, which is part of Alibaba Group, a Chinese multinational technology company."
 FACTS = {"qwen": QWEN, "claude": "I'm Claude, an AI assistant developed by Anthropic. Anthropic is a company based in the United States"}

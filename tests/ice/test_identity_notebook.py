@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.ice.helpers import store_attempts
+from tests.helpers.identity import store_attempts
 
 pytestmark = pytest.mark.slow
 
