@@ -11,6 +11,7 @@ import asyncio
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -24,7 +25,7 @@ from distill_kit.providers import (
     RetryableError,
     make_provider,
 )
-from distill_kit.providers.base import short_error
+from distill_kit.providers.base import short_error, within
 from distill_kit.redact import redact, secret_values
 from distill_kit.store import Record, Store, request_key
 
@@ -76,7 +77,7 @@ def _attempt(provider: Provider, req: ChatRequest, cfg: ModelConfig) -> Any:
     timed = getattr(provider, "timed_chat", None)
     if timed is not None:
         return timed(req.messages, cfg.params, cfg.timeout)
-    return asyncio.wait_for(provider.chat(req.messages, cfg.params), timeout=cfg.timeout)
+    return within(cfg.timeout, provider.chat(req.messages, cfg.params))
 
 
 async def _call_with_retries(provider: Provider, cfg: ModelConfig, req: ChatRequest,
@@ -123,18 +124,30 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         from distill_kit.ratelimit import pace
 
         provider = pace(make_provider(model), model)  # adaptive to the server's rate limits (ratelimit.py)
-        sem = asyncio.Semaphore(model.concurrency)
         rng = random.Random(seed)
         bar = tqdm(total=len(pending), desc=desc or f"collect {model.name}", disable=not progress, leave=False)
         writer = _TurnWriter(store)
+        queue = deque(pending.items())
 
         secrets = secret_values([model.api_key_env])
 
-        async def one(key: str, req: ChatRequest) -> None:
-            async with sem:
+        async def worker() -> None:
+            # ``model.concurrency`` workers, each sending its next request the moment its last one is
+            # answered, in the same event-loop turn: the connection that answer just released is taken
+            # again at once. A task per request behind a semaphore starts the next request a turn later,
+            # and meanwhile every connection released in that turn sits idle; httpcore checks each idle
+            # connection's socket on every pool operation, so at N = 128 that was 107 socket checks per
+            # request (now 8) and distill-kit reached 0.70x the bare SDK (README, Collection).
+            while queue:
                 if budget is not None and budget.exhausted:
-                    return  # the spending cap was reached: leave it unsent (see estimate.Budget)
+                    return  # the spending cap was reached: leave the rest unsent (see spend.Budget)
+                key, req = queue.popleft()
                 completion, error, attempts, latency = await _call_with_retries(provider, model, req, rng)
+                landed(key, req, completion, error, attempts, latency)
+
+        def landed(key: str, req: ChatRequest, completion: Completion | None, error: str | None, attempts: int,
+                   latency: float) -> None:
+            """Persist one request's outcome (within this event-loop turn) and count it."""
             if error is not None:
                 error = redact(error, secrets)
             usage_in = completion.usage_in if completion else 0
@@ -152,7 +165,7 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
             results[key] = _from_record(record, cached=False)
             bar.update(1)
 
-        tasks = [asyncio.ensure_future(one(k, r)) for k, r in pending.items()]
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(model.concurrency, len(pending)))]
         try:
             await asyncio.gather(*tasks)
         finally:

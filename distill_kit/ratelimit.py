@@ -24,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from distill_kit.providers.base import parse_retry_after, within
+
 #: Pace at this share of the advertised rate: timer jitter then eats the bucket's slack, not a 429.
 PACE_SHARE = 0.95
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
@@ -122,8 +124,6 @@ class AdaptiveLimiter:
         reset = parse_duration(get("x-ratelimit-reset-requests"))
         if status == 429:
             self.stats.rate_limited += 1
-            from distill_kit.providers.base import parse_retry_after
-
             pause = parse_retry_after(headers)
             pause = reset if pause is None else pause
             self.resume_at = max(self.resume_at, now + (pause if pause is not None else 1.0))
@@ -181,7 +181,7 @@ class Paced:
         turn (a pause after a 429, pacing) is not the server's fault and must not burn an attempt that
         never reached it."""
         async with self.limiter:
-            return await asyncio.wait_for(self.inner.chat(messages, params), timeout=timeout)
+            return await within(timeout, self.inner.chat(messages, params))
 
     async def aclose(self) -> None:
         await self.inner.aclose()

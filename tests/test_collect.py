@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from distill_kit.collect import ChatRequest, backoff_delay, collect_sync
 from distill_kit.config import ConfigError, GenerationParams, ModelConfig
-from distill_kit.providers import make_provider
+from distill_kit.providers import Completion, make_provider
 from distill_kit.providers.base import parse_retry_after
 from distill_kit.store import Store
 from distill_kit.testing import Fault, LoopbackServer, answer_for
@@ -242,3 +243,57 @@ def test_outcome_line_reports_failures_and_raises_when_nothing_came_back():
                                               "next run), e.g. HTTP 400: nope")
     with pytest.raises(RuntimeError, match="m: 0/1 answered"):
         outcome_line("m", [bad])
+
+
+class _TurnCountingProvider:
+    """No network: notes the event-loop turn each request starts and ends in, and the tasks alive."""
+
+    def __init__(self) -> None:
+        self.turn, self.ticking, self.max_tasks = 0, False, 0
+        self.starts: list[tuple[str, int]] = []
+        self.ends: list[int] = []
+
+    def _tick(self) -> None:
+        self.turn += 1
+        if self.ticking:
+            asyncio.get_running_loop().call_soon(self._tick)
+
+    async def chat(self, messages, params):
+        if not self.ticking:
+            self.ticking = True
+            asyncio.get_running_loop().call_soon(self._tick)
+        self.max_tasks = max(self.max_tasks, len(asyncio.all_tasks()))
+        self.starts.append((messages[-1]["content"], self.turn))
+        await asyncio.sleep(0.001)
+        self.ends.append(self.turn)
+        return Completion(text=f"a: {messages[-1]['content']}")
+
+    async def aclose(self) -> None:
+        self.ticking = False
+
+
+def test_workers_send_the_next_request_in_the_turn_the_last_answer_landed(tmp_path, monkeypatch):
+    fake = _TurnCountingProvider()
+    monkeypatch.setattr("distill_kit.collect.make_provider", lambda cfg: fake)
+    cfg = ModelConfig(name="fake", provider="openai", model="m", api_key_env="DK_FAKE_KEY", concurrency=4)
+    monkeypatch.setenv("DK_FAKE_KEY", "k")
+    with Store(tmp_path / "s.sqlite") as store:
+        out = collect_sync(cfg, reqs(200), store, progress=False)
+        assert store.count(status="ok") == 200
+    assert [r.text for r in out] == [f"a: question {i}" for i in range(200)]
+    assert [p for p, _ in fake.starts] == [f"question {i}" for i in range(200)]  # sent in order
+    # a worker's next request starts in the very turn its last answer landed (the connection that answer
+    # released is reused at once; a semaphore or asyncio.wait_for would start it one or more turns later)
+    starts_by_turn = sorted(turn for _, turn in fake.starts[4:])
+    assert starts_by_turn == sorted(fake.ends[:-4])
+    assert fake.max_tasks <= 4 + 1  # four workers (and asyncio.run's task), not a task per request
+
+
+@pytest.mark.slow
+def test_more_requests_in_flight_than_the_sdks_keepalive_pool_open_each_connection_once(tmp_path):
+    n = 128  # the SDK keeps at most 100 idle connections by default
+    with LoopbackServer(latency=0.2) as srv:
+        with Store(tmp_path / "s.sqlite") as store:
+            out = collect_sync(loop_model(srv.base_url, concurrency=n), reqs(3 * n), store, progress=False)
+        assert all(r.ok for r in out) and srv.state.max_in_flight == n
+        assert srv.state.connections == n  # reused round after round, never closed and opened again

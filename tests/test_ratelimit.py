@@ -73,3 +73,29 @@ def test_collect_stays_near_the_servers_rate_limit_without_a_retry_storm(tmp_pat
     assert all(r.ok for r in out)
     assert n / secs >= 0.9 * rate, (n / secs, rejected)  # within 10% of the limit
     assert rejected <= 32, rejected  # the first 32 in flight before any header was seen; then paced, no storm
+
+
+class _Instant:
+    """A provider that answers after ``delay`` seconds, without a network."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    async def chat(self, messages: object, params: object) -> str:
+        await asyncio.sleep(self.delay)
+        return "answer"
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_the_attempts_timeout_starts_when_the_limiter_lets_it_go() -> None:
+    lim = ratelimit.AdaptiveLimiter(4)
+    lim.observe(429, {"retry-after": "0.3"})  # everyone waits 0.3 s
+
+    async def run(delay: float) -> str:
+        return await ratelimit.Paced(_Instant(delay), lim).timed_chat([], None, 0.2)
+
+    assert asyncio.run(run(0.05)) == "answer"  # waited 0.35 s in all, but only 0.05 s of it at the server
+    with pytest.raises(TimeoutError):
+        asyncio.run(run(0.5))

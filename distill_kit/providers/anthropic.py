@@ -15,7 +15,8 @@ class AnthropicProvider:
         self._anthropic = anthropic
         self.cfg = cfg
         self.client = anthropic.AsyncAnthropic(api_key=cfg.api_key(), base_url=cfg.base_url, max_retries=0,
-                                               timeout=cfg.timeout, http_client=sdk_http_client(anthropic))
+                                               timeout=cfg.timeout,
+                                               http_client=sdk_http_client(anthropic, cfg.concurrency))
 
     async def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")

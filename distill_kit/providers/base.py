@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from distill_kit.config import GenerationParams
 
 Message = dict[str, str]
+T = TypeVar("T")
 
 
 @dataclass
@@ -93,6 +95,17 @@ def sdk_errors(sdk: Any) -> Iterator[None]:
         raise malformed(exc) from None
 
 
+async def within(timeout: float | None, call: Awaitable[T]) -> T:
+    """``await call``, abandoned (``TimeoutError``) after ``timeout`` seconds.
+
+    ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 ``wait_for`` runs the call in a task of
+    its own, which starts one event-loop turn late and hands its result back one turn late. Per attempt
+    that is two turns in which the connection pool holds idle connections it checks on every operation
+    (see ``collect``'s workers); ``asyncio.timeout`` times the call in the caller's own task."""
+    async with asyncio.timeout(timeout):
+        return await call
+
+
 class Provider(Protocol):
     async def chat(self, messages: list[Message], params: GenerationParams) -> Completion: ...
 
@@ -130,12 +143,18 @@ def parse_retry_after(headers: object) -> float | None:
 _ssl_contexts: dict[str, object] = {}
 
 
-def sdk_http_client(sdk: object) -> object:
-    """The SDK's default async httpx client, built on the process's one SSL context.
+def sdk_http_client(sdk: object, concurrency: int | None = None) -> object:
+    """The SDK's default async httpx client, built on the process's one SSL context, with a connection
+    pool that holds ``concurrency`` connections.
 
-    Why: the SDK builds a fresh SSL context per client (loading the CA bundle: ~80 ms here), and
-    ``collect`` makes a client per call, so judge retries and fuzz iterations (two calls each) paid it
-    every time. The context is the one the SDK's own httpx would build (``create_ssl_context()``)."""
+    Why the context: the SDK builds a fresh SSL context per client (loading the CA bundle: ~80 ms here),
+    and ``collect`` makes a client per call, so judge retries and fuzz iterations (two calls each) paid
+    it every time. The context is the one the SDK's own httpx would build (``create_ssl_context()``).
+
+    Why the limits: the SDK's pool keeps at most 100 idle connections (``DEFAULT_CONNECTION_LIMITS``),
+    so a model run with more requests in flight closes the surplus whenever a burst of answers leaves
+    them idle together, and opens them again for the next requests. The SDK's limits are kept and only
+    raised to ``concurrency``."""
     import importlib
 
     cls = sdk.DefaultAsyncHttpxClient  # type: ignore[attr-defined]
@@ -143,4 +162,20 @@ def sdk_http_client(sdk: object) -> object:
     ctx = _ssl_contexts.get(http.__name__)
     if ctx is None:
         ctx = _ssl_contexts[http.__name__] = http.create_ssl_context()
-    return cls(verify=ctx)
+    limits = pool_limits(http, getattr(sdk, "_constants", None), concurrency) if concurrency else None
+    return cls(verify=ctx) if limits is None else cls(verify=ctx, limits=limits)
+
+
+def pool_limits(http: Any, constants: Any, concurrency: int) -> Any:
+    """The SDK's default pool limits (its ``_constants.DEFAULT_CONNECTION_LIMITS``) with each raised to
+    at least ``concurrency`` connections; None (keep the SDK's client as it is) when it has no such constant."""
+    base = getattr(constants, "DEFAULT_CONNECTION_LIMITS", None)
+    if base is None:
+        return None
+
+    def at_least(n: int | None) -> int | None:
+        return None if n is None else max(n, concurrency)  # None: unbounded already
+
+    return http.Limits(max_connections=at_least(base.max_connections),
+                       max_keepalive_connections=at_least(base.max_keepalive_connections),
+                       keepalive_expiry=base.keepalive_expiry)

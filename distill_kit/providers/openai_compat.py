@@ -17,7 +17,7 @@ class OpenAICompatProvider:
         key = api_key or (cfg.api_key() if cfg.api_key_env or not (base_url or cfg.base_url) else "not-needed")
         # the SDK's own retries are off: collect() owns retries so that they are counted and persisted
         self.client = openai.AsyncOpenAI(api_key=key, base_url=base_url or cfg.base_url, max_retries=0,
-                                         timeout=cfg.timeout, http_client=sdk_http_client(openai))
+                                         timeout=cfg.timeout, http_client=sdk_http_client(openai, cfg.concurrency))
 
     async def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
         extra = {"seed": params.seed} if params.seed is not None else {}
