@@ -106,3 +106,20 @@ def test_connection_reset_fault_is_a_reset_and_is_retried(tmp_path):
         with Store(tmp_path / "s.sqlite") as store:
             out = collect_sync(cfg, [ChatRequest.user("q")], store, progress=False)
             assert out[0].ok and store.get(out[0].key).attempts == 2
+
+
+def test_accepted_connections_are_tcp_so_asyncio_turns_nagle_off():
+    """asyncio sets TCP_NODELAY only on sockets whose ``proto`` is IPPROTO_TCP; an accepted socket inherits the
+    listener's, so the listener must name it (with 0, every answer on a reused connection waited ~40 ms)."""
+    import socket
+
+    from distill_kit.testing import BoundSocket
+
+    server = BoundSocket()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5):
+            conn, _ = server.accept()
+            with conn:
+                assert conn.proto == socket.IPPROTO_TCP and conn.type == socket.SOCK_STREAM
+    finally:
+        server.close()
