@@ -1,6 +1,6 @@
 """Lineage benchmark: teacher attribution on AlpacaEval's documented (extended) lineage.
 
-    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seed 0]
+    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seed 0] [--finetune]
 
 Reads ``alpaca_eval/lineage_extended.csv`` from the data folder (``lineage.csv`` when absent) and uses
 whichever documented models the folder holds outputs for. Method: a "who wrote this?" classifier
@@ -11,13 +11,17 @@ target being scored:
 - ``reference_selected`` (primary): on a references-only task -- each reference with a same-line
   sibling is held out of training and must be attributed to its line; no target is involved;
 - ``nested``: per target, on the *other* targets' documented lines (leave-one-target-out with the
-  selection inside).
+  selection inside);
+- ``nested_with_minilm`` (``--finetune``): the same, over the TF-IDF methods plus a fine-tuned MiniLM
+  author classifier (:mod:`distill_kit.lineage.finetune`) alone and combined with the TF-IDF vote; only
+  nested, because a references-only task for it needs one fine-tune per sibling round and fold.
 
 Confidence = calibrated probability of the picked line: a temperature on the line votes fitted on
 the *other* documented targets (leave-one-out), or label-free on the references-only task.
 Students-vs-controls AUROC uses the distillation score fixed before the extended lineage existed
 (``lineage.Attribution.distillation_score``: closeness to the nearest reference, paired TF-IDF,
-CSLS), and the vote's top-line share as a second score. Vote matrices are cached on disk
+CSLS); ``distillation_score_nested`` chooses among it, the vote's top-line share and the classifiers'
+mean top author probability ("answer certainty") leave-one-target-out and scores the held-out targets. Vote matrices are cached on disk
 (``cache_dir()/lineage_votes``), so a re-run costs seconds. Prints tables, then one line of JSON.
 """
 
@@ -171,7 +175,7 @@ def load_setup(seed: int, n_prompts: int = 0) -> Setup:
 
 
 def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: int = 0,
-        finetune: FT.FinetuneConfig | None = FT.DEFAULT_CONFIG) -> dict:
+        finetune: FT.FinetuneConfig | None = None) -> dict:
     started = time.perf_counter()
     st = load_setup(seed, n_prompts)
     source, labels, refs, targets, absent = st.source, st.labels, st.refs, st.targets, st.absent
@@ -205,9 +209,13 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
 
     # baseline and AUROC score fixed before the extended lineage: paired TF-IDF (lineage.attribute)
     t = time.perf_counter()
-    fit, score = split_prompts(prompts, 0.5, seed)
-    feats = lineage.build_features(frame, [*refs, *targets], fit, score, with_style=False)
-    paired = lineage.attribute(frame, targets, refs, lines=labels.lines, signals=("paired",), features=feats)
+    paired_path = cache_dir() / "lineage_votes" / f"{_key(_CACHE_VERSION, 'paired', data_key, refs, targets, labels.lines, prompts, seed)}.pkl"
+    paired = cache.load(paired_path)
+    if paired is None:
+        fit, score = split_prompts(prompts, 0.5, seed)
+        feats = lineage.build_features(frame, [*refs, *targets], fit, score, with_style=False)
+        paired = lineage.attribute(frame, targets, refs, lines=labels.lines, signals=("paired",), features=feats)
+        cache.save(paired_path, paired)
     paired_s = time.perf_counter() - t
     dist = dict(zip(paired.students, paired.distillation_score.tolist()))
     pm = lineage.attribution_metrics(paired, labels.truth, labels.lines)
@@ -244,6 +252,8 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
                 ft_order.append(m.name)
         ft_info = {"config": finetune.key(), "train_s": round(fv.train_s, 1), "score_s": round(fv.score_s, 1),
                    "n_train_answers": fv.n_train, "n_scored_answers": fv.n_scored,
+                   "held_out_reference_author_accuracy": fv.reference_accuracy,
+                   "held_out_reference_line_accuracy": fv.reference_line_accuracy,
                    "answers_per_target": {t: int(fv.votes.probs[t].shape[0]) for t in targets}}
     nested_all = A.nested_attribution(rankings, truth_line, order + ft_order, line_names) if ft_order else nested
     per_nested_all = [per_target(t, nested_all[t].ranking, nested_all[t].confidence, labels,
@@ -375,7 +385,8 @@ def report(res: dict) -> None:
         ft = res["finetune"]
         print(f"nested choices with MiniLM: {s['nested_with_minilm']['methods_chosen']}")
         print(f"MiniLM fine-tune: {ft['train_s']:.0f} s on {ft['n_train_answers']} answers (2 folds), scoring "
-              f"{ft['score_s']:.0f} s on {ft['n_scored_answers']} answers")
+              f"{ft['score_s']:.0f} s on {ft['n_scored_answers']} answers; held-out reference answers to their author "
+              f"{ft['held_out_reference_author_accuracy']:.3f}, to its line {ft['held_out_reference_line_accuracy']:.3f}")
         for name, row in res["methods"].items():
             if FT.FEATURES_NAME in name:
                 print(f"  {name:<40} target line top-1 {row['targets_top1_line_not_for_selection']:.2f} (not for selection)")
@@ -403,7 +414,8 @@ def main() -> None:
     ap.add_argument("--features", default=",".join(A.FEATURES),
                     help=f"feature sets to try (comma-separated; default all: {','.join(A.FEATURES)})")
     ap.add_argument("--prompts", type=int, default=0, help="shared prompts used, a seeded sample (0: all)")
-    ap.add_argument("--no-finetune", action="store_true", help="skip the fine-tuned MiniLM vote")
+    ap.add_argument("--finetune", action="store_true",
+                    help="also fine-tune MiniLM as a vote source (~17 min per seed on 2 shared cores; see README)")
     ap.add_argument("--ft-train", type=int, default=FT.FinetuneConfig.train_per_candidate,
                     help="fine-tuning answers per reference per fold")
     ap.add_argument("--ft-vote", type=int, default=FT.FinetuneConfig.vote_per_fold,
@@ -416,7 +428,7 @@ def main() -> None:
     unknown = set(feats) - set(A.FEATURES)
     if unknown or not feats:
         raise SystemExit(f"unknown feature sets {sorted(unknown)}; choose from {A.FEATURES}")
-    ft = None if args.no_finetune else FT.FinetuneConfig(max_tokens=args.ft_tokens, train_per_candidate=args.ft_train,
+    ft = None if not args.finetune else FT.FinetuneConfig(max_tokens=args.ft_tokens, train_per_candidate=args.ft_train,
                                                           vote_per_fold=args.ft_vote, threads=args.ft_threads)
     res = run(args.seed, args.folds, feats, args.prompts, ft)
     report(res)

@@ -42,7 +42,7 @@ from distill_kit.datasets import as_responses
 from distill_kit.lineage.votes import VoteMatrix, prompt_folds
 
 FEATURES_NAME = "minilm"
-_RECIPE = "ft-v1"  # bump when the training recipe changes: new cache keys
+_RECIPE = "ft-v2"  # bump when the training recipe changes: new cache keys
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ class FinetuneConfig:
     train_per_candidate: int = 60  # answers per candidate per fold, a seeded sample of the other folds
     vote_per_fold: int = 60  # voter answers scored per fold (seeded sample of the fold's prompts)
     self_per_fold: int = 20  # each candidate's own held-out answers scored per fold (hub background)
-    epochs: int = 1
-    lr: float = 2e-4
+    epochs: int = 2
+    lr: float = 1e-4  # encoder layers
+    head_lr: float = 3e-3  # the new head: mean-pooled MiniLM features are small, a slow head never leaves chance
     batch_size: int = 16
     frozen_layers: int = 4  # embeddings and the lowest layers are not trained (faster, less overfitting)
     threads: int = 1
@@ -164,15 +165,16 @@ def train_fold(backbone: _Backbone, texts: Sequence[str], labels: Sequence[int],
         return model.eval()
     ids = _encode(backbone.tokenizer, texts, config.max_tokens)
     y = torch.tensor(list(labels), dtype=torch.long)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
+    enc = [p for p in model.encoder.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": enc, "lr": config.lr}, {"params": model.head.parameters(), "lr": config.head_lr}],
+                            weight_decay=0.01)
     steps = config.epochs * -(-len(ids) // config.batch_size)
     warm = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
     rng = np.random.default_rng(seed)
     model.train()
-    t0, step = time.perf_counter(), 0
+    t0, step, recent = time.perf_counter(), 0, []
     for _ in range(config.epochs):
         order = rng.permutation(len(ids))
         for i in range(0, len(order), config.batch_size):
@@ -184,8 +186,10 @@ def train_fold(backbone: _Backbone, texts: Sequence[str], labels: Sequence[int],
             sched.step()
             opt.zero_grad()
             step += 1
+            recent.append(loss.item())
             if log and step % 50 == 0:
-                log(f"    step {step}/{steps} loss {loss.item():.3f} {time.perf_counter() - t0:6.0f} s")
+                log(f"    step {step}/{steps} mean loss {np.mean(recent):.3f} {time.perf_counter() - t0:6.0f} s")
+                recent = []
     trained = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.embeddings.")
                and not any(k.startswith(f"encoder.encoder.layer.{i}.") for i in range(config.frozen_layers))}
     tmp = path.with_suffix(".tmp")
@@ -220,6 +224,8 @@ class FinetunedVotes:
     score_s: float
     n_train: int
     n_scored: int
+    reference_accuracy: float  # held-out answers of the candidates attributed to their author (cross-fitted)
+    reference_line_accuracy: float  # ... to their author's line
 
 
 def finetuned_votes(
@@ -257,6 +263,8 @@ def finetuned_votes(
     sseen: dict[str, list[str]] = {}
     train_s = score_s = 0.0
     n_train = n_scored = 0
+    own_hits: list[bool] = []
+    line_hits: list[bool] = []
     for f, test in enumerate(folds):
         train_texts, train_y = [], []
         for c in candidates:
@@ -290,6 +298,9 @@ def finetuned_votes(
                 continue
             if is_self:
                 own = [lines.get(c, c) == lines.get(m, m) for c in candidates]
+                top = block.argmax(axis=1)
+                own_hits.extend((top == col[m]).tolist())
+                line_hits.extend(np.asarray(own)[top].tolist())
                 block = block.copy()
                 block[:, own] = 0.0
                 block = block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)
@@ -299,9 +310,12 @@ def finetuned_votes(
                 probs.setdefault(m, []).append(block)
                 seen.setdefault(m, []).extend(ps)
         if log:
-            log(f"  minilm fold {f}: trained {train_s:.0f} s, scored {n_scored} answers {score_s:.0f} s")
+            log(f"  minilm fold {f}: trained {train_s:.0f} s, scored {n_scored} answers {score_s:.0f} s; "
+                f"held-out reference answers to their author {np.mean(own_hits):.3f}, line {np.mean(line_hits):.3f}")
     missing = [v for v in voters if v not in probs]
     if missing:
         raise ValueError(f"no answers to vote with for {missing} on the chosen prompts")
     mk = lambda pr, sn: VoteMatrix(FEATURES_NAME, candidates, {v: np.vstack(x) for v, x in pr.items()}, sn)
-    return FinetunedVotes(mk(probs, seen), mk(sprobs, sseen), train_s, score_s, n_train, n_scored)
+    return FinetunedVotes(mk(probs, seen), mk(sprobs, sseen), train_s, score_s, n_train, n_scored,
+                          float(np.mean(own_hits)) if own_hits else float("nan"),
+                          float(np.mean(line_hits)) if line_hits else float("nan"))
