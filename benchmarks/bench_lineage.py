@@ -21,7 +21,8 @@ the *other* documented targets (leave-one-out), or label-free on the references-
 Students-vs-controls AUROC uses the distillation score fixed before the extended lineage existed
 (``lineage.Attribution.distillation_score``: closeness to the nearest reference, paired TF-IDF,
 CSLS); ``distillation_score_nested`` chooses among it, the vote's top-line share and the classifiers'
-mean top author probability ("answer certainty") leave-one-target-out and scores the held-out targets. Vote matrices are cached on disk
+mean top author probability ("answer certainty") leave-one-target-out and scores the held-out targets.
+Vote matrices are cached on disk
 (``cache_dir()/lineage_votes``), so a re-run costs seconds. Prints tables, then one line of JSON.
 """
 
@@ -99,7 +100,8 @@ def cached_finetuned(frame: pl.DataFrame, data_key: str, candidates: list[str], 
     (the fine-tuned weights are cached separately by the module itself)."""
     folder = cache_dir() / "lineage_votes"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{_key(_CACHE_VERSION, 'minilm', data_key, candidates, voters, lines, prompts, k, seed, config.key())}.pkl"
+    key = _key(_CACHE_VERSION, "minilm", data_key, candidates, voters, lines, prompts, k, seed, config.key())
+    path = folder / f"{key}.pkl"
     stored = cache.load(path)
     if stored is not None:
         return stored
@@ -183,7 +185,7 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
     print(f"lineage: {source}; {len(labels.students)} students, {len(labels.variants)} variants, "
           f"{len(labels.controls)} controls vs {len(refs)} references; {len(prompts)} shared prompts; "
           f"absent here: {absent or 'none'}", flush=True)
-    base_rows = set(lineage_labels().roles)  # lineage.csv targets
+    base_rows = set(lineage_labels(prefer_extended=False).roles)  # lineage.csv targets
     new_targets = [t for t in targets if t not in base_rows]
 
     counts = LazyCounts(frame, features)
@@ -209,7 +211,8 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
 
     # baseline and AUROC score fixed before the extended lineage: paired TF-IDF (lineage.attribute)
     t = time.perf_counter()
-    paired_path = cache_dir() / "lineage_votes" / f"{_key(_CACHE_VERSION, 'paired', data_key, refs, targets, labels.lines, prompts, seed)}.pkl"
+    paired_key = _key(_CACHE_VERSION, "paired", data_key, refs, targets, labels.lines, prompts, seed)
+    paired_path = cache_dir() / "lineage_votes" / f"{paired_key}.pkl"
     paired = cache.load(paired_path)
     if paired is None:
         fit, score = split_prompts(prompts, 0.5, seed)

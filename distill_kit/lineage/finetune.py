@@ -13,9 +13,10 @@ Cross-fitting is the same as for the TF-IDF vote: the prompts are cut into ``k``
 voter's answer to prompt p never saw any candidate's answer to p.
 
 Cost on two shared CPU cores is the constraint (measured: ~5 training and ~20 scoring sequences/s at
-64 tokens with two threads at load 10; ~20% of a core per niced process at load 7), so :class:`FinetuneConfig` trains on a seeded sample of each candidate's
-answers per fold, truncated to ``max_tokens``, with the embeddings and lowest layers frozen, and the
-voters vote on a seeded sample of their answers per fold. The fine-tuned weights (only the trained
+64 tokens with two threads at load 10; ~20-30% of a core per niced process at load 5-7), so
+:class:`FinetuneConfig` trains on a seeded sample of each candidate's answers per fold, truncated to
+``max_tokens``, with the embeddings and lowest layers frozen, and the voters vote on a seeded sample of
+their answers per fold. The fine-tuned weights (only the trained
 tensors) are cached under ``cache_dir()/lineage_finetune`` keyed by the backbone's id, the
 configuration, the candidates, the fold and a hash of the training texts, so a re-run only scores.
 
@@ -166,8 +167,8 @@ def train_fold(backbone: _Backbone, texts: Sequence[str], labels: Sequence[int],
     ids = _encode(backbone.tokenizer, texts, config.max_tokens)
     y = torch.tensor(list(labels), dtype=torch.long)
     enc = [p for p in model.encoder.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": enc, "lr": config.lr}, {"params": model.head.parameters(), "lr": config.head_lr}],
-                            weight_decay=0.01)
+    groups = [{"params": enc, "lr": config.lr}, {"params": model.head.parameters(), "lr": config.head_lr}]
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
     steps = config.epochs * -(-len(ids) // config.batch_size)
     warm = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(

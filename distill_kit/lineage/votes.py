@@ -57,7 +57,11 @@ LINE_AGG = ("sum", "max")
 # ------------------------------------------------------------------------------------ features
 #: Closed-class words kept in templates: the stylometric function words plus contractions, reflexives and
 #: the openers/connectives chat models favour.
-_FUNCTION_WORDS = frozenset(FUNCTION_WORDS) | frozenset(["am", "ever", "herself", "himself", "let", "myself", "often", "ours", "ourselves", "per", "shall", "theirs", "themselves", "whatever", "yours", "yourself", "yourselves", "sure", "certainly", "certain", "here's", "i'm", "it's", "don't", "can't", "let's", "overall", "conclusion", "summary", "additionally", "furthermore", "moreover", "finally", "firstly", "secondly", "example"])
+_FUNCTION_WORDS = frozenset(FUNCTION_WORDS) | frozenset("""
+am ever herself himself let myself often ours ourselves per shall theirs themselves whatever yours
+yourself yourselves sure certainly certain here's i'm it's don't can't let's overall conclusion
+summary additionally furthermore moreover finally firstly secondly example
+""".split())
 _TOKEN = re.compile(r"\n|[A-Za-z]+(?:'[A-Za-z]+)?|\d+|[^\w\s]")
 
 
@@ -294,10 +298,12 @@ METHODS: tuple[Method, ...] = tuple(
     Method(f, v, a, h) for h, f, v, a in product((False, True), FEATURES, VOTES, LINE_AGG))
 
 DEFAULT_METHOD = Method("word", "hard", "sum", hub=True)
-"""The method for new models (``benchmarks/bench_lineage.py``): the references-only task's choice
-with fold seed 0, and the nested (leave-one-target-out) choice for 25 of the 26 dev targets with seed 1
-(the references-only task picked ``word+char+template/hard/sum/hub`` there: the task is weak).
-Line top-1 on the 20 documented dev targets: 0.65 (seed 0) and 0.70 (seed 1)."""
+"""The method for new models (notebook 05), fixed: the references-only task's choice with fold seed 0
+when the benchmark was first run. Re-run on the current data loading, the references-only task picks
+``template/log/sum`` (seed 0) and ``word+char+template/hard/max/hub`` (seed 1) instead (the task is
+weak: 15 held-out references, many methods tied), and nested selection picks this method for 24 of
+26 targets with seed 1. Its line top-1 on the 20 documented dev targets is 0.55 (seed 0) and 0.65
+(seed 1) -- a dev figure (it was known when the default was kept), not a held-out one; see the README."""
 
 
 def aggregate(P: np.ndarray, vote: str) -> np.ndarray:
