@@ -423,6 +423,7 @@ def main() -> None:
                     help="fine-tuning answers per reference per fold")
     ap.add_argument("--ft-vote", type=int, default=FT.FinetuneConfig.vote_per_fold,
                     help="prompts per fold each target votes with under the fine-tuned classifier")
+    ap.add_argument("--ft-epochs", type=int, default=FT.FinetuneConfig.epochs, help="fine-tuning epochs")
     ap.add_argument("--ft-tokens", type=int, default=FT.FinetuneConfig.max_tokens, help="tokens kept per answer")
     ap.add_argument("--ft-threads", type=int, default=FT.FinetuneConfig.threads, help="torch threads")
     ap.add_argument("--throughput-texts", type=int, default=0, help="also time embedding N texts (0: skip)")
@@ -432,7 +433,8 @@ def main() -> None:
     if unknown or not feats:
         raise SystemExit(f"unknown feature sets {sorted(unknown)}; choose from {A.FEATURES}")
     ft = None if not args.finetune else FT.FinetuneConfig(max_tokens=args.ft_tokens, train_per_candidate=args.ft_train,
-                                                          vote_per_fold=args.ft_vote, threads=args.ft_threads)
+                                                          vote_per_fold=args.ft_vote, epochs=args.ft_epochs,
+                                                          threads=args.ft_threads)
     res = run(args.seed, args.folds, feats, args.prompts, ft)
     report(res)
     if args.throughput_texts:
