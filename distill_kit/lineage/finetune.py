@@ -21,7 +21,7 @@ tensors) are cached under ``cache_dir()/lineage_finetune`` keyed by the backbone
 configuration, the candidates, the fold and a hash of the training texts, so a re-run only scores.
 
 Hub background: held-out references are not available without one fine-tune per sibling round, so
-:func:`self_votes` scores each candidate's own held-out-fold answers with its own line's columns
+``FinetunedVotes.self_votes`` scores each candidate's own held-out-fold answers with its own line's columns
 removed ("if not its own line, whom does it resemble?"); :func:`distill_kit.lineage.votes.hub_background`
 on that matrix tells which candidates attract unrelated answers. References only: no target enters it.
 """
