@@ -1,6 +1,6 @@
 """Lineage benchmark: teacher attribution on AlpacaEval's documented (extended) lineage.
 
-    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seed 0]
+    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seed 0] [--finetune]
 
 Reads ``alpaca_eval/lineage_extended.csv`` from the data folder (``lineage.csv`` when absent) and uses
 whichever documented models the folder holds outputs for. Method: a "who wrote this?" classifier
@@ -11,13 +11,18 @@ target being scored:
 - ``reference_selected`` (primary): on a references-only task -- each reference with a same-line
   sibling is held out of training and must be attributed to its line; no target is involved;
 - ``nested``: per target, on the *other* targets' documented lines (leave-one-target-out with the
-  selection inside).
+  selection inside);
+- ``nested_with_minilm`` (``--finetune``): the same, over the TF-IDF methods plus a fine-tuned MiniLM
+  author classifier (:mod:`distill_kit.lineage.finetune`) alone and combined with the TF-IDF vote; only
+  nested, because a references-only task for it needs one fine-tune per sibling round and fold.
 
 Confidence = calibrated probability of the picked line: a temperature on the line votes fitted on
 the *other* documented targets (leave-one-out), or label-free on the references-only task.
 Students-vs-controls AUROC uses the distillation score fixed before the extended lineage existed
 (``lineage.Attribution.distillation_score``: closeness to the nearest reference, paired TF-IDF,
-CSLS), and the vote's top-line share as a second score. Vote matrices are cached on disk
+CSLS); ``distillation_score_nested`` chooses among it, the vote's top-line share and the classifiers'
+mean top author probability ("answer certainty") leave-one-target-out and scores the held-out targets.
+Vote matrices are cached on disk
 (``cache_dir()/lineage_votes``), so a re-run costs seconds. Prints tables, then one line of JSON.
 """
 
@@ -29,12 +34,15 @@ import json
 import os
 import time
 import uuid
+from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 import polars as pl
 
 from distill_kit import cache, datasets
 from distill_kit.lineage import attribution as lineage
+from distill_kit.lineage import finetune as FT
 from distill_kit.lineage import votes as A
 from distill_kit.lineage.documented import LineageLabels, lineage_labels, lineage_rows
 from distill_kit.lineage.prompts import common_prompts, split_prompts
@@ -42,6 +50,7 @@ from distill_kit.paths import cache_dir
 from distill_kit.text import embed
 
 _CACHE_VERSION = "votes-v1"
+FT_COMBINED = ("word", "word+char+template")  # TF-IDF sources the fine-tuned vote is also combined with
 
 
 def _fmt(x: float) -> str:
@@ -84,6 +93,26 @@ def cached_votes(counts: LazyCounts, data_key: str, features: str, candidates: l
     return vm
 
 
+def cached_finetuned(frame: pl.DataFrame, data_key: str, candidates: list[str], voters: list[str],
+                     lines: dict[str, str], prompts: list[str], k: int, seed: int,
+                     config: FT.FinetuneConfig) -> FT.FinetunedVotes:
+    """:func:`finetune.finetuned_votes`, its result cached on disk by everything that determines it
+    (the fine-tuned weights are cached separately by the module itself)."""
+    folder = cache_dir() / "lineage_votes"
+    folder.mkdir(parents=True, exist_ok=True)
+    key = _key(_CACHE_VERSION, "minilm", data_key, candidates, voters, lines, prompts, k, seed, config.key())
+    path = folder / f"{key}.pkl"
+    stored = cache.load(path)
+    if stored is not None:
+        return stored
+    fv = FT.finetuned_votes(frame, candidates, voters, lines, prompts=prompts, k=k, seed=seed, config=config,
+                            log=lambda m: print(m, flush=True))
+    print(f"  votes minilm (fine-tuned)  train {fv.train_s:6.1f} s on {fv.n_train} answers, "
+          f"score {fv.score_s:6.1f} s on {fv.n_scored}", flush=True)
+    cache.save(path, fv)
+    return fv
+
+
 def calibration_metrics(conf: list[float], correct: list[bool]) -> dict[str, float]:
     return {"mean_confidence": float(np.mean(conf)) if conf else float("nan"), "accuracy": float(np.mean(correct))
             if correct else float("nan"), "brier": A.brier(conf, correct), "ece_5bins": A.ece(conf, correct, 5)}
@@ -116,8 +145,21 @@ def per_target(target: str, ranking: A.Ranking, confidence: float, labels: Linea
     }
 
 
-def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: int = 0) -> dict:
-    started = time.perf_counter()
+@dataclass
+class Setup:
+    """The documented models this data folder holds, their answers and the shared prompts."""
+
+    source: str
+    labels: LineageLabels
+    refs: list[str]
+    targets: list[str]
+    absent: list[str]
+    frame: pl.DataFrame
+    prompts: list[str]
+    data_key: str
+
+
+def load_setup(seed: int, n_prompts: int = 0) -> Setup:
     rows, source = lineage_rows()
     present = set(datasets.alpaca_models())
     documented = rows["model"].to_list()
@@ -131,10 +173,19 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
     frame = datasets.load_responses("alpaca-eval", [*refs, *targets])
     prompts = datasets.sample_prompts(common_prompts(frame, [*refs, *targets]), n_prompts, seed)
     data_key = _key(sorted(have), frame.height, hashlib.sha256("".join(frame["text"].to_list()).encode()).hexdigest())
+    return Setup(source, labels, refs, targets, absent, frame, prompts, data_key)
+
+
+def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: int = 0,
+        finetune: FT.FinetuneConfig | None = None) -> dict:
+    started = time.perf_counter()
+    st = load_setup(seed, n_prompts)
+    source, labels, refs, targets, absent = st.source, st.labels, st.refs, st.targets, st.absent
+    frame, prompts, data_key = st.frame, st.prompts, st.data_key
     print(f"lineage: {source}; {len(labels.students)} students, {len(labels.variants)} variants, "
           f"{len(labels.controls)} controls vs {len(refs)} references; {len(prompts)} shared prompts; "
           f"absent here: {absent or 'none'}", flush=True)
-    base_rows = set(lineage_labels().roles)  # lineage.csv targets
+    base_rows = set(lineage_labels(prefer_extended=False).roles)  # lineage.csv targets
     new_targets = [t for t in targets if t not in base_rows]
 
     counts = LazyCounts(frame, features)
@@ -160,9 +211,14 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
 
     # baseline and AUROC score fixed before the extended lineage: paired TF-IDF (lineage.attribute)
     t = time.perf_counter()
-    fit, score = split_prompts(prompts, 0.5, seed)
-    feats = lineage.build_features(frame, [*refs, *targets], fit, score, with_style=False)
-    paired = lineage.attribute(frame, targets, refs, lines=labels.lines, signals=("paired",), features=feats)
+    paired_key = _key(_CACHE_VERSION, "paired", data_key, refs, targets, labels.lines, prompts, seed)
+    paired_path = cache_dir() / "lineage_votes" / f"{paired_key}.pkl"
+    paired = cache.load(paired_path)
+    if paired is None:
+        fit, score = split_prompts(prompts, 0.5, seed)
+        feats = lineage.build_features(frame, [*refs, *targets], fit, score, with_style=False)
+        paired = lineage.attribute(frame, targets, refs, lines=labels.lines, signals=("paired",), features=feats)
+        cache.save(paired_path, paired)
     paired_s = time.perf_counter() - t
     dist = dict(zip(paired.students, paired.distillation_score.tolist()))
     pm = lineage.attribution_metrics(paired, labels.truth, labels.lines)
@@ -177,6 +233,35 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
     per_nested = [per_target(t, nested[t].ranking, nested[t].confidence, labels, {"method": nested[t].method})
                   for t in targets]
 
+    # fine-tuned MiniLM vote (alone and combined with TF-IDF sources): chosen by nested selection only,
+    # since a references-only task for it would need one fine-tune per sibling round and fold
+    ft_info: dict = {}
+    ft_order: list[str] = []
+    certainty = {"word": {t: A.answer_certainty(tgt["word"], t) for t in targets}} if "word" in tgt else {}
+    if finetune is not None:
+        fv = cached_finetuned(frame, data_key, refs, targets, labels.lines, prompts, k, seed, finetune)
+        certainty[FT.FEATURES_NAME] = {t: A.answer_certainty(fv.votes, t) for t in targets}
+        for src in (FT.FEATURES_NAME, *(f"{f}+{FT.FEATURES_NAME}" for f in FT_COMBINED if f in tgt)):
+            for hub, vote, agg in product((False, True), A.VOTES, A.LINE_AGG):
+                m = A.Method(src, vote, agg, hub)
+                bg_ft = A.hub_background(fv.self_votes, vote, labels.lines) if hub else None
+                if src == FT.FEATURES_NAME:
+                    rankings[m.name] = {t: A.rank(fv.votes, t, m, labels.lines, bg_ft) for t in targets}
+                else:  # product of experts: the TF-IDF vote on all answers x the fine-tuned vote on its sample
+                    f = src.rsplit("+", 1)[0]
+                    parts = [(tgt[f], A.hub_background(sib[f], vote, labels.lines) if hub else None),
+                             (fv.votes, bg_ft)]
+                    rankings[m.name] = {t: A.rank_combined(parts, t, m, labels.lines) for t in targets}
+                ft_order.append(m.name)
+        ft_info = {"config": finetune.key(), "train_s": round(fv.train_s, 1), "score_s": round(fv.score_s, 1),
+                   "n_train_answers": fv.n_train, "n_scored_answers": fv.n_scored,
+                   "held_out_reference_author_accuracy": fv.reference_accuracy,
+                   "held_out_reference_line_accuracy": fv.reference_line_accuracy,
+                   "answers_per_target": {t: int(fv.votes.probs[t].shape[0]) for t in targets}}
+    nested_all = A.nested_attribution(rankings, truth_line, order + ft_order, line_names) if ft_order else nested
+    per_nested_all = [per_target(t, nested_all[t].ranking, nested_all[t].confidence, labels,
+                                 {"method": nested_all[t].method}) for t in targets]
+
     def auroc(score: dict[str, float], pos: list[str]) -> float:
         return lineage.auroc([score[m] for m in pos], [score[m] for m in labels.controls])
 
@@ -189,11 +274,14 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
         major.append(max(sorted(set(others)), key=others.count) == truth_line[t])
 
     method_rows = {}
-    for m in methods:
-        hs = [rankings[m.name][t].lines[0] == truth_line[t] for t in labelled]
-        method_rows[m.name] = {"references_only_top1_line": ref_table[m.name]["top1_line"],
-                               "references_only_p_true_line": ref_table[m.name]["p_true_line"],
-                               "targets_top1_line_not_for_selection": float(np.mean(hs))}
+    for name in order + ft_order:
+        hs = [rankings[name][t].lines[0] == truth_line[t] for t in labelled]
+        method_rows[name] = {"references_only_top1_line": ref_table.get(name, {}).get("top1_line"),
+                             "references_only_p_true_line": ref_table.get(name, {}).get("p_true_line"),
+                             "targets_top1_line_not_for_selection": float(np.mean(hs))}
+    # distillation score for students vs controls, chosen leave-one-target-out among these
+    dscores = {"paired": dist, "vote_share": vote_share, **{f"certainty:{k_}": v for k_, v in certainty.items()}}
+    d_auc, d_chosen, d_pct = A.nested_auroc(dscores, labels.students, labels.controls)
     summary = {
         "reference_selected": {
             "method": best.name, "selected_on": "references-only sibling task (no target involved)",
@@ -210,6 +298,20 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
             "variants": summarise(per_nested, labels.variants), "new_in_extended": summarise(per_nested, new_targets),
             "methods_chosen": {m: sum(p.method == m for p in nested.values()) for m in {p.method for p in nested.values()}},
         },
+        "nested_with_minilm": {
+            "selected_on": "leave-one-target-out over the TF-IDF and fine-tuned MiniLM methods: chosen on the "
+                           "other targets' documented lines",
+            "all": summarise(per_nested_all), "students": summarise(per_nested_all, labels.students),
+            "variants": summarise(per_nested_all, labels.variants),
+            "new_in_extended": summarise(per_nested_all, new_targets),
+            "methods_chosen": {m: sum(p.method == m for p in nested_all.values())
+                               for m in {p.method for p in nested_all.values()}},
+        } if ft_order else None,
+        "distillation_score_nested": {
+            "auroc_students_vs_controls": d_auc, "chosen": d_chosen, "held_out_percentile": d_pct,
+            "selected_on": "leave-one-target-out: score with the best AUROC on the other students and controls",
+            "auroc_each_not_for_selection": {n: auroc(v, labels.students) for n, v in dscores.items()},
+        },
         "auroc_students_vs_controls": auroc(dist, labels.students),
         "auroc_students_and_variants_vs_controls": auroc(dist, labels.students + labels.variants),
         "auroc_students_vs_controls_new_only": lineage.auroc(
@@ -224,8 +326,11 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
         "targets": {"students": labels.students, "variants": labels.variants, "controls": labels.controls,
                     "new_in_extended": new_targets},
         "references": refs, "per_target": {r["target"]: r for r in per},
-        "per_target_nested": {r["target"]: r for r in per_nested}, "summary": summary, "methods": method_rows,
+        "per_target_nested": {r["target"]: r for r in per_nested},
+        "per_target_nested_with_minilm": {r["target"]: r for r in per_nested_all} if ft_order else None,
+        "summary": summary, "methods": method_rows, "finetune": ft_info,
         "timing_s": {"counts": round(counts.seconds, 1), "paired_baseline": round(paired_s, 1),
+                     "minilm_finetune": ft_info.get("train_s"), "minilm_scoring": ft_info.get("score_s"),
                      "total": round(time.perf_counter() - started, 1)},
     }
 
@@ -262,12 +367,14 @@ def report(res: dict) -> None:
           f"{res['n_prompts']} prompts)")
     print(f"{'selection':<22}{'set':<18}{'n':>4}{'top1':>6}{'top3':>6}{'top1L':>7}{'top3L':>7}{'conf':>6}"
           f"{'Brier':>7}{'ECE':>6}")
-    for sel in ("reference_selected", "nested"):
+    for sel in ("reference_selected", "nested", "nested_with_minilm"):
         for part in ("all", "students", "variants", "new_in_extended"):
+            if not s.get(sel):
+                continue
             m = s[sel][part]
             if not m.get("n"):
                 continue
-            print(f"{sel:<22}{part:<18}{int(m['n']):>4}{_fmt(m['top1_exact']):>6}{_fmt(m['top3_exact']):>6}"
+            print(f"{sel[:21]:<22}{part:<18}{int(m['n']):>4}{_fmt(m['top1_exact']):>6}{_fmt(m['top3_exact']):>6}"
                   f"{_fmt(m['top1_line']):>7}{_fmt(m['top3_line']):>7}{_fmt(m['mean_confidence']):>6}"
                   f"{_fmt(m['brier']):>7}{_fmt(m['ece_5bins']):>6}")
     rs = s["reference_selected"]
@@ -277,6 +384,19 @@ def report(res: dict) -> None:
     print(f"label-free confidence (references-only temperature {rs['references_only_temperature']:.2f}): mean "
           f"{c['mean_confidence']:.2f}, Brier {c['brier']:.2f}, ECE {c['ece_5bins']:.2f}")
     print(f"nested choices: {s['nested']['methods_chosen']}")
+    if s.get("nested_with_minilm"):
+        ft = res["finetune"]
+        print(f"nested choices with MiniLM: {s['nested_with_minilm']['methods_chosen']}")
+        print(f"MiniLM fine-tune: {ft['train_s']:.0f} s on {ft['n_train_answers']} answers (2 folds), scoring "
+              f"{ft['score_s']:.0f} s on {ft['n_scored_answers']} answers; held-out reference answers to their author "
+              f"{ft['held_out_reference_author_accuracy']:.3f}, to its line {ft['held_out_reference_line_accuracy']:.3f}")
+        for name, row in res["methods"].items():
+            if FT.FEATURES_NAME in name:
+                print(f"  {name:<40} target line top-1 {row['targets_top1_line_not_for_selection']:.2f} (not for selection)")
+    d = s["distillation_score_nested"]
+    print(f"distillation score chosen leave-one-target-out: AUROC {d['auroc_students_vs_controls']:.3f} "
+          f"(choices {sorted(set(d['chosen'].values()))}); each score on all targets (not for selection): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in d["auroc_each_not_for_selection"].items()))
     b = s["baseline_paired_tfidf"]
     print(f"baselines: paired TF-IDF top-1 {b['top1_exact']:.2f}, line top-1 {b['top1_line']:.2f}, top-3 line "
           f"{b['top3_line']:.2f}; leave-one-out majority line {s['baseline_majority_line_leave_one_out']:.2f}")
@@ -297,13 +417,25 @@ def main() -> None:
     ap.add_argument("--features", default=",".join(A.FEATURES),
                     help=f"feature sets to try (comma-separated; default all: {','.join(A.FEATURES)})")
     ap.add_argument("--prompts", type=int, default=0, help="shared prompts used, a seeded sample (0: all)")
+    ap.add_argument("--finetune", action="store_true",
+                    help="also fine-tune MiniLM as a vote source (~17 min per seed on 2 shared cores; see README)")
+    ap.add_argument("--ft-train", type=int, default=FT.FinetuneConfig.train_per_candidate,
+                    help="fine-tuning answers per reference per fold")
+    ap.add_argument("--ft-vote", type=int, default=FT.FinetuneConfig.vote_per_fold,
+                    help="prompts per fold each target votes with under the fine-tuned classifier")
+    ap.add_argument("--ft-epochs", type=int, default=FT.FinetuneConfig.epochs, help="fine-tuning epochs")
+    ap.add_argument("--ft-tokens", type=int, default=FT.FinetuneConfig.max_tokens, help="tokens kept per answer")
+    ap.add_argument("--ft-threads", type=int, default=FT.FinetuneConfig.threads, help="torch threads")
     ap.add_argument("--throughput-texts", type=int, default=0, help="also time embedding N texts (0: skip)")
     args = ap.parse_args()
     feats = tuple(f for f in args.features.split(",") if f)
     unknown = set(feats) - set(A.FEATURES)
     if unknown or not feats:
         raise SystemExit(f"unknown feature sets {sorted(unknown)}; choose from {A.FEATURES}")
-    res = run(args.seed, args.folds, feats, args.prompts)
+    ft = None if not args.finetune else FT.FinetuneConfig(max_tokens=args.ft_tokens, train_per_candidate=args.ft_train,
+                                                          vote_per_fold=args.ft_vote, epochs=args.ft_epochs,
+                                                          threads=args.ft_threads)
+    res = run(args.seed, args.folds, feats, args.prompts, ft)
     report(res)
     if args.throughput_texts:
         frame = datasets.load_responses("alpaca-eval", res["references"][:3])

@@ -6,8 +6,9 @@ part and a *score* part (:func:`distill_kit.lineage.prompts.split_prompts`): voc
 on fit prompts only, and students are compared with candidates on score prompts only.
 
 The headline teacher attribution is now the vote of a candidates-only "who wrote this?" classifier in
-:mod:`distill_kit.lineage.votes` (line top-1 0.65-0.75 on the 20 documented targets of
-``lineage_extended.csv`` against 0.40 for the ``paired`` signal below); this module keeps the
+:mod:`distill_kit.lineage.votes` (line top-1 0.35-0.60 on the 20 documented targets of
+``lineage_extended.csv`` when its method is chosen without the scored target, 0.55-0.65 for its fixed
+default, against 0.40 for the ``paired`` signal below); this module keeps the
 similarity signals, the distillation score (students vs controls) and the model x model similarity
 the lineage tree is drawn from (:mod:`distill_kit.lineage.tree`).
 

@@ -187,3 +187,45 @@ def test_hub_background_demotes_a_candidate_everyone_votes_for() -> None:
     assert plain.lines[0] == "H" and fixed.lines[0] == "T"
     with pytest.raises(ValueError, match="hub background"):
         A.rank(target, "t", A.Method("word", "soft", "sum", hub=True), lines)
+
+
+def test_rank_combined_is_a_product_of_experts() -> None:
+    """Two sources: the combined ranking follows where they agree; one source twice is that source."""
+    cands, lines = ["a", "b", "c"], {"a": "A", "b": "B", "c": "C"}
+    m = A.Method("word", "soft", "sum")
+    one = A.VoteMatrix("word", cands, {"t": np.array([[0.5, 0.4, 0.1]] * 6)}, {"t": [f"p{i}" for i in range(6)]})
+    two = A.VoteMatrix("minilm", cands, {"t": np.array([[0.1, 0.5, 0.4]] * 2)}, {"t": ["p0", "p1"]})
+    assert A.rank(one, "t", m, lines).candidates[0] == "a" and A.rank(two, "t", m, lines).candidates[0] == "b"
+    both = A.rank_combined([(one, None), (two, None)], "t", m, lines)
+    assert both.candidates[0] == "b" and both.n_answers == 6  # sqrt(.4*.5) > sqrt(.5*.1)
+    assert np.allclose(A.rank_combined([(one, None), (one, None)], "t", m, lines).candidate_scores,
+                       A.rank(one, "t", m, lines).candidate_scores)
+    hub = A.Method("word", "soft", "sum", hub=True)
+    demoted = A.rank_combined([(one, np.array([0.8, 0.1, 0.1])), (two, None)], "t",
+                              A.Method("word", "soft", "sum"), lines)
+    assert demoted.candidates == both.candidates  # backgrounds only apply to hub methods
+    with pytest.raises(ValueError, match="hub background"):
+        A.rank_combined([(one, None), (two, None)], "t", hub, lines)
+    with pytest.raises(ValueError, match="same candidates"):
+        A.rank_combined([(one, None), (A.VoteMatrix("x", ["c", "b", "a"], two.probs, two.prompts), None)], "t", m,
+                        lines)
+
+
+def test_answer_certainty_is_the_mean_top_probability() -> None:
+    vm = A.VoteMatrix("word", ["a", "b"], {"s": np.array([[0.9, 0.1], [0.3, 0.7]]), "c": np.full((2, 2), 0.5)}, {})
+    assert A.answer_certainty(vm, "s") == pytest.approx(0.8) and A.answer_certainty(vm, "c") == pytest.approx(0.5)
+
+
+def test_nested_auroc_chooses_without_the_scored_target() -> None:
+    rng = np.random.default_rng(3)
+    pos, neg = [f"s{i}" for i in range(8)], [f"c{i}" for i in range(5)]
+    good = {**{p: 1.0 + rng.random() for p in pos}, **{n: rng.random() for n in neg}}  # separates perfectly
+    noise = {t: float(rng.random()) for t in [*pos, *neg]}
+    auc, chosen, pct = A.nested_auroc({"noise": noise, "good": good}, pos, neg)
+    assert set(chosen.values()) == {"good"} and auc == 1.0 and all(0.0 <= v <= 1.0 for v in pct.values())
+    # moving a target between positives and negatives never changes its own choice or held-out value
+    for t in ("s0", "c0"):
+        p2 = [p for p in pos if p != t] + ([t] if t.startswith("c") else [])
+        n2 = [n for n in neg if n != t] + ([t] if t.startswith("s") else [])
+        _, chosen2, pct2 = A.nested_auroc({"noise": noise, "good": good}, p2, n2)
+        assert chosen2[t] == chosen[t] and pct2[t] == pct[t]
