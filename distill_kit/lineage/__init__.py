@@ -4,6 +4,7 @@
 - :mod:`~distill_kit.lineage.documented` -- the documented lineage (roles, teachers, product lines);
 - :mod:`~distill_kit.lineage.attribution` -- similarity signals, teacher ranking and its calibration;
 - :mod:`~distill_kit.lineage.votes` -- the headline attribution: a candidates-only author classifier's vote;
+- :mod:`~distill_kit.lineage.finetune` -- the same vote from a fine-tuned MiniLM author classifier (opt-in);
 - :mod:`~distill_kit.lineage.teachers` -- both attributions of a run, scored against the documented lineage;
 - :mod:`~distill_kit.lineage.authorship` -- "who wrote this?": held-out author classification and confusions;
 - :mod:`~distill_kit.lineage.maps` -- embedding maps, the homogenisation index, clusters of models;
