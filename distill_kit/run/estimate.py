@@ -219,7 +219,7 @@ def _get_model(name: str) -> ModelConfig:
     return get_model(name)
 
 
-def _plan_02(step: str, p: dict[str, Any], store: Any = None) -> list[Planned]:
+def _plan_02(step: str, p: dict[str, Any], store: Any = None, before: Sequence[Planned] = ()) -> list[Planned]:
     from distill_kit import datasets
     from distill_kit.collect import ChatRequest
     from distill_kit.config import split_names
@@ -270,11 +270,16 @@ def _identity_judge_requests(responses: Sequence[str], facts: Sequence[str]) -> 
     return loose, strict
 
 
-def _plan_03(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
+def _plan_03(step: str, p: dict[str, Any], store: Any, before: Sequence[Planned] = ()) -> list[Planned]:
+    """Notebook 03's requests: the judge over the replayed answers, and for each live model the probes asked
+    now plus, when the judge is an LLM, its verdicts on every live answer it reads -- those asked now, those
+    the store holds and those an earlier step (02) will have collected (``before``), each probe x template once,
+    as ``ice.answers.live_answers`` reads them -- and on the model's GPTFuzzer attempts."""
     import polars as pl
 
     from distill_kit import datasets
     from distill_kit.config import split_names
+    from distill_kit.ice import answers as live_answers
     from distill_kit.ice import probes
 
     judge_name = p.get("judge", "offline")
@@ -291,26 +296,50 @@ def _plan_03(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
         out += [Planned(step, judge, "identity judge", loose + strict)]
     n_live = p.get("live_probes", 0)  # probe x template pairs asked each live model; 0 = none
     targets = [_get_model(n).with_params(max_tokens=p.get("max_tokens", 48), seed=seed)
-               for n in split_names(p.get("live_models"))] if source in ("live", "both") and n_live else []
+               for n in split_names(p.get("live_models"))] if source in ("live", "both") else []
     for target in targets:
-        try:
-            templates = probes.seed_templates()
-        except ValueError:
-            templates = [probes.BARE_TEMPLATE]
-        reqs = probes.identity_requests(probes.sample_pairs(probes.load_probes(), templates, n_live, seed))
-        out.append(Planned(step, target, "live identity", reqs))
-        if judge is not None:
-            # the judge reads the target's answers: stored ones exactly, the rest as max-length placeholders
-            stored = store.get_many([r.key(target) for r in reqs]) if store is not None else {}
-            filler = "x " * target.params.max_tokens
-            answers = [(stored[r.key(target)].text if r.key(target) in stored and stored[r.key(target)].ok
-                        else f"{i} {filler}") for i, r in enumerate(reqs)]
-            loose, strict = _identity_judge_requests(answers, [target.identity or ""] * len(answers))
+        reqs: list[Any] = []
+        if n_live:
+            try:
+                templates = probes.seed_templates()
+            except ValueError:
+                templates = [probes.BARE_TEMPLATE]
+            reqs = probes.identity_requests(probes.sample_pairs(probes.load_probes(), templates, n_live, seed))
+            out.append(Planned(step, target, "live identity", reqs))
+        if judge is None:
+            continue
+        # the judge reads the target's answers: stored ones exactly, the rest as max-length placeholders
+        read: dict[tuple[str, str], str] = {}
+
+        def add(cfg: Any, asked: Sequence[Any]) -> None:
+            stored = store.get_many([r.key(cfg) for r in asked]) if store is not None else {}
+            for r in asked:
+                pair = (r.meta["query"], r.meta["template_id"])
+                if pair not in read:
+                    rec = stored.get(r.key(cfg))
+                    read[pair] = rec.text if rec is not None and rec.ok else f"{len(read)} " + "x " * cfg.params.max_tokens
+
+        add(target, reqs)
+        if store is not None:
+            held = live_answers.collected_live(target, store)
+            for q, t, text in held.select("query", "template", "response").iter_rows():
+                read.setdefault((q, t), text)
+        for item in before:
+            if item.model.name == target.name and item.purpose == "identity probes":
+                add(item.model, item.requests)
+        if read:
+            loose, strict = _identity_judge_requests(list(read.values()), [target.identity or ""] * len(read))
             out.append(Planned(step, judge, "live judge", loose + strict))
+        fuzzed = sum(len(item.requests) for item in before
+                     if item.model.name == target.name and item.purpose == "fuzz queries")
+        if fuzzed:  # the stored attempts are re-judged too (a budget: their answers are not known yet)
+            loose, strict = _identity_judge_requests(["x " * target.params.max_tokens] * fuzzed,
+                                                     [target.identity or ""] * fuzzed)
+            out.append(Planned(step, judge, "fuzz attempts judge", loose + strict, exact=False))
     return out
 
 
-def _plan_04(step: str, p: dict[str, Any], store: Any) -> list[Planned]:
+def _plan_04(step: str, p: dict[str, Any], store: Any, before: Sequence[Planned] = ()) -> list[Planned]:
     from distill_kit import datasets
     from distill_kit.collect import ChatRequest
     from distill_kit.config import split_names
@@ -436,6 +465,7 @@ def estimate_run(cfg: Any, runs_dir: Path | None = None, notebooks_dir: Path | N
     store_path = plans[0].store if plans else None  # the run's store, whether or not a step declares store_path
     store = Store(store_path) if store_path is not None and store_path.is_file() else None
     earlier: set[str] = set()
+    planned: list[Planned] = []  # every earlier step's requests: a later step may read their answers
     try:
         for plan in plans:
             planner = PLANNERS.get(plan.name[:2])
@@ -443,9 +473,10 @@ def estimate_run(cfg: Any, runs_dir: Path | None = None, notebooks_dir: Path | N
                 continue
             params = {**notebook_defaults(plan.source), **plan.parameters}
             try:
-                items = planner(plan.name, params, store)
+                items = planner(plan.name, params, store, before=planned)
             except (ValueError, KeyError, FileNotFoundError) as exc:
                 raise ConfigError(f"cannot estimate step {plan.name}: {exc}") from None
+            planned.extend(items)
             est.lines.extend(price_planned(items, store, counter, earlier))
     finally:
         if store is not None:

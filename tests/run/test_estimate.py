@@ -104,3 +104,24 @@ def test_bad_overlay_is_one_line(tmp_path: Path) -> None:
     assert "DISTILL_KIT_NOT_SET_ANYWHERE" in out.stderr
     with pytest.raises(ConfigError, match="not found"):
         estimate.run_environment(plan.load_run_config("demo").model_copy(update={"models_overlay": "nope.yaml"})).__enter__()
+
+
+def test_notebook_03s_llm_judge_is_counted_on_the_answers_02_collects(data_dir: Path) -> None:
+    """03 judges every live answer in the store, not only the ones it asks itself (``live_probes``)."""
+    nb = PROJECT_ROOT / "notebooks"
+    p02 = {**estimate.notebook_defaults(nb / "02-collect-responses.ipynb"), "live_models": ["smollm2-local"],
+           "probe_sample_size": 1, "seed_templates": 1, "prompt_sets": []}
+    items02 = estimate.PLANNERS["02"]("02", p02)
+    collected = next(i for i in items02 if i.purpose == "identity probes").requests
+    p03 = {**estimate.notebook_defaults(nb / "03-identity-scores.ipynb"), "judge": "gpt-4o-mini", "source": "live",
+           "live_models": ["smollm2-local"], "live_probes": 0}
+    alone = estimate.PLANNERS["03"]("03", p03, None)  # nothing collected, nothing asked: nothing to judge
+    assert not [i for i in alone if i.purpose == "live judge"]
+    after_02 = estimate.PLANNERS["03"]("03", p03, None, before=items02)
+    [judge] = [i for i in after_02 if i.purpose == "live judge"]
+    assert len(judge.requests) == 2 * len(collected) and judge.model.name == "gpt-4o-mini"  # loose + strict each
+    asking = estimate.PLANNERS["03"]("03", {**p03, "live_probes": 3}, None, before=items02)
+    [judge] = [i for i in asking if i.purpose == "live judge"]
+    asked = next(i for i in asking if i.purpose == "live identity").requests
+    pairs = {(r.meta["query"], r.meta["template_id"]) for r in [*asked, *collected]}
+    assert len(judge.requests) == 2 * len(pairs)  # a pair asked both ways is judged once
