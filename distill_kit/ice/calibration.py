@@ -272,8 +272,6 @@ def corrected_table(frame: pl.DataFrame, judge: str = "offline", labels: pl.Data
     demonstration, ``labelled_answers`` published labels per model (0 = none) drawn with ``seed`` make the estimate
     prediction-powered. Columns: model, n, lis_raw, lis_corrected, lis_lo, lis_hi, lis_method, lis_n_labels,
     the same for sis, and lis_labels/sis_labels (the labels' own score over the same answers)."""
-    from distill_kit.ice import scores
-
     full = pool(judge)
     known = set(full["model"].unique().to_list())
     # the label-free choice for each published model, made on the others (computed together: shared work)
@@ -360,8 +358,6 @@ def new_model_target(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFram
 def corrected_new_models(frame: pl.DataFrame, judge: str = "offline") -> pl.DataFrame:
     """Label-free corrected LIS/SIS for models outside the calibration pool (same columns as ``corrected_table``,
     without the labels' own score, which a new model does not have)."""
-    from distill_kit.ice import scores
-
     cal = pool(judge)
     chosen = {score: c["new"] for score, c in pool_choices(judge).items()}  # on the pool only
     rows = []

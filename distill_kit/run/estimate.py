@@ -311,7 +311,7 @@ def _plan_03(step: str, p: dict[str, Any], store: Any, before: Sequence[Planned]
         # the judge reads the target's answers: stored ones exactly, the rest as max-length placeholders
         read: dict[tuple[str, str], str] = {}
 
-        def add(cfg: Any, asked: Sequence[Any]) -> None:
+        def add(cfg: Any, asked: Sequence[Any], read: dict[tuple[str, str], str] = read) -> None:
             stored = store.get_many([r.key(cfg) for r in asked]) if store is not None else {}
             for r in asked:
                 pair = (r.meta["query"], r.meta["template_id"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from distill_kit.datasets import DataError
 from distill_kit.run import cli, prepare
 
