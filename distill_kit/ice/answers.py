@@ -92,7 +92,9 @@ def live_answers(targets: Sequence[Any], live_probes: int, store: Any, seed: int
     asked = [asked_live(t, live_probes, store, seed) for t in targets]
     collected = [collected_live(t, store) for t in targets]
     fuzzed = [fuzz.scoring_frame(store, t) for t in targets]
+    # a pair that failed now but has a stored answer (asked before with other settings) keeps that answer
     plain = (pl.concat([pl.DataFrame(schema=LIVE_COLUMNS), *asked, *collected], how="vertical_relaxed")
+             .filter(pl.col("response").is_not_null())
              .unique(["model", "query", "template"], keep="first", maintain_order=True))
     frame = pl.concat([plain, *fuzzed], how="vertical_relaxed")
     errors = sum(int(a["error"].is_not_null().sum()) for a in asked)

@@ -124,3 +124,15 @@ def test_live_answers_judge_what_notebook_02_collected_without_asking_again(tmp_
         keys = more.frame.filter(pl.col("model") == "smol").select("query", "template")
         assert keys.height == keys.unique().height and keys.height >= 6
         assert {(p.text, "bare") for p, _ in pairs} <= set(keys.rows())
+
+
+def test_a_pair_that_fails_now_keeps_the_answer_the_store_already_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    row = {"model": "smol", "family": "smollm", "fact": SMOL, "query": "Who made you?", "language": "en",
+           "category": "maker", "template": "bare"}
+    failed = pl.DataFrame([{**row, "response": None, "error": "timeout after 1s"}], schema=answers.LIVE_COLUMNS)
+    stored = pl.DataFrame([{**row, "response": "Hugging Face made me.", "error": None}], schema=answers.LIVE_COLUMNS)
+    monkeypatch.setattr(answers, "asked_live", lambda target, n, store, seed=0: failed)
+    monkeypatch.setattr(answers, "collected_live", lambda target, store: stored)
+    monkeypatch.setattr(fuzz, "scoring_frame", lambda store, target: pl.DataFrame(schema=answers.LIVE_COLUMNS))
+    got = answers.live_answers([object()], 1, store=None)
+    assert got.errors == 1 and got.frame["response"].to_list() == ["Hugging Face made me."]
