@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from distill_kit.paths import CONFIG_DIR, MODELS_FILE, MODELS_OVERLAY_ENV, PROJECT_ROOT
 
-Provider = Literal["openai", "anthropic", "local", "replay"]
+Provider = Literal["openai", "anthropic", "local", "replay", "mock"]
 
 
 class ConfigError(ValueError):
@@ -72,7 +72,8 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(description="Short name used in the store, tables and charts.")
-    provider: Provider = Field(description="openai (and any OpenAI-compatible server), anthropic, local, replay.")
+    provider: Provider = Field(description="openai (and any OpenAI-compatible server), anthropic, local, replay, "
+                                  "mock (in-process scripted replies for tests: providers/mock.py).")
     model: str = Field("", description="Model id sent to the provider.")
     base_url: str | None = Field(None, description="Endpoint for OpenAI-compatible servers (vLLM, Ollama, llama.cpp).")
     api_key_env: str | None = Field(None, description="Environment variable holding the API key.")

@@ -17,28 +17,37 @@ from distill_kit.config import ConfigError, GenerationParams, ModelConfig
 from distill_kit.providers import Completion, make_provider
 from distill_kit.providers.base import parse_retry_after
 from distill_kit.store import Store
+from distill_kit.providers import mock
 from distill_kit.testing import Fault, LoopbackServer, answer_for
 from tests.helpers.loopback import loopback_model as loop_model
 from tests.helpers.loopback import questions as reqs
+from tests.helpers.mocked import mock_model
 from tests.helpers.paths import ROOT
 
 
-@pytest.mark.slow
-def test_answers_are_stored_and_rerun_hits_cache(tmp_path, loopback):
+def test_answers_are_stored_and_rerun_hits_cache(tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    cfg = loop_model(loopback.base_url)
-    first = collect_sync(cfg, reqs(6), store, progress=False)
-    assert [r.text for r in first] == [answer_for(f"question {i}") for i in range(6)]
-    assert not any(r.cached for r in first)
-    calls = len(loopback.state.calls)
-    again = collect_sync(cfg, reqs(6), store, progress=False)
-    assert len(loopback.state.calls) == calls == 6  # nothing sent the second time
+    with mock_model() as (cfg, script):
+        first = collect_sync(cfg, reqs(6), store, progress=False)
+        assert [r.text for r in first] == [mock.echo(f"question {i}") for i in range(6)]
+        assert not any(r.cached for r in first)
+        calls = len(script.calls)
+        again = collect_sync(cfg, reqs(6), store, progress=False)
+        assert len(script.calls) == calls == 6  # nothing sent the second time
     assert all(r.cached for r in again)
     assert store.count() == 6
     frame = store.frame()
     assert set(frame["i"].to_list()) == {str(i) for i in range(6)}
     usage = store.usage()
     assert usage["tokens_out"][0] > 0
+
+
+@pytest.mark.slow
+def test_answers_over_http_are_stored_with_the_sdks_usage(tmp_path, loopback):
+    store = Store(tmp_path / "s.sqlite")
+    first = collect_sync(loop_model(loopback.base_url), reqs(2), store, progress=False)
+    assert [r.text for r in first] == [answer_for(f"question {i}") for i in range(2)]
+    assert len(loopback.state.calls) == 2 and store.usage()["tokens_out"][0] > 0
 
 
 def test_with_params_changes_settings_not_the_original():
@@ -73,17 +82,28 @@ def test_store_never_overwrites_an_ok_answer(tmp_path):
         assert got.ok and got.text == "answer" and got.attempts == 2 and store.count() == 1
 
 
-@pytest.mark.slow
-def test_changed_generation_params_are_a_new_request(tmp_path, loopback):
+def test_changed_generation_params_are_a_new_request(tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    collect_sync(loop_model(loopback.base_url), reqs(2), store, progress=False)
-    collect_sync(loop_model(loopback.base_url).with_params(max_tokens=9), reqs(2), store, progress=False)
-    collect_sync(loop_model(loopback.base_url, timeout=9, max_retries=1), reqs(2), store, progress=False)  # not keyed
-    assert len(loopback.state.calls) == 4 and store.count() == 4
+    with mock_model() as (cfg, script):
+        collect_sync(cfg, reqs(2), store, progress=False)
+        collect_sync(cfg.with_params(max_tokens=9), reqs(2), store, progress=False)
+        collect_sync(cfg.model_copy(update={"timeout": 9, "max_retries": 1}), reqs(2), store, progress=False)  # not keyed
+        assert len(script.calls) == 4 and store.count() == 4
+
+
+def test_429_retry_after_is_honoured(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    with mock_model(faults=(mock.Fault.status(429, retry_after=0.3),), concurrency=1) as (cfg, script):
+        [res] = collect_sync(cfg, reqs(1), store, progress=False)
+        assert res.ok and res.text == mock.echo("question 0")
+        assert len(script.calls) == 2
+        first, second = (c.started for c in script.calls)
+    assert second - first >= 0.28  # waited as told, not the 0.05 s backoff
+    assert store.get(res.key).attempts == 2
 
 
 @pytest.mark.slow
-def test_429_retry_after_is_honoured(tmp_path, loopback):
+def test_429_retry_after_header_reaches_collect_through_the_sdk(tmp_path, loopback):
     loopback.inject(Fault(429, {"retry-after": "1"}))
     store = Store(tmp_path / "s.sqlite")
     start = time.monotonic()
@@ -94,66 +114,78 @@ def test_429_retry_after_is_honoured(tmp_path, loopback):
     first, second = loopback.state.call_times[:2]
     assert second - first >= 0.95  # waited as told, not the 0.05 s backoff
     assert elapsed < 30  # no runaway backoff
-    assert store.get(res.key).attempts == 2
 
 
-@pytest.mark.slow
-def test_5xx_is_retried_with_backoff(tmp_path, loopback):
-    loopback.inject(Fault(500), Fault(503), Fault(502))
+def test_5xx_is_retried_with_backoff(tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    [res] = collect_sync(loop_model(loopback.base_url, concurrency=1), reqs(1), store, progress=False)
-    assert res.ok and len(loopback.state.calls) == 4
+    faults = (mock.Fault.status(500), mock.Fault.status(503), mock.Fault.status(502))
+    with mock_model(faults=faults, concurrency=1) as (cfg, script):
+        [res] = collect_sync(cfg, reqs(1), store, progress=False)
+        assert res.ok and len(script.calls) == 4
     assert store.get(res.key).attempts == 4
 
 
-@pytest.mark.slow
-def test_client_error_is_not_retried_and_is_recorded_then_retried_on_resume(tmp_path, loopback):
-    loopback.inject(Fault(400))
+def test_unplanned_exception_is_retried_then_stored_as_a_short_error(tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    [res] = collect_sync(loop_model(loopback.base_url), reqs(1), store, progress=False)
-    assert not res.ok and "400" in res.error and len(loopback.state.calls) == 1
-    assert store.count(status="error") == 1
-    [res2] = collect_sync(loop_model(loopback.base_url), reqs(1), store, progress=False)
+    with mock_model(faults=(mock.Fault.crash(),) * 2, max_retries=1) as (cfg, script):
+        [res] = collect_sync(cfg, reqs(1), store, progress=False)
+        assert len(script.calls) == 2
+    assert not res.ok and res.error == "gave up after 2 attempts: ValueError: mock: unreadable reply"
+    assert store.get(res.key).status == "error"
+
+
+def test_empty_answer_is_stored_as_an_error_not_retried_now(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    with mock_model(faults=(mock.Fault.empty(),)) as (cfg, script):
+        [res] = collect_sync(cfg, reqs(1), store, progress=False)
+        assert len(script.calls) == 1
+    assert not res.ok and res.error.startswith("EmptyAnswer") and store.count(status="ok") == 0
+
+
+def test_client_error_is_not_retried_and_is_recorded_then_retried_on_resume(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    with mock_model(faults=(mock.Fault.status(400),)) as (cfg, script):
+        [res] = collect_sync(cfg, reqs(1), store, progress=False)
+        assert not res.ok and "400" in res.error and len(script.calls) == 1
+        assert store.count(status="error") == 1
+        [res2] = collect_sync(cfg, reqs(1), store, progress=False)
     assert res2.ok and store.count(status="ok") == 1 and store.count() == 1
     assert store.get(res2.key).attempts == 2
 
 
-@pytest.mark.slow
-def test_timeout_then_give_up_is_recorded(tmp_path, loopback):
-    loopback.inject(Fault(delay=2.0), Fault(delay=2.0))
+def test_timeout_then_give_up_is_recorded(tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    cfg = loop_model(loopback.base_url, timeout=0.4, max_retries=1, concurrency=1)
-    start = time.monotonic()
-    [res] = collect_sync(cfg, reqs(1), store, progress=False)
-    assert not res.ok and "timeout after 0.4s" in res.error
+    faults = (mock.Fault(delay=2.0), mock.Fault(delay=2.0))
+    with mock_model(faults=faults, timeout=0.2, max_retries=1, concurrency=1) as (cfg, _):
+        start = time.monotonic()
+        [res] = collect_sync(cfg, reqs(1), store, progress=False)
+    assert not res.ok and "timeout after 0.2s" in res.error
     assert time.monotonic() - start < 1.9  # abandoned, not waited out
     assert store.get(res.key).status == "error"
 
 
-@pytest.mark.slow
-def test_timeout_then_success(tmp_path, loopback):
-    loopback.inject(Fault(delay=2.0))
+def test_timeout_then_success(tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    [res] = collect_sync(loop_model(loopback.base_url, timeout=0.5, concurrency=1), reqs(1), store, progress=False)
+    with mock_model(faults=(mock.Fault(delay=2.0),), timeout=0.2, concurrency=1) as (cfg, _):
+        [res] = collect_sync(cfg, reqs(1), store, progress=False)
     assert res.ok and store.get(res.key).attempts == 2
 
 
-@pytest.mark.slow
 def test_concurrency_is_bounded(tmp_path):
-    with LoopbackServer(latency=0.1) as srv:
-        store = Store(tmp_path / "s.sqlite")
-        collect_sync(loop_model(srv.base_url, concurrency=3), reqs(12), store, progress=False)
-        assert srv.state.max_in_flight == 3
+    store = Store(tmp_path / "s.sqlite")
+    with mock_model(latency=0.02, concurrency=3) as (cfg, script):
+        collect_sync(cfg, reqs(12), store, progress=False)
+        assert script.max_in_flight == 3
 
 
-@pytest.mark.slow
-def test_duplicate_requests_in_one_batch_are_sent_once(tmp_path, loopback):
+def test_duplicate_requests_in_one_batch_are_sent_once(tmp_path):
     store = Store(tmp_path / "s.sqlite")
     batch = reqs(3) + [ChatRequest.user(f"question {i}", meta={"i": i, "copy": True}) for i in range(3)]
-    out = collect_sync(loop_model(loopback.base_url), batch, store, progress=False)
-    assert len(out) == 6 and len(loopback.state.calls) == 3
-    assert [r.meta for r in out] == [r.meta for r in batch]  # each result carries its own request's meta
-    again = collect_sync(loop_model(loopback.base_url), batch[3:], store, progress=False)  # from the store
+    with mock_model() as (cfg, script):
+        out = collect_sync(cfg, batch, store, progress=False)
+        assert len(out) == 6 and len(script.calls) == 3
+        assert [r.meta for r in out] == [r.meta for r in batch]  # each result carries its own request's meta
+        again = collect_sync(cfg, batch[3:], store, progress=False)  # from the store
     assert all(r.cached for r in again) and [r.meta for r in again] == [r.meta for r in batch[3:]]
 
 

@@ -30,6 +30,10 @@ def make_provider(cfg: ModelConfig) -> Provider:
         from distill_kit.providers.replay import ReplayProvider
 
         return ReplayProvider(cfg)
+    if cfg.provider == "mock":
+        from distill_kit.providers.mock import MockProvider
+
+        return MockProvider(cfg)
     raise ValueError(f"unknown provider {cfg.provider!r}")
 
 

@@ -1,11 +1,8 @@
 """RSE LLM judge: verdict parsing on handmade replies, pairs to judge, order agreement, the retry loop on a
-scripted server, and one real HTTP round trip to the local SmolLM2."""
+scripted (mock) judge, and one real HTTP round trip to the local SmolLM2."""
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import polars as pl
@@ -105,55 +102,32 @@ def test_order_agreement_per_judge_and_its_table() -> None:
     assert js.order_agreement_frame({"j": {}}).rows() == [("j", None, None, None)]  # one order only: no check
 
 
-class _Scripted(BaseHTTPRequestHandler):
-    """OpenAI-compatible chat endpoint whose reply depends on the test answer and the call count."""
+def _scripted_judge_reply(calls: dict[str, int]):
+    """A judge whose reply depends on the test answer and on how often it was asked about it."""
+
+    def reply(user: str) -> str:
+        test = user.split("[Test answer]\n", 1)[1].split("\n", 1)[0]
+        n = calls[test] = calls.get(test, 0) + 1
+        if test == "GOOD":
+            return "<style>4</style><structure>4</structure><content>3</content><rationale>ok</rationale>"
+        if test == "SECOND" and n >= 2:
+            return '{"style": 2, "structure": 2, "content": 1, "rationale": "second try"}'
+        return "I think they are similar."
+
+    return reply
+
+
+def test_judge_retries_with_new_sample_then_records_unparseable(tmp_path: Path) -> None:
+    from distill_kit.store import Store
+    from tests.helpers.mocked import mock_model
 
     calls: dict[str, int] = {}
-    sampling: dict[str, list[tuple[float, int | None]]] = {}  # test answer -> (temperature, seed) per call
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        user = body["messages"][-1]["content"]
-        test = user.split("[Test answer]\n", 1)[1].split("\n", 1)[0]
-        n = _Scripted.calls[test] = _Scripted.calls.get(test, 0) + 1
-        _Scripted.sampling.setdefault(test, []).append((body.get("temperature"), body.get("seed")))
-        if test == "GOOD":
-            text = "<style>4</style><structure>4</structure><content>3</content><rationale>ok</rationale>"
-        elif test == "SECOND" and n >= 2:
-            text = '{"style": 2, "structure": 2, "content": 1, "rationale": "second try"}'
-        else:
-            text = "I think they are similar."
-        out = {"id": "x", "object": "chat.completion", "model": body.get("model", "m"),
-               "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-               "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.mark.slow  # a loopback HTTP server
-def test_judge_retries_with_new_sample_then_records_unparseable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from distill_kit.config import ModelConfig
-    from distill_kit.store import Store
-
-    _Scripted.calls, _Scripted.sampling = {}, {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("FAKE_JUDGE_KEY", "k")
-    try:
-        judge = ModelConfig(name="fake-judge", provider="openai", model="m", api_key_env="FAKE_JUDGE_KEY",
-                            base_url=f"http://127.0.0.1:{server.server_port}/v1", max_retries=0)
-        pairs = pl.DataFrame({
-            "prompt_set": ["s"] * 3, "prompt_id": ["p1", "p2", "p3"], "prompt": ["Q"] * 3,
-            "test_model": ["a"] * 3, "reference": ["ref"] * 3,
-            "test_answer": ["GOOD", "SECOND", "NEVER"], "reference_answer": ["R"] * 3,
-        })
+    pairs = pl.DataFrame({
+        "prompt_set": ["s"] * 3, "prompt_id": ["p1", "p2", "p3"], "prompt": ["Q"] * 3,
+        "test_model": ["a"] * 3, "reference": ["ref"] * 3,
+        "test_answer": ["GOOD", "SECOND", "NEVER"], "reference_answer": ["R"] * 3,
+    })
+    with mock_model(reply=_scripted_judge_reply(calls), name="fake-judge", max_retries=0) as (judge, script):
         store = Store(tmp_path / "s.sqlite")
         out = js.judge_pairs(judge, pairs, store, max_attempts=3, progress=False)
         rows = {r["test_answer"]: r for r in out.to_dicts()}
@@ -164,18 +138,18 @@ def test_judge_retries_with_new_sample_then_records_unparseable(tmp_path: Path, 
         assert rows["NEVER"]["status"] == "unparseable" and rows["NEVER"]["attempts"] == 3
         assert rows["NEVER"]["overall"] is None and rows["NEVER"]["style"] is None
         assert rows["NEVER"]["raw"] == "I think they are similar."
-        assert _Scripted.calls == {"GOOD": 1, "SECOND": 2, "NEVER": 3}
+        assert calls == {"GOOD": 1, "SECOND": 2, "NEVER": 3}
         # a retry samples: temperature raised to RETRY_TEMPERATURE, seed shifted by the attempt
-        assert _Scripted.sampling["NEVER"] == [(0.0, None), (js.RETRY_TEMPERATURE, 1), (js.RETRY_TEMPERATURE, 2)]
-        # a rerun is served from the store: no new HTTP calls, same verdicts
+        never = [(c.params.temperature, c.params.seed) for c in script.calls
+                 if "[Test answer]\nNEVER\n" in c.messages[-1]["content"]]
+        assert never == [(0.0, None), (js.RETRY_TEMPERATURE, 1), (js.RETRY_TEMPERATURE, 2)]
+        # a rerun is served from the store: nothing asked again, same verdicts
         again = js.judge_pairs(judge, pairs, store, max_attempts=3, progress=False)
-        assert _Scripted.calls == {"GOOD": 1, "SECOND": 2, "NEVER": 3}
+        assert calls == {"GOOD": 1, "SECOND": 2, "NEVER": 3}
         assert again["status"].to_list() == out["status"].to_list()
         frame = store.frame(model="fake-judge")
         assert frame.height == 6  # 1 + 2 + 3 stored samples
         store.close()
-    finally:
-        server.shutdown()
 
 
 @pytest.mark.slow
