@@ -59,14 +59,13 @@ import numpy as np
 import polars as pl
 import yaml
 
-from distill_kit.config import DATASETS, OLD_DATASET_SPELLINGS, dataset_name  # noqa: F401  (datasets.dataset_name is public)
+from distill_kit.config import DATASETS, dataset_name  # noqa: F401  (datasets.dataset_name is public)
 
 # the registry of upstream files (and DataError) lives in datafetch; read here as datasets.registry() etc. too
 from distill_kit.datafetch import REGISTRY_FILE, DataError, Entry, fetch, registry  # noqa: F401
 from distill_kit.paths import DATA_DIR_ENV, cache_dir
 
 TRANSCRIPTION = Path(__file__).with_name("data") / "published_meta.yaml"
-BUNDLED_META = TRANSCRIPTION  # older name
 PAPER_RSE_ALPACA = Path(__file__).with_name("data") / "paper_rse_alpaca.csv"
 
 # curated metadata: path in a data folder -> key in the transcription
@@ -257,9 +256,6 @@ def _csv_rows(data: bytes) -> list[dict[str, str]]:
 @lru_cache(maxsize=1)
 def _transcription() -> dict[str, Any]:
     return yaml.safe_load(TRANSCRIPTION.read_text(encoding="utf-8"))
-
-
-_bundled_meta = _transcription  # older name
 
 
 def curated_source(path: str) -> str:

@@ -51,15 +51,15 @@ import uuid
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import cached_property
-from typing import Any, Callable
+from functools import cache, cached_property
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Callable
 
 import h11
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 from distill_kit import datasets
 from distill_kit.ice.judges import rule_verdict, truth_for
@@ -698,6 +698,25 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+ZOO_NEEDS = "the API zoo needs starlette and uvicorn: pip install 'distill-kit[zoo]'"
+
+
+@cache
+def _web() -> SimpleNamespace:
+    """Starlette and uvicorn, imported when a zoo is first built. Only the zoo needs them (routing, multipart
+    uploads, many endpoints); the loopback server and the rest of this module do not, so ``import
+    distill_kit.testing`` and ``python -m distill_kit.testing --help`` work on a plain install."""
+    try:
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+    except ImportError as exc:
+        raise ImportError(f"{ZOO_NEEDS} ({exc})") from None
+    return SimpleNamespace(uvicorn=uvicorn, Starlette=Starlette, JSONResponse=JSONResponse, Response=Response,
+                           Route=Route)
+
+
 class Zoo:
     """The ASGI app and its state; ``Zoo().app`` can be served by any ASGI server."""
 
@@ -710,24 +729,25 @@ class Zoo:
         self.base = ""  # set by the runner: http://127.0.0.1:PORT
         c = self.config
         self.bucket = _Bucket(c.rate_limit, c.burst or max(1, int(c.rate_limit))) if c.rate_limit else None
+        web = _web()
         routes = [
-            Route("/v1/chat/completions", self.chat, methods=["POST"]),
-            Route("/v1/messages", self.messages, methods=["POST"]),
-            Route("/v1/models", self.list_models, methods=["GET"]),
-            Route("/zoo/stats", self.get_stats, methods=["GET"]),
+            web.Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            web.Route("/v1/messages", self.messages, methods=["POST"]),
+            web.Route("/v1/models", self.list_models, methods=["GET"]),
+            web.Route("/zoo/stats", self.get_stats, methods=["GET"]),
         ]
         batch_routes = [
-            Route("/v1/files", self.upload, methods=["POST"]),
-            Route("/v1/files/{fid}/content", self.file_content, methods=["GET"]),
-            Route("/v1/batches", self.create_batch, methods=["POST"]),
-            Route("/v1/batches", self.list_batches, methods=["GET"]),
-            Route("/v1/batches/{bid}", self.get_batch, methods=["GET"]),
-            Route("/v1/messages/batches", self.create_msg_batch, methods=["POST"]),
-            Route("/v1/messages/batches", self.list_msg_batches, methods=["GET"]),
-            Route("/v1/messages/batches/{bid}", self.get_msg_batch, methods=["GET"]),
-            Route("/v1/messages/batches/{bid}/results", self.msg_batch_results, methods=["GET"]),
+            web.Route("/v1/files", self.upload, methods=["POST"]),
+            web.Route("/v1/files/{fid}/content", self.file_content, methods=["GET"]),
+            web.Route("/v1/batches", self.create_batch, methods=["POST"]),
+            web.Route("/v1/batches", self.list_batches, methods=["GET"]),
+            web.Route("/v1/batches/{bid}", self.get_batch, methods=["GET"]),
+            web.Route("/v1/messages/batches", self.create_msg_batch, methods=["POST"]),
+            web.Route("/v1/messages/batches", self.list_msg_batches, methods=["GET"]),
+            web.Route("/v1/messages/batches/{bid}", self.get_msg_batch, methods=["GET"]),
+            web.Route("/v1/messages/batches/{bid}/results", self.msg_batch_results, methods=["GET"]),
         ]
-        self.app = Starlette(routes=routes + (batch_routes if c.batch_api else []))
+        self.app = web.Starlette(routes=routes + (batch_routes if c.batch_api else []))
 
     # ---- chat endpoints
     def _limit_headers(self) -> dict[str, str]:
@@ -748,7 +768,7 @@ class Zoo:
             return None
         self.stats.rejected += 1
         headers = {"retry-after": f"{wait:.3f}", "retry-after-ms": str(int(wait * 1000) + 1), **self._limit_headers()}
-        return JSONResponse(error_body("rate_limit_error", "rate limit (zoo)"), status_code=429, headers=headers)
+        return _web().JSONResponse(error_body("rate_limit_error", "rate limit (zoo)"), status_code=429, headers=headers)
 
     async def _answer(self, model: str, messages: list[dict[str, Any]]) -> str:
         s = self.stats
@@ -774,7 +794,7 @@ class Zoo:
             return limited
         body = await request.json()
         text = await self._answer(body.get("model", ""), body.get("messages", []))
-        return JSONResponse(reply(body, text), headers=self._limit_headers())
+        return _web().JSONResponse(reply(body, text), headers=self._limit_headers())
 
     @staticmethod
     def _usage(body: dict[str, Any], text: str) -> tuple[int, int]:
@@ -795,12 +815,12 @@ class Zoo:
     async def get_stats(self, request: Request) -> Response:
         """Counters for benchmarks that run the zoo in another process (``/zoo/stats``)."""
         s = self.stats
-        return JSONResponse({"chat": s.chat, "rejected": s.rejected, "batches_created": s.batches_created,
+        return _web().JSONResponse({"chat": s.chat, "rejected": s.rejected, "batches_created": s.batches_created,
                              "batch_requests": s.batch_requests, "max_in_flight": s.max_in_flight,
                              "requests": s.paths.get("chat", 0)})
 
     async def list_models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "zoo"}
+        return _web().JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "zoo"}
                                                         for m in sorted(_data.models)]})
 
     # ---- OpenAI files + batches
@@ -814,20 +834,20 @@ class Zoo:
         fid = f"file-{uuid.uuid4().hex[:20]}"
         self.files[fid] = data
         self.stats.files += 1
-        return JSONResponse({"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+        return _web().JSONResponse({"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
                              "filename": fields["file"].get_filename() or "upload.jsonl", "purpose": purpose,
                              "status": "processed"})
 
     async def file_content(self, request: Request) -> Response:
         fid = request.path_params["fid"]
         if fid not in self.files:
-            return JSONResponse(error_body("invalid_request_error", "no such file"), status_code=404)
-        return Response(self.files[fid], media_type="application/octet-stream")
+            return _web().JSONResponse(error_body("invalid_request_error", "no such file"), status_code=404)
+        return _web().Response(self.files[fid], media_type="application/octet-stream")
 
     async def create_batch(self, request: Request) -> Response:
         body = await request.json()
         if body.get("input_file_id") not in self.files:
-            return JSONResponse(error_body("invalid_request_error", "input file not found"),
+            return _web().JSONResponse(error_body("invalid_request_error", "input file not found"),
                                 status_code=400)
         bid = f"batch_{uuid.uuid4().hex[:20]}"
         now = time.time()
@@ -841,7 +861,7 @@ class Zoo:
                              "_lines": lines, "_t0": now}
         self.stats.batches_created += 1
         self.stats.batch_requests += len(lines)
-        return JSONResponse(self._public(self.batches[bid]))
+        return _web().JSONResponse(self._public(self.batches[bid]))
 
     @staticmethod
     def _public(b: dict[str, Any]) -> dict[str, Any]:
@@ -902,13 +922,13 @@ class Zoo:
     async def get_batch(self, request: Request) -> Response:
         b = self.batches.get(request.path_params["bid"])
         if b is None:
-            return JSONResponse(error_body("invalid_request_error", "no such batch"), status_code=404)
+            return _web().JSONResponse(error_body("invalid_request_error", "no such batch"), status_code=404)
         self._advance(b)
-        return JSONResponse(self._public(b))
+        return _web().JSONResponse(self._public(b))
 
     async def list_batches(self, request: Request) -> Response:
         data = [self._public(b) for b in sorted(self.batches.values(), key=lambda b: -b["_t0"])]
-        return JSONResponse({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+        return _web().JSONResponse({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                              "last_id": data[-1]["id"] if data else None, "has_more": False})
 
     # ---- Anthropic message batches
@@ -925,7 +945,7 @@ class Zoo:
                                  "_requests": reqs, "_t0": now, "_results": None}
         self.stats.batches_created += 1
         self.stats.batch_requests += len(reqs)
-        return JSONResponse(self._public(self.msg_batches[bid]))
+        return _web().JSONResponse(self._public(self.msg_batches[bid]))
 
     def _advance_msg(self, b: dict[str, Any]) -> None:
         if (due := self._due(b, "processing_status", "_requests", "params")) is None:
@@ -953,22 +973,22 @@ class Zoo:
     async def get_msg_batch(self, request: Request) -> Response:
         b = self.msg_batches.get(request.path_params["bid"])
         if b is None:
-            return JSONResponse(error_body("not_found_error", "no such batch"),
+            return _web().JSONResponse(error_body("not_found_error", "no such batch"),
                                 status_code=404)
         self._advance_msg(b)
-        return JSONResponse(self._public(b))
+        return _web().JSONResponse(self._public(b))
 
     async def list_msg_batches(self, request: Request) -> Response:
         data = [self._public(b) for b in sorted(self.msg_batches.values(), key=lambda b: -b["_t0"])]
-        return JSONResponse({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+        return _web().JSONResponse({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
                              "last_id": data[-1]["id"] if data else None})
 
     async def msg_batch_results(self, request: Request) -> Response:
         b = self.msg_batches.get(request.path_params["bid"])
         if b is None or b["_results"] is None:
-            return JSONResponse(error_body("not_found_error", "no results"),
+            return _web().JSONResponse(error_body("not_found_error", "no results"),
                                 status_code=404)
-        return Response("".join(json.dumps(r) + "\n" for r in b["_results"]), media_type="application/binary")
+        return _web().Response("".join(json.dumps(r) + "\n" for r in b["_results"]), media_type="application/binary")
 
 
 class ZooServer(BoundSocket):
@@ -990,6 +1010,7 @@ class ZooServer(BoundSocket):
 
     def start(self) -> "ZooServer":
         self.zoo.base = self.root_url
+        uvicorn = _web().uvicorn
         config = uvicorn.Config(self.zoo.app, backlog=self.backlog, log_level="warning", access_log=False,
                                 lifespan="off", loop="asyncio", timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
@@ -1067,6 +1088,10 @@ def main(argv: list[str] | None = None) -> None:
         cfg = ZooConfig(latency=args.latency, rate_limit=args.rate_limit, burst=args.burst)
         if args.echo:
             cfg.answer = echo_answer
+        try:
+            _web()
+        except ImportError:
+            raise SystemExit(f"error: {ZOO_NEEDS}") from None
         server = ZooServer(cfg, port=args.port)
     with server as srv:
         print(srv.root_url, flush=True)
