@@ -36,6 +36,7 @@ from distill_kit import datasets
 from distill_kit.ice import calibration as heldout
 from distill_kit.ice import scores
 from distill_kit.ice.judges import RuleIdentityJudge, default_offline_judge
+from distill_kit import stats
 from distill_kit.stats import wilson_ci
 
 # ---------------------------------------------------------------- prevalence-corrected LIS / SIS (issue 12)

@@ -14,10 +14,9 @@ import pytest
 
 from distill_kit.collect import ChatRequest, backoff_delay, collect_sync
 from distill_kit.config import ConfigError, GenerationParams, ModelConfig
-from distill_kit.providers import Completion, make_provider
+from distill_kit.providers import Completion, make_provider, mock
 from distill_kit.providers.base import parse_retry_after
 from distill_kit.store import Store
-from distill_kit.providers import mock
 from distill_kit.testing import Fault, LoopbackServer, answer_for
 from tests.helpers.loopback import loopback_model as loop_model
 from tests.helpers.loopback import questions as reqs
