@@ -193,3 +193,17 @@ def maker_sentence(row: dict[str, Any]) -> str:
     if row.get("passed"):
         return f"{name}: claims {who} more often than its baseline of naming other makers ({figures})"
     return f"{name}: no foreign maker stands out at alpha = {row['alpha']:g} (top: {who}, {figures})"
+
+
+def maker_table(frames: Sequence[Any], alpha: float = ALPHA, facts: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """:func:`maker_rows` over several judged frames at once (notebook 03's replayed and live answers; any of
+    them None), so the Holm correction covers every model shown together. A frame's ``fact`` column (live
+    answers carry their model's identity) wins over the family's fact."""
+    import polars as pl
+
+    cols = ["model", "family", MAKER_COLUMN]
+    parts = [f.select(*cols, (pl.col("fact") if "fact" in f.columns else pl.lit(None)).cast(pl.String).alias("fact"))
+             for f in frames if f is not None and f.height]
+    if not parts:
+        return []
+    return maker_rows(pl.concat(parts), alpha=alpha, facts=facts, fact_column="fact")
