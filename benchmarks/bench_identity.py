@@ -247,7 +247,8 @@ def print_corrected(res: dict) -> None:
             print(c.with_columns(pl.col(pl.Float64).round(3)))
 
 
-def maker_section(frame: pl.DataFrame, facts: dict[str, str], paper: dict[str, dict], alpha: float) -> dict:
+def maker_section(frame: pl.DataFrame, facts: dict[str, str], paper: dict[str, dict], alpha: float,
+                  seed: int = 0) -> dict:
     """The own-voice maker profile and foreign-maker test per model, and the claimed maker against the labels.
 
     No fitting: the claimed maker is read by the rule layer, so every figure here is as held out as it gets.
@@ -270,7 +271,38 @@ def maker_section(frame: pl.DataFrame, facts: dict[str, str], paper: dict[str, d
         r.update(sis_labels=None if not strict_known[i].all() else float(strict[i].mean()),
                  lis_labels=float(loose[i].mean()), sis_paper=p.get("strict_identity_score"),
                  lab_claim_share=float(lab[i].mean()), foreign_claim_share=float(foreign[i].mean()))
-    return {"rows": rows, "extraction": extraction, "alpha": alpha}
+    reps = 2000
+    calibration = maker_test_calibration({m: (r["n_foreign"], r["k_foreign"]) for m, r in rows.items()}, alpha, seed,
+                                         reps)
+    return {"rows": rows, "extraction": extraction, "alpha": alpha, "calibration": calibration,
+            "calibration_reps": reps}
+
+
+def maker_test_calibration(n_foreign: dict[str, tuple[int, int]], alpha: float, seed: int, reps: int = 2000,
+                           ratios: tuple[float, ...] = (2.0, 3.0, 5.0)) -> dict:
+    """The foreign-maker test's level and power at each model's own number of foreign claims, by simulation.
+
+    ``n_foreign``: model -> (its foreign claims, its ``k`` foreign candidate makers).
+    Null: the foreign claims spread evenly over the ``k`` candidate makers; planted: one maker named ``ratio``
+    times as often as each of the others. Rejection rates at ``alpha`` (before Holm), with Wilson intervals.
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for model, (total, k) in n_foreign.items():
+        if total < 1 or k < 2:
+            continue
+        row = {"n_foreign": total, "k": k}
+        for name, ratio in (("null", 1.0), *((f"planted_x{r:g}", r) for r in ratios)):
+            probs = np.array([ratio] + [1.0] * (k - 1))
+            draws = rng.multinomial(total, probs / probs.sum(), size=reps)
+            top = draws.max(axis=1)
+            rejected = np.array([makers.max_cell_pvalue(int(t), total, k) < alpha for t in top])
+            if ratio != 1.0:  # power: the planted maker is the one found (first cell, ties not counted)
+                rejected &= draws[:, 0] > np.sort(draws[:, 1:], axis=1)[:, -1]
+            row[name] = float(rejected.mean())
+            row[f"{name}_ci"] = list(wilson_ci(int(rejected.sum()), reps))
+        out[model] = row
+    return out
 
 
 def print_makers(res: dict) -> None:
@@ -283,6 +315,13 @@ def print_makers(res: dict) -> None:
         print(t)
         print(pl.DataFrame([{"model": m, **{k: round(v, 3) for k, v in r["profile"].items()}}
                             for m, r in res["rows"].items()], infer_schema_length=None))
+    cal = pl.DataFrame([{"model": m, **{k: v for k, v in r.items() if not k.endswith("_ci")}}
+                        for m, r in res["calibration"].items()])
+    with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, float_precision=3):
+        print(f"the test by simulation at each model's number of foreign claims and candidate makers "
+              f"({res['calibration_reps']} draws each): rejection rate at alpha under the null (level) and with one "
+              "maker planted at 2x / 3x / 5x the others' rate (power)")
+        print(cal)
     e = res["extraction"]
     print(f"claimed maker vs labels: foreign maker claimed vs loose kappa {e['foreign_claim_vs_loose']['kappa']:.3f} "
           f"(acc {e['foreign_claim_vs_loose']['accuracy']:.3f}); OpenAI/Anthropic claimed vs strict kappa "
@@ -404,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"throughput: {overall['throughput_responses_per_s']:.1f} responses/s "
               f"({len(texts)} answers in {judge_s:.1f}s); total {overall['total_s']:.0f}s")
     print(f"total {overall['total_s']:.0f}s")
-    maker_res = maker_section(frame, facts, paper, args.alpha)
+    maker_res = maker_section(frame, facts, paper, args.alpha, args.seed)
     print_makers(maker_res)
     corr = corrected_section(frame, feats, models, args.seed, args.nested)
     print_corrected(corr)
@@ -421,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     targets = targets_met(corr["summary_by_k"])
     print("targets:", json.dumps(targets))
     print(json.dumps({"bench": "identity", "overall": overall, "models": rows, "per_model": per_model,
-                      "makers": {"alpha": maker_res["alpha"], "extraction": maker_res["extraction"]},
+                      "makers": {key: maker_res[key] for key in ("alpha", "extraction", "calibration",
+                                                                  "calibration_reps")},
                       "by_k": corr["by_k"], "summary_by_k": corr["summary_by_k"], "candidates": corr["candidates"],
                       "chosen": corr["chosen"], "nested": corr["nested"], "seed": corr["seed"], "targets": targets},
                      default=float))
