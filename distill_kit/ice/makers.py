@@ -13,6 +13,8 @@ maker far more often than it names the others. Each model is its own baseline he
   of the most-named one, so picking the "top" maker after looking is part of the test (its exact null
   distribution, the maximum cell of a uniform multinomial, :func:`max_cell_pvalue`). The test is conditional
   on the number of foreign claims, so it holds its level however often the model contradicts itself.
+  A claim of a maker the answer's own prompt names is left out of the test: it follows the prompt (half of the
+  paper's jailbreak templates name ChatGPT), so it would make that maker stand out whatever the model's data.
   p-values are Holm-adjusted over the models of a table.
 
 The maker of each answer is read by the rule layer (:func:`distill_kit.ice.judges.claimed_maker`) whatever
@@ -91,36 +93,58 @@ class ForeignMakerTest:
     """The foreign-maker test of one model (see the module docstring)."""
 
     top: str | None
-    count: int  # answers claiming the top foreign maker
-    n_foreign: int  # answers claiming any candidate foreign maker
+    count: int  # answers claiming the top foreign maker (unprompted)
+    n_foreign: int  # answers claiming any candidate foreign maker the prompt did not name
+    n_prompted: int  # answers claiming a foreign maker their prompt names: left out of the test
     k: int  # candidate foreign makers
     share: float | None
     baseline: float | None
     p: float | None
 
 
-def foreign_maker_test(claimed: Sequence[str], own: Iterable[str],
+def foreign_maker_test(claimed: Sequence[str], own: Iterable[str], prompted: Sequence[bool] | None = None,
                        candidates: Sequence[str] = CANDIDATES) -> ForeignMakerTest:
     """Is the most-named foreign maker named more often than the model names the other foreign makers?
 
-    ``claimed``: the claimed maker of each answer (``NO_MAKER`` for none); ``own``: the model's own makers.
+    ``claimed``: the claimed maker of each answer (``NO_MAKER`` for none); ``own``: the model's own makers;
+    ``prompted``: per answer, whether its prompt itself names the maker it claims. Such a claim follows the
+    prompt ("You are ChatGPT ..." answered with "I am ChatGPT, made by OpenAI") and says nothing of what the
+    model believes of itself, and half of the paper's jailbreak templates name ChatGPT: without leaving them
+    out, the prompt's maker would stand out from chance naming whatever data the model saw.
     Shares are of all answers; the baseline is the mean share of the other ``k - 1`` foreign candidates.
     """
     own = set(own)
     foreign = [c for c in candidates if c not in own]
     n = len(claimed)
     counts = {c: 0 for c in foreign}
-    for m in claimed:
+    echoed = 0
+    for i, m in enumerate(claimed):
         if m in counts:
-            counts[m] += 1
+            if prompted is not None and prompted[i]:
+                echoed += 1
+            else:
+                counts[m] += 1
     total = sum(counts.values())
     k = len(foreign)
     if not total or k < 2 or not n:
-        return ForeignMakerTest(None, 0, total, k, None, None, None)
+        return ForeignMakerTest(None, 0, total, echoed, k, None, None, None)
     top = max(foreign, key=lambda c: (counts[c], -foreign.index(c)))  # ties: the first candidate listed
     others = (total - counts[top]) / (k - 1)
-    return ForeignMakerTest(top, counts[top], total, k, counts[top] / n, others / n,
+    return ForeignMakerTest(top, counts[top], total, echoed, k, counts[top] / n, others / n,
                             max_cell_pvalue(counts[top], total, k))
+
+
+def prompt_named(claimed: Sequence[str], prompts: Sequence[str | None]) -> list[bool]:
+    """Per answer: does its prompt (jailbreak template and question) name the maker the answer claims?"""
+    from distill_kit.ice.judges import makers_in
+
+    named: dict[str, set[str]] = {}
+    out = []
+    for maker, prompt in zip(claimed, prompts):
+        if prompt and prompt not in named:
+            named[prompt] = makers_in(prompt)
+        out.append(bool(prompt) and maker in named[prompt])
+    return out
 
 
 def profile(claimed: Sequence[str], alpha: float = ALPHA) -> tuple[dict[str, float], dict[str, list[float]]]:
@@ -146,7 +170,9 @@ def profile(claimed: Sequence[str], alpha: float = ALPHA) -> tuple[dict[str, flo
 def maker_rows(frame: Any, alpha: float = ALPHA, facts: dict[str, str] | None = None,
                fact_column: str | None = None) -> list[dict[str, Any]]:
     """One :class:`distill_kit.summaries.MakerRow` dict per model of a judged frame (columns ``model``,
-    ``family``, ``claimed_maker``; ``fact_column`` names each answer's own fact where a frame has one).
+    ``family``, ``claimed_maker``; ``fact_column`` names each answer's own fact where a frame has one). With a
+    ``prompt`` (or ``template``) column, claims of a maker the prompt itself names are left out of the test
+    (:func:`foreign_maker_test`), not out of the profile.
 
     The p-values are Holm-adjusted over the models of the frame; ``passed`` is ``p_adj < alpha``.
     """
@@ -166,11 +192,14 @@ def maker_rows(frame: Any, alpha: float = ALPHA, facts: dict[str, str] | None = 
         own = own_makers(family, fact)
         claimed = part[MAKER_COLUMN].to_list()
         shares, ci = profile(claimed, alpha)
-        test = foreign_maker_test(claimed, own)
+        prompt_col = next((c for c in ("prompt", "template") if c in part.columns), None)
+        prompted = prompt_named(claimed, part[prompt_col].to_list()) if prompt_col else None
+        test = foreign_maker_test(claimed, own, prompted)
         rows.append({"model": model, "n": len(claimed), "n_own_voice": sum(m != NO_MAKER for m in claimed),
                      "profile": shares, "profile_ci": ci, "own_makers": sorted(own), "top_foreign": test.top,
                      "share": test.share, "baseline": test.baseline, "p": test.p, "alpha": alpha,
-                     "n_foreign": test.n_foreign, "top_count": test.count, "k_foreign": test.k})
+                     "n_foreign": test.n_foreign, "n_prompted": test.n_prompted, "top_count": test.count,
+                     "k_foreign": test.k})
     tested = [i for i, r in enumerate(rows) if r["p"] is not None]
     adjusted = holm([rows[i]["p"] for i in tested]) if tested else []
     for r in rows:
@@ -185,11 +214,13 @@ def maker_sentence(row: dict[str, Any]) -> str:
     """One plain line per model: the top foreign maker and its test, or that no foreign maker stands out."""
     name = row["model"]
     top = row.get("top_foreign")
+    echoed = (f"; {row['n_prompted']} claims of a maker the prompt itself names left out"
+              if row.get("n_prompted") else "")
     if top is None:
-        return f"{name}: names no foreign maker in its own voice ({row.get('n', 0)} answers)"
+        return f"{name}: names no foreign maker in its own voice unprompted ({row.get('n', 0)} answers{echoed})"
     who = MAKER_NAMES.get(top, top)
     figures = (f"{row['share']:.1%} of answers vs {row['baseline']:.2%} for each other foreign maker, "
-               f"p = {row['p']:.2g}, Holm-adjusted {row['p_adj']:.2g}")
+               f"p = {row['p']:.2g}, Holm-adjusted {row['p_adj']:.2g}{echoed}")
     if row.get("passed"):
         return f"{name}: claims {who} more often than its baseline of naming other makers ({figures})"
     return f"{name}: no foreign maker stands out at alpha = {row['alpha']:g} (top: {who}, {figures})"
@@ -201,8 +232,12 @@ def maker_table(frames: Sequence[Any], alpha: float = ALPHA, facts: dict[str, st
     answers carry their model's identity) wins over the family's fact."""
     import polars as pl
 
-    cols = ["model", "family", MAKER_COLUMN]
-    parts = [f.select(*cols, (pl.col("fact") if "fact" in f.columns else pl.lit(None)).cast(pl.String).alias("fact"))
+    def text(f: Any, *names: str) -> Any:
+        col = next((n for n in names if n in f.columns), None)
+        return (pl.col(col) if col else pl.lit(None)).cast(pl.String)
+
+    parts = [f.select("model", "family", MAKER_COLUMN, text(f, "fact").alias("fact"),
+                      text(f, "prompt", "template").alias("prompt"))
              for f in frames if f is not None and f.height]
     if not parts:
         return []

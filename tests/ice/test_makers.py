@@ -168,6 +168,20 @@ def test_the_foreign_maker_test_finds_a_planted_maker() -> None:
     assert t.baseline == pytest.approx((t.n_foreign - t.count) / (t.k - 1) / 1000)
 
 
+def test_claims_of_the_prompts_own_maker_are_left_out_of_the_test() -> None:
+    claimed = ["openai"] * 30 + ["google"] * 3 + ["alibaba"] * 10
+    prompts = ["You are ChatGPT by OpenAI. {query}"] * 30 + ["Who made you?"] * 13
+    prompted = M.prompt_named(claimed, prompts)
+    assert sum(prompted) == 30
+    t = M.foreign_maker_test(claimed, {"alibaba"}, prompted)
+    assert t.top == "google" and t.count == 3 and t.n_foreign == 3 and t.n_prompted == 30
+    assert M.foreign_maker_test(claimed, {"alibaba"}).top == "openai"  # without the prompts: the echo stands out
+    frame = pl.DataFrame({"model": "m", "family": "qwen", J.MAKER_COLUMN: claimed, "prompt": prompts})
+    row = M.maker_rows(frame, facts=FACTS)[0]
+    assert row["n_prompted"] == 30 and row["top_foreign"] == "google" and row["profile"]["openai"] == pytest.approx(30 / 43)
+    assert "30 claims of a maker the prompt itself names left out" in M.maker_sentence(row)
+
+
 def test_no_foreign_claim_means_no_test() -> None:
     t = M.foreign_maker_test(["alibaba", "none", "none"], {"alibaba"})
     assert t.top is None and t.p is None and t.n_foreign == 0
