@@ -41,7 +41,7 @@ import polars as pl
 from distill_kit import datasets
 from distill_kit.ice import calibration as heldout
 from distill_kit.ice import makers, scores
-from distill_kit.ice.judges import MAKER_COLUMN, RuleIdentityJudge, claimed_makers, default_offline_judge
+from distill_kit.ice.judges import MAKER_COLUMN, RuleIdentityJudge, claimed_makers, default_offline_judge, makers_in
 from distill_kit.stats import wilson_ci
 
 # ---------------------------------------------------------------- prevalence-corrected LIS / SIS (issue 12)
@@ -265,6 +265,12 @@ def maker_section(frame: pl.DataFrame, facts: dict[str, str], paper: dict[str, d
     strict = np.array(judged["strict_label"].fill_null(False).to_list(), dtype=bool)
     extraction = {"foreign_claim_vs_loose": scores.agreement(foreign, loose),
                   "lab_claim_vs_strict": scores.agreement(lab[strict_known], strict[strict_known])}
+    templates = judged.select("model", "template").unique()
+    named = {t: makers_in(t) for t in templates["template"].to_list()}
+    for m, r in rows.items():
+        mine = templates.filter(pl.col("model") == m)["template"].to_list()
+        r["templates"] = len(mine)  # how many of them name each maker: a prompt's maker is left out of the test
+        r["templates_naming"] = {mk: sum(mk in named[t] for t in mine) for mk in sorted({x for t in mine for x in named[t]})}
     for m, r in rows.items():
         i = np.array(model_col) == m
         p = paper.get(m, {})
@@ -306,9 +312,15 @@ def maker_test_calibration(n_foreign: dict[str, tuple[int, int]], alpha: float, 
 
 
 def print_makers(res: dict) -> None:
-    t = pl.DataFrame([{"model": m, "n_own_voice": r["n_own_voice"], "top_foreign": r["top_foreign"],
-                       "share": r["share"], "baseline": r["baseline"], "p": r["p"], "p_adj": r["p_adj"],
+    def sci(v: float | None) -> str | None:
+        return None if v is None else f"{v:.2g}"
+
+    t = pl.DataFrame([{"model": m, "n_own_voice": r["n_own_voice"], "n_prompted": r["n_prompted"],
+                       "n_foreign": r["n_foreign"], "top_foreign": r["top_foreign"], "share": r["share"],
+                       "baseline": r["baseline"], "p": sci(r["p"]), "p_adj": sci(r["p_adj"]),
                        "passed": r["passed"], "lab_claims": r["lab_claim_share"], "sis_labels": r["sis_labels"],
+                       "templates_naming_openai": r["templates_naming"].get("openai", 0),
+                       "templates_naming_anthropic": r["templates_naming"].get("anthropic", 0),
                        "sis_paper": r["sis_paper"]} for m, r in res["rows"].items()])
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, float_precision=4):
         print(f"\nOwn-voice maker profile and foreign-maker test (alpha {res['alpha']}, Holm over models)")
@@ -456,7 +468,9 @@ def main(argv: list[str] | None = None) -> int:
         per_model[m]["maker_profile_ci"] = r["profile_ci"]
         per_model[m]["foreign_maker_test"] = {"maker": r["top_foreign"], "share": r["share"], "baseline": r["baseline"],
                                               "p": r["p"], "p_adj": r["p_adj"], "passed": r["passed"],
-                                              "n_foreign": r["n_foreign"], "k_foreign": r["k_foreign"]}
+                                              "n_foreign": r["n_foreign"], "n_prompted": r["n_prompted"],
+                                              "k_foreign": r["k_foreign"], "templates": r["templates"],
+                                              "templates_naming": r["templates_naming"]}
     targets = targets_met(corr["summary_by_k"])
     print("targets:", json.dumps(targets))
     print(json.dumps({"bench": "identity", "overall": overall, "models": rows, "per_model": per_model,

@@ -16,7 +16,8 @@ REPLAYED = ["phi-4", "qwen2.5-14b-instruct"]
 
 
 def run_03(run_notebook, tmp_path: Path, **params: Any) -> tuple[dict, str]:
-    """Run notebook 03 with the rules judge on two published models; its recorded summary and HTML outputs."""
+    """Run notebook 03 with the rules judge on two published models; its recorded summary and its HTML outputs
+    followed by its chart specs."""
     run = tmp_path / "run"
     out = run_notebook("03-identity-scores.ipynb", {
         "models": REPLAYED, "judge": "rules", "sample_size": 40, "run_dir": str(run),
@@ -25,7 +26,9 @@ def run_03(run_notebook, tmp_path: Path, **params: Any) -> tuple[dict, str]:
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] if c["cell_type"] == "code"
                    for o in c.get("outputs", []))
     summary = json.loads(next(run.rglob("*identity_scores*.json")).read_text())
-    return summary.get("payload", summary), html
+    charts = json.dumps([o.get("data", {}) for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+                         if any("vega" in k for k in o.get("data", {}))])
+    return summary.get("payload", summary), html + charts
 
 
 def check_replay(payload: dict) -> dict[str, dict]:
@@ -38,6 +41,10 @@ def check_replay(payload: dict) -> dict[str, dict]:
     assert corrected["phi-4"]["n"] == corrected["qwen2.5-14b-instruct"]["n"] == 40
     assert corrected["phi-4"]["lis_n_labels"] == 0
     assert isinstance(payload["paired_lis"], list)
+    makers = {r["model"]: r for r in payload["makers"]}  # whose maker each model claims, and the foreign-maker test
+    assert set(REPLAYED) <= set(makers)
+    assert all(r["n"] == 40 and abs(sum(r["profile"].values()) - 1) < 1e-9 for m, r in makers.items() if m in REPLAYED)
+    assert makers["phi-4"]["own_makers"] == ["microsoft"]
     return corrected
 
 
@@ -45,6 +52,7 @@ def test_notebook_03_replay(run_notebook, data_dir: Path, tmp_path: Path) -> Non
     payload, html = run_03(run_notebook, tmp_path, source="replay")
     assert "flagged answers" in html and "<script" not in html.split("flagged answers")[0].split("<table>")[-1]
     assert set(check_replay(payload)) == set(REPLAYED) and "live" not in payload
+    assert "Makers claimed in the model" in html  # the maker profile chart
 
 
 def test_notebook_03_live_with_stored_fuzz_attempts(run_notebook, data_dir: Path, tmp_path: Path) -> None:
