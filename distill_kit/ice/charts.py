@@ -118,7 +118,7 @@ def maker_profile_chart(rows: Sequence[Mapping[str, Any]]) -> alt.FacetChart:
 
     data = []
     for r in rows:
-        test = ("no foreign maker named" if r.get("top_foreign") is None else
+        test = ("no foreign maker named unprompted" if r.get("top_foreign") is None else
                 f"top foreign {MAKER_NAMES.get(r['top_foreign'], r['top_foreign'])}: Holm p = {r['p_adj']:.2g}"
                 + (" (passed)" if r.get("passed") else ""))
         none = (r.get("profile") or {}).get(NO_MAKER, 0.0)
@@ -135,11 +135,13 @@ def maker_profile_chart(rows: Sequence[Mapping[str, Any]]) -> alt.FacetChart:
     base = alt.Chart().encode(
         y=alt.Y("maker:N", sort="-x", title=None),
         color=alt.Color("role:N", title=None, scale=alt.Scale(domain=roles, range=["#2a9d8f", "#e76f51", "#adb5bd"])))
+    title = "share of the model's answers whose own voice claims this maker"
     bars = base.mark_bar().encode(
-        x=alt.X("share:Q", title="share of the model's answers whose own voice claims this maker"),
+        x=alt.X("share:Q", title=title),
         tooltip=["maker:N", "role:N", alt.Tooltip("share:Q", format=".3f"), alt.Tooltip("lo:Q", format=".3f"),
                  alt.Tooltip("hi:Q", format=".3f")])
-    whiskers = base.mark_errorbar(ticks=True, color="black").encode(x="lo:Q", x2="hi:Q")
+    whiskers = base.mark_errorbar(ticks=True).encode(x=alt.X("lo:Q", title=title), x2="hi:Q",
+                                                     color=alt.value("black"))
     return alt.layer(bars, whiskers, data=alt.Data(values=data)).properties(width=420).facet(
         row=alt.Row("panel:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelAnchor="start",
                                                            labelOrient="top", labelFontWeight="bold"))
