@@ -108,6 +108,11 @@ class MakerRow(Row):
     alpha: float = 0.05
     #: True when ``p_adj < alpha``: only then may a verdict name ``top_foreign``
     passed: bool = False
+    #: templates that cast a vote in the clustered test (one vote each, for the foreign maker a template's
+    #: answers name most); None when the answers carried no template and each answer was the unit
+    clusters: int | None = None
+    #: templates whose vote went to ``top_foreign``; the p-value is of this count among ``clusters`` votes
+    top_votes: int | None = None
 
 
 class CorrectedRow(Row):

@@ -16,6 +16,14 @@ maker far more often than it names the others. Each model is its own baseline he
   A claim of a maker the answer's own prompt names is left out of the test: it follows the prompt (half of the
   paper's jailbreak templates name ChatGPT), so it would make that maker stand out whatever the model's data.
   p-values are Holm-adjusted over the models of a table.
+* **clustered by template**: a model's answers are not independent draws: 50 questions share each of 20
+  jailbreak templates, and one template can make a model name the same maker under many of its questions. Where
+  answers carry their template, the test's unit is the template, not the answer: each template with any
+  unprompted foreign claim casts one vote, for the foreign maker it names most (ties broken by a seeded draw),
+  and the statistic is the top maker's vote count among ``K`` makers, with the same exact null. Under the null
+  (within a template the foreign makers are exchangeable) the votes are uniform whatever the dependence inside
+  a template, so the test keeps its level where the answer-level count would overstate the evidence by
+  counting one template's repeats as independent answers.
 
 The maker of each answer is read by the rule layer (:func:`distill_kit.ice.judges.claimed_maker`) whatever
 judge gave the verdicts: the paper's two judge questions do not ask which maker is claimed.
@@ -100,10 +108,31 @@ class ForeignMakerTest:
     share: float | None
     baseline: float | None
     p: float | None
+    clusters: int | None = None  # templates that voted (clustered test); None: answers were the unit
+    top_votes: int | None = None  # templates whose most-named foreign maker is ``top``
+
+
+def cluster_votes(claimed: Sequence[str], clusters: Sequence[Any], counted: Sequence[bool],
+                  foreign: Sequence[str], seed: int = 0) -> dict[str, int]:
+    """One vote per cluster (template) that has any counted foreign claim: for the foreign maker it names
+    most, ties broken by a draw seeded on the cluster's position so that a re-run gives the same votes."""
+    per: dict[Any, dict[str, int]] = {}
+    for m, c, ok in zip(claimed, clusters, counted):
+        if ok and m in foreign:
+            per.setdefault(c, {}).setdefault(m, 0)
+            per[c][m] += 1
+    rng = np.random.default_rng(seed)
+    votes = {c: 0 for c in foreign}
+    for counts in per.values():
+        best = max(counts.values())
+        tied = sorted(m for m, v in counts.items() if v == best)
+        votes[tied[int(rng.integers(len(tied)))] if len(tied) > 1 else tied[0]] += 1
+    return votes
 
 
 def foreign_maker_test(claimed: Sequence[str], own: Iterable[str], prompted: Sequence[bool] | None = None,
-                       candidates: Sequence[str] = CANDIDATES) -> ForeignMakerTest:
+                       candidates: Sequence[str] = CANDIDATES,
+                       clusters: Sequence[Any] | None = None) -> ForeignMakerTest:
     """Is the most-named foreign maker named more often than the model names the other foreign makers?
 
     ``claimed``: the claimed maker of each answer (``NO_MAKER`` for none); ``own``: the model's own makers;
@@ -112,6 +141,8 @@ def foreign_maker_test(claimed: Sequence[str], own: Iterable[str], prompted: Seq
     model believes of itself, and half of the paper's jailbreak templates name ChatGPT: without leaving them
     out, the prompt's maker would stand out from chance naming whatever data the model saw.
     Shares are of all answers; the baseline is the mean share of the other ``k - 1`` foreign candidates.
+    ``clusters`` (each answer's template): the p-value comes from one vote per template (module docstring),
+    the shares still from the answers.
     """
     own = set(own)
     foreign = [c for c in candidates if c not in own]
@@ -128,6 +159,14 @@ def foreign_maker_test(claimed: Sequence[str], own: Iterable[str], prompted: Seq
     k = len(foreign)
     if not total or k < 2 or not n:
         return ForeignMakerTest(None, 0, total, echoed, k, None, None, None)
+    if clusters is not None:
+        counted = [not (prompted is not None and prompted[i]) for i in range(n)]
+        votes = cluster_votes(claimed, clusters, counted, foreign)
+        n_votes = sum(votes.values())
+        top = max(foreign, key=lambda c: (votes[c], counts[c], -foreign.index(c)))
+        others = (total - counts[top]) / (k - 1)
+        return ForeignMakerTest(top, counts[top], total, echoed, k, counts[top] / n, others / n,
+                                max_cell_pvalue(votes[top], n_votes, k), n_votes, votes[top])
     top = max(foreign, key=lambda c: (counts[c], -foreign.index(c)))  # ties: the first candidate listed
     others = (total - counts[top]) / (k - 1)
     return ForeignMakerTest(top, counts[top], total, echoed, k, counts[top] / n, others / n,
@@ -168,11 +207,12 @@ def profile(claimed: Sequence[str], alpha: float = ALPHA) -> tuple[dict[str, flo
 
 
 def maker_rows(frame: Any, alpha: float = ALPHA, facts: dict[str, str] | None = None,
-               fact_column: str | None = None) -> list[dict[str, Any]]:
+               fact_column: str | None = None, cluster_column: str | None = "template") -> list[dict[str, Any]]:
     """One :class:`distill_kit.summaries.MakerRow` dict per model of a judged frame (columns ``model``,
     ``family``, ``claimed_maker``; ``fact_column`` names each answer's own fact where a frame has one). With a
     ``prompt`` (or ``template``) column, claims of a maker the prompt itself names are left out of the test
-    (:func:`foreign_maker_test`), not out of the profile.
+    (:func:`foreign_maker_test`), not out of the profile. With a ``cluster_column`` (default ``template``) the
+    test counts one vote per template, not per answer (module docstring).
 
     The p-values are Holm-adjusted over the models of the frame; ``passed`` is ``p_adj < alpha``.
     """
@@ -194,12 +234,15 @@ def maker_rows(frame: Any, alpha: float = ALPHA, facts: dict[str, str] | None = 
         shares, ci = profile(claimed, alpha)
         prompt_col = next((c for c in ("prompt", "template") if c in part.columns), None)
         prompted = prompt_named(claimed, part[prompt_col].to_list()) if prompt_col else None
-        test = foreign_maker_test(claimed, own, prompted)
+        clusters = (part[cluster_column].to_list()
+                    if cluster_column and cluster_column in part.columns and part[cluster_column].null_count() == 0
+                    else None)
+        test = foreign_maker_test(claimed, own, prompted, clusters=clusters)
         rows.append({"model": model, "n": len(claimed), "n_own_voice": sum(m != NO_MAKER for m in claimed),
                      "profile": shares, "profile_ci": ci, "own_makers": sorted(own), "top_foreign": test.top,
                      "share": test.share, "baseline": test.baseline, "p": test.p, "alpha": alpha,
                      "n_foreign": test.n_foreign, "n_prompted": test.n_prompted, "top_count": test.count,
-                     "k_foreign": test.k})
+                     "k_foreign": test.k, "clusters": test.clusters, "top_votes": test.top_votes})
     tested = [i for i, r in enumerate(rows) if r["p"] is not None]
     adjusted = holm([rows[i]["p"] for i in tested]) if tested else []
     for r in rows:
@@ -219,7 +262,9 @@ def maker_sentence(row: dict[str, Any]) -> str:
     if top is None:
         return f"{name}: names no foreign maker in its own voice unprompted ({row.get('n', 0)} answers{echoed})"
     who = MAKER_NAMES.get(top, top)
-    figures = (f"{row['share']:.1%} of answers vs {row['baseline']:.2%} for each other foreign maker, "
+    votes = (f", most-named under {row['top_votes']} of {row['clusters']} templates"
+             if row.get("clusters") else "")
+    figures = (f"{row['share']:.1%} of answers vs {row['baseline']:.2%} for each other foreign maker{votes}, "
                f"p = {row['p']:.2g}, Holm-adjusted {row['p_adj']:.2g}{echoed}")
     if row.get("passed"):
         return f"{name}: claims {who} more often than its baseline of naming other makers ({figures})"
@@ -237,7 +282,7 @@ def maker_table(frames: Sequence[Any], alpha: float = ALPHA, facts: dict[str, st
         return (pl.col(col) if col else pl.lit(None)).cast(pl.String)
 
     parts = [f.select("model", "family", MAKER_COLUMN, text(f, "fact").alias("fact"),
-                      text(f, "prompt", "template").alias("prompt"))
+                      text(f, "prompt", "template").alias("prompt"), text(f, "template").alias("template"))
              for f in frames if f is not None and f.height]
     if not parts:
         return []

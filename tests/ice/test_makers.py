@@ -168,6 +168,46 @@ def test_the_foreign_maker_test_finds_a_planted_maker() -> None:
     assert t.baseline == pytest.approx((t.n_foreign - t.count) / (t.k - 1) / 1000)
 
 
+def _templated(rng: np.random.Generator, templates: int = 20, per: int = 50, rate: float = 0.3,
+               planted: str | None = None) -> tuple[list[str], list[int]]:
+    """Answers whose foreign claims cluster by template: each template has a favourite foreign maker (uniform
+    over the candidates, or ``planted`` for half of the templates) that its answers name at ``rate``."""
+    claimed, clusters = [], []
+    for t in range(templates):
+        fav = planted if planted and t % 2 == 0 else FOREIGN[int(rng.integers(len(FOREIGN)))]
+        claimed += [fav if rng.random() < rate else "alibaba" for _ in range(per)]
+        clusters += [t] * per
+    return claimed, clusters
+
+
+def test_the_template_clustered_test_holds_its_level_where_counting_answers_does_not() -> None:
+    """Null with dependence: within a template the model repeats one foreign maker, but which one is chance.
+    Counting answers as independent rejects almost always; one vote per template keeps the level."""
+    rng = np.random.default_rng(5)
+    answers, clustered = [], []
+    for _ in range(200):
+        claimed, clusters = _templated(rng)
+        answers.append(M.foreign_maker_test(claimed, {"alibaba"}).p < 0.05)
+        t = M.foreign_maker_test(claimed, {"alibaba"}, clusters=clusters)
+        clustered.append(t.p < 0.05)
+        assert t.clusters == 20 and t.n_foreign == sum(c != "alibaba" for c in claimed)
+    assert np.mean(answers) > 0.5
+    assert np.mean(clustered) <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 200)
+
+
+def test_the_template_clustered_test_finds_a_maker_most_templates_share() -> None:
+    rng = np.random.default_rng(6)
+    draws = [_templated(rng, planted="openai") for _ in range(50)]
+    tests = [M.foreign_maker_test(claimed, {"alibaba"}, clusters=clusters) for claimed, clusters in draws]
+    assert np.mean([t.p < 0.05 and t.top == "openai" for t in tests]) >= 0.9
+    frame = pl.DataFrame({"model": "m", "family": "qwen", J.MAKER_COLUMN: ["openai"] * 6 + ["google"] * 2,
+                          "template": [f"template {i}: {{query}}" for i in (1, 2, 3, 4, 5, 6, 7, 7)]})
+    row = M.maker_rows(frame, facts=FACTS)[0]
+    assert row["clusters"] == 7 and row["top_votes"] == 6 and row["top_foreign"] == "openai"
+    assert "most-named under 6 of 7 templates" in M.maker_sentence(row)
+    assert M.maker_rows(frame, facts=FACTS, cluster_column=None)[0]["clusters"] is None
+
+
 def test_claims_of_the_prompts_own_maker_are_left_out_of_the_test() -> None:
     claimed = ["openai"] * 30 + ["google"] * 3 + ["alibaba"] * 10
     prompts = ["You are ChatGPT by OpenAI. {query}"] * 30 + ["Who made you?"] * 13
