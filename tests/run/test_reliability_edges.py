@@ -200,14 +200,14 @@ def fill(disk: Path, leave: int = 0) -> Path:
     filler = disk / "filler"
     st = os.statvfs(disk)
     size = max(st.f_bavail * st.f_frsize - leave, 0)
-    with open(filler, "wb") as fh:
-        try:
+    try:
+        with open(filler, "wb") as fh:
             fh.write(b"\0" * size)
             while not leave:
                 fh.write(b"\0" * 4096)
                 fh.flush()
-        except OSError:
-            pass
+    except OSError:
+        pass  # full
     return filler
 
 
