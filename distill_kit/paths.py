@@ -14,6 +14,7 @@ CONFIG_DIR = PROJECT_ROOT / "configs"
 MODELS_FILE = CONFIG_DIR / "models.yaml"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 RUNS_DIR = PROJECT_ROOT / "runs"
+JUPYTER_DIR = PROJECT_ROOT / "jupyter"  # Jupyter config: settings overrides, offline HTML export
 
 DATA_DIR_ENV = "DISTILL_KIT_DATA_DIR"  # the published-data folder (laid out like ../shared/data)
 CACHE_DIR_ENV = "DISTILL_KIT_CACHE_DIR"  # downloads, unpacked models, embeddings, the default store

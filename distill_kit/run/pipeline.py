@@ -11,9 +11,10 @@ import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from distill_kit.config import ConfigError
 from distill_kit.paths import (
@@ -108,6 +109,8 @@ def render_html(executed: Path, out: Path, hide_code: bool) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from distill_kit.nbexport import static_widgets
+
     nb = static_widgets(nbformat.read(executed, as_version=4))
     exporter = HTMLExporter(template_name="lab")
     if hide_code:
@@ -116,33 +119,6 @@ def render_html(executed: Path, out: Path, hide_code: bool) -> None:
         exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
     atomic_write_text(out, _CDN_SCRIPT.sub("", body))
-
-
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = ('<p class="dk-widget-note"><em>Interactive widget: not part of this static page '
-               '(it needs a running kernel). Open the executed notebook in JupyterLab to use it.</em></p>')
-
-
-def static_widgets(nb: Any) -> Any:
-    """The notebook without widget state, each widget view replaced by its static output or a note.
-
-    Why: with widget state saved, nbconvert adds ``<script src="https://unpkg.com/@jupyter-widgets/
-    html-manager...">`` so a shared page reaches out to a CDN and is incomplete offline. A widget
-    output's own HTML or text fallback (when it is more than the widget's repr) is kept; otherwise
-    the note says where the widget lives.
-    """
-    nb.metadata.pop("widgets", None)
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            data = out.get("data") if out.get("output_type") in ("display_data", "execute_result") else None
-            if not data or WIDGET_MIME not in data:
-                continue
-            data.pop(WIDGET_MIME)
-            plain = str(data.get("text/plain", ""))
-            if "text/html" not in data and (not plain or re.match(r"^[A-Za-z]+\(", plain)):
-                data.pop("text/plain", None)
-                data["text/html"] = WIDGET_NOTE
-    return nb
 
 
 def _cell_error(exc: BaseException) -> str:
@@ -297,18 +273,21 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
         s0 = time.monotonic()
         before = _summary_stamps(run_dir)
         try:
-            pm.execute_notebook(
-                str(plan.source),
-                str(plan.output),
-                parameters=plan.parameters,
-                kernel_name=kernel_name,
-                cwd=str(plan.source.parent),
-                progress_bar=sys.stderr.isatty(),
-                log_output=False,
-                execution_timeout=plan.timeout,
-                # the kernel talks over loopback TCP; its log-level warning about that is noise in a batch run
-                extra_arguments=[f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}", "--IPKernelApp.log_level=ERROR"],
-            )
+            with _ctrl_c_stops_the_kernel_at_once() as kernel_manager:
+                pm.execute_notebook(
+                    str(plan.source),
+                    str(plan.output),
+                    parameters=plan.parameters,
+                    kernel_name=kernel_name,
+                    cwd=str(plan.source.parent),
+                    progress_bar=sys.stderr.isatty(),
+                    log_output=False,
+                    execution_timeout=plan.timeout,
+                    kernel_manager_class=kernel_manager,
+                    # the kernel talks over loopback TCP; its log-level warning about that is noise in a batch run
+                    extra_arguments=[f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}",
+                                     "--IPKernelApp.log_level=ERROR"],
+                )
         except BaseException as exc:
             full = unwritable_step(exc, plan)
             msg = f"{plan.source.name} failed in {_cell_error(exc)}"
@@ -349,6 +328,41 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
     result.report = report if report.is_file() else None
     result.seconds = time.monotonic() - t0
     return result
+
+
+@contextmanager
+def _ctrl_c_stops_the_kernel_at_once() -> Iterator[type]:
+    """A kernel manager class for one step, and Ctrl-C that stops its kernel at once.
+
+    Why: on Ctrl-C nbclient shuts the busy kernel down gracefully; the kernel closes its sockets while the
+    interrupted cell still replies on them, and prints a 20-line ``ZMQError: Socket operation on non-socket``
+    traceback over the runner's one line. After Ctrl-C the kernel is interrupted and then killed instead
+    (the store commits every answer as it lands, so nothing that finished is lost); a step that ends on its
+    own still shuts its kernel down gracefully."""
+    import signal
+    import threading
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class BatchKernelManager(AsyncKernelManager):
+        interrupted = False
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:  # type: ignore[override]
+            await super().shutdown_kernel(now=now or BatchKernelManager.interrupted, restart=restart)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield BatchKernelManager
+        return
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        BatchKernelManager.interrupted = True
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield BatchKernelManager
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 BATCH_KERNEL_SETUP = ["from distill_kit.run.pipeline import batch_kernel_setup as _dk_setup; _dk_setup(); del _dk_setup"]

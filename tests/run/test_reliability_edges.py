@@ -390,3 +390,51 @@ def test_a_step_with_stored_errors_is_run_again_for_those_requests_only(tmp_path
     store_file = next((tmp_path / "runs").glob("retry-*/store.sqlite"))
     with Store(store_file) as store:
         assert store.count(status="ok") == 6 and store.count(status="error") == 0
+
+
+# ------------------------------------------------------------------------------------ Ctrl-C (slow)
+
+SLOW_CELL = """
+import os, time
+open(os.path.join(run_dir, 'started'), 'w').close()
+for i in range(600):
+    print(i, flush=True)
+    time.sleep(0.2)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_step_is_one_line_exit_130_and_the_same_command_resumes(tmp_path: Path) -> None:
+    """SIGINT to the runner's whole process group, as a terminal sends it on Ctrl-C: one line, no kernel
+    traceback (nbclient's graceful shutdown of the busy kernel printed a ZMQError), and the run resumes."""
+    import signal
+    import sys
+
+    nb_dir = tmp_path / "nb"
+    write_notebook(nb_dir / "01-quick.ipynb", COMMON, "print('quick')")
+    write_notebook(nb_dir / "02-slow.ipynb", COMMON, SLOW_CELL)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: ctrlc\nsteps:\n  - notebook: '01'\n  - notebook: '02'\n")
+    runs = tmp_path / "runs"
+    argv = [sys.executable, "-m", "distill_kit", "run", str(cfg), "--runs-dir", str(runs), "--notebooks-dir", str(nb_dir)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs.glob("*/started")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the slow step never started"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out and "ZMQError" not in out and "[IPKernelApp]" not in out, out[-3000:]
+    assert out.strip().splitlines()[-1] == "interrupted; run the same command again to resume"
+    write_notebook(nb_dir / "02-slow.ipynb", COMMON, "print('now quick')")
+    again = run_cli("run", str(cfg), "--runs-dir", str(runs), "--notebooks-dir", str(nb_dir))
+    assert again.returncode == 0, again.stderr
+    assert "01-quick: done earlier, skipped" in again.stderr and "02-slow: ok" in again.stderr
