@@ -280,7 +280,12 @@ class Store:
         reserve = self.path.with_name(self.path.name + "-reserve")
         try:
             with open(reserve, "wb") as fh:
-                os.posix_fallocate(fh.fileno(), 0, RESERVE_BYTES)
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fh.fileno(), 0, RESERVE_BYTES)
+                else:  # macOS: real blocks, written (a sparse file would reserve nothing)
+                    fh.write(b"\0" * RESERVE_BYTES)
+                    fh.flush()
+                    os.fsync(fh.fileno())
         except OSError as exc:
             reserve.unlink(missing_ok=True)
             raise StoreFull(self.path, exc) from None
