@@ -63,7 +63,7 @@ def enable_offline_charts(alt: Any) -> bool:
             drawn = static(spec)
             bundle.update({k: v for k, v in (drawn[0] if isinstance(drawn, tuple) else drawn).items()
                            if k.startswith("image/")})
-        except Exception:  # noqa: BLE001 - the fallback is for exports; the widget is the chart
+        except Exception:  # noqa: BLE001, S110 - the fallback is for exports; the widget is the chart
             pass
         return bundle, meta
 

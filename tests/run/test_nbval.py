@@ -51,7 +51,7 @@ def test_nbval_lax_passes_on_01_03_06_with_small_parameters(tmp_path: Path, data
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"),
          "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=600", f"--nbval-sanitize-with={SANITIZE}",
          *copies],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+        cwd=tmp_path, capture_output=True, text=True, timeout=1500, check=False,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)})
     tail = out.stdout[-4000:] + out.stderr[-2000:]
     assert out.returncode == 0, tail
