@@ -13,7 +13,13 @@ endif
 
 .PHONY: setup demo test check docs browser bench clean lab
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(VENV)/etc/jupyter/jupyter_config.py
+
+# the project's Jupyter config (jupyter/) for every Jupyter app of the venv: `jupyter nbconvert --to html` and
+# JupyterLab's HTML export open offline; JupyterLab asks nothing about news (distill-kit lab also sets it)
+$(VENV)/etc/jupyter/jupyter_config.py: $(VENV)/.installed $(shell find jupyter -type f)
+	mkdir -p $(VENV)/etc/jupyter
+	cp -R jupyter/. $(VENV)/etc/jupyter/
 
 $(VENV)/.installed: pyproject.toml constraints.txt scripts/build_llama_wheel.sh
 	$(PYTHON) -m venv $(VENV)

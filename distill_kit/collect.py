@@ -27,7 +27,7 @@ from distill_kit.providers import (
 )
 from distill_kit.providers.base import short_error, within
 from distill_kit.redact import redact, secret_values
-from distill_kit.store import Record, Store, request_key
+from distill_kit.store import Record, Store, StoreFull, request_key
 
 
 @dataclass
@@ -114,6 +114,23 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         if key not in results and key not in pending:
             pending[key] = req
     budget = _budget_hook() if pending else None
+    if pending:
+        store.hold_reserve()  # room for the answers about to be paid for, even if the disk fills meanwhile
+    try:
+        await _send(model, pending, store, results, budget, progress, desc, seed)
+    finally:
+        store.release_reserve()
+    if budget is not None and any(k not in results for k in keys):
+        raise budget.exceeded()
+    # the caller's meta, not whatever was stored with the first request of that key (a duplicate in
+    # this batch, or an earlier run with other probe ids/tags): callers build their tables from it
+    return [replace(results[k], meta=r.meta) for k, r in zip(keys, requests)]
+
+
+async def _send(model: ModelConfig, pending: dict[str, ChatRequest], store: Store, results: dict[str, Result],
+                budget: Any, progress: bool, desc: str | None, seed: int) -> None:
+    """Send ``pending`` (batch API, then one request each), storing each answer as it lands into
+    ``results``; raises StoreFull once the store's disk is full, after every answer that arrived is kept."""
     if pending and _batch_hook(model):
         from distill_kit.providers.batch import collect_batch
 
@@ -141,6 +158,8 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
             while queue:
                 if budget is not None and budget.exhausted:
                     return  # the spending cap was reached: leave the rest unsent (see spend.Budget)
+                if writer.stopped:
+                    return  # the disk is full: send nothing more that could not be stored
                 key, req = queue.popleft()
                 completion, error, attempts, latency = await _call_with_retries(provider, model, req, rng)
                 landed(key, req, completion, error, attempts, latency)
@@ -177,11 +196,7 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
             writer.flush()
             bar.close()
             await provider.aclose()
-    if budget is not None and any(k not in results for k in keys):
-        raise budget.exceeded()
-    # the caller's meta, not whatever was stored with the first request of that key (a duplicate in
-    # this batch, or an earlier run with other probe ids/tags): callers build their tables from it
-    return [replace(results[k], meta=r.meta) for k, r in zip(keys, requests)]
+        writer.raise_if_stopped()
 
 
 class _TurnWriter:
@@ -191,6 +206,12 @@ class _TurnWriter:
 
     def __init__(self, store: Store) -> None:
         self.store, self.queue, self.scheduled = store, [], False
+        self.error: StoreFull | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """The disk filled up: the workers send nothing more (answers in flight are still written)."""
+        return self.error is not None or self.store.full
 
     def put(self, record: Record) -> None:
         self.queue.append(record)
@@ -199,9 +220,24 @@ class _TurnWriter:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
+        """Commit what is queued. A full disk does not raise here (a ``call_soon`` callback's exception
+        would only be logged, and collection would go on): the answers stay queued, the workers stop, and
+        :meth:`raise_if_stopped` ends the collection with one line."""
         self.scheduled = False
         batch, self.queue = self.queue, []
-        self.store.put_many(batch)
+        try:
+            self.store.put_many(batch)
+        except StoreFull as exc:
+            self.error = exc
+            self.queue = batch + self.queue
+
+    def raise_if_stopped(self) -> None:
+        if self.queue:
+            self.flush()
+        if self.error is not None:
+            raise StoreFull(self.store.path, self.error, unsaved=len(self.queue))
+        if self.store.full:
+            raise StoreFull(self.store.path)
 
 
 def _budget_hook() -> Any:

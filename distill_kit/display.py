@@ -21,6 +21,7 @@ import sys
 from typing import Any, Callable
 
 OFFLINE_RENDERER = "jupyter"
+OFFLINE_WITH_STATIC = "distill_kit_offline"  # OFFLINE_RENDERER plus a static SVG in the same output
 BATCH_ROLE = "svg"  # the role of pipeline.batch_kernel_setup's import hook
 
 
@@ -47,7 +48,27 @@ def enable_offline_charts(alt: Any) -> bool:
     if importlib.util.find_spec("anywidget") is None:  # without anywidget the only offline choice is static
         alt.renderers.enable("svg")
         return True
+    alt.renderers.enable("svg")
+    static = alt.renderers.get()
     alt.renderers.enable(OFFLINE_RENDERER, offline=True)
+    interactive = alt.renderers.get()
+
+    def with_static(spec: dict, **metadata: Any) -> Any:
+        """The JupyterChart widget, and its SVG in the same output: JupyterLab shows the widget, an
+        exported page (which keeps no widget) the SVG (``nbexport``)."""
+        shown = interactive(spec, **metadata)
+        bundle, meta = shown if isinstance(shown, tuple) else (shown, {})
+        bundle = dict(bundle)
+        try:
+            drawn = static(spec)
+            bundle.update({k: v for k, v in (drawn[0] if isinstance(drawn, tuple) else drawn).items()
+                           if k.startswith("image/")})
+        except Exception:  # noqa: BLE001, S110 - the fallback is for exports; the widget is the chart
+            pass
+        return bundle, meta
+
+    alt.renderers.register(OFFLINE_WITH_STATIC, with_static)
+    alt.renderers.enable(OFFLINE_WITH_STATIC)
     return True
 
 

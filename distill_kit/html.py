@@ -297,8 +297,14 @@ def write_page(page: Page, path: str | Path, static_formats: Sequence[str] = ("s
             if static_formats:
                 export_static(fig.chart, fig_dir / fig.name, static_formats)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_page(page, "figures" if static_formats else None), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(render_page(page, "figures" if static_formats else None), encoding="utf-8")
+        tmp.replace(path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)  # a full disk leaves neither half a page nor a stale report.tmp
+        if isinstance(exc, OSError) and not exc.filename:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     return path
 
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from errno import EACCES, EDQUOT, ENOSPC, EPERM, EROFS
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import polars as pl
 
 from distill_kit.config import ConfigError
-from distill_kit.paths import default_store_path
+from distill_kit.paths import SQLITE_NO_SPACE, SQLITE_READ_ONLY, default_store_path, unwritable_line
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -192,15 +194,73 @@ def check_store(path: str | Path, thorough: bool = True) -> None:
         conn.close()
 
 
+class StoreFull(OSError):
+    """The store's folder cannot take another answer (full, or read-only). Its text names the folder and
+    says what to do (free space, run again); every answer already written stays, and collection stops at
+    once instead of sending requests whose answers could not be kept."""
+
+    def __init__(self, path: Path, exc: BaseException | None = None, unsaved: int = 0):
+        errno = getattr(exc, "errno", None) or ENOSPC
+        text = str(exc or "")
+        if isinstance(exc, sqlite3.Error) and any(s in text.lower() for s in SQLITE_READ_ONLY):
+            errno = EROFS
+        line = unwritable_line(errno, path, text) or f"response store {path} cannot be written ({text})"
+        lost = f"; {unsaved} answer(s) that arrived could not be stored and will be asked again" if unsaved else ""
+        super().__init__(errno, line + lost, str(path))
+
+    def __str__(self) -> str:
+        # "[Errno 28] <line>: '<store path>'": the runner finds the errno and the path in the kernel's text
+        return f"[Errno {self.errno}] {self.strerror}: '{self.filename}'"
+
+
+RESERVE_BYTES = 4 << 20
+"""Space set aside next to a store while answers arrive (``<store>-reserve``): when the disk fills up,
+it is given back to SQLite so the answers already paid for and in flight are still written."""
+
+
+def _unwritable(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (ENOSPC, EDQUOT, EROFS, EACCES, EPERM)
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and any(s in text for s in SQLITE_NO_SPACE + SQLITE_READ_ONLY)
+
+
+def stored_errors_since(path: str | Path, since: float) -> int:
+    """How many requests in the store at ``path`` were written as errors at or after ``since`` (epoch
+    seconds); 0 when there is no store. Read-only: the runner asks this after each step, and a step that
+    stored errors is run again by the next run, which sends only those requests."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            row = conn.execute("SELECT COUNT(*) FROM responses WHERE status = 'error' AND updated_at >= ?",
+                               [since]).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+    return int(row[0])
+
+
 class Store:
     """One SQLite file; safe to share between the event loop and worker threads of one process."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.reserve: Path | None = None  # set while collect holds space for arriving answers
+        self.full = False  # a write needed the reserve: stop sending, keep what arrives
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreFull(self.path, exc) from None
         check_store(self.path, thorough=False)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreFull(self.path, exc) from None
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -208,7 +268,33 @@ class Store:
             self._move_old_fuzz_rows()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
+            if _unwritable(exc):
+                raise StoreFull(self.path, exc) from None
             raise StoreError(f"response store {self.path} cannot be used ({exc}); move it aside and run again") from None
+
+    def hold_reserve(self) -> None:
+        """Set :data:`RESERVE_BYTES` aside next to the store before requests go out (StoreFull if the disk
+        cannot spare it: then nothing is sent that could not be stored)."""
+        if self.reserve is not None:
+            return
+        reserve = self.path.with_name(self.path.name + "-reserve")
+        try:
+            with open(reserve, "wb") as fh:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fh.fileno(), 0, RESERVE_BYTES)
+                else:  # macOS: real blocks, written (a sparse file would reserve nothing)
+                    fh.write(b"\0" * RESERVE_BYTES)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            reserve.unlink(missing_ok=True)
+            raise StoreFull(self.path, exc) from None
+        self.reserve, self.full = reserve, False
+
+    def release_reserve(self) -> None:
+        if self.reserve is not None:
+            self.reserve.unlink(missing_ok=True)
+            self.reserve = None
 
     def _move_old_fuzz_rows(self) -> None:
         if not self._conn.execute("SELECT 1 FROM responses WHERE provider = 'fuzz' LIMIT 1").fetchone():
@@ -225,6 +311,7 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        self.release_reserve()
 
     def __enter__(self) -> "Store":
         return self
@@ -273,6 +360,23 @@ class Store:
                "usage_out=responses.usage_out + excluded.usage_out, cost=responses.cost + excluded.cost, "
                "latency=excluded.latency, meta=excluded.meta, updated_at=excluded.updated_at "
                "WHERE responses.status != 'ok'")
+        try:
+            self._write(sql, rows)
+        except (sqlite3.OperationalError, OSError) as exc:
+            if not _unwritable(exc):
+                raise
+            if self.reserve is None:
+                raise StoreFull(self.path, exc) from None
+            # the disk is full: give SQLite the reserved space so these answers (and those still in flight)
+            # are kept, and tell collect to stop sending
+            self.release_reserve()
+            self.full = True
+            try:
+                self._write(sql, rows)
+            except (sqlite3.OperationalError, OSError) as again:
+                raise StoreFull(self.path, again) from None
+
+    def _write(self, sql: str, rows: list[tuple]) -> None:
         with self._lock:
             if len(rows) == 1:
                 self._conn.execute(sql, rows[0])
@@ -280,10 +384,11 @@ class Store:
             self._conn.execute("BEGIN")
             try:
                 self._conn.executemany(sql, rows)
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves the transaction open
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def count(self, model: str | None = None, status: str | None = None) -> int:
         sql, args = "SELECT COUNT(*) FROM responses WHERE 1=1", []

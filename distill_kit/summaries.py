@@ -448,19 +448,28 @@ def _file_mode() -> int:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file + rename so a killed run never leaves half a JSON file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _file_mode())  # mkstemp makes 0600 files; outputs are meant to be shared
+    """Write via a temp file + rename so a killed run never leaves half a JSON file.
+
+    A full or read-only disk raises ``OSError`` naming ``path`` (a failed ``write`` names no file, and the
+    runner turns the error into one line naming the folder); the temp file is removed, the old file kept."""
+    path = Path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
+        os.chmod(tmp, _file_mode())  # mkstemp makes 0600 files; outputs are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

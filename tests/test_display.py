@@ -42,8 +42,8 @@ def test_interactive_kernel_renders_offline(first: str) -> None:
             "b = c._repr_mimebundle_()\nb = b[0] if isinstance(b, tuple) else b\n"
             "print(sorted(b))\nprint(alt.JupyterChart._is_offline, 'cdn.jsdelivr' in alt.JupyterChart._esm)\n")
     out = kernel_output(code, batch=False).split("\n")
-    assert out[0] == "jupyter {'offline': True}"
-    assert "application/vnd.jupyter.widget-view+json" in out[1]
+    assert out[0].split()[0] == "distill_kit_offline"  # the offline JupyterChart plus a static SVG
+    assert "application/vnd.jupyter.widget-view+json" in out[1] and "image/svg+xml" in out[1]  # an export shows the SVG
     assert out[2] == "True False"  # the bundled JavaScript, not a CDN import
 
 

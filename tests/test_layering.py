@@ -19,7 +19,7 @@ SOURCE = Path(__file__).resolve().parents[1] / PACKAGE
 # lowest first; a module may import its own layer and the layers below it
 LAYERS: list[set[str]] = [
     {"paths"},
-    {"config", "cache", "redact", "processes", "stats", "executor", "display", "charts", "html"},
+    {"config", "cache", "redact", "processes", "stats", "executor", "display", "charts", "html", "nbexport"},
     {"datasets", "datafetch", "models", "store", "collect", "ratelimit", "spend", "providers", "text"},
     {"ice", "rse"},
     {"lineage"},

@@ -137,9 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except pipeline.Unwritable as exc:  # names the folder and says what to do: one line is the whole story
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except pipeline.StepFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("finished steps are kept; fix the problem and run the same command again to resume", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the runner's own writes: a full disk, a read-only run or cache folder
+        from distill_kit.paths import oserror_line
+
+        print(f"error: {oserror_line(exc) or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)

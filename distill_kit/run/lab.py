@@ -1,7 +1,9 @@
 """`distill-kit lab` (and `make lab`): JupyterLab on the notebooks, on loopback, with a fresh token.
 
 The kernels import this checkout (PYTHONPATH) and inherit ``DISTILL_KIT_DATA_DIR``, so a notebook opened here
-reads the same data as ``distill-kit run``. Charts render offline in it (``distill_kit.display``).
+reads the same data as ``distill-kit run``. Charts render offline in it (``distill_kit.display``). Nothing is
+fetched from outside the machine: the project's Jupyter config folder (``jupyter/``: settings overrides that turn
+off the news prompt and update check, and an HTML export that opens offline) is put on ``JUPYTER_CONFIG_PATH``.
 """
 
 from __future__ import annotations
@@ -45,13 +47,16 @@ def free_port(start: int = DEFAULT_PORT, tries: int = 50) -> int:
 def lab_command(notebooks_dir: Path, port: int | None = None, token: str | None = None,
                 extra: list[str] | None = None) -> LabCommand:
     """The JupyterLab command line: loopback only, fixed port (no silent retry, so the URL printed is right)."""
-    from distill_kit.paths import PROJECT_ROOT
+    from distill_kit.paths import JUPYTER_DIR, PROJECT_ROOT
 
     port = free_port() if port is None else port
     token = token or secrets.token_hex(24)
     argv = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.ip={HOST}",
             f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={notebooks_dir}"]
+            f"--ServerApp.root_dir={notebooks_dir}",
+            # nothing fetched from outside the machine: no news feed, no update check (the settings
+            # overrides in jupyter/labconfig also turn off the prompt asking about them)
+            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers run as root; JupyterLab refuses without this
         argv.append("--allow-root")
     argv += list(extra or [])
@@ -59,6 +64,9 @@ def lab_command(notebooks_dir: Path, port: int | None = None, token: str | None 
     parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(PROJECT_ROOT) not in parts:
         env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *parts])
+    configs = [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+    if str(JUPYTER_DIR) not in configs:  # settings overrides and the offline HTML export (jupyter/)
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(JUPYTER_DIR), *configs])
     return LabCommand(argv, env, f"http://{HOST}:{port}/lab?token={token}", port, token)
 
 

@@ -11,9 +11,10 @@ import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from distill_kit.config import ConfigError
 from distill_kit.paths import (
@@ -24,6 +25,8 @@ from distill_kit.paths import (
     RUNS_DIR,
     STATE_FILE,
     SUMMARY_DIR,
+    oserror_line,
+    unwritable_line,
 )
 from distill_kit.redact import secret_values
 from distill_kit.run.plan import RunConfig, StepPlan, one_line, plan_run
@@ -41,6 +44,11 @@ from distill_kit.summaries import atomic_write_text, finished_payloads, read_sta
 
 class StepFailed(RuntimeError):
     """A notebook raised: the message is one line naming the notebook, the cell and the error."""
+
+
+class Unwritable(StepFailed):
+    """A step stopped because a folder it writes is full or read-only: the message is the whole story
+    (which folder, what to do); finished steps and stored answers are kept, so the same command resumes."""
 
 
 @dataclass
@@ -101,6 +109,8 @@ def render_html(executed: Path, out: Path, hide_code: bool) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from distill_kit.nbexport import static_widgets
+
     nb = static_widgets(nbformat.read(executed, as_version=4))
     exporter = HTMLExporter(template_name="lab")
     if hide_code:
@@ -109,33 +119,6 @@ def render_html(executed: Path, out: Path, hide_code: bool) -> None:
         exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
     atomic_write_text(out, _CDN_SCRIPT.sub("", body))
-
-
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = ('<p class="dk-widget-note"><em>Interactive widget: not part of this static page '
-               '(it needs a running kernel). Open the executed notebook in JupyterLab to use it.</em></p>')
-
-
-def static_widgets(nb: Any) -> Any:
-    """The notebook without widget state, each widget view replaced by its static output or a note.
-
-    Why: with widget state saved, nbconvert adds ``<script src="https://unpkg.com/@jupyter-widgets/
-    html-manager...">`` so a shared page reaches out to a CDN and is incomplete offline. A widget
-    output's own HTML or text fallback (when it is more than the widget's repr) is kept; otherwise
-    the note says where the widget lives.
-    """
-    nb.metadata.pop("widgets", None)
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            data = out.get("data") if out.get("output_type") in ("display_data", "execute_result") else None
-            if not data or WIDGET_MIME not in data:
-                continue
-            data.pop(WIDGET_MIME)
-            plain = str(data.get("text/plain", ""))
-            if "text/html" not in data and (not plain or re.match(r"^[A-Za-z]+\(", plain)):
-                data.pop("text/plain", None)
-                data["text/html"] = WIDGET_NOTE
-    return nb
 
 
 def _cell_error(exc: BaseException) -> str:
@@ -168,6 +151,33 @@ def merge_summaries(run_dir: Path, cfg: RunConfig, extra: dict | None = None) ->
 
 def _default_log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _quiet(msg: str) -> None:
+    """The log while a full disk stops a step: its one line says it all; warnings about outputs that
+    could not be rendered onto the same disk would only bury it."""
+
+
+_ERRNO_PATH = re.compile(r"\[Errno (\d+)\][^']*'([^']+)'")
+
+
+def unwritable_step(exc: BaseException, plan: StepPlan) -> str | None:
+    """The one line for a step stopped by a full or read-only folder, or None for any other failure.
+
+    The error comes from the runner itself (papermill writing the executed notebook: an ``OSError``) or
+    from the kernel (a cell's ``OSError``, or SQLite's "database or disk is full" from the store, known
+    here only by its name and text)."""
+    if isinstance(exc, OSError):
+        return oserror_line(exc, plan.output)
+    ename, evalue = getattr(exc, "ename", None), str(getattr(exc, "evalue", "") or "")
+    if not ename:
+        return None
+    found = _ERRNO_PATH.search(evalue)
+    if found:
+        return unwritable_line(int(found.group(1)), found.group(2), evalue)
+    if ename in ("OperationalError", "StoreFull"):
+        return unwritable_line(None, plan.store, evalue)
+    return None
 
 
 def run_pipeline(
@@ -203,10 +213,13 @@ def run_pipeline(
     check_store(run_dir / "store.sqlite")  # a damaged store: one line now, not a DatabaseError in step 02
     with estimate.run_environment(cfg):
         plans = plan_run(cfg, runs_dir, notebooks_dir)
-        estimate.preflight(cfg, runs_dir, notebooks_dir, max_cost, log)
+    # the lock before the estimate: a second runner of this config says one line, not a table computed
+    # from the store the first one is writing
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = lock_run(run_dir)
     try:
+        with estimate.run_environment(cfg):
+            estimate.preflight(cfg, runs_dir, notebooks_dir, max_cost, log)
         with estimate.run_environment(cfg, run_dir, max_cost):
             return _run_locked(cfg, plans, run_dir, force, log, kernel_name, t0, pm)
     finally:
@@ -229,6 +242,7 @@ def lock_run(run_dir: Path) -> Any:
 def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: bool, log: Callable[[str], None],
                 kernel_name: str, t0: float, pm: Any) -> RunResult:
     from distill_kit.redact import redact_value
+    from distill_kit.store import stored_errors_since
 
     secrets = secret_values()
     atomic_write_text(run_dir / "config.json",
@@ -241,47 +255,70 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
         fp = plan.fingerprint()
         prev = state["steps"].get(plan.name, {})
         done = prev.get("status") == "ok" and prev.get("fingerprint") == fp and plan.output.is_file()
-        if done and not rerun_rest:
+        retry = done and bool(prev.get("stored_errors"))
+        if done and not retry and not rerun_rest:
             log(f"[{i}/{len(plans)}] {plan.name}: done earlier, skipped")
             result.skipped.append(plan.name)
             continue
         rerun_rest = True
-        log(f"[{i}/{len(plans)}] {plan.name}: running")
-        state["steps"][plan.name] = {"status": "running", "fingerprint": fp, "started": time.time()}
+        if retry:
+            log(f"[{i}/{len(plans)}] {plan.name}: running again to retry its {prev['stored_errors']} stored error(s) "
+                "(stored answers are reused, not sent again)")
+        else:
+            log(f"[{i}/{len(plans)}] {plan.name}: running")
+        started = time.time()
+        state["steps"][plan.name] = {"status": "running", "fingerprint": fp, "started": started}
         _write_state(run_dir, state)
         plan.output.parent.mkdir(parents=True, exist_ok=True)
         s0 = time.monotonic()
         before = _summary_stamps(run_dir)
         try:
-            pm.execute_notebook(
-                str(plan.source),
-                str(plan.output),
-                parameters=plan.parameters,
-                kernel_name=kernel_name,
-                cwd=str(plan.source.parent),
-                progress_bar=sys.stderr.isatty(),
-                log_output=False,
-                execution_timeout=plan.timeout,
-                # the kernel talks over loopback TCP; its log-level warning about that is noise in a batch run
-                extra_arguments=[f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}", "--IPKernelApp.log_level=ERROR"],
-            )
+            with _ctrl_c_stops_the_kernel_at_once() as kernel_manager:
+                pm.execute_notebook(
+                    str(plan.source),
+                    str(plan.output),
+                    parameters=plan.parameters,
+                    kernel_name=kernel_name,
+                    cwd=str(plan.source.parent),
+                    progress_bar=sys.stderr.isatty(),
+                    log_output=False,
+                    execution_timeout=plan.timeout,
+                    kernel_manager_class=kernel_manager,
+                    # the kernel talks over loopback TCP; its log-level warning about that is noise in a batch run
+                    extra_arguments=[f"--InteractiveShellApp.exec_lines={BATCH_KERNEL_SETUP!r}",
+                                     "--IPKernelApp.log_level=ERROR"],
+                )
         except BaseException as exc:
+            full = unwritable_step(exc, plan)
             msg = f"{plan.source.name} failed in {_cell_error(exc)}"
             for s in secrets:
                 msg = msg.replace(s, "[REDACTED]")
-            state["steps"][plan.name] = {"status": "failed", "fingerprint": fp, "error": msg}
-            _write_state(run_dir, state)
-            _finish_outputs(plan, secrets, hide_code=False, log=log)
-            merge_summaries(run_dir, cfg, {"failed": msg})
-            redact_run_outputs(run_dir, secrets)
+            state["steps"][plan.name] = {"status": "failed", "fingerprint": fp, "error": full or msg}
+            try:
+                _write_state(run_dir, state)
+                _finish_outputs(plan, secrets, hide_code=False, log=log if full is None else _quiet)
+                merge_summaries(run_dir, cfg, {"failed": full or msg})
+                redact_run_outputs(run_dir, secrets)
+            except OSError:
+                if full is None and not isinstance(exc, KeyboardInterrupt):
+                    raise
+                # the disk that stopped the step also refuses the bookkeeping: state.json still holds the
+                # last good state (atomic writes), so the same command resumes; the user gets one line
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            if full is not None:
+                raise Unwritable(f"{plan.name} stopped: {full}") from None
             raise StepFailed(msg) from None
         secs = time.monotonic() - s0
         _finish_outputs(plan, secrets, hide_code=plan.name.startswith(REPORT_STEP_PREFIX), log=log)
         after = _summary_stamps(run_dir)
         written = sorted(k for k, v in after.items() if before.get(k) != v)
         state["steps"][plan.name] = {"status": "ok", "fingerprint": fp, "seconds": round(secs, 1), "summaries": written}
+        errors = stored_errors_since(plan.store, started)
+        if errors:
+            state["steps"][plan.name]["stored_errors"] = errors
+            log(f"[{i}/{len(plans)}] {plan.name}: {errors} request(s) failed and are stored as errors; "
+                "the next run of this command retries them")
         _write_state(run_dir, state)
         result.ran.append(plan.name)
         log(f"[{i}/{len(plans)}] {plan.name}: ok ({secs:.1f}s)")
@@ -291,6 +328,41 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
     result.report = report if report.is_file() else None
     result.seconds = time.monotonic() - t0
     return result
+
+
+@contextmanager
+def _ctrl_c_stops_the_kernel_at_once() -> Iterator[type]:
+    """A kernel manager class for one step, and Ctrl-C that stops its kernel at once.
+
+    Why: on Ctrl-C nbclient shuts the busy kernel down gracefully; the kernel closes its sockets while the
+    interrupted cell still replies on them, and prints a 20-line ``ZMQError: Socket operation on non-socket``
+    traceback over the runner's one line. After Ctrl-C the kernel is interrupted and then killed instead
+    (the store commits every answer as it lands, so nothing that finished is lost); a step that ends on its
+    own still shuts its kernel down gracefully."""
+    import signal
+    import threading
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class BatchKernelManager(AsyncKernelManager):
+        interrupted = False
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:  # type: ignore[override]
+            await super().shutdown_kernel(now=now or BatchKernelManager.interrupted, restart=restart)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield BatchKernelManager
+        return
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        BatchKernelManager.interrupted = True
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield BatchKernelManager
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 BATCH_KERNEL_SETUP = ["from distill_kit.run.pipeline import batch_kernel_setup as _dk_setup; _dk_setup(); del _dk_setup"]

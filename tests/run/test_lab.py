@@ -13,7 +13,6 @@ A screenshot per notebook goes to tests/artifacts/.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import secrets
@@ -110,15 +109,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[La
         nb = parameterize_notebook(load_notebook_node(str(src)), params)
         nbformat.write(nb, serve / src.name)
     jupyter = work / "jupyter"
-    news = jupyter / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    news.parent.mkdir(parents=True)
-    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))  # no news pop-up over screenshots
     token = secrets.token_hex(16)
     port = free_port(0)
+    # settings as `distill-kit lab` ships them (news prompt and update check off: lab_command), in fresh folders
     cmd = lab_command(serve, port, token, extra=[
         "--LabApp.expose_app_in_browser=True",  # read kernel state and cell outputs from the page
         f"--LabApp.user_settings_dir={jupyter / 'settings'}", f"--LabApp.workspaces_dir={jupyter / 'workspaces'}",
-        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--ServerApp.shutdown_no_activity_timeout=1800",  # bounded even if this process dies without cleanup
     ])
     env = {**cmd.env, "JUPYTER_CONFIG_DIR": str(jupyter / "config"), "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
@@ -133,7 +129,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[La
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.on("request", lambda r: requests.append(r.url))
+                page.context.on("request", lambda r: requests.append(r.url))  # pages it opens count too
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 yield Lab(work, port, token, page, requests, errors)
             finally:
@@ -282,6 +278,90 @@ def hover_tooltip(lab: Lab, out: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------ the tests
+
+NEWS_PROMPT = "Would you like to get notified about official Jupyter news?"
+
+
+def test_00_no_news_prompt_and_nothing_fetched_from_outside(lab: Lab) -> None:
+    """JupyterLab as `distill-kit lab` starts it asks nothing about news (its "Yes" fetches a feed from the
+    internet) and checks for no update: the shipped settings overrides set both off."""
+    page = lab.page
+    page.goto(f"http://127.0.0.1:{lab.port}/lab/workspaces/news?reset&token={lab.token}")
+    page.wait_for_function("() => !!window.jupyterapp && window.jupyterapp.shell.node.isConnected", timeout=90_000)
+    page.wait_for_selector(".jp-LabShell", timeout=90_000)
+    time.sleep(6)  # the prompt is a notification raised once the app is restored
+    toasts = page.locator(".Toastify__toast").all_inner_texts()
+    assert not any(NEWS_PROMPT in t for t in toasts), toasts
+    api = f"http://127.0.0.1:{lab.port}/lab/api"
+    schema = page.context.request.get(f"{api}/settings/@jupyterlab/apputils-extension:notification"
+                                      f"?token={lab.token}").json()["schema"]["properties"]
+    defaults = {k: schema[k]["default"] for k in ("fetchNews", "checkForUpdates")}  # overrides land here
+    assert defaults == {"fetchNews": "false", "checkForUpdates": False}, defaults
+    assert page.context.request.get(f"{api}/news?token={lab.token}").json().get("news") == []  # no feed asked for
+    assert not lab.external_requests(), lab.external_requests()[:5]
+
+
+def export_html(lab: Lab, num: str) -> str:
+    """The notebook saved and exported to HTML by JupyterLab's own export call; the exported page's text.
+
+    File > Save and Export Notebook As > HTML saves the notebook and calls the service manager's
+    ``nbconvert.exportAs``, which opens the server's ``/nbconvert/html/<path>?download=true`` in a new tab.
+    The test saves, makes that same call, reads the URL the tab was opened on, and fetches it with the same
+    server and token: the bytes a user's download holds, made by the server's nbconvert with the
+    project's Jupyter config. (Clicking the menu item itself opened no tab in headless Chromium here.)"""
+    page = lab.page
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=60_000)
+    url = page.evaluate("""async () => {
+        const opened = []; const open = window.open;
+        window.open = (u, ...rest) => { opened.push(String(u)); return null; };
+        try {
+            const path = window.jupyterapp.shell.currentWidget.context.path;
+            await window.jupyterapp.serviceManager.nbconvert.exportAs(
+                {format: 'html', path, exporterOptions: {download: true}});
+        } finally { window.open = open; }
+        return opened[0] || null; }""")
+    assert url and "/nbconvert/html/" in url and notebook_path(num).name in url, url
+    url = url if url.startswith("http") else f"http://127.0.0.1:{lab.port}{url}"
+    reply = page.context.request.get(f"{url}&token={lab.token}", timeout=300_000)
+    assert reply.ok, reply.status
+    return reply.text()
+
+
+def test_03_export_to_html_opens_offline(lab: Lab, tmp_path: Path) -> None:
+    """The everyday way to share a notebook (Lab's HTML export) gives a page that is whole offline: no script
+    from a CDN (require.js, MathJax, the unpkg widget manager), each chart as its static SVG, each widget as
+    its static HTML. Opened in a browser with every http(s) request blocked, nothing is asked for."""
+    cells = open_and_run_all(lab, "03")
+    check_notebook(lab, "03", cells, min_charts=2, widget_cells=1)
+    text = export_html(lab, "03")
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', text)
+    assert not scripts, scripts
+    for cdn in ("cdnjs.cloudflare.com", "unpkg.com", "cdn.jsdelivr.net"):
+        assert cdn not in text, cdn
+    assert "application/vnd.jupyter.widget-state+json" not in text
+    assert text.count("data:image/svg+xml") >= 2 or text.count("<svg") >= 2, "charts carry no static fallback"
+    page_path = tmp_path / "03-identity-scores.html"
+    page_path.write_text(text, encoding="utf-8")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    blocked: list[str] = []
+    errors: list[str] = []
+    offline = lab.page.context.browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = offline.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.route("http*://**/*", lambda route: (blocked.append(route.request.url), route.abort()))  # offline
+        page.goto(page_path.resolve().as_uri())
+        page.wait_for_load_state("load")
+        images = page.evaluate("() => Array.from(document.images).filter(i => i.src.startsWith('data:image/svg')"
+                               " && i.complete && i.naturalWidth > 0).length")
+        page.screenshot(path=str(ARTIFACTS / "lab-03-export.png"))
+    finally:
+        offline.close()
+    assert not blocked, blocked[:5]
+    assert not errors, errors[:5]
+    assert images >= 2, f"{images} charts drew offline"
+
 
 def test_01_probe_editor_by_clicks_and_typing(lab: Lab) -> None:
     cells = open_and_run_all(lab, "01")

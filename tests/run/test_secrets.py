@@ -16,7 +16,7 @@ import sys
 import nbformat
 import pytest
 
-from distill_kit import redact
+from distill_kit import nbexport, redact
 from distill_kit.paths import PROJECT_ROOT
 from distill_kit.run import pipeline
 from distill_kit.run.plan import load_run_config
@@ -97,7 +97,7 @@ def test_rendered_pages_load_nothing_remote(leaky_run):
         text = page.read_text(encoding="utf-8")
         assert "unpkg.com" not in text and not remote.search(text), page.name
     widget_page = (run_dir / "html" / "02-collect.html").read_text(encoding="utf-8")
-    assert widget_page.count(pipeline.WIDGET_NOTE) == 2  # each widget says where it lives instead
+    assert widget_page.count(nbexport.WIDGET_NOTE) == 2  # each widget says where it lives instead
     assert "application/vnd.jupyter.widget-state+json" not in widget_page
 
 
@@ -117,7 +117,7 @@ def test_configured_key_variables_are_redacted_whatever_their_name(tmp_path, mon
 def test_static_widgets_keeps_real_html_and_notes_the_rest():
     nb = nbformat.v4.new_notebook()
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
-    mime = pipeline.WIDGET_MIME
+    mime = nbexport.WIDGET_MIME
     cell = nbformat.v4.new_code_cell("")
     cell.outputs = [
         nbformat.v4.new_output("display_data", data={mime: {"model_id": "a"}, "text/plain": "IntSlider(value=3)"}),
@@ -126,9 +126,9 @@ def test_static_widgets_keeps_real_html_and_notes_the_rest():
         nbformat.v4.new_output("display_data", data={mime: {"model_id": "c"}, "text/plain": "a readable summary"}),
     ]
     nb.cells = [cell]
-    out = pipeline.static_widgets(nb)
+    out = nbexport.static_widgets(nb)
     assert "widgets" not in out.metadata
     data = [o["data"] for o in out.cells[0].outputs]
     assert all(mime not in d for d in data)
-    assert data[0] == {"text/html": pipeline.WIDGET_NOTE}
+    assert data[0] == {"text/html": nbexport.WIDGET_NOTE}
     assert data[1]["text/html"] == "<table>kept</table>" and data[2] == {"text/plain": "a readable summary"}
