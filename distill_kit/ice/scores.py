@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from distill_kit.stats import wilson_ci
+
+if TYPE_CHECKING:  # annotations only: importing the module must not import polars
+    import polars as pl
+
+    from distill_kit import stats
 
 # ---------------------------------------------------------------- ICE: Loose / Strict Identity Scores (issue 3)
 

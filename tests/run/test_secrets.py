@@ -18,7 +18,6 @@ import pytest
 
 from distill_kit import nbexport, redact
 from distill_kit.paths import PROJECT_ROOT
-from distill_kit.run import pipeline
 from distill_kit.run.plan import load_run_config
 from distill_kit.store import Store
 from distill_kit.testing import Fault, LoopbackServer
