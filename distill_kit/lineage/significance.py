@@ -35,8 +35,10 @@ vote share is close to that); :mod:`tests.lineage.test_significance` checks the 
 ``benchmarks/bench_lineage.py`` measures the false-positive rate on the documented unrelated pairs, each
 scored against a null that leaves its own target out.
 
-Entry points: :func:`lineage_test` (answers frame in, tests out) and :func:`line_tests` (any
-statistics table in; the pure step the unit tests drive).
+Entry points: :func:`lineage_test` (answers frame in, tests out), :func:`lineage_test_from_votes` (vote
+matrices in, for callers that cache them), :func:`line_tests` (any statistics table in; the pure step the unit
+tests drive) and :func:`error_rates` (false-positive rate, power, selective accuracy, coverage against the
+documented lineage).
 """
 
 from __future__ import annotations
@@ -130,6 +132,14 @@ def unrelated_lines(labels: LineageLabels, line_names: Sequence[str]) -> dict[st
     return out
 
 
+def too_few(n_pairs: int, n_models: int, min_null: int = MIN_NULL) -> TooFewUnrelated:
+    """The one-line error for a folder whose documented unrelated pairs cannot build a null."""
+    return TooFewUnrelated(
+        f"lineage test: too few documented unrelated pairs ({n_pairs} (model, line) pairs from {n_models} "
+        f"models; each line needs {min_null} unrelated models besides the target) -- add human-data controls or "
+        "students of documented teachers to the models")
+
+
 def _t_sf(x: float, null: np.ndarray) -> tuple[float, float, float]:
     """(p, mean, sd) of the prediction-interval t-test of ``x`` against ``null`` (one-sided: larger is lineage)."""
     from scipy.stats import t as student_t
@@ -178,11 +188,7 @@ def line_tests(
             q = float("nan") if np.isnan(p) else float(next(adj))
             tests.append(LineTest(tgt, ln, x, mean, sd, n, p, q, bool(q < alpha)))
     if not tested_lines:
-        n_pairs = sum(len(unrelated[m] & set(stats[m])) for m in null_models)
-        raise TooFewUnrelated(
-            f"lineage test: too few documented unrelated pairs ({n_pairs} (model, line) pairs from "
-            f"{len(null_models)} models; each line needs {min_null} unrelated models besides the target) -- add "
-            "human-data controls or students of documented teachers to the models")
+        raise too_few(sum(len(unrelated[m] & set(stats[m])) for m in null_models), len(null_models), min_null)
     return LineageTestResult(alpha, method, tests, null_models, sorted(set(lines) - tested_lines))
 
 
@@ -197,13 +203,6 @@ def line_statistics(rankings: Mapping[str, Ranking]) -> dict[str, dict[str, floa
         centre = float(np.mean(list(logs.values()))) if logs else 0.0
         out[m] = {ln: v - centre for ln, v in logs.items()}
     return out
-
-
-def held_out_reference_rankings(loro: VoteMatrix, method: Method, lines: Mapping[str, str],
-                                background: np.ndarray | None = None) -> dict[str, Ranking]:
-    """Each reference's ranking from the classifiers it was held out of (``loro``: one group per reference),
-    for the references-as-targets half of the null."""
-    return {r: rank(loro, r, method, lines, background) for r in loro.probs}
 
 
 def lineage_test(
@@ -226,29 +225,91 @@ def lineage_test(
     refs = list(dict.fromkeys(references))
     if len(refs) < 2:
         raise ValueError("the lineage test needs at least two references")
-    lines = {r: references[r] or r for r in refs}
-    line_names = sorted(set(lines.values()))
-    frame = as_responses(frame)
-    present = set(frame["model"].unique().to_list())
-    unrelated = {m: ls for m, ls in unrelated_lines(labels, line_names).items() if m in present and ls}
-    voters = list(dict.fromkeys([*targets, *(m for m in unrelated if m not in set(refs))]))
     overlap = [t for t in targets if t in set(refs)]
     if overlap:
         raise ValueError(f"a reference cannot be a target of its own classifier: {overlap}")
+    lines = {r: references[r] or r for r in refs}
+    frame = as_responses(frame)
+    present = set(frame["model"].unique().to_list())
+    null = [m for m, ls in unrelated_lines(labels, sorted(set(lines.values()))).items()
+            if m in present and ls and m not in set(refs)]
+    null_refs = [r for r in refs if r in set(labels.references)] if reference_null else []
+    if len(set(null) | set(null_refs)) < min_null:  # before any classifier is fitted
+        raise too_few(0, len(set(null) | set(null_refs)), min_null)
+    voters = list(dict.fromkeys([*targets, *null]))
     counts = count_features(frame.filter(pl.col("model").is_in([*refs, *voters])),
                             basic_features([method.features]))
     votes = vote_matrix(counts, refs, voters, features=method.features, prompts=prompts, k=k, seed=seed)
-    loro = None
-    if reference_null or method.hub:
-        loro = vote_matrix(counts, refs, [], features=method.features, prompts=prompts, k=k, seed=seed,
-                           held_out={r: [r] for r in refs})
-    bg = hub_background(loro, method.vote, lines) if method.hub and loro is not None else None
-    rankings = {v: rank(votes, v, method, lines, bg) for v in voters}
-    if reference_null and loro is not None:
-        for r in refs:
+    loro = vote_matrix(counts, refs, [], features=method.features, prompts=prompts, k=k, seed=seed,
+                       held_out=leave_one_reference_out(refs)) if reference_null or method.hub else None
+    return lineage_test_from_votes(votes, loro if reference_null else None, targets, lines, labels, method=method,
+                           alpha=alpha, min_null=min_null, background=loro)
+
+
+def leave_one_reference_out(references: Sequence[str]) -> dict[str, list[str]]:
+    """The ``held_out`` groups of :func:`~distill_kit.lineage.votes.vote_matrix` that hold each reference out
+    alone (the references-as-targets half of the null; ``len(references) * k`` classifier fits)."""
+    return {r: [r] for r in dict.fromkeys(references)}
+
+
+def lineage_test_from_votes(
+    votes: VoteMatrix, loro: VoteMatrix | None, targets: Sequence[str], lines: Mapping[str, str],
+    labels: LineageLabels, *, method: Method = DEFAULT_METHOD, alpha: float = ALPHA, min_null: int = MIN_NULL,
+    background: VoteMatrix | None = None,
+) -> LineageTestResult:
+    """:func:`lineage_test` from vote matrices already computed (the benchmark caches them): ``votes`` on the
+    targets and the documented null models by the all-references classifier; ``loro`` the leave-one-reference-out
+    votes (:func:`leave_one_reference_out`) or None to keep references out of the null; ``background`` the
+    held-out votes a hub method's background comes from (default ``loro``)."""
+    bg_votes = background if background is not None else loro
+    if method.hub and bg_votes is None:
+        raise ValueError(f"method {method.name} needs held-out reference votes for its hub background")
+    lines = {c: lines.get(c) or c for c in votes.candidates}
+    unrelated = {m: ls for m, ls in unrelated_lines(labels, sorted(set(lines.values()))).items() if ls}
+    bg = hub_background(bg_votes, method.vote, lines) if method.hub and bg_votes is not None else None
+    rankings = {v: rank(votes, v, method, lines, bg) for v in votes.probs}
+    if loro is not None:
+        for r in loro.probs:
             rb = hub_background(loro, method.vote, lines, exclude=r) if method.hub else None
             rankings[r] = rank(loro, r, method, lines, rb)
-    else:
-        unrelated = {m: ls for m, ls in unrelated.items() if m not in set(refs)}
+    unrelated = {m: ls for m, ls in unrelated.items() if m in rankings}
     return line_tests(line_statistics(rankings), targets, unrelated, alpha=alpha, min_null=min_null,
-                           method=method.name)
+                      method=method.name)
+
+
+# ---------------------------------------------------------------------------------- error rates
+def error_rates(result: LineageTestResult, labels: LineageLabels, scored: Sequence[str]) -> dict[str, object]:
+    """How often the test's claims are wrong, over the ``scored`` targets (pass only targets that chose
+    nothing: the method, alpha and the null rule fixed without them).
+
+    - ``fpr``: share of the scored targets' documented unrelated (target, line) pairs whose Holm-adjusted p is
+      below alpha, with its 95% Wilson interval ``fpr_ci``;
+    - ``power``: share of the scored students and variants whose named line is their documented teacher's line;
+    - ``selective_accuracy``: of the scored targets given a line, the share given their documented line
+      (a named control is wrong);
+    - ``coverage``: share of the scored targets given a line.
+    """
+    from distill_kit.stats import wilson_ci
+
+    scored = list(dict.fromkeys(scored))
+    tested = {(t.target, t.line): t for t in result.tests if not np.isnan(t.p)}
+    line_names = sorted({t.line for t in result.tests})
+    unrelated = unrelated_lines(labels, line_names)
+    pairs = [(t, ln) for t in scored for ln in sorted(unrelated.get(t, ())) if (t, ln) in tested]
+    false = sum(tested[p].named for p in pairs)
+    best = result.best()
+    doc = labels.teacher_lines
+    named = {t: best[t].line for t in scored if t in best and best[t].named}
+    graded = [t for t in scored if t in labels.controls or t in doc]
+    right = [t for t in named if t in graded and doc.get(t) == named[t]]
+    positives = [t for t in scored if t in doc]
+    return {
+        "alpha": result.alpha, "fpr": false / len(pairs) if pairs else float("nan"),
+        "fpr_ci": list(wilson_ci(false, len(pairs))), "n_unrelated_pairs": len(pairs), "n_false_positives": false,
+        "power": sum(named.get(t) == doc[t] for t in positives) / len(positives) if positives else float("nan"),
+        "n_positives": len(positives),
+        "selective_accuracy": len(right) / len([t for t in named if t in graded]) if any(t in graded for t in named)
+        else float("nan"),
+        "n_named": len(named), "coverage": len(named) / len(scored) if scored else float("nan"),
+        "n_scored": len(scored),
+    }
