@@ -61,7 +61,7 @@ def test_planted_lineage_is_named_with_high_power() -> None:
     best = [r.best()[t] for r in res for t in r.best()]
     power = np.mean([b.named and b.line == "D" for b in best])
     assert power >= 0.9
-    assert not any(b.named and b.line != "D" for b in best)
+    assert np.mean([b.named and b.line != "D" for b in best]) <= 0.05  # a wrong line named at most at alpha
 
 
 def test_the_tested_target_is_left_out_of_its_own_null() -> None:
