@@ -115,6 +115,11 @@ class LineageTestResult:
         return {t: {"line": b.line, "p": b.p, "p_adj": b.p_adj, "named": b.named, "documented_line": doc.get(t)}
                 for t, b in self.best().items()}
 
+    def per_target_table(self, documented_line: Mapping[str, str] | None = None) -> pl.DataFrame:
+        """:meth:`per_target` as a frame, one row per target (what notebook 05 shows)."""
+        return pl.DataFrame([{"target": t, **r} for t, r in self.per_target(documented_line).items()],
+                            schema_overrides={"documented_line": pl.Utf8})
+
 
 # ------------------------------------------------------------------------------------ the null
 def unrelated_lines(labels: LineageLabels, line_names: Sequence[str]) -> dict[str, set[str]]:

@@ -104,19 +104,22 @@ NO_LABELS = LineageLabels([], [], [], [], {}, {}, {})
 
 
 def teacher_summary(findings: TeacherFindings | None) -> dict[str, Any]:
-    """The attribution keys of notebook 05's summary (empty values when nothing was attributed)."""
+    """The attribution and lineage-test keys of notebook 05's summary (the same keys, empty values, when nothing
+    was attributed)."""
+    out: dict[str, Any] = {"attribution": [], "attribution_temperature": None, "calibration": {},
+                           "attribution_metrics": {}, "vote_attribution": [], "vote_method": None, "lineage_test": [],
+                           "lineage_test_alpha": None, "lineage_test_method": None, "lineage_test_null_models": [],
+                           "lineage_test_note": None}
     if findings is None:
-        return {"attribution": [], "attribution_temperature": None, "calibration": {}, "attribution_metrics": {},
-                "vote_attribution": [], "vote_method": None}
+        return out
     a = findings.attribution
-    out = {"attribution": a.table().to_dicts(), "attribution_temperature": a.temperature,
-           "calibration": a.calibration, "attribution_metrics": findings.metrics,
-           "vote_attribution": findings.vote_table.to_dicts(), "vote_method": findings.vote.method.name,
-           "lineage_test_note": findings.test_note}
+    out.update({"attribution": a.table().to_dicts(), "attribution_temperature": a.temperature,
+                "calibration": a.calibration, "attribution_metrics": findings.metrics,
+                "vote_attribution": findings.vote_table.to_dicts(), "vote_method": findings.vote.method.name,
+                "lineage_test_note": findings.test_note})
     t = findings.test
     if t is not None:
-        doc = findings.documented_lines
-        out.update({"lineage_test": [{"target": k, **v} for k, v in t.per_target(doc).items()],
+        out.update({"lineage_test": [{"target": k, **v} for k, v in t.per_target(findings.documented_lines).items()],
                     "lineage_test_alpha": t.alpha, "lineage_test_method": t.method,
                     "lineage_test_null_models": t.null_models})
     return out
