@@ -186,10 +186,13 @@ def load_setup(seed: int, n_prompts: int = 0) -> Setup:
     return Setup(source, labels, refs, targets, absent, frame, prompts, data_key)
 
 
-def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix],
-                  best: A.Method, k: int, seed: int, alpha: float) -> dict[str, dict]:
+def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], sib: dict[str, A.VoteMatrix],
+                  best: A.Method, k: int, seed: int, alpha: float, reference_null: bool = True) -> dict[str, dict]:
     """The lineage test under the product's method and under the references-only choice, with its error rates
-    over every documented target (each scored against a null that leaves it out)."""
+    over every documented target (each scored against a null that leaves it out). ``reference_null``: the
+    references, each held out of the classifier in turn, join the null (``len(refs) * k`` more fits per feature
+    set); without it the null is the documented targets' unrelated pairs and hub backgrounds come from the
+    sibling rounds."""
     refs, targets, labels = st.refs, st.targets, st.labels
     truth_line = {t: labels.lines.get(labels.truth[t], labels.truth[t]) for t in targets if t in labels.truth}
     out = {}
@@ -198,16 +201,22 @@ def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix],
         f = method.features
         if f not in tgt:
             tgt[f] = cached_votes(counts, st.data_key, f, refs, targets, st.prompts, None, k, seed)
-        loro = cached_votes(counts, st.data_key, f, refs, [], st.prompts, S.leave_one_reference_out(refs), k, seed)
-        res = S.lineage_test_from_votes(tgt[f], loro, targets, labels.lines, labels, method=method, alpha=alpha)
+        loro = cached_votes(counts, st.data_key, f, refs, [], st.prompts, S.leave_one_reference_out(refs), k,
+                            seed) if reference_null else None
+        if f not in sib and loro is None and method.hub:
+            sib[f] = cached_votes(counts, st.data_key, f, refs, [], st.prompts, A.sibling_rounds(refs, labels.lines),
+                                  k, seed)
+        res = S.lineage_test_from_votes(tgt[f], loro, targets, labels.lines, labels, method=method, alpha=alpha,
+                                        background=loro if loro is not None else sib.get(f))
         rates = S.error_rates(res, labels, targets)
-        out[key] = {**rates, "method": method.name, "selected_on": how, "null_models": len(res.null_models),
+        out[key] = {**rates, "method": method.name, "selected_on": how, "reference_null": reference_null,
+                    "null_models": len(res.null_models),
                     "untested_lines": res.untested_lines, "per_target": res.per_target(truth_line)}
     return out
 
 
 def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: int = 0,
-        finetune: FT.FinetuneConfig | None = None, alpha: float = S.ALPHA) -> dict:
+        finetune: FT.FinetuneConfig | None = None, alpha: float = S.ALPHA, reference_null: bool = True) -> dict:
     started = time.perf_counter()
     st = load_setup(seed, n_prompts)
     source, labels, refs, targets, absent = st.source, st.labels, st.refs, st.targets, st.absent
@@ -233,7 +242,7 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
     truth_line = {t: labels.lines.get(labels.truth[t], labels.truth[t]) for t in targets if t in labels.truth}
     line_names = sorted({labels.lines.get(c, c) for c in refs})
 
-    tests = lineage_tests(counts, st, tgt, best, k, seed, alpha)
+    tests = lineage_tests(counts, st, tgt, sib, best, k, seed, alpha, reference_null)
 
     # primary: method chosen on references only; confidence held out over the other targets' labels
     prim = [rankings[best.name][t] for t in targets]
@@ -470,6 +479,8 @@ def main() -> None:
     ap.add_argument("--ft-tokens", type=int, default=FT.FinetuneConfig.max_tokens, help="tokens kept per answer")
     ap.add_argument("--ft-threads", type=int, default=FT.FinetuneConfig.threads, help="torch threads")
     ap.add_argument("--alpha", type=float, default=S.ALPHA, help="family-wise level of the lineage test per target")
+    ap.add_argument("--no-reference-null", action="store_true",
+                    help="keep the references out of the lineage test's null (saves references x folds classifier fits)")
     ap.add_argument("--throughput-texts", type=int, default=0, help="also time embedding N texts (0: skip)")
     args = ap.parse_args()
     feats = tuple(f for f in args.features.split(",") if f)
@@ -479,7 +490,7 @@ def main() -> None:
     ft = None if not args.finetune else FT.FinetuneConfig(max_tokens=args.ft_tokens, train_per_candidate=args.ft_train,
                                                           vote_per_fold=args.ft_vote, epochs=args.ft_epochs,
                                                           threads=args.ft_threads)
-    res = run(args.seed, args.folds, feats, args.prompts, ft, args.alpha)
+    res = run(args.seed, args.folds, feats, args.prompts, ft, args.alpha, not args.no_reference_null)
     report(res)
     if args.throughput_texts:
         frame = datasets.load_responses("alpaca-eval", res["references"][:3])
