@@ -206,12 +206,22 @@ def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], s
         if f not in sib and loro is None and method.hub:
             sib[f] = cached_votes(counts, st.data_key, f, refs, [], st.prompts, A.sibling_rounds(refs, labels.lines),
                                   k, seed)
-        res = S.lineage_test_from_votes(tgt[f], loro, targets, labels.lines, labels, method=method, alpha=alpha,
-                                        background=loro if loro is not None else sib.get(f))
+        # held-out references with a same-line sibling are tested too (their own line is the positive): how the
+        # test does when the relation is as strong as it gets; no documented target's result depends on it
+        siblings = [r for r in refs if loro is not None and sum(labels.lines.get(o) == labels.lines.get(r)
+                                                               for o in refs) > 1]
+        res = S.lineage_test_from_votes(tgt[f], loro, [*targets, *siblings], labels.lines, labels, method=method,
+                                        alpha=alpha, background=loro if loro is not None else sib.get(f))
         rates = S.error_rates(res, labels, targets)
+        best_ref = res.best()
+        named_refs = {r: best_ref[r].line for r in siblings if r in best_ref and best_ref[r].named}
+        own = sum(ln == labels.lines[r] for r, ln in named_refs.items())
+        n_sib = len(siblings) or float("nan")
         out[key] = {**rates, "method": method.name, "selected_on": how, "reference_null": reference_null,
-                    "null_models": len(res.null_models),
-                    "untested_lines": res.untested_lines, "per_target": res.per_target(truth_line)}
+                    "null_models": len(res.null_models), "untested_lines": res.untested_lines,
+                    "held_out_references": {"n": len(siblings), "own_line_named": own / n_sib,
+                                            "other_line_named": (len(named_refs) - own) / n_sib},
+                    "per_target": {t: r for t, r in res.per_target(truth_line).items() if t in set(targets)}}
     return out
 
 
@@ -451,6 +461,10 @@ def report(res: dict) -> None:
               f"unrelated pairs), power {_fmt(t['power'])} (of {t['n_positives']}), selective accuracy "
               f"{_fmt(t['selective_accuracy'])} (of {t['n_named']} named), coverage {_fmt(t['coverage'])} "
               f"(of {t['n_scored']})")
+        h = t["held_out_references"]
+        if h["n"]:
+            print(f"  held-out references with a sibling ({h['n']}): own line named {h['own_line_named']:.2f}, "
+                  f"another line named {h['other_line_named']:.2f}")
         for tgt_name, r in t["per_target"].items():
             mark = "" if not r["named"] else ("ok" if r["line"] == r["documented_line"] else "WRONG")
             print(f"    {tgt_name:<34}best {r['line']:<12}p={r['p']:.2e} p_adj={r['p_adj']:.2e} "

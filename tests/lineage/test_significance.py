@@ -105,6 +105,11 @@ def test_unrelated_lines_follow_the_documented_roles() -> None:
     u = S.unrelated_lines(labels, ["A", "B", "C"])
     assert u == {"c": {"A", "B", "C"}, "s": {"B", "C"}, "v": {"A", "C"}, "r1": {"B", "C"}, "r2": {"B", "C"},
                  "r3": {"A", "C"}}
+    # a model is never "unrelated" to a line of its own documented family (a fine-tune of that maker's base model)
+    fam = LineageLabels(**{**labels.__dict__, "families": {"r1": "maker-a", "r2": "maker-a", "r3": "maker-b",
+                                                            "v": "maker-b", "s": "maker-b", "c": "maker-a"}})
+    u = S.unrelated_lines(fam, ["A", "B", "C"])
+    assert u == {"c": {"B", "C"}, "s": {"C"}, "v": {"A", "C"}, "r1": {"B", "C"}, "r2": {"B", "C"}, "r3": {"A", "C"}}
 
 
 def test_per_target_rows_carry_the_documented_line() -> None:
