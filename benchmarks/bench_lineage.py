@@ -67,6 +67,10 @@ def _fmt(x: float) -> str:
     return "  nan" if x != x else f"{x:5.2f}"
 
 
+def _ci(ci: list[float]) -> str:
+    return "[  nan]" if ci[0] != ci[0] else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
 def _key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
@@ -216,11 +220,11 @@ def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], s
         best_ref = res.best()
         named_refs = {r: best_ref[r].line for r in siblings if r in best_ref and best_ref[r].named}
         own = sum(ln == labels.lines[r] for r, ln in named_refs.items())
-        n_sib = len(siblings) or float("nan")
+        n_sib = len(siblings)
         out[key] = {**rates, "method": method.name, "selected_on": how, "reference_null": reference_null,
                     "null_models": len(res.null_models), "untested_lines": res.untested_lines,
-                    "held_out_references": {"n": len(siblings), "own_line_named": own / n_sib,
-                                            "other_line_named": (len(named_refs) - own) / n_sib},
+                    "held_out_references": {"n": n_sib, "own_line_named": own / n_sib if n_sib else None,
+                                            "other_line_named": (len(named_refs) - own) / n_sib if n_sib else None},
                     "per_target": {t: r for t, r in res.per_target(truth_line).items() if t in set(targets)}}
     return out
 
@@ -456,10 +460,11 @@ def report(res: dict) -> None:
           f"{s['auroc_students_vs_controls_new_only']:.3f}; vote share {s['auroc_vote_share_students_vs_controls']:.3f}")
     for key in ("lineage_test", "lineage_test_reference_selected"):
         t = res[key]
-        print(f"{key} ({t['method']}, {t['selected_on']}; alpha {t['alpha']}): FPR {_fmt(t['fpr'])} "
+        print(f"{key} ({t['method']}, {t['selected_on']}; alpha {t['alpha']}): FPR {t['fpr']:.3f} "
               f"[{t['fpr_ci'][0]:.3f}, {t['fpr_ci'][1]:.3f}] ({t['n_false_positives']}/{t['n_unrelated_pairs']} "
-              f"unrelated pairs), power {_fmt(t['power'])} (of {t['n_positives']}), selective accuracy "
-              f"{_fmt(t['selective_accuracy'])} (of {t['n_named']} named), coverage {_fmt(t['coverage'])} "
+              f"unrelated pairs), power {_fmt(t['power'])} {_ci(t['power_ci'])} (of {t['n_positives']}), selective "
+              f"accuracy {_fmt(t['selective_accuracy'])} {_ci(t['selective_accuracy_ci'])} (of {t['n_named']} "
+              f"named), coverage {_fmt(t['coverage'])} "
               f"(of {t['n_scored']})")
         h = t["held_out_references"]
         if h["n"]:

@@ -303,9 +303,10 @@ def error_rates(result: LineageTestResult, labels: LineageLabels, scored: Sequen
 
     - ``fpr``: share of the scored targets' documented unrelated (target, line) pairs whose Holm-adjusted p is
       below alpha, with its 95% Wilson interval ``fpr_ci``;
-    - ``power``: share of the scored students and variants whose named line is their documented teacher's line;
+    - ``power``: share of the scored students and variants whose named line is their documented teacher's line
+      (``power_ci``: its Wilson interval);
     - ``selective_accuracy``: of the scored targets given a line, the share given their documented line
-      (a named control is wrong);
+      (a named control is wrong; ``selective_accuracy_ci``);
     - ``coverage``: share of the scored targets given a line.
     """
     from distill_kit.stats import wilson_ci
@@ -322,13 +323,15 @@ def error_rates(result: LineageTestResult, labels: LineageLabels, scored: Sequen
     graded = [t for t in scored if t in labels.controls or t in doc]
     right = [t for t in named if t in graded and doc.get(t) == named[t]]
     positives = [t for t in scored if t in doc]
+    hits = sum(named.get(t) == doc[t] for t in positives)
+    named_graded = [t for t in named if t in graded]
     return {
         "alpha": result.alpha, "fpr": false / len(pairs) if pairs else float("nan"),
         "fpr_ci": list(wilson_ci(false, len(pairs))), "n_unrelated_pairs": len(pairs), "n_false_positives": false,
-        "power": sum(named.get(t) == doc[t] for t in positives) / len(positives) if positives else float("nan"),
-        "n_positives": len(positives),
-        "selective_accuracy": len(right) / len([t for t in named if t in graded]) if any(t in graded for t in named)
-        else float("nan"),
+        "power": hits / len(positives) if positives else float("nan"),
+        "power_ci": list(wilson_ci(hits, len(positives))), "n_positives": len(positives),
+        "selective_accuracy": len(right) / len(named_graded) if named_graded else float("nan"),
+        "selective_accuracy_ci": list(wilson_ci(len(right), len(named_graded))),
         "n_named": len(named), "coverage": len(named) / len(scored) if scored else float("nan"),
         "n_scored": len(scored),
     }
