@@ -22,15 +22,17 @@ Students-vs-controls AUROC uses the distillation score fixed before the extended
 (``lineage.Attribution.distillation_score``: closeness to the nearest reference, paired TF-IDF,
 CSLS); ``distillation_score_nested`` chooses among it, the vote's top-line share and the classifiers'
 mean top author probability ("answer certainty") leave-one-target-out and scores the held-out targets.
-The lineage test (``lineage_test``; :mod:`distill_kit.lineage.significance`): per (target, line) a p-value of the
-line's centred log vote score against the same statistic on pairs documented as unrelated (controls x every line,
-students and variants x the other lines, each reference held out of the classifier x the other lines), leaving
-the target out, Holm over each target's lines; a line is named when its adjusted p < ``--alpha``. Run under the
-product's fixed method (:data:`~distill_kit.lineage.votes.DEFAULT_METHOD`, ``lineage_test``) and under the
-method the references-only task chose this run (``lineage_test_reference_selected``); nothing in either looks
-at the scored target. Reported: false-positive rate over the documented unrelated (target, line) pairs with its
-Wilson interval, power (students and variants given their documented line), selective accuracy (of the targets
-given a line, the share given their documented one), coverage (the share given a line).
+The lineage test (:mod:`distill_kit.lineage.significance`): per (target, line) a p-value of a statistic against the
+same statistic on pairs documented as unrelated (controls x every line, students and variants x the other lines,
+references x the other lines, never a line of the model's own family), leaving the target out, Holm over each
+target's lines; a line is named when its adjusted p < ``--alpha``. Run with the product's statistic
+(``lineage_test``: paired similarity, :data:`~distill_kit.lineage.significance.DEFAULT_STATISTIC`), with the vote
+under the product's fixed method (``lineage_test_vote``) and with the vote under the method the references-only
+task chose this run (``lineage_test_reference_selected``); nothing in any of them looks at the scored target.
+Reported: false-positive rate over the documented unrelated (target, line) pairs with its Wilson interval, power
+(students and variants given their documented line), selective accuracy (of the targets given a line, the share
+given their documented one), coverage (the share given a line); and ``statistic_selection``, the references-only
+task that compares the statistics without any target (own line named for held-out references with a sibling).
 Vote matrices are cached on disk
 (``cache_dir()/lineage_votes``), so a re-run costs seconds. Prints tables, then one line of JSON.
 """
@@ -190,18 +192,43 @@ def load_setup(seed: int, n_prompts: int = 0) -> Setup:
     return Setup(source, labels, refs, targets, absent, frame, prompts, data_key)
 
 
+def paired_similarity(st: Setup, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Paired TF-IDF similarity of every target and reference to every reference (the ``paired`` statistic of
+    the lineage test), on the score half of the prompts; cached on disk."""
+    queries = [*st.targets, *st.refs]
+    path = cache_dir() / "lineage_votes" / f"{_key(_CACHE_VERSION, 'paired-sim', st.data_key, queries, st.refs, st.prompts, seed)}.pkl"
+    sim = cache.load(path)
+    if sim is None:
+        t = time.perf_counter()
+        fit, score = split_prompts(st.prompts, 0.5, seed)
+        feats = lineage.build_features(st.frame, queries, fit, score, with_style=False)
+        sim = lineage.signal_matrix(feats, "paired", queries, st.refs)
+        print(f"  paired similarity {len(queries)} x {len(st.refs)} {time.perf_counter() - t:6.1f} s", flush=True)
+        cache.save(path, sim)
+    return sim, queries
+
+
 def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], sib: dict[str, A.VoteMatrix],
                   best: A.Method, k: int, seed: int, alpha: float, reference_null: bool = True) -> dict[str, dict]:
-    """The lineage test under the product's method and under the references-only choice, with its error rates
-    over every documented target (each scored against a null that leaves it out). ``reference_null``: the
-    references, each held out of the classifier in turn, join the null (``len(refs) * k`` more fits per feature
-    set); without it the null is the documented targets' unrelated pairs and hub backgrounds come from the
-    sibling rounds."""
+    """The lineage test under the product's statistic (``paired``), the vote under the product's method and the
+    vote under the references-only choice, with error rates over every documented target (each scored against a
+    null that leaves it out). ``reference_null``: the references join the null (for the vote each is held out
+    of the classifier in turn: ``len(refs) * k`` more fits per feature set; without it hub backgrounds come from
+    the sibling rounds) and those with a same-line sibling are tested too (the references-only task: no
+    documented target's result depends on them)."""
     refs, targets, labels = st.refs, st.targets, st.labels
     truth_line = {t: labels.lines.get(labels.truth[t], labels.truth[t]) for t in targets if t in labels.truth}
-    out = {}
-    for key, method, how in (("lineage_test", A.DEFAULT_METHOD, "the product's fixed method (notebook 05)"),
-                             ("lineage_test_reference_selected", best, "chosen on the references-only task")):
+    ref_lines = {r: labels.lines.get(r) or r for r in refs}
+    siblings = S.sibling_references(ref_lines) if reference_null else []
+    tested = [*targets, *siblings]
+    results: dict[str, tuple[S.LineageTestResult, str]] = {}
+    sim, queries = paired_similarity(st, seed)
+    keep = [i for i, q in enumerate(queries) if reference_null or q not in set(refs)]
+    results["lineage_test"] = (S.lineage_test_from_similarity(
+        sim[keep], [queries[i] for i in keep], ref_lines, tested, labels, alpha=alpha),
+        "the product's statistic (notebook 05): paired similarity, fixed")
+    for key, method, how in (("lineage_test_vote", A.DEFAULT_METHOD, "the vote under the product's fixed method"),
+                             ("lineage_test_reference_selected", best, "the vote under the references-only choice")):
         f = method.features
         if f not in tgt:
             tgt[f] = cached_votes(counts, st.data_key, f, refs, targets, st.prompts, None, k, seed)
@@ -210,22 +237,22 @@ def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], s
         if f not in sib and loro is None and method.hub:
             sib[f] = cached_votes(counts, st.data_key, f, refs, [], st.prompts, A.sibling_rounds(refs, labels.lines),
                                   k, seed)
-        # held-out references with a same-line sibling are tested too (their own line is the positive): how the
-        # test does when the relation is as strong as it gets; no documented target's result depends on it
-        siblings = [r for r in refs if loro is not None and sum(labels.lines.get(o) == labels.lines.get(r)
-                                                               for o in refs) > 1]
-        res = S.lineage_test_from_votes(tgt[f], loro, [*targets, *siblings], labels.lines, labels, method=method,
-                                        alpha=alpha, background=loro if loro is not None else sib.get(f))
-        rates = S.error_rates(res, labels, targets)
-        best_ref = res.best()
-        named_refs = {r: best_ref[r].line for r in siblings if r in best_ref and best_ref[r].named}
-        own = sum(ln == labels.lines[r] for r, ln in named_refs.items())
-        n_sib = len(siblings)
-        out[key] = {**rates, "method": method.name, "selected_on": how, "reference_null": reference_null,
-                    "null_models": len(res.null_models), "untested_lines": res.untested_lines,
-                    "held_out_references": {"n": n_sib, "own_line_named": own / n_sib if n_sib else None,
-                                            "other_line_named": (len(named_refs) - own) / n_sib if n_sib else None},
+        results[key] = (S.lineage_test_from_votes(tgt[f], loro, tested, labels.lines, labels, method=method,
+                                                  alpha=alpha, background=loro if loro is not None else sib.get(f)),
+                        how)
+    out: dict[str, dict] = {}
+    for key, (res, how) in results.items():
+        out[key] = {**S.error_rates(res, labels, targets), "method": res.method, "selected_on": how,
+                    "reference_null": reference_null, "null_models": len(res.null_models),
+                    "untested_lines": res.untested_lines,
+                    "held_out_references": S.reference_power(res, {r: ref_lines[r] for r in siblings}),
                     "per_target": {t: r for t, r in res.per_target(truth_line).items() if t in set(targets)}}
+    own = {key: out[key]["held_out_references"]["own_line_named"] for key in out}
+    out["statistic_selection"] = {
+        "selected_on": "references-only task: share of held-out references with a same-line sibling whose own line "
+                       "is named (no target involved)",
+        "own_line_named": own,
+        "chosen": max(own, key=lambda k_: own[k_]) if all(v is not None for v in own.values()) else None}
     return out
 
 
@@ -458,7 +485,7 @@ def report(res: dict) -> None:
     print(f"AUROC students vs controls (paired distillation score): {s['auroc_students_vs_controls']:.3f}; "
           f"+variants {s['auroc_students_and_variants_vs_controls']:.3f}; new targets only "
           f"{s['auroc_students_vs_controls_new_only']:.3f}; vote share {s['auroc_vote_share_students_vs_controls']:.3f}")
-    for key in ("lineage_test", "lineage_test_reference_selected"):
+    for key in ("lineage_test", "lineage_test_vote", "lineage_test_reference_selected"):
         t = res[key]
         print(f"{key} ({t['method']}, {t['selected_on']}; alpha {t['alpha']}): FPR {t['fpr']:.3f} "
               f"[{t['fpr_ci'][0]:.3f}, {t['fpr_ci'][1]:.3f}] ({t['n_false_positives']}/{t['n_unrelated_pairs']} "
@@ -467,13 +494,15 @@ def report(res: dict) -> None:
               f"named), coverage {_fmt(t['coverage'])} "
               f"(of {t['n_scored']})")
         h = t["held_out_references"]
-        if h["n"]:
+        if h["own_line_named"] is not None:
             print(f"  held-out references with a sibling ({h['n']}): own line named {h['own_line_named']:.2f}, "
                   f"another line named {h['other_line_named']:.2f}")
         for tgt_name, r in t["per_target"].items():
             mark = "" if not r["named"] else ("ok" if r["line"] == r["documented_line"] else "WRONG")
             print(f"    {tgt_name:<34}best {r['line']:<12}p={r['p']:.2e} p_adj={r['p_adj']:.2e} "
                   f"doc: {r['documented_line'] or '(control)':<12}{'NAMED ' + mark if r['named'] else ''}")
+    sel = res["statistic_selection"]
+    print(f"statistic on the references-only task ({sel['selected_on']}): {sel['own_line_named']} -> {sel['chosen']}")
     print("\nper target (reference-selected method; confidence held out):")
     for t, r in res["per_target"].items():
         mark = "" if not r["documented_line"] else ("ok " if r["hit_line"] else "MISS")

@@ -24,7 +24,13 @@ from distill_kit.lineage.attribution import (
     calibrate_on_labels,
 )
 from distill_kit.lineage.documented import LineageLabels, label_columns
-from distill_kit.lineage.significance import ALPHA, LineageTestResult, TooFewUnrelated, lineage_test
+from distill_kit.lineage.significance import (
+    ALPHA,
+    DEFAULT_STATISTIC,
+    LineageTestResult,
+    TooFewUnrelated,
+    lineage_test,
+)
 from distill_kit.lineage.votes import DEFAULT_METHOD, VoteAttribution, attribute_by_vote, hits
 
 CALIBRATE_FROM = 3
@@ -58,16 +64,17 @@ def choose_targets(students: Sequence[str], candidates: Sequence[str], labels: L
 def attribute_teachers(
     frame: pl.DataFrame, students: Sequence[str], candidates: Sequence[str], labels: LineageLabels | None, *,
     features: LineageFeatures, signals: Sequence[str] = (), prompts: Sequence[str] | None = None, seed: int = 0,
-    alpha: float = ALPHA, reference_null: bool = True,
+    alpha: float = ALPHA, reference_null: bool = True, statistic: str = DEFAULT_STATISTIC,
 ) -> TeacherFindings:
     """Attribute ``students`` to ``candidates`` both ways on ``features``' prompt split.
 
     ``signals`` empty = the attribution default (paired, plus embedding when ``features`` has embeddings);
     ``prompts`` = the vote's prompt pool. With ``labels``, confidences are calibrated on the other documented
     targets once :data:`CALIBRATE_FROM` are documented, and the metrics say how both did. The lineage test
-    (:func:`distill_kit.lineage.significance.lineage_test`, level ``alpha``) runs under the vote's method with its
-    null from the documented unrelated pairs among ``frame``'s models (``reference_null``: the references too,
-    each held out of the classifier in turn); a folder with too few of them gets ``test_note`` instead."""
+    (:func:`distill_kit.lineage.significance.lineage_test`, level ``alpha``) runs on ``statistic`` (``paired`` on
+    ``features``' score prompts, or the vote under the vote's method) with its null from the documented unrelated
+    pairs among ``frame``'s models (``reference_null``: the references too); a folder with too few of them gets
+    ``test_note`` instead."""
     if "embedding" in signals and not features.embed_pairs:
         raise ValueError("signal 'embedding' needs embedded prompts inside the score split; raise sample_size")
     attribution = attribute(frame, students, candidates, lines=labels.lines if labels else None,
@@ -91,8 +98,8 @@ def attribute_teachers(
     test, note = None, None
     try:
         test = lineage_test(frame, students, {c: (labels.lines.get(c, c) if labels else c) for c in candidates},
-                            labels or NO_LABELS, method=vote.method, alpha=alpha, prompts=prompts, seed=seed,
-                            reference_null=reference_null)
+                            labels or NO_LABELS, statistic=statistic, method=vote.method, alpha=alpha,
+                            prompts=prompts, seed=seed, reference_null=reference_null, features=features)
     except TooFewUnrelated as err:
         note = str(err)
     return TeacherFindings(attribution, vote, table, vote_table, metrics, test, note,

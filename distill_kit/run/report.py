@@ -443,9 +443,9 @@ def lineage_test_html(emb: LineageSummary) -> str:
     rows = [r.model_dump() for r in emb.lineage_test]
     cols = [("target", "target"), ("line", "best line"), ("p", "p"), ("p_adj", "p (Holm over lines)"),
             ("named", f"named (p_adj < {alpha:g})"), ("documented_line", "documented line")]
-    return ("<h3>Lineage test</h3><p>Per target, the line whose vote share stands out most against the same "
+    return ("<h3>Lineage test</h3><p>Per target, the line whose statistic stands out most against the same "
             "statistic on pairs documented as unrelated (human-data controls, students of other teachers, "
-            f"references of other lines held out of the classifier; never the target itself), method "
+            f"references of other lines; never the target itself), statistic "
             f"<code>{esc(emb.lineage_test_method or '')}</code>, null from {len(emb.lineage_test_null_models)} "
             "documented models. A line is named only when its Holm-adjusted p is below alpha.</p>"
             + table_html(rows, cols, 4))

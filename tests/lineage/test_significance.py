@@ -142,12 +142,13 @@ def _answers(n_topics: int = 30):
     return pl.DataFrame(rows)
 
 
-def test_lineage_test_from_answers_names_the_planted_line_and_not_the_controls() -> None:
+@pytest.mark.parametrize("statistic", S.STATISTICS)
+def test_lineage_test_from_answers_names_the_planted_line_and_not_the_controls(statistic: str) -> None:
     controls = [f"control{j}" for j in range(len(CONTROL_HABITS))]
     labels = LineageLabels(students=[], variants=[], controls=controls, references=list(HABITS), truth={},
                            lines=dict(LINES), roles={c: "control" for c in controls})
     method = Method("word", "soft", "sum")
-    res = S.lineage_test(_answers(), ["student", *controls], LINES, labels, method=method)
+    res = S.lineage_test(_answers(), ["student", *controls], LINES, labels, statistic=statistic, method=method)
     best = res.best()
     assert best["student"].line == "B" and best["student"].named
     assert not any(best[c].named for c in controls)
@@ -174,3 +175,22 @@ def test_error_rates_count_false_lines_power_selective_accuracy_and_coverage() -
     assert r["fpr_ci"][0] < 0.25 < r["fpr_ci"][1]
     assert (r["power"], r["n_positives"]) == (0.5, 2)
     assert (r["selective_accuracy"], r["n_named"], r["coverage"]) == (0.5, 2, 2 / 3)
+
+
+def test_paired_statistic_never_compares_a_reference_with_itself() -> None:
+    sim = np.array([[1.0, 0.5, 0.2], [0.4, 1.0, 0.1]])
+    stats = S.paired_line_statistics(sim, ["a1", "x"], ["a1", "a2", "b"], {"a1": "A", "a2": "A", "b": "B"})
+    assert stats["a1"] == pytest.approx({"A": 0.15, "B": -0.15})  # A is a2's 0.5, not a1's own 1.0
+    assert stats["x"] == pytest.approx({"A": 0.45, "B": -0.45})
+
+
+def test_reference_power_counts_own_and_other_lines_of_sibling_references() -> None:
+    refs = {"a1": "A", "a2": "A", "b": "B"}
+    assert S.sibling_references(refs) == ["a1", "a2"]
+
+    def t(target: str, line: str, named: bool) -> S.LineTest:
+        return S.LineTest(target, line, 0.0, 0.0, 1.0, 9, 0.01, 0.02 if named else 0.5, named)
+
+    res = S.LineageTestResult(0.05, "m", [t("a1", "A", True), t("a2", "B", True), t("s", "A", True)])
+    assert S.reference_power(res, {r: refs[r] for r in ["a1", "a2"]}) == {
+        "n": 2, "own_line_named": 0.5, "other_line_named": 0.5}
