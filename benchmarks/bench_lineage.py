@@ -1,6 +1,7 @@
 """Lineage benchmark: teacher attribution on AlpacaEval's documented (extended) lineage.
 
-    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seed 0] [--finetune]
+    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seed 0] [--finetune] [--alpha 0.05]
+        [--no-reference-null]
 
 Reads ``alpaca_eval/lineage_extended.csv`` from the data folder (``lineage.csv`` when absent) and uses
 whichever documented models the folder holds outputs for. Method: a "who wrote this?" classifier
