@@ -1,7 +1,7 @@
 """Lineage benchmark: teacher attribution on AlpacaEval's documented (extended) lineage.
 
-    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seed 0] [--finetune] [--alpha 0.05]
-        [--no-reference-null]
+    DISTILL_KIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_lineage.py [--seed 0] [--finetune]
+        [--alpha 0.05] [--no-reference-null]
 
 Reads ``alpaca_eval/lineage_extended.csv`` from the data folder (``lineage.csv`` when absent) and uses
 whichever documented models the folder holds outputs for. Method: a "who wrote this?" classifier
@@ -197,7 +197,8 @@ def paired_similarity(st: Setup, seed: int) -> tuple[np.ndarray, list[str]]:
     """Paired TF-IDF similarity of every target and reference to every reference (the ``paired`` statistic of
     the lineage test), on the score half of the prompts; cached on disk."""
     queries = [*st.targets, *st.refs]
-    path = cache_dir() / "lineage_votes" / f"{_key(_CACHE_VERSION, 'paired-sim', st.data_key, queries, st.refs, st.prompts, seed)}.pkl"
+    key = _key(_CACHE_VERSION, "paired-sim", st.data_key, queries, st.refs, st.prompts, seed)
+    path = cache_dir() / "lineage_votes" / f"{key}.pkl"
     sim = cache.load(path)
     if sim is None:
         t = time.perf_counter()

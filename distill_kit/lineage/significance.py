@@ -36,7 +36,8 @@ The p-value is a prediction-interval t-test per line: with the line's ``n`` null
 deviation ``s``), ``T = (x - m) / (s * sqrt(1 + 1/n))`` and ``p = P(t_{n-1} >= T)``. Why parametric: an
 empirical p-value from ``n`` null values cannot go below ``1 / (n + 1)``; with ~10-30 unrelated models per
 line that is 0.03-0.1, which can never survive Holm over 5-20 lines. The t-test is exact when a line's null
-values and an unrelated target's statistic are independent draws of one normal distribution; :mod:`tests.lineage.test_significance` checks the level by simulation and
+values and an unrelated target's statistic are independent draws of one normal distribution;
+:mod:`tests.lineage.test_significance` checks the level by simulation and
 ``benchmarks/bench_lineage.py`` measures the false-positive rate on the documented unrelated pairs, each
 scored against a null that leaves its own target out.
 

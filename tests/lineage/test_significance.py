@@ -45,7 +45,8 @@ def test_targets_drawn_from_the_null_reject_at_about_alpha() -> None:
     raw = np.array([t.p < 0.05 for r in res for t in r.tests])
     assert raw.size == 60 * 40 * 6
     assert 0.04 <= raw.mean() <= 0.06  # each (target, line) p-value is uniform under the null
-    fwer = np.mean([any(t.named for t in r.tests if t.target == tgt) for r in res for tgt in {t.target for t in r.tests}])
+    fwer = np.mean([any(t.named for t in r.tests if t.target == tgt)
+                    for r in res for tgt in {t.target for t in r.tests}])
     assert fwer <= 0.06  # Holm over the six lines: any line named for a null target at most alpha
 
 
