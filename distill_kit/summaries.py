@@ -237,6 +237,18 @@ class AttributionRow(Row):
     p1: float | None = None
 
 
+class LineageTestRow(Row):
+    """One target's lineage test (``lineage.significance``): its best line, that line's p-value and Holm-adjusted
+    p over the target's lines, and whether the line is named (``p_adj < alpha``)."""
+
+    target: str
+    line: str | None = None
+    p: float | None = None
+    p_adj: float | None = None
+    named: bool = False
+    documented_line: str | None = None
+
+
 class TreeRecord(BaseModel):
     """A lineage tree as scipy's linkage matrix over ``labels``."""
 
@@ -351,6 +363,11 @@ class LineageSummary(StepSummary):
     seconds: float | None = None
     documented_teachers: dict[str, str | None] | None = None  # student -> documented teacher ("none": a control)
     reference_lines: dict[str, str] | None = None  # reference -> product line (lineage.csv)
+    lineage_test: list[LineageTestRow] = []  # one row per tested target; empty: not tested (see the note)
+    lineage_test_alpha: float | None = None
+    lineage_test_method: str | None = None
+    lineage_test_null_models: list[str] = []  # models whose documented unrelated pairs built the null
+    lineage_test_note: str | None = None  # why there is no test (one line), e.g. too few unrelated pairs
 
 
 class ReportSummary(StepSummary):

@@ -6,6 +6,8 @@
 - :mod:`~distill_kit.lineage.votes` -- the headline attribution: a candidates-only author classifier's vote;
 - :mod:`~distill_kit.lineage.finetune` -- the same vote from a fine-tuned MiniLM author classifier (opt-in);
 - :mod:`~distill_kit.lineage.teachers` -- both attributions of a run, scored against the documented lineage;
+- :mod:`~distill_kit.lineage.significance` -- the lineage test: a p-value per (target, line) against documented
+  unrelated pairs, Holm over lines; what a verdict may claim, and its error rates;
 - :mod:`~distill_kit.lineage.authorship` -- "who wrote this?": held-out author classification and confusions;
 - :mod:`~distill_kit.lineage.maps` -- embedding maps, the homogenisation index, clusters of models;
 - :mod:`~distill_kit.lineage.tree` -- the one similarity -> distance -> linkage -> tree path;
