@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from distill_kit.config import ConfigError, read_yaml
+from distill_kit.config import ConfigError, GenerationParams, ModelConfig, read_yaml
 from distill_kit.students.recipe import Recipe, Student, load_student
 from distill_kit.students.train import make_student, students_dir
 
@@ -69,3 +69,16 @@ def add_to_overlay(student: Student, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def student_config(teacher: str, dose: int, *, base: str = "", recipe: Recipe | None = None, name: str | None = None,
+                   store_path: str | None = None, concurrency: int = 8) -> tuple[ModelConfig, Student | None]:
+    """The model to probe and its student record: the student of ``teacher`` after ``dose`` pairs (trained or from
+    the cache), or, at dose 0, the base itself (the untrained reference point; no record)."""
+    recipe = recipe or Recipe()
+    if dose == 0:
+        params = GenerationParams(temperature=0.0, max_tokens=recipe.max_answer_tokens, seed=0)
+        return ModelConfig(name=name or "base", provider="transformers", model="base", path=base or None,
+                           params=params, concurrency=concurrency, timeout=3600.0, max_retries=0), None
+    student = make_student(teacher, dose, base=base, recipe=recipe, name=name, store_path=store_path)
+    return student.model_config_for(concurrency=concurrency), student

@@ -106,3 +106,14 @@ def dose_pairs(answers: pl.DataFrame, dose: int, eval_share: float, seed: int) -
         raise ConfigError(f"the teacher has {train.height} training pairs (after holding out {eval_share:.0%} of "
                           f"prompts for evaluation); dose {dose} asks for more")
     return train.head(dose)
+
+
+def held_out_prompts(answers: pl.DataFrame, models: list[str], n: int, eval_share: float, seed: int) -> pl.DataFrame:
+    """``prompt_id, prompt``: up to ``n`` prompts of the evaluation side of the split that every one of ``models``
+    answered in ``answers`` (the response schema), in prompt-id order. Students of those teachers never trained
+    on them, so every student is compared with every teacher on the same unseen prompts."""
+    answered = answers.filter(pl.col("model").is_in(models)).group_by("prompt_id").agg(
+        pl.col("model").n_unique().alias("k"), pl.first("prompt"))
+    held = answered.filter((pl.col("k") == len(set(models))) & pl.col("prompt_id").map_elements(
+        lambda p: in_eval_split(p, eval_share, seed), return_dtype=pl.Boolean))
+    return held.sort("prompt_id").head(n).select("prompt_id", "prompt")
