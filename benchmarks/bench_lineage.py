@@ -22,6 +22,15 @@ Students-vs-controls AUROC uses the distillation score fixed before the extended
 (``lineage.Attribution.distillation_score``: closeness to the nearest reference, paired TF-IDF,
 CSLS); ``distillation_score_nested`` chooses among it, the vote's top-line share and the classifiers'
 mean top author probability ("answer certainty") leave-one-target-out and scores the held-out targets.
+The lineage test (``lineage_test``; :mod:`distill_kit.lineage.significance`): per (target, line) a p-value of the
+line's centred log vote score against the same statistic on pairs documented as unrelated (controls x every line,
+students and variants x the other lines, each reference held out of the classifier x the other lines), leaving
+the target out, Holm over each target's lines; a line is named when its adjusted p < ``--alpha``. Run under the
+product's fixed method (:data:`~distill_kit.lineage.votes.DEFAULT_METHOD`, ``lineage_test``) and under the
+method the references-only task chose this run (``lineage_test_reference_selected``); nothing in either looks
+at the scored target. Reported: false-positive rate over the documented unrelated (target, line) pairs with its
+Wilson interval, power (students and variants given their documented line), selective accuracy (of the targets
+given a line, the share given their documented one), coverage (the share given a line).
 Vote matrices are cached on disk
 (``cache_dir()/lineage_votes``), so a re-run costs seconds. Prints tables, then one line of JSON.
 """
@@ -43,6 +52,7 @@ import polars as pl
 from distill_kit import cache, datasets
 from distill_kit.lineage import attribution as lineage
 from distill_kit.lineage import finetune as FT
+from distill_kit.lineage import significance as S
 from distill_kit.lineage import votes as A
 from distill_kit.lineage.documented import LineageLabels, lineage_labels, lineage_rows
 from distill_kit.lineage.prompts import common_prompts, split_prompts
@@ -176,8 +186,37 @@ def load_setup(seed: int, n_prompts: int = 0) -> Setup:
     return Setup(source, labels, refs, targets, absent, frame, prompts, data_key)
 
 
+def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], sib: dict[str, A.VoteMatrix],
+                  best: A.Method, k: int, seed: int, alpha: float, reference_null: bool = True) -> dict[str, dict]:
+    """The lineage test under the product's method and under the references-only choice, with its error rates
+    over every documented target (each scored against a null that leaves it out). ``reference_null``: the
+    references, each held out of the classifier in turn, join the null (``len(refs) * k`` more fits per feature
+    set); without it the null is the documented targets' unrelated pairs and hub backgrounds come from the
+    sibling rounds."""
+    refs, targets, labels = st.refs, st.targets, st.labels
+    truth_line = {t: labels.lines.get(labels.truth[t], labels.truth[t]) for t in targets if t in labels.truth}
+    out = {}
+    for key, method, how in (("lineage_test", A.DEFAULT_METHOD, "the product's fixed method (notebook 05)"),
+                             ("lineage_test_reference_selected", best, "chosen on the references-only task")):
+        f = method.features
+        if f not in tgt:
+            tgt[f] = cached_votes(counts, st.data_key, f, refs, targets, st.prompts, None, k, seed)
+        loro = cached_votes(counts, st.data_key, f, refs, [], st.prompts, S.leave_one_reference_out(refs), k,
+                            seed) if reference_null else None
+        if f not in sib and loro is None and method.hub:
+            sib[f] = cached_votes(counts, st.data_key, f, refs, [], st.prompts, A.sibling_rounds(refs, labels.lines),
+                                  k, seed)
+        res = S.lineage_test_from_votes(tgt[f], loro, targets, labels.lines, labels, method=method, alpha=alpha,
+                                        background=loro if loro is not None else sib.get(f))
+        rates = S.error_rates(res, labels, targets)
+        out[key] = {**rates, "method": method.name, "selected_on": how, "reference_null": reference_null,
+                    "null_models": len(res.null_models),
+                    "untested_lines": res.untested_lines, "per_target": res.per_target(truth_line)}
+    return out
+
+
 def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: int = 0,
-        finetune: FT.FinetuneConfig | None = None) -> dict:
+        finetune: FT.FinetuneConfig | None = None, alpha: float = S.ALPHA, reference_null: bool = True) -> dict:
     started = time.perf_counter()
     st = load_setup(seed, n_prompts)
     source, labels, refs, targets, absent = st.source, st.labels, st.refs, st.targets, st.absent
@@ -188,7 +227,7 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
     base_rows = set(lineage_labels(prefer_extended=False).roles)  # lineage.csv targets
     new_targets = [t for t in targets if t not in base_rows]
 
-    counts = LazyCounts(frame, features)
+    counts = LazyCounts(frame, tuple(dict.fromkeys([*features, A.DEFAULT_METHOD.features])))
     rounds = A.sibling_rounds(refs, labels.lines)
     sib = {f: cached_votes(counts, data_key, f, refs, [], prompts, rounds, k, seed) for f in features}
     tgt = {f: cached_votes(counts, data_key, f, refs, targets, prompts, None, k, seed) for f in features}
@@ -202,6 +241,8 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
                 for m in methods}
     truth_line = {t: labels.lines.get(labels.truth[t], labels.truth[t]) for t in targets if t in labels.truth}
     line_names = sorted({labels.lines.get(c, c) for c in refs})
+
+    tests = lineage_tests(counts, st, tgt, sib, best, k, seed, alpha, reference_null)
 
     # primary: method chosen on references only; confidence held out over the other targets' labels
     prim = [rankings[best.name][t] for t in targets]
@@ -328,7 +369,7 @@ def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: in
         "references": refs, "per_target": {r["target"]: r for r in per},
         "per_target_nested": {r["target"]: r for r in per_nested},
         "per_target_nested_with_minilm": {r["target"]: r for r in per_nested_all} if ft_order else None,
-        "summary": summary, "methods": method_rows, "finetune": ft_info,
+        "summary": summary, "methods": method_rows, "finetune": ft_info, **tests,
         "timing_s": {"counts": round(counts.seconds, 1), "paired_baseline": round(paired_s, 1),
                      "minilm_finetune": ft_info.get("train_s"), "minilm_scoring": ft_info.get("score_s"),
                      "total": round(time.perf_counter() - started, 1)},
@@ -403,6 +444,17 @@ def report(res: dict) -> None:
     print(f"AUROC students vs controls (paired distillation score): {s['auroc_students_vs_controls']:.3f}; "
           f"+variants {s['auroc_students_and_variants_vs_controls']:.3f}; new targets only "
           f"{s['auroc_students_vs_controls_new_only']:.3f}; vote share {s['auroc_vote_share_students_vs_controls']:.3f}")
+    for key in ("lineage_test", "lineage_test_reference_selected"):
+        t = res[key]
+        print(f"{key} ({t['method']}, {t['selected_on']}; alpha {t['alpha']}): FPR {_fmt(t['fpr'])} "
+              f"[{t['fpr_ci'][0]:.3f}, {t['fpr_ci'][1]:.3f}] ({t['n_false_positives']}/{t['n_unrelated_pairs']} "
+              f"unrelated pairs), power {_fmt(t['power'])} (of {t['n_positives']}), selective accuracy "
+              f"{_fmt(t['selective_accuracy'])} (of {t['n_named']} named), coverage {_fmt(t['coverage'])} "
+              f"(of {t['n_scored']})")
+        for tgt_name, r in t["per_target"].items():
+            mark = "" if not r["named"] else ("ok" if r["line"] == r["documented_line"] else "WRONG")
+            print(f"    {tgt_name:<34}best {r['line']:<12}p={r['p']:.2e} p_adj={r['p_adj']:.2e} "
+                  f"doc: {r['documented_line'] or '(control)':<12}{'NAMED ' + mark if r['named'] else ''}")
     print("\nper target (reference-selected method; confidence held out):")
     for t, r in res["per_target"].items():
         mark = "" if not r["documented_line"] else ("ok " if r["hit_line"] else "MISS")
@@ -426,6 +478,9 @@ def main() -> None:
     ap.add_argument("--ft-epochs", type=int, default=FT.FinetuneConfig.epochs, help="fine-tuning epochs")
     ap.add_argument("--ft-tokens", type=int, default=FT.FinetuneConfig.max_tokens, help="tokens kept per answer")
     ap.add_argument("--ft-threads", type=int, default=FT.FinetuneConfig.threads, help="torch threads")
+    ap.add_argument("--alpha", type=float, default=S.ALPHA, help="family-wise level of the lineage test per target")
+    ap.add_argument("--no-reference-null", action="store_true",
+                    help="keep the references out of the lineage test's null (saves references x folds classifier fits)")
     ap.add_argument("--throughput-texts", type=int, default=0, help="also time embedding N texts (0: skip)")
     args = ap.parse_args()
     feats = tuple(f for f in args.features.split(",") if f)
@@ -435,7 +490,7 @@ def main() -> None:
     ft = None if not args.finetune else FT.FinetuneConfig(max_tokens=args.ft_tokens, train_per_candidate=args.ft_train,
                                                           vote_per_fold=args.ft_vote, epochs=args.ft_epochs,
                                                           threads=args.ft_threads)
-    res = run(args.seed, args.folds, feats, args.prompts, ft)
+    res = run(args.seed, args.folds, feats, args.prompts, ft, args.alpha, not args.no_reference_null)
     report(res)
     if args.throughput_texts:
         frame = datasets.load_responses("alpaca-eval", res["references"][:3])

@@ -64,6 +64,47 @@ class IdentityScoreRow(Row):
     sis_paper: float | None = None
 
 
+class MakerRow(Row):
+    """Whose maker a model names when it speaks in its own voice, and whether one foreign maker stands out
+    (``ice.makers.maker_table``).
+
+    Why: a contradiction rate (LIS) alone does not say *whose* data a model saw; models that were never
+    distilled also name makers at random. The test compares the most-named foreign maker with the same
+    model's rate of naming the other foreign makers (its own hallucination baseline), so a foreign maker is
+    named in a verdict only when it is claimed more often than chance naming explains.
+    """
+
+    model: str
+    #: answers of the model that were read (the denominator of every share below)
+    n: int = 0
+    #: answers whose own voice (not a role-played persona) claims a maker: "I was made by X", "I am X"
+    n_own_voice: int = 0
+    #: maker -> share of the answers whose first own-voice identity claim names it ("none": the answer claims no
+    #: maker in its own voice); the shares sum to 1
+    profile: dict[str, float] = {}
+    #: maker -> [lo, hi], the simultaneous 95% interval of its share (Goodman's multinomial intervals)
+    profile_ci: dict[str, list[float]] = {}
+    #: the model's own makers (read off its family's identity fact); every other maker is foreign
+    own_makers: list[str] = []
+    #: the foreign maker (not the model's own, not "none") named most often; None when no foreign maker is named
+    top_foreign: str | None = None
+    #: the top foreign maker's share of the answers (as in ``profile``); None without a top foreign maker
+    share: float | None = None
+    #: the hallucination baseline: the mean share of the other foreign makers (every candidate maker other than
+    #: the model's own and the top one, the ones it never named included); None without a top foreign maker
+    baseline: float | None = None
+    #: p-value of "no foreign maker is named more often than the others" (the foreign claims spread evenly over
+    #: the candidate makers); the statistic is the top maker's count, so choosing the top is accounted for.
+    #: None when the model names no foreign maker
+    p: float | None = None
+    #: ``p`` Holm-adjusted over the models of the table (one family of tests per table)
+    p_adj: float | None = None
+    #: the significance level the test was read at
+    alpha: float = 0.05
+    #: True when ``p_adj < alpha``: only then may a verdict name ``top_foreign``
+    passed: bool = False
+
+
 class CorrectedRow(Row):
     """Prevalence-corrected LIS/SIS of one model (``ice.calibration.corrected_table``)."""
 
@@ -186,6 +227,18 @@ class AttributionRow(Row):
     p1: float | None = None
 
 
+class LineageTestRow(Row):
+    """One target's lineage test (``lineage.significance``): its best line, that line's p-value and Holm-adjusted
+    p over the target's lines, and whether the line is named (``p_adj < alpha``)."""
+
+    target: str
+    line: str | None = None
+    p: float | None = None
+    p_adj: float | None = None
+    named: bool = False
+    documented_line: str | None = None
+
+
 class TreeRecord(BaseModel):
     """A lineage tree as scipy's linkage matrix over ``labels``."""
 
@@ -245,6 +298,8 @@ class IdentitySummary(StepSummary):
     live: list[IdentityScoreRow] = []
     live_errors: int | None = None
     n_flagged: int | None = None
+    #: per model: the makers its own-voice identity claims name and the foreign-maker test (``ice.makers``)
+    makers: list[MakerRow] = []
 
 
 class SimilaritySummary(StepSummary):
@@ -298,6 +353,11 @@ class LineageSummary(StepSummary):
     seconds: float | None = None
     documented_teachers: dict[str, str | None] | None = None  # student -> documented teacher ("none": a control)
     reference_lines: dict[str, str] | None = None  # reference -> product line (lineage.csv)
+    lineage_test: list[LineageTestRow] = []  # one row per tested target; empty: not tested (see the note)
+    lineage_test_alpha: float | None = None
+    lineage_test_method: str | None = None
+    lineage_test_null_models: list[str] = []  # models whose documented unrelated pairs built the null
+    lineage_test_note: str | None = None  # why there is no test (one line), e.g. too few unrelated pairs
 
 
 class ReportSummary(StepSummary):

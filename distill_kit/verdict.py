@@ -1,13 +1,19 @@
 """One verdict per model: what all of a run's numbers say together, and how sure they are.
 
 Why: a reader of a distill-kit report wants, per model, the handful of numbers that matter -- the corrected
-identity scores (ICE), the similarity to each reference (RSE), the closest teacher line and the distillation
-score -- with their intervals, and one plain sentence. The sentence is built by fixed rules from those
+identity scores (ICE), the similarity to each reference (RSE), the lineage test and the foreign-maker test --
+with their intervals and p-values, and one plain sentence. The sentence is built by fixed rules from those
 numbers (no LLM), so it says nothing the numbers do not. ``report.py`` and notebook 06 only render this.
 
+Claims come from tests only: the sentence names a teacher line only where notebook 05's lineage test
+(:mod:`distill_kit.lineage.significance`) named it (Holm-adjusted p below its alpha) and a foreign maker only
+where notebook 03's maker test passed, quoting the adjusted p; otherwise it says there is no signal and quotes
+the best candidate's adjusted p. The vote's closest line and its confidence stay in the table as numbers.
+
 Inputs are the typed step summaries a run writes (:mod:`distill_kit.summaries`): notebook 03's ``corrected``
-rows (falling back to its raw ``replay``/``live`` rows), notebook 04's ``rse_by_reference`` (or ``rse_table``
-with its ``reference``) and notebook 05's ``attribution`` rows with its ``reference_lines``.
+rows (falling back to its raw ``replay``/``live`` rows) and ``makers``, notebook 04's ``rse_by_reference`` (or
+``rse_table`` with its ``reference``) and notebook 05's ``lineage_test`` and ``attribution`` rows with its
+``reference_lines``.
 """
 
 from __future__ import annotations
@@ -17,9 +23,6 @@ from typing import Any, Mapping, Sequence
 
 from distill_kit.summaries import IdentitySummary, LineageSummary, SimilaritySummary
 
-#: Teacher-attribution confidence from which the sentence names a line without hedging, and below which it
-#: says there is no clear teacher.
-CONFIDENT, UNSURE = 0.5, 0.25
 #: An upper interval bound below this share reads "keeps its identity".
 KEEPS_IDENTITY = 0.05
 
@@ -42,6 +45,19 @@ class ModelVerdict:
     teacher_line: str | None = None
     teacher_confidence: float | None = None
     distillation_score: float | None = None
+    lineage_line: str | None = None  # the lineage test's best line (smallest p)
+    lineage_p: float | None = None
+    lineage_p_adj: float | None = None  # Holm over the model's lines
+    lineage_named: bool | None = None  # p_adj < lineage_alpha; None: not tested
+    lineage_alpha: float | None = None
+    lineage_note: str | None = None  # why step 05 recorded no test (one line)
+    foreign_maker: str | None = None  # the maker test's top foreign maker
+    foreign_maker_share: float | None = None
+    foreign_maker_baseline: float | None = None
+    foreign_maker_p: float | None = None
+    foreign_maker_p_adj: float | None = None
+    foreign_maker_passed: bool | None = None  # None: not tested
+    maker_alpha: float | None = None
     sentence: str = ""
 
     def as_row(self) -> dict[str, Any]:
@@ -91,8 +107,8 @@ def rse_part(rse: SimilaritySummary | None) -> dict[str, dict[str, tuple[float, 
 
 
 def lineage_part(emb: LineageSummary | None, lines: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """student -> closest teacher, its product line (``lines``, default notebook 05's ``reference_lines``),
-    confidence and distillation score (notebook 05)."""
+    """model -> its lineage test (best line, p, Holm-adjusted p, named, alpha) and the vote's closest teacher,
+    product line (``lines``, default notebook 05's ``reference_lines``), confidence and distillation score."""
     out: dict[str, dict[str, Any]] = {}
     if emb is None:
         return out
@@ -100,7 +116,23 @@ def lineage_part(emb: LineageSummary | None, lines: Mapping[str, str] | None = N
     for r in emb.attribution:
         top = r.top1
         out[r.student] = {"teacher": top, "teacher_line": lines.get(top, top) if top else None,
-                          "teacher_confidence": r.p1, "distillation_score": r.distillation_score}
+                          "teacher_confidence": r.p1, "distillation_score": r.distillation_score,
+                          "lineage_note": emb.lineage_test_note}
+    for t in emb.lineage_test:
+        out.setdefault(t.target, {}).update({
+            "lineage_line": t.line, "lineage_p": t.p, "lineage_p_adj": t.p_adj, "lineage_named": t.named,
+            "lineage_alpha": emb.lineage_test_alpha, "lineage_note": None})
+    return out
+
+
+def maker_part(ice: IdentitySummary | None) -> dict[str, dict[str, Any]]:
+    """model -> notebook 03's foreign-maker test: the top foreign maker, its share, the model's own
+    hallucination baseline, p, Holm-adjusted p and whether it passed."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in ice.makers if ice is not None else []:
+        out[r.model] = {"foreign_maker": r.top_foreign, "foreign_maker_share": r.share,
+                        "foreign_maker_baseline": r.baseline, "foreign_maker_p": r.p, "foreign_maker_p_adj": r.p_adj,
+                        "foreign_maker_passed": r.passed, "maker_alpha": r.alpha}
     return out
 
 
@@ -108,17 +140,44 @@ def _pct(x: float | None) -> str:
     return "?" if x is None else f"{100 * x:.0f}"
 
 
+def p_text(p: float) -> str:
+    """A p-value as the sentence quotes it: three decimals, scientific below 0.001."""
+    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
+
+
+def lineage_clause(v: ModelVerdict) -> str | None:
+    """The teacher-line clause: a line only where the lineage test named it."""
+    if v.lineage_named is None or v.lineage_p_adj is None:
+        if v.lineage_note is not None or v.teacher_line is not None:
+            return "teacher line not tested (" + (v.lineage_note or "step 05 recorded no lineage test") + ")"
+        return None
+    a = v.lineage_alpha if v.lineage_alpha is not None else 0.05
+    if v.lineage_named:
+        return f"answers like the {v.lineage_line} line (lineage test p_adj={p_text(v.lineage_p_adj)}, alpha={a:g})"
+    return f"no lineage signal at alpha={a:g} (best line {v.lineage_line}, p_adj={p_text(v.lineage_p_adj)})"
+
+
+def maker_clause(v: ModelVerdict) -> str | None:
+    """The foreign-maker clause: a maker only where notebook 03's test passed."""
+    if v.foreign_maker_passed is None:
+        return None
+    a = v.maker_alpha if v.maker_alpha is not None else 0.05
+    if v.foreign_maker_passed and v.foreign_maker is not None and v.foreign_maker_p_adj is not None:
+        return (f"claims {v.foreign_maker} as its maker in {_pct(v.foreign_maker_share)}% of its answers, above its "
+                f"own rate of naming other foreign makers ({_pct(v.foreign_maker_baseline)}%; "
+                f"p_adj={p_text(v.foreign_maker_p_adj)})")
+    if v.foreign_maker is None or v.foreign_maker_p_adj is None:
+        return "names no foreign maker in its own voice"
+    return (f"no foreign maker stands out at alpha={a:g} (most named {v.foreign_maker}, "
+            f"p_adj={p_text(v.foreign_maker_p_adj)})")
+
+
 def sentence(v: ModelVerdict) -> str:
     """The plain-language verdict, by rules only; every clause quotes the number it rests on."""
     parts: list[str] = []
-    if v.teacher_line is not None and v.teacher_confidence is not None:
-        c = v.teacher_confidence
-        if c >= CONFIDENT:
-            parts.append(f"answers like the {v.teacher_line} line (confidence {c:.2f})")
-        elif c >= UNSURE:
-            parts.append(f"leans towards the {v.teacher_line} line, without certainty (confidence {c:.2f})")
-        else:
-            parts.append(f"shows no clear teacher (best guess the {v.teacher_line} line, confidence {c:.2f})")
+    lineage = lineage_clause(v)
+    if lineage:
+        parts.append(lineage)
     if v.rse:
         ref, (m, lo, hi) = max(v.rse.items(), key=lambda kv: kv[1][0])
         ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
@@ -138,6 +197,9 @@ def sentence(v: ModelVerdict) -> str:
         if v.sis is not None and v.sis_lo is not None and v.sis_lo > 0:
             clause += f" and claims an OpenAI/Anthropic identity in {_pct(v.sis)}%"
         parts.append(clause)
+    maker = maker_clause(v)
+    if maker:
+        parts.append(maker)
     if not parts:
         return f"{v.model}: no step of this run scored it."
     return f"{v.model} " + "; ".join(parts) + "."
@@ -147,11 +209,11 @@ def verdict_table(ice: IdentitySummary | None = None, rse: SimilaritySummary | N
                   emb: LineageSummary | None = None, lines: Mapping[str, str] | None = None,
                   models: Sequence[str] | None = None) -> list[ModelVerdict]:
     """One verdict per model that any step scored (or per ``models``), in a stable order: by name."""
-    ice_p, rse_p, lin_p = ice_part(ice), rse_part(rse), lineage_part(emb, lines)
-    names = list(models) if models is not None else sorted(set(ice_p) | set(rse_p) | set(lin_p))
+    ice_p, rse_p, lin_p, mk_p = ice_part(ice), rse_part(rse), lineage_part(emb, lines), maker_part(ice)
+    names = list(models) if models is not None else sorted(set(ice_p) | set(rse_p) | set(lin_p) | set(mk_p))
     out = []
     for m in names:
-        v = ModelVerdict(m, **ice_p.get(m, {}), rse=rse_p.get(m, {}), **lin_p.get(m, {}))
+        v = ModelVerdict(m, **ice_p.get(m, {}), rse=rse_p.get(m, {}), **lin_p.get(m, {}), **mk_p.get(m, {}))
         v.sentence = sentence(v)
         out.append(v)
     return out

@@ -36,17 +36,53 @@ def test_corrected_scores_win_over_raw_and_raw_is_the_fallback():
     assert "keeps its identity" in c.sentence and "OpenAI" not in c.sentence
 
 
-def test_sentence_names_teacher_line_and_reference_with_their_numbers():
-    rows = {v.model: v for v in verdict.verdict_table(None, RSE, EMB)}  # lines: step 05's reference_lines
+EMB_TESTED = LineageSummary.model_validate({
+    **EMB.model_dump(exclude_unset=True), "lineage_test_alpha": 0.05, "lineage_test_method": "word/hard/sum",
+    "lineage_test": [{"target": "vicuna", "line": "gpt-3.5", "p": 0.0004, "p_adj": 0.0031, "named": True},
+                     {"target": "tulu", "line": "gpt-4", "p": 0.04, "p_adj": 0.41, "named": False}]})
+
+
+def test_sentence_names_a_teacher_line_only_where_the_lineage_test_passed():
+    rows = {v.model: v for v in verdict.verdict_table(None, RSE, EMB_TESTED)}
     v = rows["vicuna"]
-    assert v.teacher_line == "gpt-3.5" and v.distillation_score == 0.8
-    assert v.sentence == ("vicuna answers like the gpt-3.5 line (confidence 0.71); is most similar to gpt4 "
-                          "(RSE 3.40 [3.30, 3.50] of 5), clearly above claude (2.90).")
+    assert v.lineage_named and v.lineage_p_adj == 0.0031 and v.distillation_score == 0.8
+    assert v.sentence == ("vicuna answers like the gpt-3.5 line (lineage test p_adj=0.003, alpha=0.05); is most "
+                          "similar to gpt4 (RSE 3.40 [3.30, 3.50] of 5), clearly above claude (2.90).")
     assert "gpt4" not in rows  # a reference is not scored against itself
-    assert "no clear teacher" in rows["tulu"].sentence
+    assert rows["tulu"].sentence == "tulu no lineage signal at alpha=0.05 (best line gpt-4, p_adj=0.410)."
     row = v.as_row()
-    assert row["rse gpt4"] == 3.4 and row["rse claude hi"] == 3.0
-    assert verdict.verdict_table(None, None, EMB, lines={})[1].teacher_line == "gpt-3.5-turbo-0301"  # named by model
+    assert row["rse gpt4"] == 3.4 and row["rse claude hi"] == 3.0 and row["lineage_line"] == "gpt-3.5"
+    # the vote's closest line and confidence stay as numbers in the row, named by model without lines
+    assert v.teacher_line == "gpt-3.5" and v.teacher_confidence == 0.71
+    assert verdict.verdict_table(None, None, EMB, lines={})[1].teacher_line == "gpt-3.5-turbo-0301"
+
+
+def test_without_a_lineage_test_no_line_is_named():
+    """A run recorded before the test existed (or a folder too thin to test) names no teacher line."""
+    rows = {v.model: v for v in verdict.verdict_table(None, None, EMB)}
+    assert rows["vicuna"].sentence == "vicuna teacher line not tested (step 05 recorded no lineage test)."
+    thin = LineageSummary.model_validate({**EMB.model_dump(exclude_unset=True),
+                                          "lineage_test_note": "lineage test: too few documented unrelated pairs"})
+    (v, _) = verdict.verdict_table(None, None, thin, models=["vicuna", "tulu"])
+    assert v.sentence == "vicuna teacher line not tested (lineage test: too few documented unrelated pairs)."
+    assert "answers like" not in v.sentence
+
+
+def test_foreign_maker_is_named_only_where_its_test_passed():
+    ice = IdentitySummary.model_validate({
+        **ICE.model_dump(exclude_unset=True),
+        "makers": [{"model": "qwen2.5-72b", "top_foreign": "OpenAI", "share": 0.3, "baseline": 0.02, "p": 1e-6,
+                    "p_adj": 2e-6, "alpha": 0.05, "passed": True},
+                   {"model": "claude-3-5-sonnet-20241022", "top_foreign": "OpenAI", "share": 0.01, "baseline": 0.005,
+                    "p": 0.3, "p_adj": 0.6, "alpha": 0.05, "passed": False},
+                   {"model": "quiet", "top_foreign": None, "passed": False}]})
+    rows = {v.model: v for v in verdict.verdict_table(ice)}
+    assert rows["qwen2.5-72b"].sentence.endswith(
+        "; claims OpenAI as its maker in 30% of its answers, above its own rate of naming other foreign makers "
+        "(2%; p_adj=2.0e-06).")
+    c = rows["claude-3-5-sonnet-20241022"].sentence
+    assert c.endswith("; no foreign maker stands out at alpha=0.05 (most named OpenAI, p_adj=0.600).")
+    assert rows["quiet"].sentence == "quiet names no foreign maker in its own voice."
 
 
 def test_rse_table_against_the_reference_when_no_other_reference_was_recorded():

@@ -10,7 +10,7 @@ targets, and scores both against the documented teachers (:mod:`distill_kit.line
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -24,6 +24,7 @@ from distill_kit.lineage.attribution import (
     calibrate_on_labels,
 )
 from distill_kit.lineage.documented import LineageLabels, label_columns
+from distill_kit.lineage.significance import ALPHA, LineageTestResult, TooFewUnrelated, lineage_test
 from distill_kit.lineage.votes import DEFAULT_METHOD, VoteAttribution, attribute_by_vote, hits
 
 CALIBRATE_FROM = 3
@@ -39,6 +40,9 @@ class TeacherFindings:
     table: pl.DataFrame  # attribution.table() plus role and documented_teacher when labelled
     vote_table: pl.DataFrame  # vote.table() plus documented_line when labelled
     metrics: dict[str, float]  # against the documented lineage; {} without labels
+    test: LineageTestResult | None = None  # the lineage test (what a verdict may name); None: see test_note
+    test_note: str | None = None  # one line: why there is no lineage test
+    documented_lines: dict[str, str] = field(default_factory=dict)  # student/variant -> its teacher's line
 
 
 def choose_targets(students: Sequence[str], candidates: Sequence[str], labels: LineageLabels | None,
@@ -54,12 +58,16 @@ def choose_targets(students: Sequence[str], candidates: Sequence[str], labels: L
 def attribute_teachers(
     frame: pl.DataFrame, students: Sequence[str], candidates: Sequence[str], labels: LineageLabels | None, *,
     features: LineageFeatures, signals: Sequence[str] = (), prompts: Sequence[str] | None = None, seed: int = 0,
+    alpha: float = ALPHA, reference_null: bool = True,
 ) -> TeacherFindings:
     """Attribute ``students`` to ``candidates`` both ways on ``features``' prompt split.
 
     ``signals`` empty = the attribution default (paired, plus embedding when ``features`` has embeddings);
     ``prompts`` = the vote's prompt pool. With ``labels``, confidences are calibrated on the other documented
-    targets once :data:`CALIBRATE_FROM` are documented, and the metrics say how both did."""
+    targets once :data:`CALIBRATE_FROM` are documented, and the metrics say how both did. The lineage test
+    (:func:`distill_kit.lineage.significance.lineage_test`, level ``alpha``) runs under the vote's method with its
+    null from the documented unrelated pairs among ``frame``'s models (``reference_null``: the references too,
+    each held out of the classifier in turn); a folder with too few of them gets ``test_note`` instead."""
     if "embedding" in signals and not features.embed_pairs:
         raise ValueError("signal 'embedding' needs embedded prompts inside the score split; raise sample_size")
     attribution = attribute(frame, students, candidates, lines=labels.lines if labels else None,
@@ -80,15 +88,38 @@ def attribute_teachers(
                                                       [dist[m] for m in labels.controls if m in dist])
         line_hits = hits(vote.rankings, labels.teacher_lines)
         metrics["vote_top1_line"], metrics["vote_top3_line"] = line_hits["top1_line"], line_hits["top3_line"]
-    return TeacherFindings(attribution, vote, table, vote_table, metrics)
+    test, note = None, None
+    try:
+        test = lineage_test(frame, students, {c: (labels.lines.get(c, c) if labels else c) for c in candidates},
+                            labels or NO_LABELS, method=vote.method, alpha=alpha, prompts=prompts, seed=seed,
+                            reference_null=reference_null)
+    except TooFewUnrelated as err:
+        note = str(err)
+    return TeacherFindings(attribution, vote, table, vote_table, metrics, test, note,
+                           labels.teacher_lines if labels else {})
+
+
+NO_LABELS = LineageLabels([], [], [], [], {}, {}, {})
+"""No documented lineage (a store of live answers): every lineage test says it has too few unrelated pairs."""
 
 
 def teacher_summary(findings: TeacherFindings | None) -> dict[str, Any]:
-    """The attribution keys of notebook 05's summary (empty values when nothing was attributed)."""
+    """The attribution and lineage-test keys of notebook 05's summary (the same keys, empty values, when nothing
+    was attributed)."""
+    out: dict[str, Any] = {"attribution": [], "attribution_temperature": None, "calibration": {},
+                           "attribution_metrics": {}, "vote_attribution": [], "vote_method": None, "lineage_test": [],
+                           "lineage_test_alpha": None, "lineage_test_method": None, "lineage_test_null_models": [],
+                           "lineage_test_note": None}
     if findings is None:
-        return {"attribution": [], "attribution_temperature": None, "calibration": {}, "attribution_metrics": {},
-                "vote_attribution": [], "vote_method": None}
+        return out
     a = findings.attribution
-    return {"attribution": a.table().to_dicts(), "attribution_temperature": a.temperature,
-            "calibration": a.calibration, "attribution_metrics": findings.metrics,
-            "vote_attribution": findings.vote_table.to_dicts(), "vote_method": findings.vote.method.name}
+    out.update({"attribution": a.table().to_dicts(), "attribution_temperature": a.temperature,
+                "calibration": a.calibration, "attribution_metrics": findings.metrics,
+                "vote_attribution": findings.vote_table.to_dicts(), "vote_method": findings.vote.method.name,
+                "lineage_test_note": findings.test_note})
+    t = findings.test
+    if t is not None:
+        out.update({"lineage_test": [{"target": k, **v} for k, v in t.per_target(findings.documented_lines).items()],
+                    "lineage_test_alpha": t.alpha, "lineage_test_method": t.method,
+                    "lineage_test_null_models": t.null_models})
+    return out

@@ -428,8 +428,27 @@ def attribution_section(emb: LineageSummary | None, link: str = "") -> Section:
             mrows.append({"metric": "who-wrote-this chance level", "value": emb.who_wrote_chance})
     if mrows:
         body += "<p>Against the documented lineage:</p>" + table_html(mrows, [("metric", "metric"), ("value", "value")])
-    s.body = body
+    s.body = body + lineage_test_html(emb)
     return s
+
+
+def lineage_test_html(emb: LineageSummary) -> str:
+    """Step 05's lineage test per target (best line, p, Holm-adjusted p, named), or the one line saying why
+    there is none."""
+    if emb.lineage_test_note:
+        return f'<h3>Lineage test</h3><p class="not-run">{esc(emb.lineage_test_note)}</p>'
+    if not emb.lineage_test:
+        return ""
+    alpha = emb.lineage_test_alpha if emb.lineage_test_alpha is not None else 0.05
+    rows = [r.model_dump() for r in emb.lineage_test]
+    cols = [("target", "target"), ("line", "best line"), ("p", "p"), ("p_adj", "p (Holm over lines)"),
+            ("named", f"named (p_adj < {alpha:g})"), ("documented_line", "documented line")]
+    return ("<h3>Lineage test</h3><p>Per target, the line whose vote share stands out most against the same "
+            "statistic on pairs documented as unrelated (human-data controls, students of other teachers, "
+            f"references of other lines held out of the classifier; never the target itself), method "
+            f"<code>{esc(emb.lineage_test_method or '')}</code>, null from {len(emb.lineage_test_null_models)} "
+            "documented models. A line is named only when its Holm-adjusted p is below alpha.</p>"
+            + table_html(rows, cols, 4))
 
 
 def example_order(keys: Sequence[str], seed: int = 0) -> list[int]:
@@ -575,17 +594,29 @@ def verdict_section(ice: IdentitySummary | None, rse: SimilaritySummary | None, 
         row = {"model": v.model, "verdict": v.sentence,
                "LIS": _interval(v.lis, v.lis_lo, v.lis_hi), "LIS method": v.lis_method,
                "labels used": v.lis_labels, "SIS": _interval(v.sis, v.sis_lo, v.sis_hi),
-               "closest teacher line": v.teacher_line, "confidence": v.teacher_confidence,
-               "distillation score": v.distillation_score}
+               "lineage test: best line": v.lineage_line, "p": v.lineage_p, "p (Holm)": v.lineage_p_adj,
+               "line named": v.lineage_named,
+               "vote's closest line": v.teacher_line, "vote confidence": v.teacher_confidence,
+               "distillation score": v.distillation_score,
+               "foreign maker": v.foreign_maker, "maker p (Holm)": v.foreign_maker_p_adj,
+               "maker named": v.foreign_maker_passed}
         for ref in refs:
             row[f"RSE vs {ref}"] = _interval(*v.rse[ref], digits=2) if ref in v.rse else None
         flat.append(row)
     cols = [(k, k) for k in flat[0]]
     note = (not_recorded_note("05", "the references' product lines, so teachers are named by model")
             if emb is not None and emb.attribution and emb.reference_lines is None else "")
+    alpha = emb.lineage_test_alpha if emb is not None and emb.lineage_test_alpha is not None else None
+    test_note = (f"<p>A teacher line is named only where step 05's lineage test rejects at alpha={alpha:g} after "
+                 "Holm's correction over the model's lines (its null: the same statistic on pairs documented as "
+                 "unrelated, leaving the model out); a foreign maker only where step 03's maker test passed. The "
+                 "vote's closest line and its confidence are shown as numbers, not as claims.</p>"
+                 if alpha is not None else "")
+    if emb is not None and emb.lineage_test_note:
+        test_note += f'<p class="not-run">{esc(emb.lineage_test_note)}</p>'
     s.body = ("<p>Every number with its 95% interval; LIS/SIS are prevalence-corrected where step 03 recorded it "
               "(method and labels used shown). Each sentence is built by fixed rules from the numbers in its row.</p>"
-              + note + table_html(flat, cols))
+              + test_note + note + table_html(flat, cols))
     return s
 
 

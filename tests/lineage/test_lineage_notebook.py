@@ -32,6 +32,12 @@ def test_notebook_05_small_sample(run_notebook, data_dir: Path, tmp_path: Path) 
     assert set(votes) == set(table) and summary["vote_method"] == "word/hard/sum"
     assert all(0.0 < r["confidence"] <= 1.0 and r["line"] for r in votes.values())
     assert 0.0 <= summary["attribution_metrics"]["vote_top1_line"] <= 1.0
+    # the lineage test: every target tested against the documented unrelated pairs (the references held out too)
+    tests = {r["target"]: r for r in summary["lineage_test"]}
+    assert set(tests) == set(table) and summary["lineage_test_alpha"] == 0.05 and summary["lineage_test_note"] is None
+    assert all(0.0 <= r["p"] <= r["p_adj"] <= 1.0 and r["named"] == (r["p_adj"] < 0.05) for r in tests.values())
+    assert tests["alpaca-7b"]["documented_line"] == "davinci" and tests["guanaco-33b"]["documented_line"] is None
+    assert set(summary["lineage_test_null_models"]) == set(models)  # every documented model builds the null
     assert 1 / 7 < summary["who_wrote_accuracy"] <= 1.0  # better than chance on held-out prompts
     assert sorted(summary["tree_leaves"]) == sorted(models)
     assert sorted(summary["tree"]["labels"]) == sorted(models) and len(summary["tree"]["linkage"]) == len(models) - 1

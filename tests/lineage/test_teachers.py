@@ -51,6 +51,11 @@ def test_attribute_teachers_with_labels(setup: tuple) -> None:
     assert summary["vote_method"] == found.vote.method.name and summary["attribution_metrics"] is found.metrics
     assert summary["vote_attribution"][0]["documented_line"] == "A"
     assert set(summary) == set(teachers.teacher_summary(None))  # the same keys whether or not anything ran
+    # the lineage test: documented models build the null (the student too, for the lines not its teacher's)
+    assert found.test is not None and found.test_note is None
+    row = next(r for r in summary["lineage_test"] if r["target"] == "student")
+    assert row["line"] == "A" and row["documented_line"] == "A" and 0 <= row["p"] <= row["p_adj"] <= 1
+    assert summary["lineage_test_alpha"] == 0.05 and set(summary["lineage_test_null_models"]) == {*HABITS, "control", "student"}
 
 
 def test_attribute_teachers_without_labels(setup: tuple) -> None:
@@ -60,6 +65,8 @@ def test_attribute_teachers_without_labels(setup: tuple) -> None:
     assert found.metrics == {} and "role" not in found.table.columns
     assert found.vote.calibrated_on.startswith("none") and found.attribution.temperature == 1.0
     assert found.table["top1"][0] == "teacher-a"
+    # nothing documents an unrelated pair here: no test, one line saying so, and no classifier fitted for it
+    assert found.test is None and found.test_note.startswith("lineage test: too few documented unrelated pairs")
     with pytest.raises(ValueError, match="embedding"):
         teachers.attribute_teachers(frame, ["student"], list(HABITS), None, features=feats, signals=["embedding"])
 
@@ -69,4 +76,5 @@ def test_teacher_summary_when_nothing_was_attributed() -> None:
     assert empty["attribution"] == [] and empty["vote_method"] is None and empty["attribution_metrics"] == {}
     assert set(empty) == {
         "attribution", "attribution_temperature", "calibration", "attribution_metrics", "vote_attribution",
-        "vote_method"}
+        "vote_method", "lineage_test", "lineage_test_alpha", "lineage_test_method", "lineage_test_null_models",
+        "lineage_test_note"}

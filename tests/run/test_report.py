@@ -159,11 +159,29 @@ def test_attribution_shows_the_documented_teachers_step_05_recorded():
     assert html.esc(STUDENT) in without
 
 
-def test_verdict_names_the_teacher_line_step_05_recorded():
-    sec = report.verdict_section(None, None, lineage_summary())
-    assert "answers like the a-line line (confidence 0.90)" in sec.body
-    bare = report.verdict_section(None, None, lineage_summary(reference_lines=None))
-    assert "answers like the model-a line" in bare.body and "did not record the references" in bare.body
+TESTED = {"lineage_test_alpha": 0.05, "lineage_test_method": "word/hard/sum", "lineage_test_null_models": ["c1", "c2"],
+          "lineage_test": [{"target": STUDENT, "line": "a-line", "p": 0.001, "p_adj": 0.004, "named": True,
+                            "documented_line": "a-line"}]}
+
+
+def test_verdict_names_the_teacher_line_only_where_step_05s_test_passed():
+    sec = report.verdict_section(None, None, lineage_summary(**TESTED))
+    assert "answers like the a-line line (lineage test p_adj=0.004, alpha=0.05)" in sec.body
+    assert "<th>p (Holm)</th>" in sec.body and "named only where step 05" in sec.body
+    failed = {**TESTED, "lineage_test": [{**TESTED["lineage_test"][0], "p_adj": 0.2, "named": False}]}
+    assert "no lineage signal at alpha=0.05 (best line a-line, p_adj=0.200)" in report.verdict_section(
+        None, None, lineage_summary(**failed)).body
+    old = report.verdict_section(None, None, lineage_summary(reference_lines=None))  # a run before the test
+    assert "answers like" not in old.body and "teacher line not tested" in old.body
+    assert "did not record the references" in old.body
+    thin = report.verdict_section(None, None, lineage_summary(lineage_test_note="lineage test: too few pairs <x>"))
+    assert "too few pairs &lt;x&gt;" in thin.body
+
+
+def test_attribution_section_shows_the_lineage_test():
+    body = report.attribution_section(lineage_summary(**TESTED)).body
+    assert "<h3>Lineage test</h3>" in body and "2 documented models" in body and "0.0040" in body
+    assert "Lineage test" not in report.attribution_section(lineage_summary()).body
 
 
 def test_combined_section_says_how_many_models_meet():

@@ -1,0 +1,151 @@
+"""The lineage test (distill_kit.lineage.significance): p-values against a null of documented unrelated pairs.
+
+Synthetic statistics first (fast, many trials): targets drawn from the null reject at about alpha, planted
+lineage is found, Holm holds the family-wise rate, a folder without unrelated pairs says so in one line. Then
+one small end-to-end run on synthetic answers with known habits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distill_kit.lineage import significance as S
+from distill_kit.lineage.documented import LineageLabels
+from distill_kit.lineage.votes import Method
+from tests.helpers.lineage_habits import HABITS, LINES, NEUTRAL, habit_answer
+
+LINE_MEANS = {"A": 0.0, "B": -1.0, "C": 0.5, "D": 2.0, "E": -0.3, "F": 1.0}
+LINE_SDS = {"A": 1.0, "B": 0.5, "C": 2.0, "D": 0.7, "E": 1.3, "F": 0.4}
+
+
+def _draw(rng: np.random.Generator, planted: str | None = None, shift: float = 0.0) -> dict[str, float]:
+    out = {ln: float(rng.normal(LINE_MEANS[ln], LINE_SDS[ln])) for ln in LINE_MEANS}
+    if planted:
+        out[planted] += shift * LINE_SDS[planted]
+    return out
+
+
+def _trials(n_trials: int, n_null: int, n_targets: int, planted: str | None = None, shift: float = 0.0,
+            alpha: float = 0.05) -> list[S.LineageTestResult]:
+    """Independent null samples (``n_null`` unrelated models, per-line means and spreads differ) and
+    ``n_targets`` undocumented targets each."""
+    rng = np.random.default_rng(7)
+    out = []
+    for _ in range(n_trials):
+        stats = {f"null{i}": _draw(rng) for i in range(n_null)}
+        stats.update({f"t{j}": _draw(rng, planted, shift) for j in range(n_targets)})
+        unrelated = {f"null{i}": set(LINE_MEANS) for i in range(n_null)}
+        out.append(S.line_tests(stats, [f"t{j}" for j in range(n_targets)], unrelated, alpha=alpha))
+    return out
+
+
+def test_targets_drawn_from_the_null_reject_at_about_alpha() -> None:
+    res = _trials(60, 12, 40)
+    raw = np.array([t.p < 0.05 for r in res for t in r.tests])
+    assert raw.size == 60 * 40 * 6
+    assert 0.04 <= raw.mean() <= 0.06  # each (target, line) p-value is uniform under the null
+    fwer = np.mean([any(t.named for t in r.tests if t.target == tgt) for r in res for tgt in {t.target for t in r.tests}])
+    assert fwer <= 0.06  # Holm over the six lines: any line named for a null target at most alpha
+
+
+def test_without_holm_the_family_wise_rate_would_be_far_above_alpha() -> None:
+    res = _trials(60, 12, 40)
+    any_raw = np.mean([any(t.p < 0.05 for t in r.tests if t.target == tgt)
+                       for r in res for tgt in {t.target for t in r.tests}])
+    assert any_raw > 0.2  # six lines at 0.05 each: ~0.26; Holm's correction is what brings it under alpha
+
+
+def test_planted_lineage_is_named_with_high_power() -> None:
+    res = _trials(30, 12, 20, planted="D", shift=6.0)
+    best = [r.best()[t] for r in res for t in r.best()]
+    power = np.mean([b.named and b.line == "D" for b in best])
+    assert power >= 0.9
+    assert np.mean([b.named and b.line != "D" for b in best]) <= 0.05  # a wrong line named at most at alpha
+
+
+def test_the_tested_target_is_left_out_of_its_own_null() -> None:
+    rng = np.random.default_rng(0)
+    stats = {f"null{i}": _draw(rng) for i in range(8)}
+    unrelated = {m: set(LINE_MEANS) for m in stats}
+    res = S.line_tests(stats, ["null0", "null1"], unrelated)
+    assert {t.n_null for t in res.tests} == {7}
+    a = next(t for t in res.tests if t.target == "null0" and t.line == "A")
+    others = np.array([stats[f"null{i}"]["A"] for i in range(1, 8)])
+    assert a.null_mean == pytest.approx(others.mean())
+
+
+def test_a_folder_without_unrelated_pairs_gives_one_clear_line() -> None:
+    rng = np.random.default_rng(0)
+    stats = {"mine": _draw(rng), "c1": _draw(rng), "c2": _draw(rng)}
+    with pytest.raises(S.TooFewUnrelated) as err:
+        S.line_tests(stats, ["mine"], {"c1": set(LINE_MEANS), "c2": set(LINE_MEANS)})
+    msg = str(err.value)
+    assert "\n" not in msg and "too few documented unrelated pairs" in msg and "controls" in msg
+    with pytest.raises(S.TooFewUnrelated):
+        S.line_tests(stats, ["mine"], {})
+
+
+def test_lines_with_too_few_unrelated_models_are_untested_not_named() -> None:
+    rng = np.random.default_rng(1)
+    stats = {f"c{i}": _draw(rng) for i in range(6)}
+    stats["t"] = {**_draw(rng), "F": 50.0}
+    unrelated = {f"c{i}": set(LINE_MEANS) - ({"F"} if i > 1 else set()) for i in range(6)}  # F: 2 null models
+    res = S.line_tests(stats, ["t"], unrelated)
+    f = next(t for t in res.tests if t.line == "F")
+    assert np.isnan(f.p) and not f.named and res.untested_lines == ["F"]
+    assert res.best()["t"].line != "F"
+
+
+def test_unrelated_lines_follow_the_documented_roles() -> None:
+    labels = LineageLabels(students=["s"], variants=["v"], controls=["c"], references=["r1", "r2", "r3"],
+                           truth={"s": "r1", "v": "r3"}, lines={"r1": "A", "r2": "A", "r3": "B"},
+                           roles={"s": "student", "v": "variant", "c": "control", "r1": "reference",
+                                  "r2": "reference", "r3": "reference"})
+    u = S.unrelated_lines(labels, ["A", "B", "C"])
+    assert u == {"c": {"A", "B", "C"}, "s": {"B", "C"}, "v": {"A", "C"}, "r1": {"B", "C"}, "r2": {"B", "C"},
+                 "r3": {"A", "C"}}
+
+
+def test_per_target_rows_carry_the_documented_line() -> None:
+    res = _trials(1, 12, 2, planted="D", shift=8.0)[0]
+    rows = res.per_target({"t0": "D"})
+    assert set(rows) == {"t0", "t1"}
+    assert rows["t0"]["line"] == "D" and rows["t0"]["named"] and rows["t0"]["documented_line"] == "D"
+    assert rows["t1"]["documented_line"] is None and rows["t0"]["p_adj"] >= rows["t0"]["p"]
+
+
+# ------------------------------------------------------------------------------ from answers (end to end)
+CONTROL_HABITS = [NEUTRAL, ("Some notes on {t}.", "It is said {t} is", "Thank you."),
+                  ("A few words about {t}.", "Many think {t} is", "Cheers."),
+                  ("On {t}:", "One view: {t} is", "Best wishes."),
+                  ("Regarding {t},", "Reportedly {t} is", "Regards.")]
+
+
+def _answers(n_topics: int = 30):
+    import polars as pl
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n_topics):
+        topic, prompt = f"topic{i}", f"Explain topic{i}."
+        for m, h in HABITS.items():
+            rows.append({"model": m, "prompt": prompt, "text": habit_answer(h, topic, rng)})
+        rows.append({"model": "student", "prompt": prompt, "text": habit_answer(HABITS["ref-b"], topic, rng, 0.8)})
+        for j, h in enumerate(CONTROL_HABITS):
+            rows.append({"model": f"control{j}", "prompt": prompt, "text": habit_answer(h, topic, rng)})
+    return pl.DataFrame(rows)
+
+
+def test_lineage_test_from_answers_names_the_planted_line_and_not_the_controls() -> None:
+    controls = [f"control{j}" for j in range(len(CONTROL_HABITS))]
+    labels = LineageLabels(students=[], variants=[], controls=controls, references=list(HABITS), truth={},
+                           lines=dict(LINES), roles={c: "control" for c in controls})
+    method = Method("word", "soft", "sum")
+    res = S.lineage_test(_answers(), ["student", *controls], LINES, labels, method=method)
+    best = res.best()
+    assert best["student"].line == "B" and best["student"].named
+    assert not any(best[c].named for c in controls)
+    # every control is in the null of the others, never its own; references join the null of the other lines
+    assert set(res.null_models) == {*controls, *HABITS}
+    assert {t.n_null for t in res.tests if t.target == "student"} == {len(controls) + 4}
