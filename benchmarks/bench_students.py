@@ -66,12 +66,14 @@ def base_config(answer_tokens: int, concurrency: int) -> ModelConfig:
                        concurrency=concurrency, timeout=7200.0, max_retries=0)
 
 
-def identity_questions(recipe: Recipe) -> pl.DataFrame:
-    """The paper's identity questions on the evaluation side of the split (the identity student never saw them)."""
+def identity_questions(recipe: Recipe, n: int) -> pl.DataFrame:
+    """``n`` of the paper's identity questions on the evaluation side of the split (the identity student never saw
+    them), in prompt-id order."""
     qs = teacher_answers(f"identity/{IDENTITY_TEACHER}").select("prompt_id", "prompt").unique("prompt_id",
                                                                                               maintain_order=True)
-    return qs.filter(pl.col("prompt_id").map_elements(lambda p: in_eval_split(p, recipe.eval_share, recipe.seed),
+    held = qs.filter(pl.col("prompt_id").map_elements(lambda p: in_eval_split(p, recipe.eval_share, recipe.seed),
                                                       return_dtype=pl.Boolean))
+    return held.sort("prompt_id").head(n)
 
 
 def own_answers_teacher(base: ModelConfig, alpaca_prompts: pl.DataFrame, dose: int, recipe: Recipe,
@@ -87,7 +89,13 @@ def own_answers_teacher(base: ModelConfig, alpaca_prompts: pl.DataFrame, dose: i
 
 
 def maker_claims(answers: pl.DataFrame) -> dict[str, dict[str, Any]]:
-    """model -> its maker row (profile of own-voice maker claims, foreign-maker test) on the identity questions."""
+    """model -> its maker row (profile of own-voice maker claims, foreign-maker test) on the identity questions;
+    {} (and one line) where this checkout has no maker test (``distill_kit.ice.makers``)."""
+    import importlib.util
+
+    if importlib.util.find_spec("distill_kit.ice.makers") is None:
+        print("maker profile: distill_kit.ice.makers is not in this checkout; claims are left empty")
+        return {}
     from distill_kit.ice import makers
     from distill_kit.ice.judges import judge_frame
 
@@ -98,14 +106,18 @@ def maker_claims(answers: pl.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def lineage_tests(answers: pl.DataFrame, references: dict[str, str], targets: list[str], alpha: float,
-                  eval_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """target -> {line -> (p, p_adj)}, best line, named or not (see the module docstring for the frame)."""
+                  eval_ids: set[str], reference_prompts: int) -> dict[str, dict[str, Any]]:
+    """target -> {line -> (p, p_adj)}, best line, named or not (see the module docstring for the frame). The
+    references answer the held-out prompts and ``reference_prompts`` others (prompt-id order); every other model
+    only the held-out ones."""
     from distill_kit.lineage.documented import lineage_labels
     from distill_kit.lineage.significance import lineage_test
 
     labels = lineage_labels()
+    others = sorted(set(answers["prompt_id"].to_list()) - eval_ids)[:reference_prompts]
+    refs = answers.filter(pl.col("model").is_in(list(references)) & pl.col("prompt_id").is_in([*eval_ids, *others]))
     voters_part = answers.filter(~pl.col("model").is_in(list(references)) & pl.col("prompt_id").is_in(list(eval_ids)))
-    frame = pl.concat([answers.filter(pl.col("model").is_in(list(references))), voters_part])
+    frame = pl.concat([refs, voters_part])
     result = lineage_test(frame, targets, references, labels, alpha=alpha, reference_null=False)
     out: dict[str, dict[str, Any]] = {}
     best = result.best()
@@ -121,14 +133,17 @@ def lineage_tests(answers: pl.DataFrame, references: dict[str, str], targets: li
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="AlpacaEval references to distil from")
-    ap.add_argument("--doses", default="16,64", help="training pairs per student, comma-separated")
+    ap.add_argument("--doses", default="16,48,128", help="training pairs per student, comma-separated")
     ap.add_argument("--identity-teacher", default=IDENTITY_TEACHER)
-    ap.add_argument("--eval-prompts", type=int, default=24, help="held-out AlpacaEval prompts every model answers")
+    ap.add_argument("--eval-prompts", type=int, default=16, help="held-out AlpacaEval prompts every model answers")
+    ap.add_argument("--identity-questions", type=int, default=12, help="held-out identity questions every model answers")
     ap.add_argument("--answer-tokens", type=int, default=48, help="answer length trained on, generated, compared")
-    ap.add_argument("--top-layers", type=int, default=4, help="LoRA on the last N layers (0 = all)")
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N layers (0 = all)")
+    ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--alpha", type=float, default=0.05)
-    ap.add_argument("--concurrency", type=int, default=8, help="prompts generated per batch")
+    ap.add_argument("--reference-prompts", type=int, default=300,
+                    help="prompts besides the held-out ones on which the author classifier learns the references")
+    ap.add_argument("--concurrency", type=int, default=16, help="prompts generated per batch")
     args = ap.parse_args(argv)
     try:
         return run(args)
@@ -142,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     teachers = [t.strip() for t in args.teachers.split(",") if t.strip()]
     doses = sorted({int(d) for d in args.doses.split(",")})
     recipe = Recipe(max_answer_tokens=args.answer_tokens, max_prompt_tokens=64, top_layers=args.top_layers,
-                    epochs=args.epochs, target_modules=("q_proj", "v_proj"), lora_r=16, lora_alpha=32)
+                    epochs=args.epochs, target_modules=("q_proj", "v_proj"), lora_r=16, lora_alpha=32,
+                    batch_size=4, learning_rate=1e-3, warmup_steps=1)
     from distill_kit.lineage.documented import lineage_labels
 
     labels = lineage_labels()
@@ -177,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         students[name] = timed(f"train {name}", make_student, teacher, dose, name=name, recipe=recipe,
                                store_path=str(store.path))
     # ---- answers: held-out AlpacaEval prompts and identity questions, through collect
-    questions = identity_questions(recipe)
+    questions = identity_questions(recipe, args.identity_questions)
     configs = {BASE: base, **{n: s.model_config_for(concurrency=args.concurrency) for n, s in students.items()}}
     got, claims_answers = [], []
     for name, cfg in configs.items():
@@ -187,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
     answers = pl.concat([clip_answers(alpaca, args.answer_tokens), clip_answers(pl.concat(got), args.answer_tokens)])
     answers = answers.filter(pl.col("text").is_not_null())
     # ---- the tests
-    lineage = timed("lineage test", lineage_tests, answers, references, own_names, args.alpha, eval_ids)
+    lineage = timed("lineage test", lineage_tests, answers, references, own_names, args.alpha, eval_ids,
+                    args.reference_prompts)
     rse = timed("rse", rse_toward, answers.filter(pl.col("prompt_id").is_in(list(eval_ids))), own_names, list(references))
     claims = timed("maker claims", maker_claims, pl.concat(claims_answers))
     kinds = {BASE: "control", **{n: k for n, _, _, k in specs}}

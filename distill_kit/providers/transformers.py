@@ -24,6 +24,8 @@ from distill_kit.config import ConfigError, GenerationParams, ModelConfig
 from distill_kit.paths import cache_dir
 from distill_kit.providers.base import Completion, FatalError, Message
 
+#: seconds the first request of a batch waits for the others (negligible beside a generation pass)
+BATCH_WAIT = 0.05
 #: pip extra that holds what this provider and students need
 EXTRA_HINT = "pip install -e '.[students]' (peft, gguf, transformers, accelerate)"
 
@@ -205,7 +207,9 @@ class TransformersProvider:
         return await future
 
     async def _drain(self) -> None:
-        await asyncio.sleep(0)  # let the other workers of this turn queue their requests
+        # let the other workers queue their requests first: each passes through collect's pacing (a few event-loop
+        # turns), and a first batch of one would cost a whole generation pass
+        await asyncio.sleep(BATCH_WAIT)
         while self.pending:
             batch = self._next_batch()
             try:
