@@ -67,6 +67,10 @@ def _fmt(x: float) -> str:
     return "  nan" if x != x else f"{x:5.2f}"
 
 
+def _ci(ci: list[float]) -> str:
+    return "[  nan]" if ci[0] != ci[0] else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
 def _key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
@@ -206,12 +210,22 @@ def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], s
         if f not in sib and loro is None and method.hub:
             sib[f] = cached_votes(counts, st.data_key, f, refs, [], st.prompts, A.sibling_rounds(refs, labels.lines),
                                   k, seed)
-        res = S.lineage_test_from_votes(tgt[f], loro, targets, labels.lines, labels, method=method, alpha=alpha,
-                                        background=loro if loro is not None else sib.get(f))
+        # held-out references with a same-line sibling are tested too (their own line is the positive): how the
+        # test does when the relation is as strong as it gets; no documented target's result depends on it
+        siblings = [r for r in refs if loro is not None and sum(labels.lines.get(o) == labels.lines.get(r)
+                                                               for o in refs) > 1]
+        res = S.lineage_test_from_votes(tgt[f], loro, [*targets, *siblings], labels.lines, labels, method=method,
+                                        alpha=alpha, background=loro if loro is not None else sib.get(f))
         rates = S.error_rates(res, labels, targets)
+        best_ref = res.best()
+        named_refs = {r: best_ref[r].line for r in siblings if r in best_ref and best_ref[r].named}
+        own = sum(ln == labels.lines[r] for r, ln in named_refs.items())
+        n_sib = len(siblings)
         out[key] = {**rates, "method": method.name, "selected_on": how, "reference_null": reference_null,
-                    "null_models": len(res.null_models),
-                    "untested_lines": res.untested_lines, "per_target": res.per_target(truth_line)}
+                    "null_models": len(res.null_models), "untested_lines": res.untested_lines,
+                    "held_out_references": {"n": n_sib, "own_line_named": own / n_sib if n_sib else None,
+                                            "other_line_named": (len(named_refs) - own) / n_sib if n_sib else None},
+                    "per_target": {t: r for t, r in res.per_target(truth_line).items() if t in set(targets)}}
     return out
 
 
@@ -446,11 +460,16 @@ def report(res: dict) -> None:
           f"{s['auroc_students_vs_controls_new_only']:.3f}; vote share {s['auroc_vote_share_students_vs_controls']:.3f}")
     for key in ("lineage_test", "lineage_test_reference_selected"):
         t = res[key]
-        print(f"{key} ({t['method']}, {t['selected_on']}; alpha {t['alpha']}): FPR {_fmt(t['fpr'])} "
+        print(f"{key} ({t['method']}, {t['selected_on']}; alpha {t['alpha']}): FPR {t['fpr']:.3f} "
               f"[{t['fpr_ci'][0]:.3f}, {t['fpr_ci'][1]:.3f}] ({t['n_false_positives']}/{t['n_unrelated_pairs']} "
-              f"unrelated pairs), power {_fmt(t['power'])} (of {t['n_positives']}), selective accuracy "
-              f"{_fmt(t['selective_accuracy'])} (of {t['n_named']} named), coverage {_fmt(t['coverage'])} "
+              f"unrelated pairs), power {_fmt(t['power'])} {_ci(t['power_ci'])} (of {t['n_positives']}), selective "
+              f"accuracy {_fmt(t['selective_accuracy'])} {_ci(t['selective_accuracy_ci'])} (of {t['n_named']} "
+              f"named), coverage {_fmt(t['coverage'])} "
               f"(of {t['n_scored']})")
+        h = t["held_out_references"]
+        if h["n"]:
+            print(f"  held-out references with a sibling ({h['n']}): own line named {h['own_line_named']:.2f}, "
+                  f"another line named {h['other_line_named']:.2f}")
         for tgt_name, r in t["per_target"].items():
             mark = "" if not r["named"] else ("ok" if r["line"] == r["documented_line"] else "WRONG")
             print(f"    {tgt_name:<34}best {r['line']:<12}p={r['p']:.2e} p_adj={r['p_adj']:.2e} "

@@ -10,7 +10,7 @@ easy to see where they enter. :func:`distill_kit.datasets.lineage` is the one re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -32,6 +32,7 @@ class LineageLabels:
     truth: dict[str, str]  # student/variant -> documented teacher
     lines: dict[str, str]  # model -> product line
     roles: dict[str, str]  # model -> role
+    families: dict[str, str] = field(default_factory=dict)  # model -> family (base model or maker), where documented
 
     @property
     def targets(self) -> list[str]:
@@ -79,6 +80,7 @@ def lineage_labels(
         truth={r["model"]: r["teacher"] for r in kept if r["role"] in ("student", "variant") and r["teacher"]},
         lines={r["model"]: r["line"] for r in kept if r["line"]},
         roles={r["model"]: r["role"] for r in kept},
+        families={r["model"]: r["family"] for r in kept if r.get("family")},
     )
 
 

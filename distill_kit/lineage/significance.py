@@ -21,7 +21,10 @@ it (:func:`unrelated_lines`):
 - human-data controls, against every line;
 - students and variants, against every line but their documented teacher's;
 - references, each held out of the classifier in turn (the leave-one-reference-out votes), against every line
-  but their own.
+  but their own;
+
+in each case not against the lines of the model's own documented family (the lineage file's ``family``: a
+variant of gpt-4 is no unrelated model for the gpt-3.5 line).
 
 Never the target being tested: its null leaves every pair of the target out (leave-target-out), so a
 documented target can be scored by the same rule it helps to build for others.
@@ -125,15 +128,26 @@ class LineageTestResult:
 def unrelated_lines(labels: LineageLabels, line_names: Sequence[str]) -> dict[str, set[str]]:
     """model -> the candidate lines it is documented to be unrelated to: every line for a human-data control,
     every line but its teacher's for a student or variant (none when its teacher is undocumented), every line
-    but its own for a reference."""
+    but its own for a reference -- in each case leaving out the lines of the model's own documented family
+    (``labels.families``: a Mistral fine-tune is not unrelated to the mistral line, a gpt-4 variant not to the
+    gpt-3.5 line, a held-out Llama-3 reference not to the llama-3.1 line)."""
     all_lines = set(line_names)
-    out: dict[str, set[str]] = {c: set(all_lines) for c in labels.controls}
+    fam = labels.families
+    line_families: dict[str, set[str]] = {}
+    for r in labels.references:
+        if fam.get(r):
+            line_families.setdefault(labels.lines.get(r, r), set()).add(fam[r])
+
+    def other_families(m: str, lines: set[str]) -> set[str]:
+        return {ln for ln in lines if not fam.get(m) or fam[m] not in line_families.get(ln, set())}
+
+    out: dict[str, set[str]] = {c: other_families(c, all_lines) for c in labels.controls}
     teacher_lines = labels.teacher_lines
     for s in [*labels.students, *labels.variants]:
         if s in teacher_lines:
-            out[s] = all_lines - {teacher_lines[s]}
+            out[s] = other_families(s, all_lines - {teacher_lines[s]})
     for r in labels.references:
-        out[r] = all_lines - {labels.lines.get(r, r)}
+        out[r] = other_families(r, all_lines - {labels.lines.get(r, r)})
     return out
 
 
@@ -289,9 +303,10 @@ def error_rates(result: LineageTestResult, labels: LineageLabels, scored: Sequen
 
     - ``fpr``: share of the scored targets' documented unrelated (target, line) pairs whose Holm-adjusted p is
       below alpha, with its 95% Wilson interval ``fpr_ci``;
-    - ``power``: share of the scored students and variants whose named line is their documented teacher's line;
+    - ``power``: share of the scored students and variants whose named line is their documented teacher's line
+      (``power_ci``: its Wilson interval);
     - ``selective_accuracy``: of the scored targets given a line, the share given their documented line
-      (a named control is wrong);
+      (a named control is wrong; ``selective_accuracy_ci``);
     - ``coverage``: share of the scored targets given a line.
     """
     from distill_kit.stats import wilson_ci
@@ -308,13 +323,15 @@ def error_rates(result: LineageTestResult, labels: LineageLabels, scored: Sequen
     graded = [t for t in scored if t in labels.controls or t in doc]
     right = [t for t in named if t in graded and doc.get(t) == named[t]]
     positives = [t for t in scored if t in doc]
+    hits = sum(named.get(t) == doc[t] for t in positives)
+    named_graded = [t for t in named if t in graded]
     return {
         "alpha": result.alpha, "fpr": false / len(pairs) if pairs else float("nan"),
         "fpr_ci": list(wilson_ci(false, len(pairs))), "n_unrelated_pairs": len(pairs), "n_false_positives": false,
-        "power": sum(named.get(t) == doc[t] for t in positives) / len(positives) if positives else float("nan"),
-        "n_positives": len(positives),
-        "selective_accuracy": len(right) / len([t for t in named if t in graded]) if any(t in graded for t in named)
-        else float("nan"),
+        "power": hits / len(positives) if positives else float("nan"),
+        "power_ci": list(wilson_ci(hits, len(positives))), "n_positives": len(positives),
+        "selective_accuracy": len(right) / len(named_graded) if named_graded else float("nan"),
+        "selective_accuracy_ci": list(wilson_ci(len(right), len(named_graded))),
         "n_named": len(named), "coverage": len(named) / len(scored) if scored else float("nan"),
         "n_scored": len(scored),
     }

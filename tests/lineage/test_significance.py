@@ -105,6 +105,11 @@ def test_unrelated_lines_follow_the_documented_roles() -> None:
     u = S.unrelated_lines(labels, ["A", "B", "C"])
     assert u == {"c": {"A", "B", "C"}, "s": {"B", "C"}, "v": {"A", "C"}, "r1": {"B", "C"}, "r2": {"B", "C"},
                  "r3": {"A", "C"}}
+    # a model is never "unrelated" to a line of its own documented family (a fine-tune of that maker's base model)
+    fam = LineageLabels(**{**labels.__dict__, "families": {"r1": "maker-a", "r2": "maker-a", "r3": "maker-b",
+                                                            "v": "maker-b", "s": "maker-b", "c": "maker-a"}})
+    u = S.unrelated_lines(fam, ["A", "B", "C"])
+    assert u == {"c": {"B", "C"}, "s": {"C"}, "v": {"A", "C"}, "r1": {"B", "C"}, "r2": {"B", "C"}, "r3": {"A", "C"}}
 
 
 def test_per_target_rows_carry_the_documented_line() -> None:
@@ -149,3 +154,23 @@ def test_lineage_test_from_answers_names_the_planted_line_and_not_the_controls()
     # every control is in the null of the others, never its own; references join the null of the other lines
     assert set(res.null_models) == {*controls, *HABITS}
     assert {t.n_null for t in res.tests if t.target == "student"} == {len(controls) + 4}
+
+
+def test_error_rates_count_false_lines_power_selective_accuracy_and_coverage() -> None:
+    labels = LineageLabels(students=["s1", "s2"], variants=[], controls=["c"], references=["ra", "rb"],
+                           truth={"s1": "ra", "s2": "ra"}, lines={"ra": "A", "rb": "B"},
+                           roles={"s1": "student", "s2": "student", "c": "control"})
+
+    def t(target: str, line: str, p: float, named: bool) -> S.LineTest:
+        return S.LineTest(target, line, 0.0, 0.0, 1.0, 9, p, p, named)
+
+    res = S.LineageTestResult(0.05, "m", [
+        t("s1", "A", 0.001, True), t("s1", "B", 0.5, False),  # right line named
+        t("s2", "A", 0.3, False), t("s2", "B", 0.01, True),  # wrong line named: a false positive
+        t("c", "A", 0.4, False), t("c", "B", 0.6, False)])  # control: nothing named
+    r = S.error_rates(res, labels, ["s1", "s2", "c"])
+    # unrelated pairs: s1-B, s2-B, c-A, c-B; one of them (s2-B) named
+    assert (r["n_unrelated_pairs"], r["n_false_positives"], r["fpr"]) == (4, 1, 0.25)
+    assert r["fpr_ci"][0] < 0.25 < r["fpr_ci"][1]
+    assert (r["power"], r["n_positives"]) == (0.5, 2)
+    assert (r["selective_accuracy"], r["n_named"], r["coverage"]) == (0.5, 2, 2 / 3)
