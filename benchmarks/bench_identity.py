@@ -18,9 +18,15 @@ For every model in ``identity/responses/`` of the data directory (DISTILL_KIT_DA
     Over the 200 further draws the same is measured for a simple random sample of k answers (what random
     clicks give), post-stratified and with plain PPI++. Every label-free candidate is also reported on
     every held-out model, for the record (the measurement the choice rests on).
+  * the own-voice maker profile and the foreign-maker test per model (``ice.makers``: which makers its own-voice
+    identity claims name, and whether the most-named foreign maker is named more often than the model names
+    the other foreign makers, Holm over the models), beside the paper's strict labels; and how well the rule
+    layer's claimed maker agrees with the labels (a foreign maker claimed vs loose; OpenAI/Anthropic claimed
+    vs strict).
 Held-out judge fits are cached (``distill_kit.ice.calibration``), so a re-run takes a few minutes.
 Prints readable tables and ends with one line of JSON holding every figure
-(``per_model``, ``by_k``, ``summary_by_k``, ``candidates``, ``targets``).
+(``per_model`` with ``maker_profile`` and ``foreign_maker_test``, ``makers``, ``by_k``, ``summary_by_k``,
+``candidates``, ``targets``).
 """
 
 from __future__ import annotations
@@ -34,8 +40,8 @@ import polars as pl
 
 from distill_kit import datasets
 from distill_kit.ice import calibration as heldout
-from distill_kit.ice import scores
-from distill_kit.ice.judges import RuleIdentityJudge, default_offline_judge
+from distill_kit.ice import makers, scores
+from distill_kit.ice.judges import MAKER_COLUMN, RuleIdentityJudge, claimed_makers, default_offline_judge
 from distill_kit.stats import wilson_ci
 
 # ---------------------------------------------------------------- prevalence-corrected LIS / SIS (issue 12)
@@ -241,6 +247,87 @@ def print_corrected(res: dict) -> None:
             print(c.with_columns(pl.col(pl.Float64).round(3)))
 
 
+def maker_section(frame: pl.DataFrame, facts: dict[str, str], paper: dict[str, dict], alpha: float,
+                  seed: int = 0) -> dict:
+    """The own-voice maker profile and foreign-maker test per model, and the claimed maker against the labels.
+
+    No fitting: the claimed maker is read by the rule layer, so every figure here is as held out as it gets.
+    """
+    claimed = claimed_makers(frame["response"].to_list(), frame["family"].to_list(), facts)
+    judged = frame.with_columns(pl.Series(MAKER_COLUMN, claimed, dtype=pl.String))
+    rows = {r["model"]: r for r in makers.maker_rows(judged, alpha=alpha, facts=facts)}
+    own = {m: set(r["own_makers"]) for m, r in rows.items()}
+    model_col = judged["model"].to_list()
+    foreign = np.array([c != makers.NO_MAKER and c not in own[m] for c, m in zip(claimed, model_col)])
+    lab = np.array([c in ("openai", "anthropic") and c not in own[m] for c, m in zip(claimed, model_col)])
+    loose = np.array(judged["loose_label"].to_list(), dtype=bool)
+    strict_known = ~np.array(judged["strict_label"].is_null().to_list())
+    strict = np.array(judged["strict_label"].fill_null(False).to_list(), dtype=bool)
+    extraction = {"foreign_claim_vs_loose": scores.agreement(foreign, loose),
+                  "lab_claim_vs_strict": scores.agreement(lab[strict_known], strict[strict_known])}
+    for m, r in rows.items():
+        i = np.array(model_col) == m
+        p = paper.get(m, {})
+        r.update(sis_labels=None if not strict_known[i].all() else float(strict[i].mean()),
+                 lis_labels=float(loose[i].mean()), sis_paper=p.get("strict_identity_score"),
+                 lab_claim_share=float(lab[i].mean()), foreign_claim_share=float(foreign[i].mean()))
+    reps = 2000
+    calibration = maker_test_calibration({m: (r["n_foreign"], r["k_foreign"]) for m, r in rows.items()}, alpha, seed,
+                                         reps)
+    return {"rows": rows, "extraction": extraction, "alpha": alpha, "calibration": calibration,
+            "calibration_reps": reps}
+
+
+def maker_test_calibration(n_foreign: dict[str, tuple[int, int]], alpha: float, seed: int, reps: int = 2000,
+                           ratios: tuple[float, ...] = (2.0, 3.0, 5.0)) -> dict:
+    """The foreign-maker test's level and power at each model's own number of foreign claims, by simulation.
+
+    ``n_foreign``: model -> (its foreign claims, its ``k`` foreign candidate makers).
+    Null: the foreign claims spread evenly over the ``k`` candidate makers; planted: one maker named ``ratio``
+    times as often as each of the others. Rejection rates at ``alpha`` (before Holm), with Wilson intervals.
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for model, (total, k) in n_foreign.items():
+        if total < 1 or k < 2:
+            continue
+        row = {"n_foreign": total, "k": k}
+        for name, ratio in (("null", 1.0), *((f"planted_x{r:g}", r) for r in ratios)):
+            probs = np.array([ratio] + [1.0] * (k - 1))
+            draws = rng.multinomial(total, probs / probs.sum(), size=reps)
+            top = draws.max(axis=1)
+            rejected = np.array([makers.max_cell_pvalue(int(t), total, k) < alpha for t in top])
+            if ratio != 1.0:  # power: the planted maker is the one found (first cell, ties not counted)
+                rejected &= draws[:, 0] > np.sort(draws[:, 1:], axis=1)[:, -1]
+            row[name] = float(rejected.mean())
+            row[f"{name}_ci"] = list(wilson_ci(int(rejected.sum()), reps))
+        out[model] = row
+    return out
+
+
+def print_makers(res: dict) -> None:
+    t = pl.DataFrame([{"model": m, "n_own_voice": r["n_own_voice"], "top_foreign": r["top_foreign"],
+                       "share": r["share"], "baseline": r["baseline"], "p": r["p"], "p_adj": r["p_adj"],
+                       "passed": r["passed"], "lab_claims": r["lab_claim_share"], "sis_labels": r["sis_labels"],
+                       "sis_paper": r["sis_paper"]} for m, r in res["rows"].items()])
+    with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, float_precision=4):
+        print(f"\nOwn-voice maker profile and foreign-maker test (alpha {res['alpha']}, Holm over models)")
+        print(t)
+        print(pl.DataFrame([{"model": m, **{k: round(v, 3) for k, v in r["profile"].items()}}
+                            for m, r in res["rows"].items()], infer_schema_length=None))
+    cal = pl.DataFrame([{"model": m, **{k: v for k, v in r.items() if not k.endswith("_ci")}}
+                        for m, r in res["calibration"].items()])
+    with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, float_precision=3):
+        print(f"the test by simulation at each model's number of foreign claims and candidate makers "
+              f"({res['calibration_reps']} draws each): rejection rate at alpha under the null (level) and with one "
+              "maker planted at 2x / 3x / 5x the others' rate (power)")
+        print(cal)
+    e = res["extraction"]
+    print(f"claimed maker vs labels: foreign maker claimed vs loose kappa {e['foreign_claim_vs_loose']['kappa']:.3f} "
+          f"(acc {e['foreign_claim_vs_loose']['accuracy']:.3f}); OpenAI/Anthropic claimed vs strict kappa "
+          f"{e['lab_claim_vs_strict']['kappa']:.3f} (acc {e['lab_claim_vs_strict']['accuracy']:.3f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -254,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                          "models, cached; about an hour on two quiet cores)")
     ap.add_argument("--no-throughput", dest="throughput", action="store_false",
                     help="skip the in-sample judge (throughput and in-sample diagnostics): saves one fit")
+    ap.add_argument("--alpha", type=float, default=makers.ALPHA, help="level of the foreign-maker test (default 0.05)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     frame = datasets.identity_responses()
@@ -355,15 +443,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"throughput: {overall['throughput_responses_per_s']:.1f} responses/s "
               f"({len(texts)} answers in {judge_s:.1f}s); total {overall['total_s']:.0f}s")
     print(f"total {overall['total_s']:.0f}s")
+    maker_res = maker_section(frame, facts, paper, args.alpha, args.seed)
+    print_makers(maker_res)
     corr = corrected_section(frame, feats, models, args.seed, args.nested)
     print_corrected(corr)
     keys = ("lis_labels", "lis_raw", "lis_corrected", "lis_ci", "lis_method", "lis_rule", "lis_covers",
             "sis_labels", "sis_raw", "sis_corrected", "sis_ci", "sis_method", "sis_rule", "sis_covers")
     per_model = {r["model"]: {**{key: corr["by_k"]["0"][r["model"]].get(key) for key in keys},
                               "kappa_L": r["loose_kappa"], "kappa_S": r["strict_kappa"]} for r in rows}
+    for m, r in maker_res["rows"].items():
+        per_model[m]["maker_profile"] = r["profile"]
+        per_model[m]["maker_profile_ci"] = r["profile_ci"]
+        per_model[m]["foreign_maker_test"] = {"maker": r["top_foreign"], "share": r["share"], "baseline": r["baseline"],
+                                              "p": r["p"], "p_adj": r["p_adj"], "passed": r["passed"],
+                                              "n_foreign": r["n_foreign"], "k_foreign": r["k_foreign"]}
     targets = targets_met(corr["summary_by_k"])
     print("targets:", json.dumps(targets))
     print(json.dumps({"bench": "identity", "overall": overall, "models": rows, "per_model": per_model,
+                      "makers": {key: maker_res[key] for key in ("alpha", "extraction", "calibration",
+                                                                  "calibration_reps")},
                       "by_k": corr["by_k"], "summary_by_k": corr["summary_by_k"], "candidates": corr["candidates"],
                       "chosen": corr["chosen"], "nested": corr["nested"], "seed": corr["seed"], "targets": targets},
                      default=float))

@@ -86,12 +86,17 @@ class MakerRow(Row):
     profile_ci: dict[str, list[float]] = {}
     #: the model's own makers (read off its family's identity fact); every other maker is foreign
     own_makers: list[str] = []
-    #: the foreign maker (not the model's own, not "none") named most often; None when no foreign maker is named
+    #: answers claiming a foreign maker that their own prompt names ("You are ChatGPT ..." answered "I am
+    #: ChatGPT"): in the profile, but left out of the test, since they follow the prompt
+    n_prompted: int = 0
+    #: the foreign maker (not the model's own, not "none") named most often where the prompt did not name it;
+    #: None when no foreign maker is named so
     top_foreign: str | None = None
-    #: the top foreign maker's share of the answers (as in ``profile``); None without a top foreign maker
+    #: the top foreign maker's share of the answers, its prompted claims left out; None without a top foreign maker
     share: float | None = None
     #: the hallucination baseline: the mean share of the other foreign makers (every candidate maker other than
-    #: the model's own and the top one, the ones it never named included); None without a top foreign maker
+    #: the model's own and the top one, the ones it never named included; prompted claims left out); None
+    #: without a top foreign maker
     baseline: float | None = None
     #: p-value of "no foreign maker is named more often than the others" (the foreign claims spread evenly over
     #: the candidate makers); the statistic is the top maker's count, so choosing the top is accounted for.

@@ -14,7 +14,9 @@ from typing import Any
 import polars as pl
 
 from distill_kit.html import html_table, pre_block
+from distill_kit.ice.judges import MAKER_COLUMN, NO_MAKER
 from distill_kit.ice.labels import answer_key
+from distill_kit.ice.makers import MAKER_NAMES
 
 # ------------------------------------------------------------------------------ 03: judged answers
 
@@ -46,8 +48,13 @@ _CLAIMED = {"true": "its true maker", "lab": "OpenAI or Anthropic", "other": "an
 
 
 def _reason(f: pl.DataFrame) -> pl.Expr:
-    """The LLM judge's reply; for the offline judge, what its first own-voice identity claim names."""
+    """The LLM judge's reply; otherwise the maker the answer's first own-voice identity claim names (read by
+    the rule layer for every judge), or, in a frame judged before that column existed, its maker class."""
     llm = _col(f, "judge_reason")
+    if MAKER_COLUMN in f.columns:
+        names = {m: f"names {n}" for m, n in MAKER_NAMES.items() if m != NO_MAKER} | {NO_MAKER: "names no maker"}
+        named = pl.col(MAKER_COLUMN).cast(pl.String).replace_strict(names, default=None)
+        return pl.coalesce(llm, pl.lit("the answer's first own-voice identity claim ") + named)
     if "claimed" not in f.columns:
         return llm
     offline = (pl.lit("offline judge: the answer's first own-voice identity claim names ")

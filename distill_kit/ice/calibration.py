@@ -29,7 +29,7 @@ from distill_kit import cache, datasets
 from distill_kit.ice.judges import OFFLINE_JUDGES, OfflineIdentityJudge, resolve_judge
 from distill_kit.paths import cache_dir
 
-JUDGE_TAG = "offline-v7"  # bump with judges.identity's cache tag when the judge changes
+JUDGE_TAG = "offline-v8"  # bump with judges.identity's cache tag when the judge changes
 
 
 def _dir() -> Path:

@@ -104,3 +104,44 @@ def report_scores_chart(rows: Sequence[Mapping[str, Any]]) -> alt.LayerChart:
             tooltip=["model:N", "score:N", alt.Tooltip("paper:Q", format=".3f", title="paper")])
         layers = layers + ticks
     return layers.properties(width=520, title="Identity Consistency Evaluation (ICE)")
+
+
+def maker_profile_chart(rows: Sequence[Mapping[str, Any]]) -> alt.FacetChart:
+    """Whose maker each model claims in its own voice: one panel per model, a bar per maker it names with its
+    simultaneous 95% interval, coloured own / top foreign / other foreign (the answers naming no maker are left
+    out of the bars and given in the panel title).
+
+    ``rows``: :class:`distill_kit.summaries.MakerRow` dicts (``ice.makers.maker_rows``).
+    """
+    from distill_kit.ice.judges import NO_MAKER
+    from distill_kit.ice.makers import MAKER_NAMES
+
+    data = []
+    for r in rows:
+        test = ("no foreign maker named" if r.get("top_foreign") is None else
+                f"top foreign {MAKER_NAMES.get(r['top_foreign'], r['top_foreign'])}: Holm p = {r['p_adj']:.2g}"
+                + (" (passed)" if r.get("passed") else ""))
+        none = (r.get("profile") or {}).get(NO_MAKER, 0.0)
+        panel = f"{r['model']} · n = {r.get('n', 0)} · no maker {none:.0%} · {test}"
+        for maker, share in (r.get("profile") or {}).items():
+            if maker == NO_MAKER:
+                continue
+            lo, hi = (r.get("profile_ci") or {}).get(maker, [None, None])
+            role = ("own maker" if maker in (r.get("own_makers") or []) else
+                    "top foreign maker" if maker == r.get("top_foreign") else "other foreign maker")
+            data.append({"panel": panel, "maker": MAKER_NAMES.get(maker, maker), "share": share, "lo": lo, "hi": hi,
+                         "role": role})
+    roles = ["own maker", "top foreign maker", "other foreign maker"]
+    base = alt.Chart().encode(
+        y=alt.Y("maker:N", sort="-x", title=None),
+        color=alt.Color("role:N", title=None, scale=alt.Scale(domain=roles, range=["#2a9d8f", "#e76f51", "#adb5bd"])))
+    bars = base.mark_bar().encode(
+        x=alt.X("share:Q", title="share of the model's answers whose own voice claims this maker"),
+        tooltip=["maker:N", "role:N", alt.Tooltip("share:Q", format=".3f"), alt.Tooltip("lo:Q", format=".3f"),
+                 alt.Tooltip("hi:Q", format=".3f")])
+    whiskers = base.mark_errorbar(ticks=True, color="black").encode(x="lo:Q", x2="hi:Q")
+    return alt.layer(bars, whiskers, data=alt.Data(values=data)).properties(width=420).facet(
+        row=alt.Row("panel:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelAnchor="start",
+                                                           labelOrient="top", labelFontWeight="bold"))
+    ).resolve_scale(y="independent").properties(
+        title="Makers claimed in the model's own voice (bars: share of answers; whiskers: simultaneous 95% intervals)")

@@ -56,6 +56,16 @@ _AS_PERSONA = re.compile(
     r"[A-Z][A-Za-z0-9]{1,20}(?:GPT|AI|Bot|Mode))\b|作为(?:DAN|AIM|开发者模式|[A-Za-z]+GPT)", re.U)
 _NON_PERSONA_TAGS = re.compile(r"^\s*[#>*\-\s]*(?:note|response|answer|translation|args|returns|score|step \d|example|"
                                r"summary|output|input|question|回答|注|问题|答案|翻译)\b", re.I)
+# A tag phrased in the first or second person is the model talking, not a speaker's name: "I aim to be direct and
+# honest:", "To answer your question:", "我必须纠正一个误解：" open the model's own explanation.
+_ADDRESSED = re.compile(r"\b(?:i|i'm|i'd|i'll|me|my|we|we're|our|us|you|your)\b|我|您|你", re.I)
+# Refusing a role ("I cannot and will not pretend to be a Star Wars character", "I won't role-play as DAN"): the
+# model steps out of any persona and speaks as itself from that line on.
+_ROLE_REFUSAL = re.compile(
+    r"(?:can(?:no|')t|will not|won't|(?:am|'m) not (?:able|going) to|unable to|do not|don't|refuse to|must decline to)"
+    r"\s+(?:[\w']+\s+){0,4}?(?:pretend|role-?play|act as|impersonate|play (?:the )?(?:role|part)|"
+    r"(?:take on|adopt|assume) (?:the|a|an|this|that|any) (?:role|persona|identity)|simulate)|"
+    r"我(?:不能|无法|不会|拒绝)(?:再)?(?:假装|扮演|模拟|冒充)", re.I)
 _FIRST_PERSON = re.compile(r"\b(?:i|i'm|i am|im|i've|i was|me|my|myself|we|we're|our|us)\b|我", re.I)
 _CLAIM = re.compile(
     r"(?:developed|created|built|trained|made|designed|programmed|powered|produced|owned|brought to you|"
@@ -140,20 +150,64 @@ def segments(text: str) -> list[Segment]:
     for line in text.split("\n"):
         if not line.strip():
             continue
-        tagged = bool(_PERSONA_BRACKET.match(line) or (_PERSONA_LINE.match(line) and not _NON_PERSONA_TAGS.match(line)))
-        if tagged:
+        if speaker_tagged(line) or (_AS_PERSONA.search(line) and not _ROLE_REFUSAL.search(line)):
             persona = True
-        if _AS_PERSONA.search(line):
-            persona = True
+        elif _ROLE_REFUSAL.search(line):  # "I will not pretend to be ...": the model itself, and so are later lines
+            persona = False
         out.append(Segment(line, persona))
     return out
+
+
+def speaker_tagged(line: str) -> bool:
+    """Does ``line`` open with a speaker's tag ("[DAN]:", "AIM:", "(🔓JAILBREAK)", "正常模式：")?
+
+    A tag in the first or second person ("I aim to be direct and honest:", "To answer your question:") is the
+    model introducing its own words, not a character's name.
+    """
+    if _PERSONA_BRACKET.match(line):
+        return True
+    tag = _PERSONA_LINE.match(line)
+    return bool(tag) and not _NON_PERSONA_TAGS.match(line) and not _ADDRESSED.search(tag.group(0))
 
 
 CLASSES = ("true", "lab", "other")
 
 
+NO_MAKER = "none"  # an answer whose own voice claims no maker
+MAKER_COLUMN = "claimed_maker"  # the column judge_frame adds: the maker each answer claims in its own voice
+
+
 def rule_features(text: str, truth: Truth) -> dict[str, float]:
     """Counts of maker mentions / first-person claims by maker class, split own voice vs persona voice."""
+    return read_answer(text, truth)[0]
+
+
+def claimed_maker(text: str, truth: Truth) -> str:
+    """The maker (a key of ``MAKER_PATTERNS``) the answer's first own-voice identity claim names, or ``NO_MAKER``.
+
+    Own voice only: "[DAN]: I was made by OpenAI" is a character's line, while "I will not pretend to be DAN.
+    I am Claude, made by Anthropic" is the model's own claim (Anthropic).
+    """
+    return read_answer(text, truth)[1]
+
+
+def claimed_makers(responses: Sequence[str | None], families: Sequence[str], facts: dict[str, str],
+                   answer_facts: Sequence[str | None] | None = None) -> list[str]:
+    """The maker each answer's first own-voice identity claim names (``NO_MAKER`` when none).
+
+    ``facts``: family -> true identity statement; an answer's own fact (``answer_facts``) wins.
+    """
+    out = []
+    for i, (text, family) in enumerate(zip(responses, families)):
+        fact = (answer_facts[i] if answer_facts else None) or facts.get(family)
+        if not fact:
+            raise ValueError(f"no identity fact for family {family!r}")
+        out.append(claimed_maker((text or "")[:MAX_CHARS], truth_for(family, fact)))
+    return out
+
+
+def read_answer(text: str, truth: Truth) -> tuple[dict[str, float], str]:
+    """One pass over an answer: :func:`rule_features` and :func:`claimed_maker` together."""
     f: dict[str, float] = {}
     for ctx in ("own", "persona"):
         for c in CLASSES:
@@ -166,6 +220,7 @@ def rule_features(text: str, truth: Truth) -> dict[str, float]:
         f[f"{ctx}_creation_nontrue"] = 0.0
     segs = segments(text)
     first_claim = ""
+    own_maker = NO_MAKER
     for seg in segs:
         ctx = "persona" if seg.persona else "own"
         for sent in _SENT_SPLIT.split(seg.text):
@@ -174,7 +229,8 @@ def rule_features(text: str, truth: Truth) -> dict[str, float]:
             fp = bool(_FIRST_PERSON.search(sent))
             claim = fp and bool(_CLAIM.search(sent))
             for m in _ANY_MAKER.finditer(sent):
-                c = maker_class(m.lastgroup or "other_ai_org", truth)
+                maker = m.lastgroup or "other_ai_org"
+                c = maker_class(maker, truth)
                 f[f"{ctx}_{c}_mention"] += 1
                 if fp:
                     f[f"{ctx}_{c}_fp"] += 1
@@ -185,6 +241,8 @@ def rule_features(text: str, truth: Truth) -> dict[str, float]:
                     f[f"{ctx}_{c}_claim"] += 1
                     if not first_claim:
                         first_claim = f"{ctx}_{c}"
+                    if ctx == "own" and own_maker == NO_MAKER:
+                        own_maker = maker
             if fp:
                 for m in _ANY_COUNTRY.finditer(sent):
                     key = "true" if m.lastgroup in truth.countries else "other"
@@ -203,7 +261,7 @@ def rule_features(text: str, truth: Truth) -> dict[str, float]:
     f["log_len"] = math.log1p(len(text))
     f["cjk_frac"] = sum("\u4e00" <= ch <= "\u9fff" for ch in text) / max(1, len(text))
     f["empty"] = float(not text.strip())
-    return f
+    return f, own_maker
 
 
 def masked_text(text: str, truth: Truth) -> str:
@@ -469,7 +527,7 @@ def default_offline_judge(models: Sequence[str] | None = None, refit: bool = Fal
     from distill_kit.paths import cache_dir
 
     chosen = sorted(models) if models else sorted(datasets.identity_response_models())
-    tag = hashlib.sha256(("v7|" + ",".join(chosen)).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(("v8|" + ",".join(chosen)).encode()).hexdigest()[:16]
     path = cache_dir() / f"identity_judge_{tag}.pkl"
     judge = None if refit else cache.load(path)  # a file an older version wrote is a miss: refit
     if isinstance(judge, OfflineIdentityJudge):
@@ -668,12 +726,17 @@ def judge_frame(frame: Any, judge: Any = "offline", facts: dict[str, str] | None
     """Add ``pred_loose``/``pred_strict`` (nullable bool) to a frame with ``response`` and ``family`` columns.
 
     ``judge``: anything :func:`resolve_judge` takes. The offline judges add ``pred_loose_prob`` and
-    ``claimed``; the LLM judge (both questions asked) adds ``judge_status`` and ``judge_reason``.
+    ``claimed``; the LLM judge (both questions asked) adds ``judge_status`` and ``judge_reason``. Every judge
+    adds ``claimed_maker`` (:func:`claimed_maker`, read by the rule layer: the paper's two questions do not ask
+    which maker an answer claims), what ``ice.makers`` profiles and tests.
     """
     from distill_kit import datasets
 
     facts = dict(facts or datasets.identity_facts())
     fact_list = frame[fact_column].to_list() if fact_column else None
     resolved = resolve_judge(judge, facts=facts, store=store)
-    return frame.with_columns(resolved.verdict_columns([r or "" for r in frame["response"].to_list()],
-                                                       frame["family"].to_list(), fact_list))
+    responses, families = [r or "" for r in frame["response"].to_list()], frame["family"].to_list()
+    import polars as pl
+
+    maker = pl.Series(MAKER_COLUMN, claimed_makers(responses, families, facts, fact_list), dtype=pl.String)
+    return frame.with_columns(*resolved.verdict_columns(responses, families, fact_list), maker)

@@ -243,7 +243,35 @@ def ice_section(ice: IdentitySummary | None) -> Section:
     cap = "Bars: identity scores; black lines: 95% intervals"
     cap += "; red ticks: the paper's published scores." if any(r.get("paper_loose") is not None for r in rows) else "."
     s.figures.append(Figure("ice-scores", report_scores_chart(rows), cap))
+    maker_profile(s, ice)
     return s
+
+
+def maker_profile(s: Section, ice: IdentitySummary) -> None:
+    """Whose maker each model claims in its own voice, and the foreign-maker test (notebook 03's ``makers``),
+    added to the ICE section: a table, one sentence per model and the profile chart."""
+    from distill_kit.ice.charts import maker_profile_chart
+    from distill_kit.ice.makers import MAKER_NAMES, maker_sentence
+
+    rows = [r.model_dump() for r in ice.makers]
+    if not rows:  # a run recorded before notebook 03 profiled makers
+        return
+    s.body += "<h3>Whose maker does each model claim?</h3>"
+    s.body += ("<p>The share of each model's answers whose first own-voice identity claim names a maker, and whether "
+               "its most-named foreign maker is named more often than it names the other foreign makers (its own "
+               "hallucination baseline; the choice of the top maker is part of the test; Holm over the models). "
+               "A foreign maker is named only where the test passed.</p>")
+    s.body += "<ul>" + "".join(f"<li>{esc(maker_sentence(r))}</li>" for r in rows) + "</ul>"
+    table = [{"model": r["model"], "n": r["n"], "own voice claims": r["n_own_voice"],
+              "own maker": ", ".join(MAKER_NAMES.get(m, m) for m in r["own_makers"]),
+              "top foreign": MAKER_NAMES.get(r["top_foreign"], r["top_foreign"]) if r["top_foreign"] else "–",
+              "share": r["share"], "baseline": r["baseline"],
+              "p": None if r["p"] is None else f"{r['p']:.2g}", "p (Holm)": None if r["p_adj"] is None else f"{r['p_adj']:.2g}",
+              "passed": "yes" if r["passed"] else "no"} for r in rows]
+    s.body += table_html(table, digits=4)
+    s.figures.append(Figure("ice-makers", maker_profile_chart(rows),
+                            "Bars: share of answers whose own voice claims the maker; whiskers: simultaneous 95% "
+                            "intervals (Goodman); the panel title gives the test."))
 
 
 def rse_section(rse: SimilaritySummary | None) -> Section:

@@ -92,6 +92,7 @@ def test_llm_judge_retries_then_records_unparseable(tmp_path) -> None:
         judged = J.judge_frame(frame, cfg, facts=FACTS, store=store)
         assert judged["pred_loose"].null_count() == 2   # never silently 0
         assert judged["judge_reason"].null_count() == 0  # the judge's reply, shown by notebook 03's answer browser
+        assert judged["claimed_maker"].to_list() == ["openai", "alibaba"]  # the LLM judge path records the maker too
         s = scores.identity_scores(judged)
         assert s["n"][0] == 0 and s["n_unjudged"][0] == 2 and math.isnan(s["lis"][0])
         store.close()
@@ -178,4 +179,5 @@ def test_one_resolver_for_every_judge_name(tmp_path) -> None:
     by_name = J.judge_frame(frame, "rules", facts=FACTS)
     assert by_name.equals(J.judge_frame(frame, rules))
     assert by_name["pred_loose"].to_list() == [True, False] == rules.loose(frame["response"], frame["family"])
-    assert by_name.columns == [*frame.columns, "pred_loose", "pred_strict", "pred_loose_prob", "claimed"]
+    assert by_name.columns == [*frame.columns, "pred_loose", "pred_strict", "pred_loose_prob", "claimed", "claimed_maker"]
+    assert by_name["claimed_maker"].to_list() == ["openai", "alibaba"]
