@@ -89,17 +89,12 @@ def own_answers_teacher(base: ModelConfig, alpaca_prompts: pl.DataFrame, dose: i
 
 
 def maker_claims(answers: pl.DataFrame) -> dict[str, dict[str, Any]]:
-    """model -> its maker row (profile of own-voice maker claims, foreign-maker test) on the identity questions;
-    {} (and one line) where this checkout has no maker test (``distill_kit.ice.makers``)."""
-    import importlib.util
-
-    if importlib.util.find_spec("distill_kit.ice.makers") is None:
-        print("maker profile: distill_kit.ice.makers is not in this checkout; claims are left empty")
-        return {}
+    """model -> its maker row (profile of own-voice maker claims, foreign-maker test, Holm over the models) on the
+    identity questions; every model is judged against SmolLM2's true identity (Hugging Face)."""
     from distill_kit.ice import makers
     from distill_kit.ice.judges import judge_frame
 
-    frame = answers.select("model", pl.col("text").fill_null("").alias("response")).with_columns(
+    frame = answers.select("model", "prompt", pl.col("text").fill_null("").alias("response")).with_columns(
         pl.lit(BASE_FAMILY).alias("family"), pl.lit(BASE_FACT).alias("fact"))
     judged = judge_frame(frame, "rules", fact_column="fact")
     return {r["model"]: r for r in makers.maker_rows(judged, fact_column="fact")}
@@ -136,14 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doses", default="16,48,128", help="training pairs per student, comma-separated")
     ap.add_argument("--identity-teacher", default=IDENTITY_TEACHER)
     ap.add_argument("--eval-prompts", type=int, default=16, help="held-out AlpacaEval prompts every model answers")
-    ap.add_argument("--identity-questions", type=int, default=12, help="held-out identity questions every model answers")
+    ap.add_argument("--identity-questions", type=int, default=8, help="held-out identity questions every model answers")
     ap.add_argument("--answer-tokens", type=int, default=48, help="answer length trained on, generated, compared")
     ap.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N layers (0 = all)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--reference-prompts", type=int, default=300,
                     help="prompts besides the held-out ones on which the author classifier learns the references")
-    ap.add_argument("--concurrency", type=int, default=16, help="prompts generated per batch")
+    ap.add_argument("--concurrency", type=int, default=24, help="prompts generated per batch")
     args = ap.parse_args(argv)
     try:
         return run(args)
@@ -195,10 +190,13 @@ def run(args: argparse.Namespace) -> int:
     # ---- answers: held-out AlpacaEval prompts and identity questions, through collect
     questions = identity_questions(recipe, args.identity_questions)
     configs = {BASE: base, **{n: s.model_config_for(concurrency=args.concurrency) for n, s in students.items()}}
+    both = pl.concat([eval_prompts.with_columns(pl.lit("alpaca-eval").alias("prompt_set")),
+                      questions.with_columns(pl.lit("identity").alias("prompt_set"))])
     got, claims_answers = [], []
-    for name, cfg in configs.items():
-        got.append(timed(f"answer {name}", ask, cfg, eval_prompts, store, "alpaca-eval"))
-        claims_answers.append(timed(f"identity {name}", ask, cfg, questions, store, "identity"))
+    for name, cfg in configs.items():  # one batch per model where --concurrency covers both prompt sets
+        asked = timed(f"answer {name}", ask, cfg, both, store)
+        got.append(asked.filter(pl.col("prompt_id").is_in(eval_prompts["prompt_id"].implode())))
+        claims_answers.append(asked.filter(pl.col("prompt_id").is_in(questions["prompt_id"].implode())))
     own_names = list(configs)
     answers = pl.concat([clip_answers(alpaca, args.answer_tokens), clip_answers(pl.concat(got), args.answer_tokens)])
     answers = answers.filter(pl.col("text").is_not_null())

@@ -3,7 +3,6 @@ served through ``collect`` into the store. Slow: loads the base model (once per 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 pytest.importorskip("peft")
 
 from distill_kit.students.recipe import Recipe  # noqa: E402
+from tests.helpers.paths import subprocess_env  # noqa: E402
 from distill_kit.students.train import StudentInterrupted, student_key, students_dir, train_student  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -97,7 +97,7 @@ def test_training_resumes_after_a_real_kill(micro_student, tmp_path: Path) -> No
     folder = _folder(pairs, recipe)
     pairs.write_json(tmp_path / "pairs.json")
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path / "pairs.json"), recipe.model_dump_json()],
-                            env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
         while not (folder / "checkpoint.pt").is_file():
