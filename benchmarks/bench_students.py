@@ -100,20 +100,25 @@ def maker_claims(answers: pl.DataFrame) -> dict[str, dict[str, Any]]:
     return {r["model"]: r for r in makers.maker_rows(judged, fact_column="fact")}
 
 
-def lineage_tests(answers: pl.DataFrame, references: dict[str, str], targets: list[str], alpha: float,
-                  eval_ids: set[str], reference_prompts: int) -> dict[str, dict[str, Any]]:
-    """target -> {line -> (p, p_adj)}, best line, named or not (see the module docstring for the frame). The
-    references answer the held-out prompts and ``reference_prompts`` others (prompt-id order); every other model
-    only the held-out ones."""
+def lineage_frame(alpaca: pl.DataFrame, references: dict[str, str], eval_ids: set[str],
+                  reference_prompts: int) -> pl.DataFrame:
+    """The published answers the lineage test reads: the references on the held-out prompts and on
+    ``reference_prompts`` others (prompt-id order: the author classifier learns them there, cross-fitted), every
+    other model on the held-out prompts only (the students answer only those, so every voter's statistic rests
+    on the same prompts)."""
+    others = sorted(set(alpaca["prompt_id"].to_list()) - eval_ids)[:reference_prompts]
+    is_ref = pl.col("model").is_in(list(references))
+    return alpaca.filter((is_ref & pl.col("prompt_id").is_in([*eval_ids, *others]))
+                         | (~is_ref & pl.col("prompt_id").is_in(list(eval_ids))))
+
+
+def lineage_tests(frame: pl.DataFrame, references: dict[str, str], targets: list[str],
+                  alpha: float) -> dict[str, dict[str, Any]]:
+    """target -> p and Holm-adjusted p per line, the best line (pick), and the line named (adjusted p < alpha)."""
     from distill_kit.lineage.documented import lineage_labels
     from distill_kit.lineage.significance import lineage_test
 
-    labels = lineage_labels()
-    others = sorted(set(answers["prompt_id"].to_list()) - eval_ids)[:reference_prompts]
-    refs = answers.filter(pl.col("model").is_in(list(references)) & pl.col("prompt_id").is_in([*eval_ids, *others]))
-    voters_part = answers.filter(~pl.col("model").is_in(list(references)) & pl.col("prompt_id").is_in(list(eval_ids)))
-    frame = pl.concat([refs, voters_part])
-    result = lineage_test(frame, targets, references, labels, alpha=alpha, reference_null=False)
+    result = lineage_test(frame, targets, references, lineage_labels(), alpha=alpha, reference_null=False)
     out: dict[str, dict[str, Any]] = {}
     best = result.best()
     for t in targets:
@@ -128,7 +133,7 @@ def lineage_tests(answers: pl.DataFrame, references: dict[str, str], targets: li
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="AlpacaEval references to distil from")
-    ap.add_argument("--doses", default="16,48,128", help="training pairs per student, comma-separated")
+    ap.add_argument("--doses", default="16,48", help="training pairs per student, comma-separated")
     ap.add_argument("--identity-teacher", default=IDENTITY_TEACHER)
     ap.add_argument("--eval-prompts", type=int, default=16, help="held-out AlpacaEval prompts every model answers")
     ap.add_argument("--identity-questions", type=int, default=8, help="held-out identity questions every model answers")
@@ -198,11 +203,11 @@ def run(args: argparse.Namespace) -> int:
         got.append(asked.filter(pl.col("prompt_id").is_in(eval_prompts["prompt_id"].implode())))
         claims_answers.append(asked.filter(pl.col("prompt_id").is_in(questions["prompt_id"].implode())))
     own_names = list(configs)
-    answers = pl.concat([clip_answers(alpaca, args.answer_tokens), clip_answers(pl.concat(got), args.answer_tokens)])
+    published = lineage_frame(alpaca, references, eval_ids, args.reference_prompts)
+    answers = timed("clip", clip_answers, pl.concat([published, *got]), args.answer_tokens)
     answers = answers.filter(pl.col("text").is_not_null())
     # ---- the tests
-    lineage = timed("lineage test", lineage_tests, answers, references, own_names, args.alpha, eval_ids,
-                    args.reference_prompts)
+    lineage = timed("lineage test", lineage_tests, answers, references, own_names, args.alpha)
     rse = timed("rse", rse_toward, answers.filter(pl.col("prompt_id").is_in(list(eval_ids))), own_names, list(references))
     claims = timed("maker claims", maker_claims, pl.concat(claims_answers))
     kinds = {BASE: "control", **{n: k for n, _, _, k in specs}}
