@@ -35,6 +35,7 @@ ends with one line of JSON.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -43,11 +44,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from distill_kit import datasets
+from distill_kit import cache, datasets
 from distill_kit.config import ConfigError, GenerationParams, ModelConfig
 from distill_kit.paths import cache_dir
 from distill_kit.store import Store
-from distill_kit.students.pairs import held_out_prompts, in_eval_split, teacher_answers
+from distill_kit.students.pairs import answers_digest, held_out_prompts, in_eval_split, teacher_answers
 from distill_kit.students.probe import ask, clip_answers, rse_toward
 from distill_kit.students.recipe import Recipe, Student
 from distill_kit.students.train import make_student
@@ -204,12 +205,21 @@ def run(args: argparse.Namespace) -> int:
         claims_answers.append(asked.filter(pl.col("prompt_id").is_in(questions["prompt_id"].implode())))
     own_names = list(configs)
     published = lineage_frame(alpaca, references, eval_ids, args.reference_prompts)
-    answers = timed("clip", clip_answers, pl.concat([published, *got]), args.answer_tokens)
-    answers = answers.filter(pl.col("text").is_not_null())
-    # ---- the tests
-    lineage = timed("lineage test", lineage_tests, answers, references, own_names, args.alpha)
-    rse = timed("rse", rse_toward, answers.filter(pl.col("prompt_id").is_in(list(eval_ids))), own_names, list(references))
-    claims = timed("maker claims", maker_claims, pl.concat(claims_answers))
+    # ---- the tests, cached by every answer they read and the settings (a re-run with the same answers: seconds)
+    key = answers_digest(pl.concat([published, *got, *claims_answers]).select(
+        pl.concat_str("model", "prompt_id", "prompt", separator="\x00").alias("prompt"), pl.col("text").fill_null("")))
+    key = hashlib.sha256(f"{key}:{vars(args)}:{references}".encode()).hexdigest()[:24]
+    cached = cache.load(cache_dir() / "students" / f"bench-tests-{key}.pkl")
+    if cached is None:
+        answers = timed("clip", clip_answers, pl.concat([published, *got]), args.answer_tokens)
+        answers = answers.filter(pl.col("text").is_not_null())
+        lineage = timed("lineage test", lineage_tests, answers, references, own_names, args.alpha)
+        rse = timed("rse", rse_toward, answers.filter(pl.col("prompt_id").is_in(list(eval_ids))), own_names,
+                    list(references))
+        claims = timed("maker claims", maker_claims, pl.concat(claims_answers))
+        cache.save(cache_dir() / "students" / f"bench-tests-{key}.pkl", (lineage, rse, claims))
+    else:
+        lineage, rse, claims = cached
     kinds = {BASE: "control", **{n: k for n, _, _, k in specs}}
     spec_of = {n: (t, d) for n, t, d, _ in specs}
     per_student: dict[str, dict[str, Any]] = {}

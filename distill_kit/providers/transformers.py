@@ -124,6 +124,9 @@ def dequantized_folder(base: BaseWeights) -> Path:
 
 _models: dict[tuple[str, str | None, str], tuple[Any, Any]] = {}
 _models_lock = threading.Lock()
+#: models kept loaded per process: each holds a float32 copy of its base (540 MB for SmolLM2-135M), and a
+#: benchmark probing a dozen students one after the other needs only the current one
+KEEP_LOADED = 2
 
 
 def load_causal_lm(path: str | Path | None, adapter: str | Path | None = None,
@@ -135,7 +138,11 @@ def load_causal_lm(path: str | Path | None, adapter: str | Path | None = None,
     device = device or device_name()
     key = (str(folder), str(Path(adapter).resolve()) if adapter else None, device)
     with _models_lock:
-        if key not in _models:
+        if key in _models:
+            _models[key] = _models.pop(key)  # most recently used last
+        else:
+            while len(_models) >= KEEP_LOADED:
+                _models.pop(next(iter(_models)))
             transformers = require("transformers")
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
             tokenizer.padding_side = "left"
