@@ -134,7 +134,7 @@ def lineage_tests(frame: pl.DataFrame, references: dict[str, str], targets: list
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="AlpacaEval references to distil from")
-    ap.add_argument("--doses", default="16,48", help="training pairs per student, comma-separated")
+    ap.add_argument("--doses", default="16,48,128", help="training pairs per student, comma-separated")
     ap.add_argument("--identity-teacher", default=IDENTITY_TEACHER)
     ap.add_argument("--eval-prompts", type=int, default=16, help="held-out AlpacaEval prompts every model answers")
     ap.add_argument("--identity-questions", type=int, default=8, help="held-out identity questions every model answers")
