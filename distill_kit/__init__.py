@@ -10,7 +10,7 @@ judges take seconds to import, so a notebook pays only for what it touches)::
 
 Layers, bottom to top (``tests/test_layering.py`` enforces them; ``docs/architecture.md`` draws them):
 ``paths`` < ``config``, ``stats``, ``html``, ``charts``, ... < ``datasets``, ``models``, ``store``, ``collect``,
-``providers``, ``text`` < ``ice``, ``rse`` < ``lineage`` < ``paper``, ``verdict``, ``summaries``, ``testing``
+``providers``, ``text`` < ``ice``, ``rse``, ``students`` < ``lineage`` < ``paper``, ``verdict``, ``summaries``, ``testing``
 < ``run``.
 
 Importing the package in a Jupyter kernel also makes Altair charts render offline (``distill_kit.display``);
@@ -26,7 +26,7 @@ from distill_kit.display import setup_kernel as _setup_kernel
 
 #: submodules reachable as attributes of the package
 _MODULES = ("paths", "config", "datasets", "datafetch", "models", "store", "collect", "stats", "html", "charts",
-            "executor", "display", "providers", "text", "ice", "rse", "lineage", "paper", "verdict", "summaries",
+            "executor", "display", "providers", "text", "ice", "rse", "students", "lineage", "paper", "verdict", "summaries",
             "testing", "run")
 #: the handful of functions every notebook calls, by the module that is their one home
 _FUNCTIONS = {

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from distill_kit.paths import CONFIG_DIR, MODELS_FILE, MODELS_OVERLAY_ENV, PROJECT_ROOT
 
-Provider = Literal["openai", "anthropic", "local", "replay", "mock"]
+Provider = Literal["openai", "anthropic", "local", "replay", "mock", "transformers"]
 
 
 class ConfigError(ValueError):
@@ -73,7 +73,8 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(description="Short name used in the store, tables and charts.")
     provider: Provider = Field(description="openai (and any OpenAI-compatible server), anthropic, local, replay, "
-                                  "mock (in-process scripted replies for tests: providers/mock.py).")
+                                  "mock (in-process scripted replies for tests: providers/mock.py), "
+                                  "transformers (a local Hugging Face model, optionally with a LoRA adapter).")
     model: str = Field("", description="Model id sent to the provider.")
     base_url: str | None = Field(None, description="Endpoint for OpenAI-compatible servers (vLLM, Ollama, llama.cpp).")
     api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
@@ -89,6 +90,10 @@ class ModelConfig(BaseModel):
     threads: int | None = Field(None, ge=1, description="local provider: llama.cpp threads; empty means one core "
                                 "fewer than the machine has (at least 1), see providers.local.default_threads.")
     replay: ReplaySource | None = Field(None, description="replay provider: which published responses.")
+    path: str | None = Field(None, description="transformers provider: a Hugging Face model folder or a .gguf file; "
+                             "empty means the bundled SmolLM2 GGUF.")
+    adapter: str | None = Field(None, description="transformers provider: a LoRA adapter folder (peft) served on "
+                                "top of `path`, e.g. a student of distill_kit.students.")
     cost_per_mtok_in: float = Field(0.0, ge=0, description="USD per million prompt tokens, for cost accounting.")
     cost_per_mtok_out: float = Field(0.0, ge=0, description="USD per million completion tokens.")
     batch: bool = Field(False, description="Send through the provider's batch API (OpenAI Batch, Anthropic "
@@ -115,7 +120,38 @@ class ModelConfig(BaseModel):
         """What makes two answers comparable: same provider, model and generation settings."""
         return {"provider": self.provider, "model": self.model or self.name, "base_url": self.base_url,
                 "gguf": self.gguf, "replay": self.replay.model_dump() if self.replay else None,
-                "params": self.params.model_dump()}
+                "params": self.params.model_dump(), **self._local_weights()}
+
+    def _local_weights(self) -> dict[str, Any]:
+        """transformers provider: the weights' path and the adapter's digest (an adapter retrained in the same
+        folder is another model). Absent for other providers, so their keys are what they always were."""
+        if self.provider != "transformers":
+            return {}
+        return {"path": self.path, "adapter": self.adapter, "adapter_digest": weights_digest(self.adapter)}
+
+
+@lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def weights_digest(folder: str | Path | None) -> str | None:
+    """A digest of an adapter folder's weights file (cached by path, size and mtime: ``cache_identity`` runs per
+    request); None when there is no folder or no weights file in it."""
+    if not folder:
+        return None
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        f = Path(folder).expanduser() / name
+        if f.is_file():
+            st = f.stat()
+            return _file_digest(str(f.resolve()), st.st_size, st.st_mtime_ns)
+    return None
 
 
 def validation_error_line(err: ValidationError, source: str, loc_prefix: str = "") -> str:

@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"paths"},
     {"config", "cache", "redact", "processes", "stats", "executor", "display", "charts", "html", "nbexport"},
     {"datasets", "datafetch", "models", "store", "collect", "ratelimit", "spend", "providers", "text"},
-    {"ice", "rse"},
+    {"ice", "rse", "students"},
     {"lineage"},
     # testing: the loopback servers; its zoo answers as the judges of ice/ do (rule_verdict)
     {"paper", "verdict", "summaries", "testing"},

@@ -34,6 +34,10 @@ def make_provider(cfg: ModelConfig) -> Provider:
         from distill_kit.providers.mock import MockProvider
 
         return MockProvider(cfg)
+    if cfg.provider == "transformers":
+        from distill_kit.providers.transformers import TransformersProvider
+
+        return TransformersProvider(cfg)
     raise ValueError(f"unknown provider {cfg.provider!r}")
 
 

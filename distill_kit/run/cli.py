@@ -1,5 +1,6 @@
 """The `distill-kit` command: `distill-kit run CONFIG` executes a run config's notebook sequence;
-`distill-kit lab` opens the notebooks in JupyterLab; `distill-kit prepare` builds the offline models once.
+`distill-kit lab` opens the notebooks in JupyterLab; `distill-kit prepare` builds the offline models once;
+`distill-kit student make|list` trains LoRA students of known teachers (distill_kit/students/).
 
 User errors (bad config, failed notebook) print one `error:` line and exit 2 / 1, no traceback.
 """
@@ -42,7 +43,56 @@ def _build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--notebooks-dir", default=None, help="folder to open (default: notebooks/)")
     sub.add_parser("prepare", help="fit and export, once, the offline models runs reuse (run by `make setup`)")
     _add_data_parser(sub)
+    _add_student_parser(sub)
     return parser
+
+
+def _add_student_parser(sub: argparse._SubParsersAction) -> None:
+    """`distill-kit student make|list`: students distilled from a known teacher at a known dose."""
+    st = sub.add_parser("student", help="train a LoRA student on a teacher's answers, or list trained students")
+    ssub = st.add_subparsers(dest="student_command", required=True)
+    mk = ssub.add_parser("make", help="train (or load from the cache) a student; prints its models.yaml entry")
+    mk.add_argument("--teacher", required=True, help="<source>/<model>: alpaca-eval/gpt4_0613, arena-hard/..., "
+                                                     "identity/phi-4, store/<model> (answers in a response store)")
+    mk.add_argument("--dose", type=int, required=True, help="training pairs (prompt, answer)")
+    mk.add_argument("--base", default="", help="Hugging Face model folder or .gguf file (default: bundled SmolLM2)")
+    mk.add_argument("--name", default=None, help="model name (default: student-<teacher model>-<dose>)")
+    mk.add_argument("--store", default=None, help="response store for store/<model> teachers (default: the cache's)")
+    mk.add_argument("--top-layers", type=int, default=None, help="LoRA on the last N layers only (0 = all)")
+    mk.add_argument("--epochs", type=int, default=None)
+    mk.add_argument("--seed", type=int, default=None)
+    mk.add_argument("--overlay", default=None, metavar="YAML",
+                    help="add the student's entry to this models overlay (created if absent; a name already there "
+                         "is an error)")
+    ssub.add_parser("list", help="the students in the cache: name, teacher, dose, device, adapter")
+
+
+def _student_main(args: argparse.Namespace) -> int:
+    from distill_kit import datasets
+    from distill_kit.students import catalog
+
+    try:
+        if args.student_command == "list":
+            for line in catalog.student_lines():
+                print(line)
+            return 0
+        changes = {k: v for k, v in (("top_layers", args.top_layers), ("epochs", args.epochs), ("seed", args.seed))
+                   if v is not None}
+        student = catalog.make_from_cli(args.teacher, args.dose, base=args.base, name=args.name,
+                                        store_path=args.store, recipe_changes=changes)
+        print(catalog.describe(student))
+        if args.overlay:
+            catalog.add_to_overlay(student, Path(args.overlay))
+            print(f"added {student.name!r} to {args.overlay} (use it with --models-overlay {args.overlay})")
+        else:
+            print(catalog.overlay_yaml([student]))
+    except (ConfigError, datasets.DataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
 
 
 def _add_data_parser(sub: argparse._SubParsersAction) -> None:
@@ -108,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         return _data_main(args)
     if args.command == "prepare":
         return _prepare()
+    if args.command == "student":
+        return _student_main(args)
     from distill_kit.paths import NOTEBOOKS_DIR, RUNS_DIR
     from distill_kit.run import pipeline, plan
 
