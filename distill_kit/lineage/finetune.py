@@ -320,7 +320,9 @@ def finetuned_votes(
     missing = [v for v in voters if v not in probs]
     if missing:
         raise ValueError(f"no answers to vote with for {missing} on the chosen prompts")
-    mk = lambda pr, sn: VoteMatrix(FEATURES_NAME, candidates, {v: np.vstack(x) for v, x in pr.items()}, sn)
+    def mk(pr: dict, sn: dict) -> VoteMatrix:
+        return VoteMatrix(FEATURES_NAME, candidates, {v: np.vstack(x) for v, x in pr.items()}, sn)
+
     return FinetunedVotes(mk(probs, seen), mk(sprobs, sseen), train_s, score_s, n_train, n_scored,
                           float(np.mean(own_hits)) if own_hits else float("nan"),
                           float(np.mean(line_hits)) if line_hits else float("nan"))
