@@ -19,7 +19,7 @@ Measured per step (the pipeline's own "[i/n] step: running/ok" lines delimit the
 seconds of this process (the runner and the zoo's server thread) plus its reaped children (the notebook
 kernel); peak RSS of this process and all its descendants summed (sampled every 0.2 s; shared pages
 count twice, so it errs high); requests the zoo answered (chat plus batch); answers the run's store
-gained. Prints a table per size, the reproduced LIS / SIS of every published model against the scores
+gained; and per size the texts embedded (with an empty cache). Prints a table per size, the reproduced LIS / SIS of every published model against the scores
 of the published labels (when 03 ran), and one JSON line with every figure, including the load average
 at start and end.
 """
@@ -31,12 +31,14 @@ import json
 import os
 import re
 import resource
+import shutil
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -137,12 +139,12 @@ class TreeMemory:
         self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
 
     def _sample(self) -> int:
+        import psutil
+
         total = 0
         for p in [self._me, *self._me.children(recursive=True)]:
-            try:
+            with suppress(psutil.Error):  # a child that ended between listing and reading
                 total += p.memory_info().rss
-            except Exception:  # noqa: BLE001 - a child that ended between listing and reading
-                pass
         return total
 
     def _run(self) -> None:
@@ -152,7 +154,7 @@ class TreeMemory:
     def reset(self) -> None:
         self.peak = self._sample()
 
-    def __enter__(self) -> "TreeMemory":
+    def __enter__(self) -> TreeMemory:  # noqa: PYI034 - not subclassed
         self._thread.start()
         return self
 
@@ -166,10 +168,18 @@ def _cpu() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
+def _vectors(db: Path) -> int:
+    """Texts the run embedded (the rows of a cache that started empty)."""
+    if not db.exists():
+        return 0
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+        return int(con.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+
+
 def _answers(store: Path) -> int:
     if not store.exists():
         return 0
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=30) as con:
+    with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=30)) as con:
         return int(con.execute("SELECT COUNT(*) FROM responses WHERE status = 'ok'").fetchone()[0])
 
 
@@ -212,10 +222,12 @@ def run_scale(raw: dict[str, Any], scale: Fraction, runs_dir: Path, zoo_cfg: Zoo
     """One run of ``raw`` at ``scale`` from an empty run directory; returns its figures."""
     cfg = plan.RunConfig.model_validate(scaled_config(raw, scale))
     real_cache = os.environ.get("DISTILL_KIT_CACHE_DIR")
+    cold = None
     if not warm:
         from distill_kit.paths import cache_dir
 
-        os.environ["DISTILL_KIT_CACHE_DIR"] = str(cold_cache(Path(cache_dir())))
+        cold = cold_cache(Path(cache_dir()))
+        os.environ["DISTILL_KIT_CACHE_DIR"] = str(cold)
     load_start = os.getloadavg()
     out: dict[str, Any] = {"scale": str(scale), "sizes": {s.notebook: {k: s.parameters.get(k) for k in SIZE_PARAMS.get(
         s.notebook, ()) if k in s.parameters} for s in cfg.steps}}
@@ -237,7 +249,9 @@ def run_scale(raw: dict[str, Any], scale: Fraction, runs_dir: Path, zoo_cfg: Zoo
             out.update(chat_requests=stats.chat, batch_requests=stats.batch_requests,
                        batches_created=stats.batches_created, max_in_flight=stats.max_in_flight)
     finally:
-        if not warm:
+        if cold is not None:
+            out["vectors_embedded"] = _vectors(cold / "embeddings" / "embeddings.sqlite")
+            shutil.rmtree(cold)  # the vectors only: the shared entries are symlinks, removed as links
             if real_cache is None:
                 os.environ.pop("DISTILL_KIT_CACHE_DIR", None)
             else:
@@ -270,7 +284,7 @@ def print_run(res: dict[str, Any]) -> None:
     print(f"\nscale {res['scale']}: {res['total_wall_s']:.0f} s wall, {res['total_cpu_s']:.0f} s CPU, peak RSS "
           f"{res['peak_rss_mb']} MB, {res['chat_requests']} chat requests, {res['batches_created']} batches "
           f"({res['batch_requests']} requests), {res['answers']} answers stored, report "
-          f"{(res['report_bytes'] or 0) / 1e6:.1f} MB; load {res['load_start'][0]:.1f} -> {res['load_end'][0]:.1f}")
+          f"{(res['report_bytes'] or 0) / 1e6:.1f} MB, {res.get('vectors_embedded', '-')} texts embedded; load {res['load_start'][0]:.1f} -> {res['load_end'][0]:.1f}")
     print(f"  sizes: {res['sizes']}")
     print(f"  {'step':<28}{'status':>8}{'wall s':>9}{'CPU s':>9}{'RSS MB':>8}{'requests':>10}{'answers':>9}")
     for name, s in res["steps"].items():
