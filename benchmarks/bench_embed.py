@@ -6,6 +6,10 @@ its cost -- hashing, look-up, writes -- is included) and runs the four variants 
 rotated order so that load drift on a shared machine does not favour one of them. Ratios are taken within
 a repeat, then the median over repeats is reported, with the machine's load average before and after.
 Quality: the minimum (and mean) cosine of each variant's vectors to the raw torch vectors, over all texts.
+CPU seconds per text are reported beside wall time: on a shared machine wall ratios mostly measure how each
+runtime's threads cope with contention, CPU time the work each does. Then the limits (``--no-limits`` skips
+them): FLOPs per text from the exported graph and the texts' token counts, onnxruntime's measured fp32 and
+int8 GEMM rates on one core, the share of the int8 graph that stays fp32, and the instruction sets present.
 
     python benchmarks/bench_embed.py [--n 300] [--repeats 3] [--batch-size 32]
 
