@@ -560,7 +560,31 @@ def krippendorff_alpha(ratings: Sequence[Sequence[float]] | np.ndarray, level: s
         return math.nan
     if np.nanmin(data) == np.nanmax(data):
         return 1.0
+    if level == "interval":
+        return _interval_alpha(data)
     return float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))
+
+
+def _interval_alpha(data: np.ndarray) -> float:
+    """Interval alpha in closed form, the value ``krippendorff.alpha`` gives (to rounding), in O(judges x items).
+
+    Why not the library here: it builds a coincidence matrix per item over every distinct value, an
+    ``items x values x values`` array, and continuous scores (the offline judge's) make nearly every value
+    distinct: 40 GiB for the paper's 500 Arena-Hard prompts x 5 models. With the squared difference as the
+    metric, both disagreements reduce to sums of squares: per item, the sum over ordered pairs of
+    ``(a - b)^2`` is ``2 (m sum(v^2) - sum(v)^2)``; alpha = 1 - (n - 1) * sum over items of that / (m - 1),
+    over the same sum across all n pairable values.
+    """
+    x = data - np.nanmean(data)  # centred: the sums of squares below do not cancel catastrophically
+    ok = np.isfinite(x)
+    m = ok.sum(axis=0)
+    keep = m >= 2  # only items with two or more scores are pairable
+    x, ok, m = np.where(ok, x, 0.0)[:, keep], ok[:, keep], m[keep]
+    s1, s2 = x.sum(axis=0), (x * x).sum(axis=0)
+    n = m.sum()
+    observed = (2 * (m * s2 - s1 * s1) / (m - 1)).sum()
+    expected = 2 * (n * s2.sum() - s1.sum() ** 2)
+    return float(1 - (n - 1) * observed / expected) if expected > 0 else math.nan
 
 
 def kendall_w(ratings: Sequence[Sequence[float]] | np.ndarray) -> float:

@@ -88,3 +88,21 @@ def test_embed_texts_uses_the_backend_and_its_own_cache(tmp_path, monkeypatch: p
     assert embed.cache_stats()["vectors"] == 2 and os.environ["DISTILL_KIT_CACHE_DIR"] == str(tmp_path)
     assert (a * b).sum(axis=1).min() >= 0.99 and not np.array_equal(a, b)
     assert np.array_equal(embed.embed_texts(texts, progress=False, backend="onnx-int8"), a)  # cache hit
+
+
+def test_idle_threads_sleep_and_vectors_do_not_change(answers: list[str]) -> None:
+    """Both graphs run with spin-waiting off (less CPU per text on a shared machine); the vectors are the
+    ones a session with onnxruntime's default (spinning) thread pool makes, bit for bit."""
+    import onnxruntime as ort
+
+    enc = embed.OnnxEncoder(embed.onnx_model_dir(), int8=True)
+    for session in (enc.fp32, enc.q8):
+        opts = session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    spinning = embed.OnnxEncoder(embed.onnx_model_dir(), int8=True)
+    default = ort.SessionOptions()
+    default.log_severity_level = 3
+    spinning.fp32 = ort.InferenceSession(str(enc.folder / "model.onnx"), default, providers=["CPUExecutionProvider"])
+    spinning.q8 = ort.InferenceSession(str(enc.folder / "model_int8.onnx"), default, providers=["CPUExecutionProvider"])
+    assert np.array_equal(enc.encode(answers, batch_size=16), spinning.encode(answers, batch_size=16))
