@@ -1,7 +1,7 @@
 """Put the demo run's executed notebooks and report into ``docs/demo/`` for the docs site (``make docs``).
 
 Why a copy: mkdocs renders what is under ``docs/``; a run keeps its executed notebooks in
-``runs/<run-id>/notebooks/``. Each notebook is copied without widget state (``run.pipeline.static_widgets``, the
+``runs/<run-id>/notebooks/``. Each notebook is copied without widget state (``nbexport.static_widgets``, the
 pipeline's own rule for its offline HTML copies), so no page loads a widget manager from a CDN. Without a demo run
 the page says so in one line and the site builds without the notebooks.
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from distill_kit.paths import REPORT_FILE, RUNS_DIR  # noqa: E402
-from distill_kit.run.pipeline import static_widgets  # noqa: E402
+from distill_kit.nbexport import static_widgets  # noqa: E402
 from distill_kit.run.plan import load_run_config  # noqa: E402
 
 HEAD = "# The demo run\n\n"
