@@ -385,3 +385,21 @@ def test_stratified_bootstrap_weights_groups_equally():
     one = np.random.default_rng(2).normal(size=100)
     assert stratified_bootstrap_ci([one], seed=3) == pytest.approx(bootstrap_ci(one, seed=3), abs=0.05)
     assert all(math.isnan(x) for x in stratified_bootstrap_ci([]))
+
+
+def test_paired_table_pairs_tied_models_in_the_same_order_every_time():
+    """Models with equal means are paired by name: the same frame gives the same pairs in any row order."""
+    import random
+
+    import polars as pl
+
+    from distill_kit.ice import scores
+
+    rows = [{"test_model": m, "prompt_id": i, "overall": v} for i in range(6)
+            for m, v in (("b", 3.0), ("a", 3.0), ("c", 3.0 + (i % 2)), ("d", 1.0))]
+    seen = set()
+    for seed in range(12):
+        random.Random(seed).shuffle(rows)
+        t = scores.paired_table(pl.DataFrame(rows), "overall")
+        seen.add(tuple(zip(t["a"].to_list(), t["b"].to_list())))
+    assert seen == {(("c", "a"), ("a", "b"), ("b", "d"))}

@@ -426,7 +426,9 @@ def paired_table(frame: "pl.DataFrame", score: str, item: Sequence[str] = ("prom
             .pivot(on=model_col, index=keys, values=score).sort(keys))  # a fixed item order: the bootstrap draws by position
     models = [c for c in wide.columns if c not in keys]
     if pairs is None:
-        means = data.group_by(model_col).agg(pl.col(score).mean()).sort(score, descending=True)[model_col].to_list()
+        # ties broken by name: group_by's order changes from run to run, and so would the pairs compared
+        means = (data.group_by(model_col).agg(pl.col(score).mean())
+                 .sort([score, model_col], descending=[True, False])[model_col].to_list())
         pairs = list(zip(means[:-1], means[1:]))
     unknown = sorted({m for pr in pairs for m in pr} - set(models))
     if unknown:
