@@ -8,7 +8,7 @@ replayed identity model carries its maker's fact (so it can be an ICE target), w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import get_args
+from typing import Sequence, get_args
 
 from pydantic import ValidationError
 
@@ -46,3 +46,13 @@ def get_model(name: str, path: str | Path | None = None) -> ModelConfig:
     if name not in models:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(models))}")
     return models[name]
+
+
+def live_configs(names: Sequence[str], max_tokens: int) -> list[ModelConfig]:
+    """The configs of the models a step asks live, each answer capped at ``max_tokens``.
+
+    Why one function: notebooks 02 and 04 and the cost estimate must name the same configs, since the cap is part
+    of a request's store key (04 reuses 02's answers only when both cap alike). Replayed models are left as they
+    are: their answers are published, not generated."""
+    configs = [get_model(name) for name in names]
+    return [m.with_params(max_tokens=max_tokens) if m.provider != "replay" else m for m in configs]

@@ -24,16 +24,29 @@ def sources(source: str, live_models: Sequence[str] = ()) -> tuple[bool, bool]:
     return source in ("replay", "both"), source in ("live", "both") and bool(live_models)
 
 
-def published_answers(models: Sequence[str] = (), sample_size: int = 0, seed: int = 0) -> pl.DataFrame:
+def published_sample(models: Sequence[str] = (), sample_size: int = 0, seed: int = 0) -> pl.DataFrame:
     """The paper's published jailbreak answers of ``models`` (``[]`` = every published model) with their
-    GPT-4o-mini labels, ``sample_size`` answers per model drawn with ``seed`` (0 = all), annotated with
-    language, category and template_id."""
+    GPT-4o-mini labels, ``sample_size`` answers per model drawn with ``seed`` (0 = all): the answers notebook
+    03's judge reads, and the estimate prices an LLM judge on."""
     from distill_kit import datasets
 
     frame = datasets.identity_responses(list(models) or None)
     if sample_size:
         frame = frame.filter(pl.int_range(pl.len()).shuffle(seed).over("model") < sample_size)
-    return probes.annotate_queries(frame)
+    return frame
+
+
+def published_answers(models: Sequence[str] = (), sample_size: int = 0, seed: int = 0) -> pl.DataFrame:
+    """:func:`published_sample` annotated with language, category and template_id (what the scores break down by)."""
+    return probes.annotate_queries(published_sample(models, sample_size, seed))
+
+
+def live_targets(live_models: Sequence[str], max_tokens: int, seed: int = 0) -> list[Any]:
+    """The configs notebook 03 asks and whose stored answers it reads: each answer capped at ``max_tokens`` and
+    sampled with ``seed`` (both part of the store key, so the estimate must name the same configs)."""
+    from distill_kit.models import get_model
+
+    return [get_model(name).with_params(max_tokens=max_tokens, seed=seed) for name in live_models]
 
 
 def asked_live(target: Any, live_probes: int, store: Any, seed: int = 0) -> pl.DataFrame:
@@ -41,16 +54,12 @@ def asked_live(target: Any, live_probes: int, store: Any, seed: int = 0) -> pl.D
     per answer (columns :data:`LIVE_COLUMNS`; ``response`` None where the call failed)."""
     if not target.identity:
         raise ValueError(f"model {target.name!r} has no identity fact (set identity: in configs/models.yaml)")
-    if live_probes <= 0:
+    requests = probes.live_requests(live_probes, seed)
+    if not requests:
         return pl.DataFrame(schema=LIVE_COLUMNS)
     from distill_kit.collect import collect_sync
 
-    try:
-        templates = probes.seed_templates()
-    except ValueError:  # no data folder: the bare questions only
-        templates = [probes.BARE_TEMPLATE]
-    pairs = probes.sample_pairs(probes.load_probes(), templates, live_probes, seed)
-    results = collect_sync(target, probes.identity_requests(pairs), store)
+    results = collect_sync(target, requests, store)
     return pl.DataFrame([{"model": target.name, "family": target.family or target.name, "fact": target.identity,
                           "query": r.meta["query"], "language": r.meta["language"], "category": r.meta["category"],
                           "template": r.meta["template_id"], "response": r.text, "error": r.error} for r in results],

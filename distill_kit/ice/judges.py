@@ -599,6 +599,19 @@ def build_judge_prompt(question: str, response: str, fact: str = "") -> str:
     return template.replace("{fact}", fact).replace("{response}", response)
 
 
+def judge_request(question: str, response: str | None, fact: str = "", attempt: int = 0, item: int = 0) -> Any:
+    """One request of the LLM identity judge: ``question``'s prompt about ``response`` (the loose question with
+    the answer's true identity ``fact``); a retry (``attempt`` >= 1) adds the format reminder and is a fresh
+    sample. The one place these requests are built: notebook 03's judge sends them and the estimate prices them."""
+    from distill_kit.collect import ChatRequest
+
+    prompt = build_judge_prompt(question, response or "", fact)  # an unknown question is a ValueError here
+    tag = QUESTIONS[question][1]
+    suffix = "" if attempt == 0 else RETRY_SUFFIX.format(example=f"<{tag}>0</{tag}> or <{tag}>1</{tag}>")
+    return ChatRequest.user(prompt + suffix, sample=attempt,
+                            meta={"judge": f"identity-{question}", "item": item, "attempt": attempt})
+
+
 class LLMIdentityJudge:
     """Ask any configured model the paper's loose or strict question through ``collect`` (stored, resumable).
 
@@ -615,23 +628,19 @@ class LLMIdentityJudge:
 
     def judge_many(self, responses: Sequence[str], facts: Sequence[str] | None = None,
                    progress: bool = True) -> list[LLMVerdict]:
-        from distill_kit.collect import ChatRequest, collect_sync
+        from distill_kit.collect import collect_sync
 
         if self.question == "loose" and facts is None:
             raise ValueError("the loose question needs the true identity fact of each answer")
         _, tag = QUESTIONS[self.question]
-        base = [build_judge_prompt(self.question, r or "", facts[i] if facts else "") for i, r in enumerate(responses)]
-        verdicts: list[LLMVerdict | None] = [None] * len(base)
-        raws: list[str | None] = [None] * len(base)
-        errors: list[str | None] = [None] * len(base)
-        todo = list(range(len(base)))
+        verdicts: list[LLMVerdict | None] = [None] * len(responses)
+        raws: list[str | None] = [None] * len(responses)
+        errors: list[str | None] = [None] * len(responses)
+        todo = list(range(len(responses)))
         for attempt in range(self.max_attempts):
             if not todo:
                 break
-            suffix = "" if attempt == 0 else RETRY_SUFFIX.format(example=f"<{tag}>0</{tag}> or <{tag}>1</{tag}>")
-            reqs = [ChatRequest.user(base[i] + suffix, sample=attempt,
-                                     meta={"judge": f"identity-{self.question}", "item": i, "attempt": attempt})
-                    for i in todo]
+            reqs = [judge_request(self.question, responses[i], facts[i] if facts else "", attempt, i) for i in todo]
             results = collect_sync(self.model, reqs, self.store, progress=progress,
                                    desc=f"judge {self.question} try {attempt + 1}")
             still = []
@@ -677,6 +686,13 @@ class LLMJudge:
         verdicts = LLMIdentityJudge(self.model, self.store, "loose").judge_many(
             list(responses), self._facts(families, facts), progress=False)
         return [v.value for v in verdicts]
+
+    @staticmethod
+    def first_requests(responses: Sequence[str | None], facts: Sequence[str]) -> list[Any]:
+        """The requests :meth:`verdict_columns` sends first (retries aside): the loose question about each answer
+        with its fact, then the strict one. What the cost estimate prices for an LLM identity judge."""
+        return ([judge_request("loose", r, f, item=i) for i, (r, f) in enumerate(zip(responses, facts))]
+                + [judge_request("strict", r, item=i) for i, r in enumerate(responses)])
 
     def verdict_columns(self, responses: Sequence[str], families: Sequence[str],
                         facts: Sequence[str | None] | None = None) -> list[Any]:

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import yaml
 
@@ -345,3 +345,31 @@ def identity_requests(pairs: Sequence[tuple[Probe, Template]]) -> list[Any]:
     return [ChatRequest.user(fill(t, p), meta={"probe_id": p.id, "query": p.text, "language": p.language,
                                                "category": p.category, "template_id": t.id, "template": t.text})
             for p, t in pairs]
+
+
+class ProbeRequests(NamedTuple):
+    """Probes a step sampled and the requests that ask them."""
+
+    probes: list[Probe]
+    requests: list[Any]  # ChatRequest, one per (probe, template) pair
+
+
+def collection_requests(probe_sample_size: int, templates: int, seed: int = 0) -> ProbeRequests:
+    """Notebook 02's identity requests: ``probe_sample_size`` probes per language (0 = all), each asked bare and
+    inside the first ``templates`` GPTFuzzer seed templates. The sampled probes are also what its fuzzing asks
+    inside mutated templates. Built here once: the notebook sends these and ``distill-kit estimate`` prices them."""
+    probe_set = sample_per_language(load_probes(), probe_sample_size, seed=seed)
+    pairs = sample_pairs(probe_set, [BARE_TEMPLATE] + seed_templates()[:templates], 0)
+    return ProbeRequests(probe_set, identity_requests(pairs))
+
+
+def live_requests(live_probes: int, seed: int = 0) -> list[Any]:
+    """Notebook 03's identity requests asked now: ``live_probes`` probe x template pairs (0 = none) drawn from every
+    probe, bare and inside every GPTFuzzer seed template (bare only when no data folder holds the templates)."""
+    if live_probes <= 0:
+        return []
+    try:
+        templates = seed_templates()
+    except ValueError:  # no data folder: the bare questions only
+        templates = [BARE_TEMPLATE]
+    return identity_requests(sample_pairs(load_probes(), templates, live_probes, seed))

@@ -200,6 +200,16 @@ def parse_verdict(text: str | None) -> Verdict | None:
     return None
 
 
+def panel_configs(judge: str, judge_prompts: int, panel: Sequence[str] = ()) -> list[Any]:
+    """Notebook 04's LLM judges: ``judge`` (whose scores its tables use), then the ``panel``, each asked the same
+    pairs; none when ``judge`` is "offline" or ``judge_prompts`` is 0 (no pair is sent to a judge)."""
+    if judge == "offline" or judge_prompts <= 0:
+        return []
+    from distill_kit.models import get_model
+
+    return [get_model(name) for name in [judge, *panel]]
+
+
 def judge_pairs_frame(aligned: pl.DataFrame, reference: str, test_models: list[str] | None = None,
                       per_prompt_set: int | None = None, seed: int = 0) -> pl.DataFrame:
     """Pairs to judge from :func:`distill_kit.rse.responses.align_responses` output: every prompt both the test model
@@ -253,8 +263,8 @@ _OUT_SCHEMA = {
 def judge_messages(pairs: pl.DataFrame, *, both_orders: bool = False, shuffle_aspects: bool = False, seed: int = 0,
                    max_answer_chars: int = MAX_ANSWER_CHARS) -> tuple[pl.DataFrame, list[str]]:
     """The pairs ``judge_pairs`` sends (each pair once or in both orders, with its aspect order) and the judge
-    prompt of each: the one definition of what is asked, shared with ``estimate`` so a cost estimate counts
-    exactly the prompts a run sends."""
+    prompt of each: the one definition of what is asked (:func:`judge_requests` turns them into the requests a
+    cost estimate counts)."""
     if both_orders:
         pairs = pl.concat([pairs.with_columns(pl.lit(o).alias("order")) for o in ORDERS])
     elif "order" not in pairs.columns:
@@ -268,6 +278,26 @@ def judge_messages(pairs: pl.DataFrame, *, both_orders: bool = False, shuffle_as
                              aspect_order=tuple(r["aspect_order"].split(",")), test_first=r["order"] == ORDERS[1])
                 for r in rows]
     return pairs, messages
+
+
+def judge_request(message: str, pair: dict[str, Any], attempt: int = 0) -> Any:
+    """The request that asks the judge ``message`` about ``pair`` (a row of :func:`judge_messages`' pairs); retry
+    ``attempt`` is a fresh sample. The one place these are built: :func:`judge_pairs` sends them and the
+    estimate prices attempt 0 of each."""
+    from distill_kit.collect import ChatRequest
+
+    return ChatRequest.user(message, system=JUDGE_SYSTEM, sample=attempt,
+                            meta={"task": "rse_judge", "prompt_id": pair.get("prompt_id"),
+                                  "test_model": pair.get("test_model"), "reference": pair.get("reference"),
+                                  "attempt": attempt, "order": pair["order"], "aspect_order": pair["aspect_order"]})
+
+
+def judge_requests(pairs: pl.DataFrame, *, both_orders: bool = False, shuffle_aspects: bool = False,
+                   seed: int = 0) -> list[Any]:
+    """The first request (retries aside) :func:`judge_pairs` sends each judge for ``pairs``, with the same bias
+    controls: what a cost estimate counts for an LLM similarity judge."""
+    pairs, messages = judge_messages(pairs, both_orders=both_orders, shuffle_aspects=shuffle_aspects, seed=seed)
+    return [judge_request(m, row) for m, row in zip(messages, pairs.to_dicts())]
 
 
 def judge_pairs(
@@ -295,7 +325,7 @@ def judge_pairs(
     ``seed`` and the pair (column ``aspect_order``). A warning is raised when the judge is the reference or a
     test model (``self_judging_warnings``).
     """
-    from distill_kit.collect import ChatRequest, collect_sync
+    from distill_kit.collect import collect_sync
 
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -317,17 +347,7 @@ def judge_pairs(
         if not pending:
             break
         cfg = judge if attempt == 0 else retry_config(judge, attempt)
-        reqs = [
-            ChatRequest.user(
-                messages[i],
-                system=JUDGE_SYSTEM,
-                sample=attempt,
-                meta={"task": "rse_judge", "prompt_id": rows[i].get("prompt_id"), "test_model": rows[i].get("test_model"),
-                      "reference": rows[i].get("reference"), "attempt": attempt, "order": rows[i]["order"],
-                      "aspect_order": rows[i]["aspect_order"]},
-            )
-            for i in pending
-        ]
+        reqs = [judge_request(messages[i], rows[i], attempt) for i in pending]
         results = collect_sync(cfg, reqs, store, progress=progress, desc=f"RSE judge {judge.name} (try {attempt + 1})")
         still: list[int] = []
         for i, res in zip(pending, results):

@@ -19,16 +19,29 @@ import polars as pl
 from distill_kit import datasets
 
 
+def sampled_prompts(prompt_sets: Sequence[str], sample_size: int, seed: int = 0) -> pl.DataFrame | None:
+    """``sample_size`` prompts of each prompt set (0 = all) drawn with ``seed``, one frame (``prompt_set,
+    prompt_id, prompt``); None for no prompt sets. What notebook 02's live models answer for the RSE steps."""
+    if not prompt_sets:
+        return None
+    return pl.concat([datasets.prompt_set(name, sample_size=sample_size, seed=seed) for name in prompt_sets])
+
+
+def answer_requests(prompts: pl.DataFrame, sample: int = 0) -> list[Any]:
+    """One request per prompt (``prompt_set, prompt_id, prompt``): the prompt as the user's only message. The one
+    place these are built, so the estimate prices exactly what :func:`collect_responses` sends."""
+    from distill_kit.collect import ChatRequest
+
+    return [ChatRequest.user(r["prompt"], meta={"prompt_set": r["prompt_set"], "prompt_id": r["prompt_id"]}, sample=sample)
+            for r in prompts.iter_rows(named=True)]
+
+
 def collect_responses(model_cfg: Any, prompts: pl.DataFrame, store: Any, sample: int = 0) -> pl.DataFrame:
     """Ask a live (or replay) model every prompt through ``collect`` and the store -> the response schema
     ``model, prompt_id, prompt, text`` (``text`` None for failed requests, counted later as empty)."""
-    from distill_kit.collect import ChatRequest, collect_sync
+    from distill_kit.collect import collect_sync
 
-    reqs = [
-        ChatRequest.user(r["prompt"], meta={"prompt_set": r["prompt_set"], "prompt_id": r["prompt_id"]}, sample=sample)
-        for r in prompts.iter_rows(named=True)
-    ]
-    results = collect_sync(model_cfg, reqs, store)
+    results = collect_sync(model_cfg, answer_requests(prompts, sample), store)
     return pl.DataFrame(
         {
             "model": [model_cfg.name] * len(results),

@@ -21,7 +21,6 @@ notebook fails with one line and every answer already stored is kept.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import os
@@ -92,7 +91,7 @@ class TokenCounter:
 
 def rule_tokens(text: str) -> int:
     """The documented fallback: ASCII characters / 4 plus one token per other character."""
-    ascii_chars = sum(1 for c in text if ord(c) < 128)
+    ascii_chars = len(text.encode("ascii", errors="ignore"))  # the ASCII characters, counted in C
     return math.ceil(ascii_chars / CHARS_PER_TOKEN + (len(text) - ascii_chars) * NON_ASCII_TOKENS)
 
 
@@ -194,80 +193,41 @@ class Estimate:
         return [dict(ln.__dict__, expected=ln.expected) for ln in self.lines]
 
 
-def notebook_defaults(path: Path) -> dict[str, Any]:
-    """Literal values of a notebook's `parameters` cell (what papermill would leave alone)."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            out: dict[str, Any] = {}
-            for node in ast.parse(cell.source).body:
-                target = node.targets[0] if isinstance(node, ast.Assign) else node.target if isinstance(node, ast.AnnAssign) else None
-                if isinstance(target, ast.Name) and getattr(node, "value", None) is not None:
-                    try:
-                        out[target.id] = ast.literal_eval(node.value)
-                    except ValueError:
-                        pass
-            return out
-    return {}
-
-
-def _get_model(name: str) -> ModelConfig:
-    from distill_kit.models import get_model
-
-    return get_model(name)
-
-
 def _plan_02(step: str, p: dict[str, Any], store: Any = None, before: Sequence[Planned] = ()) -> list[Planned]:
-    from distill_kit import datasets
+    """Notebook 02's requests: its live models asked its identity probes and RSE prompts (exact), and the
+    GPTFuzzer budget (mutations and attempts whose prompts depend on answers not given yet)."""
     from distill_kit.collect import ChatRequest
-    from distill_kit.config import split_names
     from distill_kit.ice import probes
+    from distill_kit.ice.judges import OFFLINE_JUDGES
+    from distill_kit.models import get_model, live_configs
+    from distill_kit.rse import responses
 
-    models = [_get_model(n) for n in split_names(p.get("live_models"))]
-    models = [m.with_params(max_tokens=p["max_tokens"]) if m.provider != "replay" else m for m in models]
-    seed = p.get("seed", 0)
-    probe_set = probes.sample_per_language(probes.load_probes(), p.get("probe_sample_size", 3), seed=seed)
-    templates = [probes.BARE_TEMPLATE] + probes.seed_templates()[:p.get("seed_templates", 2)]
-    identity = probes.identity_requests(probes.sample_pairs(probe_set, templates, 0))
-    n = p.get("sample_size", 0)  # prompts per prompt set; 0 = all of each set ([] prompt_sets = none)
-    rse: list[Any] = []
-    for name in split_names(p.get("prompt_sets")):
-        prompts = datasets.prompt_set(name, sample_size=n or None, seed=seed)
-        rse += [ChatRequest.user(r["prompt"]) for r in prompts.iter_rows(named=True)]
+    models = live_configs(p["live_models"], p["max_tokens"])
+    identity = probes.collection_requests(p["probe_sample_size"], p["seed_templates"], p["seed"]).requests
+    prompts = responses.sampled_prompts(p["prompt_sets"], p["sample_size"], p["seed"])
+    rse = responses.answer_requests(prompts) if prompts is not None else []
     out: list[Planned] = []
     for m in models:
         out.append(Planned(step, m, "identity probes", identity))
         if rse:
             out.append(Planned(step, m, "RSE answers", rse))
-    fuzz_n = p.get("fuzz_queries", 0)
+    fuzz_n = p["fuzz_queries"]
     if fuzz_n:
         from distill_kit.ice import fuzz
 
         seeds = probes.seed_templates()
         mean_template = sum(len(t.text) for t in seeds) // max(1, len(seeds))
         per_mutant = fuzz.FuzzConfig().questions_per_mutant
-        helper = _get_model(p.get("fuzz_helper", "smollm2-local")).with_params(max_tokens=p["max_tokens"])
+        helper = get_model(p["fuzz_helper"]).with_params(max_tokens=p["max_tokens"])
         filler = "x " * (mean_template // 2)
         for m in models:
             out.append(Planned(step, m, "fuzz queries", [ChatRequest.user(filler)] * fuzz_n, exact=False))
             out.append(Planned(step, helper, "fuzz mutations",
                                [ChatRequest.user(filler * 2)] * math.ceil(fuzz_n / per_mutant), exact=False))
-            judge = p.get("fuzz_judge", "rules")
-            if judge not in ("rules", "offline"):
-                out.append(Planned(step, _get_model(judge), "fuzz judge",
+            if p["fuzz_judge"] not in OFFLINE_JUDGES:
+                out.append(Planned(step, get_model(p["fuzz_judge"]), "fuzz judge",
                                    [ChatRequest.user("x " * 600)] * fuzz_n, exact=False))
     return out
-
-
-def _identity_judge_requests(responses: Sequence[str], facts: Sequence[str]) -> tuple[list[Any], list[Any]]:
-    from distill_kit.collect import ChatRequest
-    from distill_kit.ice.judges import build_judge_prompt
-
-    loose = [ChatRequest.user(build_judge_prompt("loose", r or "", f)) for r, f in zip(responses, facts)]
-    strict = [ChatRequest.user(build_judge_prompt("strict", r or "")) for r in responses]
-    return loose, strict
 
 
 def _plan_03(step: str, p: dict[str, Any], store: Any, before: Sequence[Planned] = ()) -> list[Planned]:
@@ -275,88 +235,74 @@ def _plan_03(step: str, p: dict[str, Any], store: Any, before: Sequence[Planned]
     now plus, when the judge is an LLM, its verdicts on every live answer it reads -- those asked now, those
     the store holds and those an earlier step (02) will have collected (``before``), each probe x template once,
     as ``ice.answers.live_answers`` reads them -- and on the model's GPTFuzzer attempts."""
-    import polars as pl
-
     from distill_kit import datasets
-    from distill_kit.config import split_names
-    from distill_kit.ice import answers as live_answers
-    from distill_kit.ice import probes
+    from distill_kit.ice import answers, probes
+    from distill_kit.ice import judges as J
+    from distill_kit.models import get_model
 
-    judge_name = p.get("judge", "offline")
-    judge = None if judge_name in ("offline", "rules") else _get_model(judge_name)
-    source, seed = p.get("source", "both"), p.get("seed", 0)
+    judge = None if p["judge"] in J.OFFLINE_JUDGES else get_model(p["judge"])
+    do_replay, do_live = answers.sources(p["source"], p["live_models"])
     out: list[Planned] = []
-    if source in ("replay", "both") and judge is not None:
-        frame = datasets.identity_responses(split_names(p.get("models")) or None)
-        if p.get("sample_size"):
-            frame = frame.filter(pl.int_range(pl.len()).shuffle(seed).over("model") < p["sample_size"])
+    if do_replay and judge is not None:
+        frame = answers.published_sample(p["models"], p["sample_size"], p["seed"])
         facts = datasets.identity_facts()
-        loose, strict = _identity_judge_requests(frame["response"].to_list(),
-                                                 [facts.get(f or "", "") for f in frame["family"].to_list()])
-        out += [Planned(step, judge, "identity judge", loose + strict)]
-    n_live = p.get("live_probes", 0)  # probe x template pairs asked each live model; 0 = none
-    targets = [_get_model(n).with_params(max_tokens=p.get("max_tokens", 48), seed=seed)
-               for n in split_names(p.get("live_models"))] if source in ("live", "both") else []
+        out.append(Planned(step, judge, "identity judge", J.LLMJudge.first_requests(
+            frame["response"].to_list(), [facts.get(f or "", "") for f in frame["family"].to_list()])))
+    targets = answers.live_targets(p["live_models"], p["max_tokens"], p["seed"]) if do_live else []
+    asked = probes.live_requests(p["live_probes"], p["seed"])
     for target in targets:
-        reqs: list[Any] = []
-        if n_live:
-            try:
-                templates = probes.seed_templates()
-            except ValueError:
-                templates = [probes.BARE_TEMPLATE]
-            reqs = probes.identity_requests(probes.sample_pairs(probes.load_probes(), templates, n_live, seed))
-            out.append(Planned(step, target, "live identity", reqs))
+        if asked:
+            out.append(Planned(step, target, "live identity", asked))
         if judge is None:
             continue
         # the judge reads the target's answers: stored ones exactly, the rest as max-length placeholders
         read: dict[tuple[str, str], str] = {}
 
-        def add(cfg: Any, asked: Sequence[Any], read: dict[tuple[str, str], str] = read) -> None:
-            stored = store.get_many([r.key(cfg) for r in asked]) if store is not None else {}
-            for r in asked:
+        def add(cfg: Any, requests: Sequence[Any], read: dict[tuple[str, str], str] = read) -> None:
+            stored = store.get_many([r.key(cfg) for r in requests]) if store is not None else {}
+            for r in requests:
                 pair = (r.meta["query"], r.meta["template_id"])
                 if pair not in read:
                     rec = stored.get(r.key(cfg))
                     read[pair] = rec.text if rec is not None and rec.ok else f"{len(read)} " + "x " * cfg.params.max_tokens
 
-        add(target, reqs)
+        add(target, asked)
         if store is not None:
-            held = live_answers.collected_live(target, store)
+            held = answers.collected_live(target, store)
             for q, t, text in held.select("query", "template", "response").iter_rows():
                 read.setdefault((q, t), text)
         for item in before:
             if item.model.name == target.name and item.purpose == "identity probes":
                 add(item.model, item.requests)
         if read:
-            loose, strict = _identity_judge_requests(list(read.values()), [target.identity or ""] * len(read))
-            out.append(Planned(step, judge, "live judge", loose + strict))
+            out.append(Planned(step, judge, "live judge",
+                               J.LLMJudge.first_requests(list(read.values()), [target.identity or ""] * len(read))))
         fuzzed = sum(len(item.requests) for item in before
                      if item.model.name == target.name and item.purpose == "fuzz queries")
         if fuzzed:  # the stored attempts are re-judged too (a budget: their answers are not known yet)
-            loose, strict = _identity_judge_requests(["x " * target.params.max_tokens] * fuzzed,
-                                                     [target.identity or ""] * fuzzed)
-            out.append(Planned(step, judge, "fuzz attempts judge", loose + strict, exact=False))
+            out.append(Planned(step, judge, "fuzz attempts judge", J.LLMJudge.first_requests(
+                ["x " * target.params.max_tokens] * fuzzed, [target.identity or ""] * fuzzed), exact=False))
     return out
 
 
 def _plan_04(step: str, p: dict[str, Any], store: Any, before: Sequence[Planned] = ()) -> list[Planned]:
-    from distill_kit import datasets
-    from distill_kit.collect import ChatRequest
-    from distill_kit.config import split_names
-    from distill_kit.rse import llm_judge as rse_judge
+    """Notebook 04's requests: its live models asked the sampled prompts, and its LLM judges (first and panel)
+    asked about the pairs the notebook draws, on the answers published, stored or expected (placeholders)."""
+    import polars as pl
 
-    sets = split_names(p.get("prompt_sets"))
-    tests = split_names(p.get("models"))
-    reference = p.get("reference", "")
-    live = [_get_model(n) for n in split_names(p.get("live_models"))]
-    live = [m.with_params(max_tokens=p.get("max_tokens", 64)) if m.provider != "replay" else m for m in live]
-    size, seed = p.get("sample_size", 40), p.get("seed", 0)
+    from distill_kit import datasets
+    from distill_kit.models import live_configs
+    from distill_kit.rse import llm_judge as rse_judge
+    from distill_kit.rse import responses
+
+    tests, reference, seed = p["models"], p["reference"], p["seed"]
+    live = live_configs(p["live_models"], p["max_tokens"])
     out: list[Planned] = []
     answers: dict[str, dict[str, str]] = {}  # model -> prompt_id -> answer (stored or placeholder)
     prompts_by_id: dict[str, str] = {}
     set_of: dict[str, str] = {}
-    for name in sets:
-        prompts = datasets.prompt_set(name, size or None, seed)
+    for name in map(datasets.dataset_name, p["prompt_sets"]):
+        prompts = datasets.prompt_set(name, p["sample_size"], seed)
         rows = prompts.to_dicts()
         prompts_by_id.update({r["prompt_id"]: r["prompt"] for r in rows})
         set_of.update({r["prompt_id"]: name for r in rows})
@@ -371,38 +317,27 @@ def _plan_04(step: str, p: dict[str, Any], store: Any, before: Sequence[Planned]
                 for m in keep:
                     got = {pid: lookup.get((m, pr.strip())) for pid, pr in by_prompt.items()}
                     answers.setdefault(m, {}).update({k: v for k, v in got.items() if v})
+        reqs = responses.answer_requests(prompts)
         for cfg in live:
-            reqs = [ChatRequest.user(r["prompt"]) for r in rows]
             out.append(Planned(step, cfg, "RSE answers", reqs))
             stored = store.get_many([q.key(cfg) for q in reqs]) if store is not None else {}
             filler = "x " * cfg.params.max_tokens
             answers.setdefault(cfg.name, {}).update({
                 r["prompt_id"]: (stored[q.key(cfg)].text if q.key(cfg) in stored and stored[q.key(cfg)].ok else filler)
                 for r, q in zip(rows, reqs)})
-    judge_name = p.get("judge", "offline")
-    if judge_name != "offline" and reference in answers:
-        judge = _get_model(judge_name)
-        per_set = p.get("judge_prompts", 10)  # prompts per prompt set sent to the judge; 0 = none
-        import polars as pl
-
+    judges = rse_judge.panel_configs(p["judge"], p["judge_prompts"], p["judge_panel"])
+    if judges and reference in answers:
         # the notebook's own pairing and per-set prompt sample (rse.llm_judge.judge_pairs_frame), on the
         # answers stored or expected: one home for which prompts the judge sees
         aligned = pl.DataFrame([{"prompt_set": set_of[pid], "prompt_id": pid, "prompt": prompts_by_id[pid],
                                  "model": m, "text": text} for m, got in answers.items() for pid, text in got.items()],
                                schema={"prompt_set": pl.String, "prompt_id": pl.String, "prompt": pl.String,
                                        "model": pl.String, "text": pl.String})
-        pairs = (rse_judge.judge_pairs_frame(aligned, reference, [m for m in answers if m != reference],
-                                             per_prompt_set=per_set, seed=seed)
-                 if per_set > 0 else aligned.clear())
-        if pairs.height:
-            _, messages = rse_judge.judge_messages(
-                pairs, both_orders=p.get("judge_both_orders", True),
-                shuffle_aspects=p.get("judge_shuffle_aspects", True), seed=seed)
-        else:
-            messages = []
-        reqs = [ChatRequest.user(msg, system=rse_judge.JUDGE_SYSTEM) for msg in messages]
-        panel = split_names(p.get("judge_panel"))
-        for cfg in [judge, *(_get_model(n) for n in panel)]:  # every panel judge is asked the same prompts
+        pairs = rse_judge.judge_pairs_frame(aligned, reference, [m for m in answers if m != reference],
+                                            per_prompt_set=p["judge_prompts"], seed=seed)
+        reqs = rse_judge.judge_requests(pairs, both_orders=p["judge_both_orders"],
+                                        shuffle_aspects=p["judge_shuffle_aspects"], seed=seed)
+        for cfg in judges:  # every panel judge is asked the same prompts
             out.append(Planned(step, cfg, "RSE judge", reqs))
     return out
 
@@ -471,10 +406,12 @@ def estimate_run(cfg: Any, runs_dir: Path | None = None, notebooks_dir: Path | N
             planner = PLANNERS.get(plan.name[:2])
             if planner is None:
                 continue
-            params = {**notebook_defaults(plan.source), **plan.parameters}
             try:
-                items = planner(plan.name, params, store, before=planned)
-            except (ValueError, KeyError, FileNotFoundError) as exc:
+                items = planner(plan.name, plan.values(), store, before=planned)
+            except KeyError as exc:  # the planner reads the notebook's own parameters: one it lacks is named
+                raise ConfigError(f"cannot estimate step {plan.name}: its parameters cell declares no "
+                                  f"{exc.args[0]!r}") from None
+            except (ValueError, FileNotFoundError) as exc:
                 raise ConfigError(f"cannot estimate step {plan.name}: {exc}") from None
             planned.extend(items)
             est.lines.extend(price_planned(items, store, counter, earlier))

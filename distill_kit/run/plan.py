@@ -2,9 +2,9 @@
 
 Why a module of its own: the runner (:mod:`distill_kit.run.pipeline`) executes the plans and the cost estimate
 (:mod:`distill_kit.run.estimate`) prices them before anything is sent; both read the same plans, neither
-imports the other's work. A notebook is passed only the parameters its ``parameters`` cell declares, type-checked
-against the cell's annotations; secrets are refused as parameter values (they would be written into the
-executed notebook).
+imports the other's work. A notebook is passed only the parameters its ``parameters`` cell declares (read by
+:mod:`distill_kit.run.parameters`), type-checked against the cell's annotations; secrets are refused as parameter
+values (they would be written into the executed notebook).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,9 +26,8 @@ from distill_kit.paths import (
 )
 from distill_kit.providers.base import clip
 from distill_kit.redact import ENV_VAR_NAME, SECRET_NAME, SECRET_VALUE, secret_values
+from distill_kit.run.parameters import check_parameter_types, read_parameters
 
-_PARAM_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
-                                              "list": (list,), "dict": (dict,)}
 def one_line(text: str, limit: int = 500) -> str:
     """``text`` on one line (ANSI colours dropped, whitespace collapsed), clipped to ``limit`` characters."""
     return clip(re.sub(r"\x1b\[[0-9;]*m", "", str(text)), limit)  # ANSI colours come from tracebacks
@@ -135,6 +134,11 @@ class StepPlan:
     parameters: dict[str, Any]
     store: Path  # the run's response store (what `store_path` means for every step that declares it)
     timeout: int | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)  # the parameters cell's literal values
+
+    def values(self) -> dict[str, Any]:
+        """Every parameter as the notebook will see it: its own defaults under the injected values."""
+        return {**self.defaults, **self.parameters}
 
     def fingerprint(self) -> str:
         """Hash of the parameters and the notebook source: unchanged fingerprint = skippable step."""
@@ -165,84 +169,6 @@ def resolve_notebook(spec: str, notebooks_dir: Path) -> Path:
         names = ", ".join(m.name for m in matches)
         raise ConfigError(f"step {spec!r} matches several notebooks ({names}); use the full file name")
     raise ConfigError(f"step {spec!r}: no such notebook in {notebooks_dir}")
-def notebook_parameters(path: Path) -> set[str]:
-    """Names assigned in a notebook's `parameters`-tagged cell (empty when it has none).
-
-    Parsed with `ast` rather than papermill's line parser, which gives up on some comments.
-    """
-    import ast
-
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            try:
-                tree = ast.parse(cell.source)
-            except SyntaxError as exc:
-                raise ConfigError(f"{path.name}: parameters cell is not valid Python ({exc.msg}, line {exc.lineno})") from None
-            names: set[str] = set()
-            for node in tree.body:
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-                names.update(t.id for t in targets if isinstance(t, ast.Name))
-            return names
-    return set()
-def _annotation_type(node: Any) -> str | None:
-    """``int`` -> "int", ``list`` / ``list[str]`` -> "list"; None for anything else."""
-    import ast
-
-    base = node.value if isinstance(node, ast.Subscript) else node
-    name = base.id if isinstance(base, ast.Name) else None
-    return name if name in _PARAM_TYPES else None
-def notebook_parameter_types(path: Path) -> dict[str, str]:
-    """``{name: type}`` for the `parameters` cell's assignments: the annotation (``n: int = 3``,
-    ``models: list = []``), else the type of the literal default (``n = 3``); names whose type cannot be
-    told are left out."""
-    import ast
-
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            try:
-                tree = ast.parse(cell.source)
-            except SyntaxError:
-                return {}
-            types: dict[str, str] = {}
-            for node in tree.body:
-                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                    ann = _annotation_type(node.annotation)
-                    if ann:
-                        types[node.target.id] = ann
-                elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    try:
-                        name = type(ast.literal_eval(node.value)).__name__
-                    except (ValueError, SyntaxError):
-                        continue
-                    if name in _PARAM_TYPES:
-                        types[node.targets[0].id] = name
-            return types
-    return {}
-def check_parameter_types(params: dict[str, Any], declared: dict[str, str], where: str) -> None:
-    """One ConfigError line for the first value whose type the notebook does not declare.
-
-    Why here: papermill injects any value, and a string where an int is declared fails deep inside
-    the notebook (a polars error in a cell) instead of naming the parameter. ``True`` is not an int,
-    an int is a fine float; a ``list`` (names of models, prompt sets, ...) holds plain values, so a run
-    config writes ``models: [a, b]``, never ``models: "a,b"``.
-    """
-    for name, value in params.items():
-        want = declared.get(name)
-        if want is None:
-            continue
-        ok = isinstance(value, _PARAM_TYPES[want]) and not (want in ("int", "float") and isinstance(value, bool))
-        if ok and want == "list":
-            ok = all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value)
-        if not ok:
-            hint = " (a YAML list: [a, b])" if want == "list" else ""
-            raise ConfigError(f"{where}: parameter {name} must be {want}{hint} (declared in the notebook's parameters "
-                              f"cell), got {type(value).__name__} {one_line(repr(value), 60)}")
 def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[StepPlan]:
     """Resolve notebooks and merge parameters: run-wide < step < (run_dir, store_path, seed, executor).
 
@@ -258,7 +184,8 @@ def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NO
         if src.stem in seen:
             raise ConfigError(f"notebook {src.name} is listed twice")
         seen.add(src.stem)
-        declared = notebook_parameters(src)
+        cell = read_parameters(src)
+        declared = set(cell.names)
         unknown = sorted(set(step.parameters) - declared)
         if unknown:
             known = ", ".join(sorted(declared)) or "none"
@@ -267,7 +194,7 @@ def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NO
         params.update(step.parameters)
         if "executor" in declared:
             params.setdefault("executor", cfg.executor)
-        check_parameter_types(params, notebook_parameter_types(src), f"step {src.name}")
+        check_parameter_types(params, cell.types, f"step {src.name}")
         store = run_dir / "store.sqlite"
         runner = {"run_dir": str(run_dir), "store_path": str(store), "seed": cfg.seed}
         params.update({k: v for k, v in runner.items() if k in declared})
@@ -280,6 +207,7 @@ def plan_run(cfg: RunConfig, runs_dir: Path = RUNS_DIR, notebooks_dir: Path = NO
                 parameters=params,
                 store=store,
                 timeout=step.timeout,
+                defaults=cell.values,
             )
         )
     return plans
