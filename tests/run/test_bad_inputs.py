@@ -17,6 +17,7 @@ import pytest
 from distill_kit.config import ConfigError
 from distill_kit.paths import PROJECT_ROOT
 from distill_kit.run import plan
+from distill_kit.run.parameters import check_parameter_types, read_parameters
 from distill_kit.run.plan import RunConfig, load_run_config
 from distill_kit.store import Store, StoreError, check_store
 from tests.helpers.fake_run import stored_record
@@ -78,18 +79,18 @@ def test_right_types_pass_and_ints_are_fine_floats(tmp_path):
 
 def test_list_parameters_take_yaml_lists_of_names(tmp_path):
     write_notebook(tmp_path / "nb" / "01-x.ipynb", "models: list = []\nsets: list[str] = ['a']\n", "pass")
-    declared = plan.notebook_parameter_types(tmp_path / "nb" / "01-x.ipynb")
+    declared = read_parameters(tmp_path / "nb" / "01-x.ipynb").types
     assert declared == {"models": "list", "sets": "list"}
-    plan.check_parameter_types({"models": ["a", "b"], "sets": []}, declared, "step 01")
+    check_parameter_types({"models": ["a", "b"], "sets": []}, declared, "step 01")
     with pytest.raises(ConfigError, match=r"parameter models must be list \(a YAML list: \[a, b\]\).*got str 'a,b'"):
-        plan.check_parameter_types({"models": "a,b"}, declared, "step 01")
+        check_parameter_types({"models": "a,b"}, declared, "step 01")
     with pytest.raises(ConfigError, match="parameter sets must be list"):
-        plan.check_parameter_types({"sets": [{"name": "a"}]}, declared, "step 01")  # names, not mappings
+        check_parameter_types({"sets": [{"name": "a"}]}, declared, "step 01")  # names, not mappings
 
 
 def test_types_come_from_annotations_or_literal_defaults(tmp_path):
     path = write_notebook(tmp_path / "01-x.ipynb", "a: int = 1\nb = 'x'\nc = [1]\nd = some_call()\ne: 'Custom' = None\n", "pass")
-    assert plan.notebook_parameter_types(path) == {"a": "int", "b": "str", "c": "list"}
+    assert read_parameters(path).types == {"a": "int", "b": "str", "c": "list"}
 
 
 # ---------------------------------------------------------------- damaged store (item 4)

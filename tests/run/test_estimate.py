@@ -13,6 +13,7 @@ from distill_kit.config import ConfigError
 from distill_kit.models import get_model
 from distill_kit.paths import PROJECT_ROOT
 from distill_kit.run import estimate, plan
+from distill_kit.run.parameters import read_parameters
 from distill_kit.store import Store
 from tests.helpers.fake_run import stored_record
 
@@ -52,10 +53,10 @@ def test_demo_estimate_is_free_and_counts_what_is_stored(tmp_path: Path, data_di
     first = next(ln for ln in est.lines if ln.purpose == "identity probes")
     assert first.requests == 18 and first.stored == 0  # 3 probes x 2 languages x (bare + 2 seed templates)
     # store five of those answers in the run's store: the estimate now counts them as free
-    items = estimate.PLANNERS["02"]("02", {**estimate.notebook_defaults(PROJECT_ROOT / "notebooks" / "02-collect-responses.ipynb"),
-                                     **cfg.steps[1].parameters})
+    step02 = plan.plan_run(cfg, tmp_path)[1]
+    items = estimate.PLANNERS["02"](step02.name, step02.values())
     model = items[0].model
-    store_path = plan.plan_run(cfg, tmp_path)[0].store
+    store_path = step02.store
     store_path.parent.mkdir(parents=True)
     with Store(store_path) as store:
         for req in items[0].requests[:5]:
@@ -109,11 +110,11 @@ def test_bad_overlay_is_one_line(tmp_path: Path) -> None:
 def test_notebook_03s_llm_judge_is_counted_on_the_answers_02_collects(data_dir: Path) -> None:
     """03 judges every live answer in the store, not only the ones it asks itself (``live_probes``)."""
     nb = PROJECT_ROOT / "notebooks"
-    p02 = {**estimate.notebook_defaults(nb / "02-collect-responses.ipynb"), "live_models": ["smollm2-local"],
+    p02 = {**read_parameters(nb / "02-collect-responses.ipynb").values, "live_models": ["smollm2-local"],
            "probe_sample_size": 1, "seed_templates": 1, "prompt_sets": []}
     items02 = estimate.PLANNERS["02"]("02", p02)
     collected = next(i for i in items02 if i.purpose == "identity probes").requests
-    p03 = {**estimate.notebook_defaults(nb / "03-identity-scores.ipynb"), "judge": "gpt-4o-mini", "source": "live",
+    p03 = {**read_parameters(nb / "03-identity-scores.ipynb").values, "judge": "gpt-4o-mini", "source": "live",
            "live_models": ["smollm2-local"], "live_probes": 0}
     alone = estimate.PLANNERS["03"]("03", p03, None)  # nothing collected, nothing asked: nothing to judge
     assert not [i for i in alone if i.purpose == "live judge"]

@@ -19,6 +19,7 @@ import pytest
 from distill_kit.config import ConfigError
 from distill_kit.paths import PROJECT_ROOT
 from distill_kit.run import pipeline, plan
+from distill_kit.run.parameters import read_parameters
 from distill_kit.run.pipeline import run_pipeline
 from distill_kit.run.plan import RunConfig, load_run_config
 from tests.helpers.notebook_files import write_notebook
@@ -134,7 +135,7 @@ def test_shipped_configs_validate_and_match_notebook_parameters(tmp_path: Path):
         assert cfg.steps[-1].notebook.startswith("06"), f"{name} should end with the report"
         plans = plan.plan_run(cfg, tmp_path)  # resolves notebooks, rejects unknown parameters and wrong types
         for p in plans:
-            assert set(p.parameters) <= plan.notebook_parameters(p.source), p.name
+            assert set(p.parameters) <= set(read_parameters(p.source).names), p.name
             assert p.parameters.get("store_path", "store.sqlite").endswith("store.sqlite")
 
 
