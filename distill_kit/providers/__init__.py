@@ -15,5 +15,10 @@ from distill_kit.providers.base import (
 )
 from distill_kit.providers.registry import ProviderSpec, make_provider, register
 
-__all__ = ["Completion", "FatalError", "Provider", "ProviderError", "ProviderSpec", "RetryableError",
-           "make_provider", "register"]
+__all__ = [
+    # the interface, its errors, the registry
+    "Completion", "FatalError", "Provider", "ProviderError", "ProviderSpec", "RetryableError", "make_provider",
+    "register",
+    # the modules: one per provider, the shared helpers (base), batch APIs, the registry
+    "anthropic", "base", "batch", "local", "mock", "openai_compat", "registry", "replay", "transformers",
+]

@@ -1,16 +1,15 @@
-"""What every RSE judge offers, whatever scores the pairs (answer profiles, an LLM), and the one place a judge
-name becomes a judge. The identity judges of ICE have the same shape (:class:`distill_kit.ice.judges.IdentityJudge`).
+"""What every RSE judge offers, whatever scores the pairs (answer profiles, an LLM). The identity judges of ICE have the same shape (:class:`distill_kit.ice.judges.IdentityJudge`).
 
 A judge scores *pairs*: the rows of :func:`distill_kit.rse.llm_judge.judge_pairs_frame` (``prompt_set,
 prompt_id, prompt, test_model, reference, test_answer, reference_answer``), and returns them with ``style,
 structure, content, overall`` (1-5; null where it gave no verdict) and ``judge`` (its name). Notebook 04 uses
 the offline judge's matrices directly (every model against every model) and the LLM judge on sampled pairs;
-a new judge implements :class:`SimilarityJudge` and is named in :func:`resolve_similarity_judge`.
+a new judge implements :class:`SimilarityJudge` and is named in :func:`distill_kit.rse.resolve_similarity_judge`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import polars as pl
 
@@ -40,22 +39,4 @@ def check_pairs(pairs: pl.DataFrame) -> None:
     missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
     if missing:
         raise ValueError(f"pairs need columns {', '.join(missing)} (see rse.llm_judge.judge_pairs_frame)")
-
-
-def resolve_similarity_judge(judge: Any = "offline", store: Any = None, **options: Any) -> SimilarityJudge:
-    """``"offline"`` (answer profiles, no calls), a configs/models.yaml name or a ModelConfig (the LLM judge;
-    needs ``store``), or a judge already (returned as is). ``options`` go to the judge's constructor."""
-    if isinstance(judge, SimilarityJudge):
-        return judge
-    if judge == "offline":
-        from distill_kit.rse.offline_judge import OfflineSimilarityJudge
-
-        return OfflineSimilarityJudge(**options)
-    if isinstance(judge, str):
-        from distill_kit.models import get_model
-
-        judge = get_model(judge)
-    from distill_kit.rse.llm_judge import LLMSimilarityJudge
-
-    return LLMSimilarityJudge(judge, store, **options)
 

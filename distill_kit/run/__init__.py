@@ -6,3 +6,6 @@
 - :mod:`~distill_kit.run.report` -- the run report, read from the typed step summaries (:mod:`distill_kit.summaries`);
 - :mod:`~distill_kit.run.cli` -- the ``distill-kit`` command; :mod:`~distill_kit.run.lab` -- ``distill-kit lab``.
 """
+
+#: the public modules (each says what it holds in its own docstring); a new module is added here
+__all__ = ["cli", "estimate", "lab", "pipeline", "plan", "prepare", "report"]
