@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from distill_kit.rse import judge as rj
+from distill_kit.rse import resolve_similarity_judge
 from distill_kit.rse import llm_judge as js
 from distill_kit.rse import offline_judge as oj
 from distill_kit.rse import scores as rse_scores
@@ -20,7 +21,7 @@ def toy_pairs() -> pl.DataFrame:
 
 
 def test_the_offline_judge_scores_pairs_as_the_matrices_do() -> None:
-    judge = rj.resolve_similarity_judge("offline", encode=bag_of_words)
+    judge = resolve_similarity_judge("offline", encode=bag_of_words)
     assert isinstance(judge, rj.SimilarityJudge) and judge.name == "offline"
     pairs = toy_pairs()
     scored = judge.score_pairs(pairs)
@@ -51,7 +52,7 @@ def test_the_llm_judge_is_one_too_and_reads_its_own_prompt(tmp_path) -> None:
 
     pairs = toy_pairs()
     with mock_model(reply) as (cfg, _), Store(tmp_path / "s.sqlite") as store:
-        judge = rj.resolve_similarity_judge(cfg, store, progress=False)
+        judge = resolve_similarity_judge(cfg, store, progress=False)
         assert isinstance(judge, rj.SimilarityJudge) and judge.name == cfg.name
         scored = judge.score_pairs(pairs)
     assert set(rj.SCORE_COLUMNS) <= set(scored.columns) and scored.height == pairs.height
