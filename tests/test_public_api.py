@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import json
+import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -22,18 +25,22 @@ SOURCE = ROOT / "distill_kit"
 PACKAGES = sorted(p.name for p in SOURCE.iterdir() if (p / "__init__.py").is_file())
 
 
+_ALL = re.compile(r"^__all__[^=\n]*=\s*(\[[^\]]*\]|\([^)]*\))", re.M)
+
+
+@cache
 def declared(path: Path) -> list[str] | None:
     """The literal ``__all__`` of a source file (None when it has none, or builds it)."""
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets) and node.value is not None:
-            try:
-                return list(ast.literal_eval(node.value))
-            except ValueError:
-                return None
-    return None
+    m = _ALL.search(path.read_text(encoding="utf-8"))
+    if m is None:
+        return None
+    try:
+        return list(ast.literal_eval(m.group(1)))
+    except ValueError:
+        return None
 
 
+@cache
 def modules_of(package: str) -> set[str]:
     return {p.stem for p in (SOURCE / package).glob("*.py") if not p.stem.startswith("_")}
 
@@ -47,8 +54,8 @@ def test_each_package_declares_its_modules_and_every_declared_name_imports(packa
     assert not undeclared, f"{package}: modules not in __all__ (declare them, or name them _private): {sorted(undeclared)}"
     module = importlib.import_module(f"distill_kit.{package}")
     for name in names:
-        if name in modules_of(package):
-            importlib.import_module(f"distill_kit.{package}.{name}")
+        if name in modules_of(package):  # found, not run: importing every chart module would cost seconds
+            assert importlib.util.find_spec(f"distill_kit.{package}.{name}") is not None
         else:
             assert hasattr(module, name), f"distill_kit.{package}.__all__ names {name!r}, which it does not define"
 
@@ -62,6 +69,8 @@ def test_the_top_package_sorts_every_top_level_module() -> None:
     assert tops == api | internal, f"unsorted: {sorted(tops - api - internal)}; gone: {sorted((api | internal) - tops)}"
     for name, home in distill_kit._FUNCTIONS.items():  # the functions the package offers live where it says
         assert name in (declared(SOURCE / f"{home}.py") or [name]) and hasattr(importlib.import_module(f"distill_kit.{home}"), name)
+    for name in api | internal:
+        assert importlib.util.find_spec(f"distill_kit.{name}") is not None
 
 
 @dataclass(frozen=True)
@@ -90,16 +99,24 @@ def _sources() -> list[tuple[Path, str]]:
     return out
 
 
+#: an import statement naming the package, at any indentation (imports inside functions count too)
+_IMPORT = re.compile(r"^[ \t]*(from[ \t]+distill_kit[\w.]*[ \t]+import[ \t]+(?:\([^)]*\)|[^\n]*)|import[ \t]+distill_kit[^\n]*)",
+                     re.M)
+
+
 def uses() -> list[Use]:
+    """Every import of the package outside tests; only the import statements are parsed (fast: the whole
+    source through ast takes most of a second)."""
     found: list[Use] = []
     for path, text in _sources():
         owner, rel = _owner(path), path.relative_to(ROOT).as_posix()
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("distill_kit") and not node.level:
-                found += [Use(f"{rel}:{node.lineno}", owner, node.module, a.name) for a in node.names]
+        for m in _IMPORT.finditer(text):
+            where = f"{rel}:{text.count(chr(10), 0, m.start()) + 1}"
+            node = ast.parse(m.group(1).split("#")[0].strip() if "(" not in m.group(1) else m.group(1)).body[0]
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found += [Use(where, owner, node.module, a.name) for a in node.names]
             elif isinstance(node, ast.Import):
-                found += [Use(f"{rel}:{node.lineno}", owner, a.name, None) for a in node.names
-                          if a.name.startswith("distill_kit.")]
+                found += [Use(where, owner, a.name, None) for a in node.names if a.name.startswith("distill_kit.")]
     return found
 
 

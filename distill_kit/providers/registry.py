@@ -1,4 +1,4 @@
-"""Which providers exist: each one's name, the ``ModelConfig`` fields only it reads, and its factory.
+"""Which providers exist: each one's name, the ``ModelConfig`` fields it reads beyond the common ones, and its factory.
 
 Why a table rather than an ``if`` per provider: the names a config may use, the fields each provider reads and
 the class that serves it are then one fact each, readable without running anything (``distill-kit`` lists them;
@@ -28,7 +28,7 @@ class ProviderSpec:
 
     name: str  # the value of ``ModelConfig.provider``
     factory: str | Callable[[ModelConfig], Any]  # "package.module:Class", or a callable taking the config
-    fields: tuple[str, ...] = ()  # the ModelConfig fields only this provider reads (the common ones are not listed)
+    fields: tuple[str, ...] = ()  # the ModelConfig fields it reads beyond those every provider has (name, model, params...)
     summary: str = ""  # one line for listings and docs
 
     def load(self) -> Callable[[ModelConfig], Any]:
@@ -76,10 +76,12 @@ def make_provider(cfg: ModelConfig) -> Provider:
     return spec(cfg.provider).load()(cfg)
 
 
+_API_FIELDS = ("base_url", "api_key_env", "batch", "batch_price", "batch_poll")  # an API: endpoint, key, batch API
+
 for _spec in (
-    ProviderSpec("openai", "distill_kit.providers.openai_compat:OpenAICompatProvider", ("base_url", "api_key_env"),
+    ProviderSpec("openai", "distill_kit.providers.openai_compat:OpenAICompatProvider", _API_FIELDS,
                  "OpenAI and any OpenAI-compatible server (vLLM, Ollama, llama.cpp) through the openai SDK"),
-    ProviderSpec("anthropic", "distill_kit.providers.anthropic:AnthropicProvider", ("api_key_env",),
+    ProviderSpec("anthropic", "distill_kit.providers.anthropic:AnthropicProvider", _API_FIELDS,
                  "Anthropic's Messages API through the anthropic SDK"),
     ProviderSpec("local", "distill_kit.providers.local:LocalProvider", ("gguf", "threads"),
                  "a GGUF model on an embedded llama.cpp server (the bundled SmolLM2 when gguf is empty)"),
