@@ -1,4 +1,5 @@
-"""What every RSE judge offers, whatever scores the pairs (answer profiles, an LLM). The identity judges of ICE have the same shape (:class:`distill_kit.ice.judges.IdentityJudge`).
+"""What every RSE judge offers, whatever scores the pairs (answer profiles, an LLM); ICE's identity judges
+have theirs too (:class:`distill_kit.ice.judges.IdentityJudge`).
 
 A judge scores *pairs*: the rows of :func:`distill_kit.rse.llm_judge.judge_pairs_frame` (``prompt_set,
 prompt_id, prompt, test_model, reference, test_answer, reference_answer``), and returns them with ``style,
