@@ -43,15 +43,7 @@ from distill_kit.testing.answers import (
 )
 from distill_kit.testing.cli import main
 from distill_kit.testing.loopback import Fault, LoopbackProcess, LoopbackServer, RateLimit, ServerState
-from distill_kit.testing.wire import (
-    BACKLOG,
-    BoundSocket,
-    answer_for,
-    anthropic_reply,
-    error_body,
-    openai_reply,
-    prompt_of,
-)
+from distill_kit.testing.wire import BACKLOG, BoundSocket, answer_for, anthropic_reply, error_body, openai_reply, prompt_of
 from distill_kit.testing.zoo import ZOO_NEEDS, Zoo, ZooConfig, ZooServer, ZooStats
 
 __all__ = [
