@@ -20,7 +20,7 @@ import polars as pl
 
 from distill_kit import config, datasets, models
 from distill_kit.ice import scores
-from distill_kit.ice.judges import LLMIdentityJudge
+from distill_kit.ice.judges import LLMQuestion
 from distill_kit.store import Store
 
 
@@ -43,7 +43,7 @@ def main() -> int:
     judge_cfg = judge_cfg.with_params(max_tokens=args.max_tokens)
     t = time.perf_counter()
     with Store() as store:
-        verdicts = LLMIdentityJudge(judge_cfg, store, "loose").judge_many(
+        verdicts = LLMQuestion(judge_cfg, store, "loose").judge_many(
             sample["response"].to_list(), [facts[f] for f in sample["family"].to_list()])
     seconds = time.perf_counter() - t
     labels = sample["loose_label"].to_list()

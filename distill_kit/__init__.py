@@ -28,6 +28,9 @@ from distill_kit.display import setup_kernel as _setup_kernel
 _MODULES = ("paths", "config", "datasets", "datafetch", "models", "store", "collect", "stats", "html", "charts",
             "executor", "display", "providers", "text", "ice", "rse", "students", "lineage", "paper", "verdict", "summaries",
             "testing", "run")
+#: modules the package's own modules use (a fitted-model cache, pacing, the spending cap, secrets, child
+#: processes, notebook export): importable by path, but not attributes of the package and not the notebooks' API
+_INTERNAL = ("cache", "nbexport", "processes", "ratelimit", "redact", "spend")
 #: the handful of functions every notebook calls, by the module that is their one home
 _FUNCTIONS = {
     "get_model": "models", "record_summary": "summaries", "run_summaries": "summaries", "Store": "store",

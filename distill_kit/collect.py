@@ -25,7 +25,7 @@ from distill_kit.providers import (
     RetryableError,
     make_provider,
 )
-from distill_kit.providers.base import short_error, within
+from distill_kit.providers.base import short_error
 from distill_kit.redact import redact, secret_values
 from distill_kit.store import Record, Store, StoreFull, request_key
 
@@ -74,10 +74,7 @@ def backoff_delay(attempt: int, cfg: ModelConfig, retry_after: float | None, rng
 
 def _attempt(provider: Provider, req: ChatRequest, cfg: ModelConfig) -> Any:
     """One timed attempt; a paced provider (ratelimit.Paced) starts the clock when its limiter lets it go."""
-    timed = getattr(provider, "timed_chat", None)
-    if timed is not None:
-        return timed(req.messages, cfg.params, cfg.timeout)
-    return within(cfg.timeout, provider.chat(req.messages, cfg.params))
+    return provider.timed_chat(req.messages, cfg.params, cfg.timeout)
 
 
 async def _call_with_retries(provider: Provider, cfg: ModelConfig, req: ChatRequest,

@@ -59,10 +59,10 @@ import numpy as np
 import polars as pl
 import yaml
 
-from distill_kit.config import DATASETS, dataset_name  # noqa: F401  (datasets.dataset_name is public)
+from distill_kit.config import DATASETS, dataset_name
 
 # the registry of upstream files (and DataError) lives in datafetch; read here as datasets.registry() etc. too
-from distill_kit.datafetch import REGISTRY_FILE, DataError, Entry, fetch, registry  # noqa: F401
+from distill_kit.datafetch import DataError, Entry, fetch, registry
 from distill_kit.paths import DATA_DIR_ENV, cache_dir
 
 TRANSCRIPTION = Path(__file__).with_name("data") / "published_meta.yaml"
@@ -763,3 +763,17 @@ def folder_status(root: Path | None = None, pattern: str | None = None) -> pl.Da
     if pattern:
         rows = [r for r in rows if fnmatch.fnmatch(r["path"], pattern) or pattern in r["path"]]
     return pl.DataFrame(rows, schema={"path": pl.String, "status": pl.String, "size": pl.Int64, "url": pl.String}).sort("path")
+
+
+#: the public names; DataError, dataset_name and registry live in datafetch and config and are read here too
+__all__ = [
+    "alpaca_models", "alpaca_outputs", "arena_answers", "arena_models", "arena_questions", "as_responses",
+    "BUILTIN_PROMPT_SETS", "clear_caches", "CURATED", "curated_source", "data_dir", "DATA_PLACES", "data_root",
+    "DataError", "dataset_name", "download_dir", "files", "fill_template", "folder_status", "identity_facts",
+    "identity_family", "identity_models", "identity_response_models", "identity_responses", "lineage",
+    "LINEAGE_COLUMNS", "lineage_source", "load_prompts", "load_responses", "normalise_prompt", "PAPER_RSE_ALPACA",
+    "paper_rse_alpaca", "paper_rse_scores", "paper_scores", "prompt_key", "prompt_set", "read_bytes", "registry",
+    "RESPONSE_COLUMNS", "response_models", "RESPONSE_SOURCES", "sample_prompts", "scan", "seed_templates",
+    "STRICT_FILE_ALIASES", "strict_file_model", "STRICT_NOT_REJUDGED", "strict_positive_files",
+    "STRICT_WITHOUT_RESPONSES", "TRANSCRIPTION", "unregistered",
+]

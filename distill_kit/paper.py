@@ -5,8 +5,7 @@ number must say whether it was **measured** here or copied from the **paper** (L
 
 * ICE x RSE (the paper's combined figure): our LIS of every identity model in the data folder (replayed
   answers, 95% Wilson CI) against the paper's published RSE average; plus our own *measured* RSE where
-  answers exist: AlpacaEval answers of the same model or product line (``distill_kit/data/paper_rse_alpaca.csv``)
-  and live models scored by both steps;
+  answers exist: AlpacaEval answers of the same model or product line (``distill_kit/data/paper_rse_alpaca.csv``);
 * the paper's RSE table beside our offline RSE of the corresponding AlpacaEval models against
   ``gpt-4o-2024-05-13`` (the nearest reference in the folder to the paper's GPT-4o-0806), with the Spearman
   rank correlation of the two orders;
@@ -126,14 +125,12 @@ def paper_rse_record(reference: str = PAPER_REFERENCE, n_prompts: int = 20, seed
 
 def ice_x_rse(replay: pl.DataFrame | Sequence[Mapping[str, Any]] | None,
               measured: pl.DataFrame | Sequence[Mapping[str, Any]] | None = None,
-              live_ice: pl.DataFrame | Sequence[Mapping[str, Any]] | None = None,
-              live_rse: pl.DataFrame | Sequence[Mapping[str, Any]] | None = None,
-              reference: str = PAPER_REFERENCE, live_reference: str | None = None) -> list[dict]:
+              reference: str = PAPER_REFERENCE) -> list[dict]:
     """Rows of ``model, lis, lis_ci, rse, rse_source`` (+ ``rse_ci``, ``rse_from``, ``lis_source``).
 
     ``replay``: our replayed ICE scores (model, lis, lis_lo, lis_hi); each identity model gets a ``paper`` point
     (the paper's RSE average) and, where its AlpacaEval line was measured (``measured``: test_model, rse, ...),
-    a ``measured`` point. ``live_ice``/``live_rse``: live models scored by both steps (measured/measured).
+    a ``measured`` point.
     """
     paper_rse = {r["identity_model"]: r for r in datasets.paper_rse_scores().to_dicts() if r["identity_model"]}
     ours = {r["test_model"]: r for r in _rows(measured)}
@@ -152,15 +149,6 @@ def ice_x_rse(replay: pl.DataFrame | Sequence[Mapping[str, Any]] | None,
             out.append({"model": model, "lis": lis, "lis_ci": ci, "lis_source": "measured", "rse": _f(m["rse"]),
                         "rse_ci": [_f(m.get("rse_lo")), _f(m.get("rse_hi"))], "rse_source": "measured",
                         "rse_from": f"offline: {m['test_model']} vs {m.get('reference') or reference} (AlpacaEval)"})
-    rse_live = {str(r.get("test_model") or r.get("model")): r for r in _rows(live_rse)}
-    for r in _rows(live_ice):
-        m = rse_live.get(str(r.get("model")))
-        rse = _f((m or {}).get("mean", (m or {}).get("overall", (m or {}).get("rse"))))
-        if m is None or rse is None or _f(r.get("lis")) is None:
-            continue
-        out.append({"model": r["model"], "lis": _f(r["lis"]), "lis_ci": [_f(r.get("lis_lo")), _f(r.get("lis_hi"))],
-                    "lis_source": "measured (live)", "rse": rse, "rse_ci": [_f(m.get("mean_lo")), _f(m.get("mean_hi"))],
-                    "rse_source": "measured", "rse_from": f"offline: live answers vs {live_reference or 'the run reference'}"})
     return out
 
 

@@ -607,6 +607,7 @@ def kendall_w(ratings: Sequence[Sequence[float]] | np.ndarray) -> float:
 
 
 __all__ = [
+    "Z95", "wilson_ci", "bootstrap_ci", "stratified_bootstrap_ci",
     "Estimate", "classify_and_count", "probabilistic_cc", "error_rates", "adjusted_cc", "quapy_prevalence",
     "stratified_prevalence", "confidence_bins", "shift_interval", "ppi_mean", "neyman_allocation",
     "stratified_sample", "stratified_ppi_mean", "PairedResult",

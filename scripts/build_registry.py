@@ -22,7 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from distill_kit.datasets import CURATED, REGISTRY_FILE, TRANSCRIPTION  # noqa: E402
+from distill_kit.datafetch import REGISTRY_FILE  # noqa: E402
+from distill_kit.datasets import CURATED, TRANSCRIPTION  # noqa: E402
 
 ABOUT = ("Curated metadata used when a data folder does not hold it: identity facts per model family (the paper's "
          '"Fact 1"), the family of each of the paper\'s 14 identity models, the paper\'s published Loose/Strict Identity '

@@ -10,7 +10,7 @@ import pytest
 
 from distill_kit import datasets
 from distill_kit import testing as zoo
-from distill_kit.ice.judges import build_judge_prompt, parse_verdict
+from distill_kit.ice.judges import build_judge_prompt, parse_identity_verdict
 from distill_kit.paths import PROJECT_ROOT
 from distill_kit.config import read_yaml
 from distill_kit.run import estimate, pipeline, plan
@@ -56,10 +56,10 @@ def test_judge_answers_with_the_published_labels_in_the_papers_tags(server: ZooS
     for row, want in ((pos, True), (neg, False)):
         loose = build_judge_prompt("loose", row["response"], facts[row["family"]])
         reply = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": loose}])
-        assert parse_verdict(reply.choices[0].message.content, "judge") is want
+        assert parse_identity_verdict(reply.choices[0].message.content, "judge") is want
     strict = build_judge_prompt("strict", pos["response"])
     reply = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": strict}])
-    assert parse_verdict(reply.choices[0].message.content, "rate") is True
+    assert parse_identity_verdict(reply.choices[0].message.content, "rate") is True
 
 
 def test_rate_limit_answers_429_with_retry_after_and_ratelimit_headers() -> None:

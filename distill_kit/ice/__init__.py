@@ -10,3 +10,9 @@
 - :mod:`~distill_kit.ice.labels` -- human labels clicked in the answer browser (append-only);
 - :mod:`~distill_kit.ice.charts`, :mod:`~distill_kit.ice.browse`, :mod:`~distill_kit.ice.widgets` -- views.
 """
+
+#: the public modules (each says what it holds in its own docstring); a new module is added here
+__all__ = [
+    "answers", "browse", "calibration", "charts", "fuzz", "judges", "labels", "makers", "probes", "scores",
+    "widgets",
+]

@@ -581,8 +581,9 @@ class LLMVerdict:
     error: str | None = None
 
 
-def parse_verdict(text: str | None, tag: str) -> bool | None:
-    """The 0/1 inside ``<tag>..</tag>``; None when missing or ambiguous (two different values)."""
+def parse_identity_verdict(text: str | None, tag: str) -> bool | None:
+    """An identity judge's reply -> its 0/1 verdict inside ``<tag>..</tag>`` (``judge`` for the loose question,
+    ``rate`` for the strict one); None when missing or ambiguous (two different values)."""
     if not text:
         return None
     values = {m.group(1) for m in re.finditer(rf"<\s*{tag}\s*>\s*([01])\s*<\s*/\s*{tag}\s*>", text, re.I)}
@@ -592,6 +593,7 @@ def parse_verdict(text: str | None, tag: str) -> bool | None:
 
 
 def build_judge_prompt(question: str, response: str, fact: str = "") -> str:
+    """The message asking one of the paper's two questions (``loose`` needs the true identity ``fact``)."""
     if question not in QUESTIONS:
         raise ValueError(f"judge question must be one of {sorted(QUESTIONS)}, got {question!r}")
     template, _ = QUESTIONS[question]
@@ -612,8 +614,43 @@ def judge_request(question: str, response: str | None, fact: str = "", attempt: 
                             meta={"judge": f"identity-{question}", "item": item, "attempt": attempt})
 
 
-class LLMIdentityJudge:
-    """Ask any configured model the paper's loose or strict question through ``collect`` (stored, resumable).
+@dataclass(frozen=True)
+class IdentityPrompt:
+    """What a message made by :func:`build_judge_prompt` asks: the question, its tag, the fact and the answer."""
+
+    question: str  # "loose" | "strict"
+    tag: str  # the verdict tag the reply must carry
+    fact: str  # "" for the strict question
+    response: str
+
+
+def _template_pattern(template: str, groups: dict[str, str]) -> re.Pattern[str]:
+    """A template's text as a pattern, each ``{field}`` a named group (``groups``: field -> its regex)."""
+    pattern = re.escape(template)
+    for name, regex in groups.items():
+        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{regex})")
+    return re.compile(pattern, re.S)
+
+
+_QUESTION_PATTERNS = {q: _template_pattern(t, {"fact": ".*?", "response": ".*"}) for q, (t, _) in QUESTIONS.items()}
+_RETRY_HEAD = RETRY_SUFFIX.split("{example}")[0]  # the reminder a retry appends, up to its example tags
+
+
+def parse_identity_prompt(message: str) -> IdentityPrompt | None:
+    """The inverse of :func:`build_judge_prompt` (a retry's format reminder ignored); None for any other text.
+    For a stand-in judge (the API zoo of :mod:`distill_kit.testing`), which must read exactly what is asked."""
+    head = message.split(_RETRY_HEAD)[0]
+    for question, pattern in _QUESTION_PATTERNS.items():
+        m = pattern.fullmatch(head)
+        if m:
+            fields = m.groupdict()
+            return IdentityPrompt(question, QUESTIONS[question][1], fields.get("fact", ""), fields["response"])
+    return None
+
+
+class LLMQuestion:
+    """Ask any configured model one of the paper's two questions (loose or strict) through ``collect``
+    (stored, resumable); :class:`LLMIdentityJudge` asks both and is the :class:`IdentityJudge`.
 
     A reply without exactly one verdict tag is asked again with a new sample index and a format reminder,
     up to ``max_attempts`` times; after that it is recorded as unparseable, never as 0.
@@ -646,7 +683,7 @@ class LLMIdentityJudge:
             still = []
             for i, res in zip(todo, results):
                 raws[i], errors[i] = res.text, res.error
-                value = parse_verdict(res.text, tag) if res.ok else None
+                value = parse_identity_verdict(res.text, tag) if res.ok else None
                 if value is None:
                     still.append(i)
                 else:
@@ -669,9 +706,10 @@ def _strict_given_loose(loose: bool | None, strict: bool | None) -> bool | None:
     return strict
 
 
-class LLMJudge:
-    """The paper's protocol with any configured model as the judge: the loose question, and the strict one
-    (which counts only where loose is 1). Every call is stored, so a re-run pays nothing twice."""
+class LLMIdentityJudge:
+    """The :class:`IdentityJudge` that asks a configured model the paper's two questions (:class:`LLMQuestion`):
+    the loose one, and the strict one (which counts only where loose is 1). Every call is stored, so a re-run
+    pays nothing twice."""
 
     def __init__(self, model: Any, store: Any, facts: dict[str, str]) -> None:
         if store is None:
@@ -683,7 +721,7 @@ class LLMJudge:
 
     def loose(self, responses: Sequence[str], families: Sequence[str],
               facts: Sequence[str | None] | None = None) -> list[bool | None]:
-        verdicts = LLMIdentityJudge(self.model, self.store, "loose").judge_many(
+        verdicts = LLMQuestion(self.model, self.store, "loose").judge_many(
             list(responses), self._facts(families, facts), progress=False)
         return [v.value for v in verdicts]
 
@@ -698,8 +736,8 @@ class LLMJudge:
                         facts: Sequence[str | None] | None = None) -> list[Any]:
         import polars as pl
 
-        loose = LLMIdentityJudge(self.model, self.store, "loose").judge_many(list(responses), self._facts(families, facts))
-        strict = LLMIdentityJudge(self.model, self.store, "strict").judge_many(list(responses))
+        loose = LLMQuestion(self.model, self.store, "loose").judge_many(list(responses), self._facts(families, facts))
+        strict = LLMQuestion(self.model, self.store, "strict").judge_many(list(responses))
         both = [_strict_given_loose(a.value, b.value) for a, b in zip(loose, strict)]
         return [pl.Series("pred_loose", [v.value for v in loose], dtype=pl.Boolean),
                 pl.Series("pred_strict", both, dtype=pl.Boolean),
@@ -734,7 +772,7 @@ def resolve_judge(judge: Any = "offline", facts: dict[str, str] | None = None, s
         from distill_kit import datasets
 
         facts = datasets.identity_facts()
-    return LLMJudge(judge, store, facts)
+    return LLMIdentityJudge(judge, store, facts)
 
 
 def judge_frame(frame: Any, judge: Any = "offline", facts: dict[str, str] | None = None,

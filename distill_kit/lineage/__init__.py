@@ -13,3 +13,9 @@
 - :mod:`~distill_kit.lineage.tree` -- the one similarity -> distance -> linkage -> tree path;
 - :mod:`~distill_kit.lineage.charts`, :mod:`~distill_kit.lineage.browse`, :mod:`~distill_kit.lineage.widgets` -- views.
 """
+
+#: the public modules (each says what it holds in its own docstring); a new module is added here
+__all__ = [
+    "attribution", "authorship", "browse", "charts", "documented", "finetune", "maps", "prompts", "significance",
+    "teachers", "tree", "votes", "widgets",
+]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import Completion, Message, RetryableError, empty_answer, sdk_errors, sdk_http_client
+from distill_kit.providers.base import (Completion, Message, Provider, RetryableError, empty_answer, sdk_errors,
+                                         sdk_http_client)
 
 
-class AnthropicProvider:
+class AnthropicProvider(Provider):
     def __init__(self, cfg: ModelConfig):
         import anthropic
 

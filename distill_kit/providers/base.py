@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from distill_kit.config import GenerationParams
 
@@ -106,10 +106,25 @@ async def within(timeout: float | None, call: Awaitable[T]) -> T:
         return await call
 
 
+@runtime_checkable
 class Provider(Protocol):
-    async def chat(self, messages: list[Message], params: GenerationParams) -> Completion: ...
+    """What ``collect`` asks of a provider. A class subclassing it explicitly inherits :meth:`timed_chat`;
+    the registry (:mod:`distill_kit.providers.registry`) says which provider a config's name means."""
 
-    async def aclose(self) -> None: ...
+    async def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
+        """One answer to ``messages``; failures raise :class:`RetryableError` or :class:`FatalError`."""
+        ...
+
+    async def timed_chat(self, messages: list[Message], params: GenerationParams,
+                         timeout: float | None) -> Completion:
+        """One attempt as ``collect`` times it: :meth:`chat` abandoned (``TimeoutError``) after ``timeout``
+        seconds. A provider that waits for its turn first (``ratelimit.Paced``) starts the clock when its
+        turn comes, so time spent queueing does not burn an attempt that never reached the server."""
+        return await within(timeout, self.chat(messages, params))
+
+    async def aclose(self) -> None:
+        """Release connections, servers, models."""
+        ...
 
 
 def parse_retry_after(headers: object) -> float | None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import Completion, Message, empty_answer, status_error
+from distill_kit.providers.base import Completion, Message, Provider, empty_answer, status_error
 from distill_kit.store import last_user
 
 
@@ -113,7 +113,7 @@ def tokens(text: str) -> int:
     return len(text.split())
 
 
-class MockProvider:
+class MockProvider(Provider):
     def __init__(self, cfg: ModelConfig):
         self.script = script_for(cfg.model or cfg.name)
 

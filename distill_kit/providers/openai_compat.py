@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import Completion, Message, RetryableError, empty_answer, sdk_errors, sdk_http_client
+from distill_kit.providers.base import (Completion, Message, Provider, RetryableError, empty_answer, sdk_errors,
+                                         sdk_http_client)
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(Provider):
     def __init__(self, cfg: ModelConfig, base_url: str | None = None, api_key: str | None = None):
         import openai
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from distill_kit import datasets
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import Completion, FatalError, Message
+from distill_kit.providers.base import Completion, FatalError, Message, Provider
 from distill_kit.store import last_user
 
 
@@ -22,7 +22,7 @@ def _answers(dataset: str, model: str) -> dict[str, str]:
     return {k.strip(): v for k, v in zip(keys, values) if k is not None}
 
 
-class ReplayProvider:
+class ReplayProvider(Provider):
     def __init__(self, cfg: ModelConfig):
         if cfg.replay is None:
             raise FatalError(f"replay model {cfg.name!r} needs a 'replay:' source")

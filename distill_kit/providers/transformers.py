@@ -22,7 +22,7 @@ from typing import Any
 
 from distill_kit.config import ConfigError, GenerationParams, ModelConfig
 from distill_kit.paths import cache_dir
-from distill_kit.providers.base import Completion, FatalError, Message
+from distill_kit.providers.base import Completion, FatalError, Message, Provider
 
 #: seconds the first request of a batch waits for the others (negligible beside a generation pass)
 BATCH_WAIT = 0.05
@@ -197,7 +197,7 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[Message]], par
     return results
 
 
-class TransformersProvider:
+class TransformersProvider(Provider):
     """Chat with a local Hugging Face model; concurrent ``chat`` calls are generated in batches."""
 
     def __init__(self, cfg: ModelConfig):

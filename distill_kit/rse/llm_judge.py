@@ -65,8 +65,8 @@ _NUM = r"([1-5](?:\.\d+)?)"
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """A parsed judge reply: three scores in [1, 5] and the judge's rationale."""
+class SimilarityVerdict:
+    """A parsed RSE judge reply: three scores in [1, 5] and the judge's rationale."""
 
     style: float
     structure: float
@@ -79,9 +79,13 @@ class Verdict:
         return (self.style + self.structure + self.content) / 3
 
 
+#: What replaces the tail of an answer longer than ``max_answer_chars`` in the judge's prompt.
+TRUNCATED = "\n[... answer truncated ...]"
+
+
 def _clip_answer(text: str, limit: int) -> str:
     text = text or ""
-    return text if len(text) <= limit else text[:limit] + "\n[... answer truncated ...]"
+    return text if len(text) <= limit else text[:limit] + TRUNCATED
 
 
 def judge_prompt(prompt: str, reference: str, test: str, max_answer_chars: int = MAX_ANSWER_CHARS,
@@ -109,6 +113,40 @@ def judge_prompt(prompt: str, reference: str, test: str, max_answer_chars: int =
         reference=_clip_answer(reference, max_answer_chars),
         test=_clip_answer(test, max_answer_chars),
     )
+
+
+@dataclass(frozen=True)
+class SimilarityPrompt:
+    """What a message made by :func:`judge_prompt` shows: the user prompt and the two answers (as clipped)."""
+
+    prompt: str
+    reference: str
+    test: str
+    test_first: bool
+
+
+def _prompt_pattern(test_first: bool) -> re.Pattern[str]:
+    """:func:`judge_prompt`'s head (up to the rating instructions, whose aspect order varies) as a pattern."""
+    marks = {"prompt": "\x00p", "reference": "\x00r", "test": "\x00t"}
+    head = judge_prompt(marks["prompt"], marks["reference"], marks["test"], test_first=test_first)
+    head = head[: head.index("Rate how similar") + len("Rate how similar")]
+    pattern = re.escape(head)
+    for name, mark in marks.items():
+        pattern = pattern.replace(re.escape(mark), f"(?P<{name}>.*?)" if name == "prompt" else f"(?P<{name}>.*)", 1)
+    return re.compile(pattern, re.S)
+
+
+_PROMPT_PATTERNS = {flag: _prompt_pattern(flag) for flag in (False, True)}
+
+
+def parse_similarity_prompt(message: str) -> SimilarityPrompt | None:
+    """The inverse of :func:`judge_prompt` (either order, any aspect order); None for any other text. For a
+    stand-in judge (the API zoo of :mod:`distill_kit.testing`), which must read exactly what is shown."""
+    for test_first, pattern in _PROMPT_PATTERNS.items():
+        m = pattern.match(message)
+        if m:
+            return SimilarityPrompt(m["prompt"], m["reference"], m["test"], test_first)
+    return None
 
 
 def _score(value: Any) -> float | None:
@@ -183,8 +221,8 @@ def _from_lines(text: str) -> tuple[dict[str, float], str] | None:
     return found, (m.group(1).strip() if m else "")
 
 
-def parse_verdict(text: str | None) -> Verdict | None:
-    """Parse a judge reply; None unless all three aspects carry a score in [1, 5].
+def parse_similarity_verdict(text: str | None) -> SimilarityVerdict | None:
+    """An RSE judge's reply -> its three scores; None unless all three aspects carry a score in [1, 5].
 
     Tried in order: tags (``<style>4</style>``, also ``<logical_structure>``...), a JSON object
     (``{"style": 4, "logical_structure": "3/5", "content_detail": 5, "rationale": ...}``), then
@@ -196,7 +234,7 @@ def parse_verdict(text: str | None) -> Verdict | None:
         got = parser(text)
         if got is not None:
             scores, rationale = got
-            return Verdict(scores["style"], scores["structure"], scores["content"], rationale[:1000])
+            return SimilarityVerdict(scores["style"], scores["structure"], scores["content"], rationale[:1000])
     return None
 
 
@@ -357,7 +395,7 @@ def judge_pairs(
                 o.update(status="error", raw=res.error)
                 continue
             o["raw"] = res.text
-            verdict = parse_verdict(res.text)
+            verdict = parse_similarity_verdict(res.text)
             if verdict is None:
                 still.append(i)
                 continue
@@ -368,7 +406,26 @@ def judge_pairs(
     return pl.concat([pairs, scored], how="horizontal").with_columns(pl.lit(judge.name).alias("judge"))
 
 
-# ---------------------------------------------------------------- judge-bias controls (issue 12)
+class LLMSimilarityJudge:
+    """The :class:`~distill_kit.rse.judge.SimilarityJudge` that asks a configured model (:func:`judge_pairs`)."""
+
+    def __init__(self, model: Any, store: Any, **options: Any) -> None:
+        if store is None:
+            raise ValueError("the LLM judge needs a store")
+        self.model, self.store, self.options = model, store, options  # options: judge_pairs' keywords
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def score_pairs(self, pairs: pl.DataFrame) -> pl.DataFrame:
+        from distill_kit.rse.judge import check_pairs
+
+        check_pairs(pairs)
+        return judge_pairs(self.model, pairs, self.store, **self.options)
+
+
+# ---------------------------------------------------------------- judge-bias controls
 
 #: The two presentation orders of a pair: the paper's (reference first) and swapped (test answer first).
 ORDERS: tuple[str, str] = ("reference-first", "test-first")

@@ -285,6 +285,37 @@ def pairwise_scores(
     return PairwiseScores(prof.models, prof.prompt_ids, sims, dict(floors or LIKERT_FLOORS))
 
 
+class OfflineSimilarityJudge:
+    """The :class:`~distill_kit.rse.judge.SimilarityJudge` without an API: answer profiles of the pairs' answers,
+    :func:`pairwise_scores`, the 1-5 mapping. ``content=False`` leaves the embeddings out (style, structure)."""
+
+    name = "offline"
+
+    def __init__(self, content: bool = True, floors: dict[str, float] | None = None, encode: Encoder | None = None,
+                 progress: bool = False) -> None:
+        self.content, self.floors, self.encode, self.progress = content, floors, encode, progress
+
+    def score_pairs(self, pairs: pl.DataFrame) -> pl.DataFrame:
+        from distill_kit.rse.judge import check_pairs
+
+        check_pairs(pairs)
+        answers = pl.concat([
+            pairs.select("prompt_id", pl.col("test_model").alias("model"), pl.col("test_answer").alias("text")),
+            pairs.select("prompt_id", pl.col("reference").alias("model"), pl.col("reference_answer").alias("text")),
+        ]).unique(["model", "prompt_id"], keep="first", maintain_order=True)
+        prof = build_profiles(answers, content=self.content, encode=self.encode, progress=self.progress)
+        granularities = GRANULARITIES if self.content else ("style", "structure")
+        scores = pairwise_scores(prof, granularities, self.floors)
+        mi = {m: i for i, m in enumerate(scores.models)}
+        pi = {p: j for j, p in enumerate(scores.prompt_ids)}
+        a = [mi[m] for m in pairs["test_model"]]
+        b = [mi[m] for m in pairs["reference"]]
+        p = [pi[x] for x in pairs["prompt_id"]]
+        columns = [pl.Series(g, scores.likert(g)[a, b, p] if g == "overall" or g in scores.sims else [None] * len(a),
+                             dtype=pl.Float64).fill_nan(None) for g in (*GRANULARITIES, "overall")]
+        return pairs.with_columns(*columns, pl.lit(self.name).alias("judge"))
+
+
 def calibrate_floors(prof: AnswerProfiles, n_pairs: int = 300, seed: int = 0) -> dict[str, float]:
     """Median raw similarity of unrelated answers: different models, different prompts.
 

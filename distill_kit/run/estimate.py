@@ -246,7 +246,7 @@ def _plan_03(step: str, p: dict[str, Any], store: Any, before: Sequence[Planned]
     if do_replay and judge is not None:
         frame = answers.published_sample(p["models"], p["sample_size"], p["seed"])
         facts = datasets.identity_facts()
-        out.append(Planned(step, judge, "identity judge", J.LLMJudge.first_requests(
+        out.append(Planned(step, judge, "identity judge", J.LLMIdentityJudge.first_requests(
             frame["response"].to_list(), [facts.get(f or "", "") for f in frame["family"].to_list()])))
     targets = answers.live_targets(p["live_models"], p["max_tokens"], p["seed"]) if do_live else []
     asked = probes.live_requests(p["live_probes"], p["seed"])
@@ -276,11 +276,11 @@ def _plan_03(step: str, p: dict[str, Any], store: Any, before: Sequence[Planned]
                 add(item.model, item.requests)
         if read:
             out.append(Planned(step, judge, "live judge",
-                               J.LLMJudge.first_requests(list(read.values()), [target.identity or ""] * len(read))))
+                               J.LLMIdentityJudge.first_requests(list(read.values()), [target.identity or ""] * len(read))))
         fuzzed = sum(len(item.requests) for item in before
                      if item.model.name == target.name and item.purpose == "fuzz queries")
         if fuzzed:  # the stored attempts are re-judged too (a budget: their answers are not known yet)
-            out.append(Planned(step, judge, "fuzz attempts judge", J.LLMJudge.first_requests(
+            out.append(Planned(step, judge, "fuzz attempts judge", J.LLMIdentityJudge.first_requests(
                 ["x " * target.params.max_tokens] * fuzzed, [target.identity or ""] * fuzzed), exact=False))
     return out
 

@@ -9,3 +9,6 @@ A student is served by the ``transformers`` provider (:mod:`distill_kit.provider
 02-06 probe it unchanged. ``torch``, ``transformers`` and ``peft`` are imported only when a student is trained
 or served.
 """
+
+#: the public modules (each says what it holds in its own docstring); a new module is added here
+__all__ = ["catalog", "pairs", "probe", "recipe", "train"]

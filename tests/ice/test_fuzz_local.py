@@ -11,7 +11,7 @@ import importlib.util
 import pytest
 
 from distill_kit.ice import fuzz as F
-from distill_kit.ice.judges import LLMIdentityJudge, RuleIdentityJudge, parse_verdict
+from distill_kit.ice.judges import LLMQuestion, RuleIdentityJudge, parse_identity_verdict
 from distill_kit.ice.probes import Template, load_probes
 from distill_kit.models import get_model
 from distill_kit.store import Store
@@ -30,13 +30,13 @@ def small(max_tokens: int):
 
 def test_llm_judge_on_smollm2(tmp_path) -> None:
     store = Store(tmp_path / "s.sqlite")
-    judge = LLMIdentityJudge(small(16), store, "loose", max_attempts=2)
+    judge = LLMQuestion(small(16), store, "loose", max_attempts=2)
     verdicts = judge.judge_many(["I am ChatGPT, a model trained by OpenAI."], [FACT], progress=False)
     v = verdicts[0]
     assert v.status in ("ok", "unparseable") and v.raw is not None
     assert (v.value is None) == (v.status == "unparseable")
     if v.status == "ok":
-        assert parse_verdict(v.raw, "judge") == v.value
+        assert parse_identity_verdict(v.raw, "judge") == v.value
     else:
         assert v.attempts == 2
     calls = store.frame(model="smollm2-local")

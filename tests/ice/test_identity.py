@@ -63,13 +63,13 @@ def test_masked_text_keeps_the_claim_and_drops_the_names() -> None:
 
 
 def test_parse_verdict_is_strict_about_tags() -> None:
-    assert J.parse_verdict("analysis... <judge>1</judge>", "judge") is True
-    assert J.parse_verdict("<JUDGE> 0 </judge>", "judge") is False
-    assert J.parse_verdict("<judge>1</judge> ... final <judge>1</judge>", "judge") is True
-    assert J.parse_verdict("<judge>1</judge> or <judge>0</judge>", "judge") is None   # ambiguous
-    assert J.parse_verdict("The answer is 1.", "judge") is None
-    assert J.parse_verdict("<rate>1</rate>", "judge") is None
-    assert J.parse_verdict(None, "rate") is None
+    assert J.parse_identity_verdict("analysis... <judge>1</judge>", "judge") is True
+    assert J.parse_identity_verdict("<JUDGE> 0 </judge>", "judge") is False
+    assert J.parse_identity_verdict("<judge>1</judge> ... final <judge>1</judge>", "judge") is True
+    assert J.parse_identity_verdict("<judge>1</judge> or <judge>0</judge>", "judge") is None   # ambiguous
+    assert J.parse_identity_verdict("The answer is 1.", "judge") is None
+    assert J.parse_identity_verdict("<rate>1</rate>", "judge") is None
+    assert J.parse_identity_verdict(None, "rate") is None
     assert "{fact}" not in J.build_judge_prompt("loose", "a {json} answer", QWEN)
     assert "a {json} answer" in J.build_judge_prompt("strict", "a {json} answer")
     with pytest.raises(ValueError):
@@ -82,7 +82,7 @@ def test_llm_judge_retries_then_records_unparseable(tmp_path) -> None:
     with LoopbackServer() as srv:
         cfg = loop_cfg(srv.base_url, "loop-judge", max_tokens=8)
         store = Store(tmp_path / "s.sqlite")
-        out = J.LLMIdentityJudge(cfg, store, "loose", max_attempts=3).judge_many(["I am GPT-4.", "I am Qwen."], [QWEN, QWEN],
+        out = J.LLMQuestion(cfg, store, "loose", max_attempts=3).judge_many(["I am GPT-4.", "I am Qwen."], [QWEN, QWEN],
                                                                                progress=False)
         assert [v.status for v in out] == ["unparseable", "unparseable"]
         assert all(v.value is None and v.attempts == 3 for v in out)
@@ -171,7 +171,7 @@ def test_one_resolver_for_every_judge_name(tmp_path) -> None:
         J.resolve_judge(judge_cfg, facts=FACTS)
     with Store(tmp_path / "s.sqlite") as store:
         llm = J.resolve_judge(judge_cfg, facts=FACTS, store=store)
-        assert isinstance(llm, J.LLMJudge) and isinstance(llm, J.IdentityJudge) and llm.model is judge_cfg
+        assert isinstance(llm, J.LLMIdentityJudge) and isinstance(llm, J.IdentityJudge) and llm.model is judge_cfg
         with pytest.raises(ConfigError, match="unknown model 'no-such-judge'"):
             J.resolve_judge("no-such-judge", store=store)
     frame = pl.DataFrame({"model": ["m", "m"], "family": ["qwen", "qwen"],

@@ -25,7 +25,7 @@ from distill_kit.rse import llm_judge as js
     ],
 )
 def test_parse_verdict_formats(reply: str, expected: tuple) -> None:
-    v = js.parse_verdict(reply)
+    v = js.parse_similarity_verdict(reply)
     assert v is not None
     assert (v.style, v.structure, v.content, v.rationale) == expected
     assert v.overall == pytest.approx(sum(expected[:3]) / 3)
@@ -47,7 +47,7 @@ def test_parse_verdict_formats(reply: str, expected: tuple) -> None:
     ],
 )
 def test_parse_verdict_rejects_malformed(reply: str | None) -> None:
-    assert js.parse_verdict(reply) is None
+    assert js.parse_similarity_verdict(reply) is None
 
 
 def test_judge_prompt_holds_both_answers_and_truncates() -> None:
