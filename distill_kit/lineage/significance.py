@@ -7,10 +7,12 @@ p-value against a *null built from pairs documented as unrelated*, and the lines
 Holm-corrected, so the product names a line only where the family-wise error over that target's lines is held
 at ``alpha``.
 
-The statistic of (model, line) is, by default (``paired``, :data:`DEFAULT_STATISTIC`), the model's highest
-paired similarity to a member of the line -- the mean TF-IDF cosine of two models' answers to the same held-out
-prompt (:mod:`distill_kit.lineage.attribution`) -- minus its mean over the lines; or (``vote``) the centred
-log-ratio of the line's score in the model's "who wrote this?"
+The statistic of (model, line) is, by default (:data:`DEFAULT_STATISTIC`, ``paired:word/raw/mean``), the
+model's mean paired similarity to the line's members -- the mean over all shared prompts of the word TF-IDF
+cosine of two models' answers to the same prompt (:func:`~distill_kit.lineage.attribution.prompt_similarity`) --
+minus its mean over the lines; other :class:`PairedStatistic` choices use character n-grams, the closest member
+or a per-prompt standardisation, ``paired`` the closest member on the score half of a prompt split (the earlier
+default); or (``vote``) the centred log-ratio of the line's score in the model's "who wrote this?"
 vote (:mod:`distill_kit.lineage.votes`: a candidates-only classifier votes on every answer; the line's score is
 its members' share under the chosen :class:`~distill_kit.lineage.votes.Method`): the log score minus the mean
 log score over the lines the model's classifier knew. Why centred (Aitchison's CLR for compositions): line
@@ -41,11 +43,12 @@ values and an unrelated target's statistic are independent draws of one normal d
 ``benchmarks/bench_lineage.py`` measures the false-positive rate on the documented unrelated pairs, each
 scored against a null that leaves its own target out.
 
-Entry points: :func:`lineage_test` (answers frame in, tests out), :func:`lineage_test_from_similarity` and
-:func:`lineage_test_from_votes` (a paired-similarity matrix or vote matrices in, for callers that cache them),
-:func:`line_tests` (any statistics table in; the pure step the unit tests drive), :func:`error_rates`
-(false-positive rate, power, selective accuracy, coverage against the documented lineage) and
-:func:`reference_power` (the references-only task that compares statistics without any target).
+Entry points: :func:`lineage_test` (answers frame in, tests out), :func:`lineage_test_from_similarity`,
+:func:`lineage_test_from_votes` and :func:`lineage_test_from_statistics` (a paired-similarity matrix, vote
+matrices or any statistics table in, for callers that cache them), :func:`line_tests` (the pure step the unit
+tests drive), :func:`error_rates` (false-positive rate, power, selective accuracy, coverage against the
+documented lineage) and :func:`reference_task` / :func:`choose_statistic` (the references-only task that
+compares statistics without any target, and the rule that picks one).
 """
 
 from __future__ import annotations
