@@ -264,7 +264,8 @@ class PairedStatistic:
     and a reference's answers on each text feature set in ``features``; with ``standardise`` each such cosine is
     first z-scored against the similarities of the *other* references to that reference on that prompt
     (:func:`standardised_similarity`: removes prompt difficulty -- short factual answers are alike whoever
-    wrote them -- and a reference's generic answers to a prompt), then averaged over the feature sets and the
+    wrote them -- and a reference's generic answers to a prompt; the spread is shrunk towards its median over
+    prompts, so prompts the references all answer alike do not dominate), then averaged over the feature sets and the
     prompts; a line's value is its members' ``max`` or ``mean``, centred over the lines as ``paired`` is."""
 
     features: tuple[str, ...] = ("word",)
@@ -299,9 +300,10 @@ def standardised_similarity(sims: Sequence[PromptSimilarity], queries: Sequence[
                             references: Sequence[str], standardise: bool) -> np.ndarray:
     """``queries x references``: the mean over prompts of the per-prompt similarity, averaged over the feature
     sets in ``sims``. With ``standardise``, each cosine of (query q, reference c, prompt p) becomes
-    ``(s - m) / sd`` with ``m``, ``sd`` the mean and standard deviation of the similarities to c on p of the
+    ``(s - m) / sqrt(v + v0)`` with ``m``, ``v`` the mean and variance of the similarities to c on p of the
     references other than c (and other than q, when q is itself a reference: a model never sets its own
-    scale). Only references set the scale, so no target's answers shape another target's statistic."""
+    scale) and ``v0`` the median over prompts and references of ``v`` (all references but c). Only references
+    set the scale, so no target's answers shape another target's statistic."""
     refs = list(references)
     pos = {r: k for k, r in enumerate(refs)}
     per_feature = []
@@ -311,6 +313,13 @@ def standardised_similarity(sims: Sequence[PromptSimilarity], queries: Sequence[
             R = ps.block(refs, refs).astype(np.float64)
             R[:, np.arange(len(refs)), np.arange(len(refs))] = np.nan  # a reference is no background to itself
             seen = ~np.isnan(R)
+            # where the references all answer a prompt alike ("D. Prescreening") their spread is ~0 and a raw
+            # z-score explodes; the median spread over prompts (references only, so the same for any queries) is
+            # added to each prompt's, so such a prompt counts like any other rather than dominating the mean
+            n0 = seen.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                var0 = (np.nansum(R ** 2, axis=1) - np.nansum(R, axis=1) ** 2 / n0) / (n0 - 1)
+            floor = float(np.nanmedian(np.where(n0 >= 2, np.maximum(var0, 0.0), np.nan)))
             s1 = np.repeat(np.nansum(R, axis=1)[:, None, :], len(queries), axis=1)  # sum over background r
             s2 = np.repeat(np.nansum(R ** 2, axis=1)[:, None, :], len(queries), axis=1)
             n = np.repeat(seen.sum(axis=1)[:, None, :].astype(np.float64), len(queries), axis=1)
@@ -322,8 +331,8 @@ def standardised_similarity(sims: Sequence[PromptSimilarity], queries: Sequence[
                     n[:, i] -= ~np.isnan(row)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = s1 / n
-                sd = np.sqrt(np.maximum((s2 - n * mean ** 2) / (n - 1), 1e-12))
-                B = np.where(n >= 2, (B - mean) / sd, np.nan)
+                var = np.maximum((s2 - n * mean ** 2) / (n - 1), 0.0)
+                B = np.where(n >= 2, (B - mean) / np.sqrt(var + floor), np.nan)
         per_feature.append(B)
     return _nan_mean(_nan_mean(np.stack(per_feature), axis=0), axis=0)
 

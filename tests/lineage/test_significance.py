@@ -236,7 +236,8 @@ def test_a_reference_never_sets_the_scale_it_is_standardised_by() -> None:
     ps = _prompt_sim(sim, refs)
     z = S.standardised_similarity([ps], ["r0"], refs, standardise=True)
     c = 3  # r0 vs r3: background = r1, r2, r4, r5 (not r3 itself, not r0)
-    want = np.mean([(sim[q, 0, c] - sim[q, [1, 2, 4, 5], c].mean()) / sim[q, [1, 2, 4, 5], c].std(ddof=1)
+    v0 = np.median([np.var(np.delete(sim[q, :, k], k), ddof=1) for q in range(3) for k in range(6)])
+    want = np.mean([(sim[q, 0, c] - sim[q, [1, 2, 4, 5], c].mean()) / np.sqrt(sim[q, [1, 2, 4, 5], c].var(ddof=1) + v0)
                     for q in range(3)])
     assert z[0, c] == pytest.approx(want)
 
