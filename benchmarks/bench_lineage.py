@@ -26,14 +26,17 @@ mean top author probability ("answer certainty") leave-one-target-out and scores
 The lineage test (:mod:`distill_kit.lineage.significance`): per (target, line) a p-value of a statistic against the
 same statistic on pairs documented as unrelated (controls x every line, students and variants x the other lines,
 references x the other lines, never a line of the model's own family), leaving the target out, Holm over each
-target's lines; a line is named when its adjusted p < ``--alpha``. Run with the product's statistic
-(``lineage_test``: paired similarity, :data:`~distill_kit.lineage.significance.DEFAULT_STATISTIC`), with the vote
-under the product's fixed method (``lineage_test_vote``) and with the vote under the method the references-only
-task chose this run (``lineage_test_reference_selected``); nothing in any of them looks at the scored target.
-Reported: false-positive rate over the documented unrelated (target, line) pairs with its Wilson interval, power
-(students and variants given their documented line), selective accuracy (of the targets given a line, the share
-given their documented one), coverage (the share given a line); and ``statistic_selection``, the references-only
-task that compares the statistics without any target (own line named for held-out references with a sibling).
+target's lines; a line is named when its adjusted p < ``--alpha``. Run under every candidate statistic
+(``lineage_test_candidates``): the paired statistics of :data:`~distill_kit.lineage.significance.PAIRED_CANDIDATES`
+on all shared prompts (per-prompt word / character TF-IDF cosines, cached), the earlier default ``paired`` (score
+half), the vote under the product's fixed method (``lineage_test_vote``) and under the method the references-only
+task chose this run (``lineage_test_reference_selected``). ``lineage_test`` is the product's statistic,
+:data:`~distill_kit.lineage.significance.DEFAULT_STATISTIC`. Reported per statistic: false-positive rate over the
+documented unrelated (target, line) pairs with its Wilson interval, power (students and variants given their
+documented line), selective accuracy (of the targets given a line, the share given their documented one), coverage
+(the share given a line), and ``held_out_references``: the references-only task (each reference with a same-line
+sibling tested against a null of the other references; no target read). ``statistic_selection`` applies the rule
+that picks a statistic from that task alone (:func:`~distill_kit.lineage.significance.choose_statistic`).
 Vote matrices are cached on disk
 (``cache_dir()/lineage_votes``), so a re-run costs seconds. Prints tables, then one line of JSON.
 """
