@@ -380,10 +380,11 @@ def lineage_test(
     included; they need no label). ``references``: candidate model -> its product line. ``labels``: the
     documented lineage (:func:`distill_kit.lineage.documented.lineage_labels`), which defines the unrelated pairs
     of every labelled model in ``frame`` (:func:`unrelated_lines`); labelled models that are neither targets nor
-    references join only to build the null. ``statistic``: ``"paired"`` (mean TF-IDF cosine of two models'
-    answers to the same held-out prompt, :mod:`distill_kit.lineage.attribution`; ``features`` reuses vectors
-    already built, ``fit_fraction`` and ``seed`` split ``prompts`` otherwise) or ``"vote"`` (the who-wrote-this
-    vote under ``method``, ``k`` prompt folds). ``reference_null``: the references join the null against the
+    references join only to build the null. ``statistic``: a :attr:`PairedStatistic.name` (default
+    :data:`DEFAULT_STATISTIC`; per-prompt cosines of two models' answers on all of ``prompts``, the shared ones by
+    default), ``"paired"`` (mean TF-IDF cosine on the score half of a prompt split, closest member;
+    ``features`` reuses vectors already built, ``fit_fraction`` and ``seed`` split ``prompts`` otherwise) or
+    ``"vote"`` (the who-wrote-this vote under ``method``, ``k`` prompt folds). ``reference_null``: the references join the null against the
     other lines (for the vote each is held out of the classifier in turn: ``len(references) * k`` fits).
 
     Raises :class:`TooFewUnrelated` (one line) when the folder documents too few unrelated pairs."""
