@@ -264,6 +264,9 @@ def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], s
                                   k, seed)
         bg = loro if reference_null else sib.get(f)
         stats[key] = (S.vote_statistics(tgt[f], loro, labels.lines, method, bg), method.name, how)
+    combo = f"{S.DEFAULT_STATISTIC}+vote:{A.DEFAULT_METHOD.name}"  # the default paired and the product vote, summed
+    stats[combo] = (S.combined_statistics([stats[S.DEFAULT_STATISTIC][0], stats["lineage_test_vote"][0]], refs), combo,
+                    "the default paired statistic and the product vote, each scaled by its spread over the references")
     out: dict[str, dict] = {}
     tasks = {}
     for key, (st_, method, how) in stats.items():

@@ -355,6 +355,24 @@ def paired_statistics(stat: PairedStatistic, sims: Mapping[str, PromptSimilarity
     return paired_line_statistics(mat, queries, refs, references, stat.member)
 
 
+def combined_statistics(parts: Sequence[Mapping[str, Mapping[str, float]]],
+                        scale_on: Sequence[str]) -> dict[str, dict[str, float]]:
+    """model -> line -> the sum of several statistics, each divided by its standard deviation over the
+    (model, line) values of the ``scale_on`` models (the references: no target sets a scale), so each statistic
+    weighs the same. Models and lines missing from a part are left out."""
+    scaled = []
+    for part in parts:
+        vals = [v for m in scale_on if m in part for v in part[m].values()]
+        sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else 1.0
+        scaled.append({m: {ln: v / max(sd, 1e-12) for ln, v in row.items()} for m, row in part.items()})
+    models = set.intersection(*(set(p) for p in scaled)) if scaled else set()
+    out: dict[str, dict[str, float]] = {}
+    for m in models:
+        lines = set.intersection(*(set(p[m]) for p in scaled))
+        out[m] = {ln: float(sum(p[m][ln] for p in scaled)) for ln in sorted(lines)}
+    return out
+
+
 STATISTICS = ("paired", "vote")
 """Named statistics; any :attr:`PairedStatistic.name` is accepted too."""
 DEFAULT_STATISTIC = "paired:word/raw/mean"

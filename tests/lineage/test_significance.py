@@ -274,3 +274,11 @@ def test_choose_statistic_takes_the_best_net_then_the_stronger_own_line_then_the
     assert S.choose_statistic({"x": {"net": 0.5, "own_line_log10_p": 3.0}, **tasks}) == "x"  # a tie: the first
     with pytest.raises(ValueError, match="references-only"):
         S.choose_statistic({"d": {"net": None, "own_line_log10_p": None}})
+
+
+def test_combined_statistics_weigh_each_part_by_its_spread_over_the_references() -> None:
+    wide = {"r1": {"A": 10.0, "B": -10.0}, "r2": {"A": -10.0, "B": 10.0}, "t": {"A": 10.0, "B": -10.0}}
+    narrow = {"r1": {"A": 0.1, "B": -0.1}, "r2": {"A": -0.1, "B": 0.1}, "t": {"A": -0.1, "B": 0.1}}
+    both = S.combined_statistics([wide, narrow], ["r1", "r2"])
+    assert both["t"] == pytest.approx({"A": 0.0, "B": 0.0})  # equal weight after scaling: the two cancel
+    assert S.combined_statistics([wide, {"r1": narrow["r1"]}], ["r1"]).keys() == {"r1"}  # only models in every part
