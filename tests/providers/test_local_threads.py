@@ -53,7 +53,7 @@ def test_the_command_line_uses_the_thread_count_for_prompts_and_generation(monke
     monkeypatch.setattr(local, "idle_cores", lambda: 1.0)
     monkeypatch.setattr(local, "usable_cores", lambda: 2)
     auto = local.LocalServer()
-    assert auto.auto_threads and auto.threads == 1
+    assert auto.auto_threads and auto.threads == 1 and auto.idle_at_start == 1.0
 
 
 def test_a_model_config_names_its_threads():
