@@ -58,8 +58,8 @@ def default_threads() -> int:
 
     Why not every core: llama.cpp's (and torch's) threads meet at a barrier after each layer, so when any
     other process takes one core for a moment, every thread waits. Measured on this 2-core machine with
-    one CPU-bound job beside it (800 prompt tokens, then 64 generated): 1 thread 7.2 s + 1.2 s, 2 threads
-    10 s + 5.1 s."""
+    one CPU-bound job beside it (800 prompt tokens, then 64 generated): 1 thread 7.2-8.8 s + 1.2 s, 2 threads
+    9.6-10.1 s + 5.1 s."""
     return max(1, usable_cores() - 1)
 
 
@@ -107,8 +107,8 @@ def auto_threads() -> tuple[int, float | None]:
     """The thread count for a server started now, from the CPU idle at this moment (see :func:`threads_for`),
     and the idle cores it was chosen from (None where unknown).
 
-    Measured on a quiet 2-core machine (800 prompt tokens + 64 generated): 1 thread 6.3 s + 1.1 s,
-    2 threads 3.5 s + 0.7 s."""
+    Measured on a quiet 2-core machine (800 prompt tokens + 64 generated): 1 thread 6.3-7.2 s + 1.1 s,
+    2 threads 3.5-3.6 s + 0.66 s."""
     idle = idle_cores()
     return threads_for(idle, usable_cores()), idle
 
