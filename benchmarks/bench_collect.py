@@ -97,11 +97,24 @@ def dk(url: str, n_conc: int, prompts: list[str], **kw) -> tuple[float, Store, P
 
 
 def sides(rep: int, order: str) -> tuple[str, str]:
-    """Who goes first in repetition ``rep``: alternately (neither always first), or the bare client always."""
-    return ("bare", "dk") if order == "bare-first" or rep % 2 == 0 else ("dk", "bare")
+    """Who goes first in repetition ``rep``: alternately (neither always first), or one side always."""
+    if order == "alternate":
+        return ("bare", "dk") if rep % 2 == 0 else ("dk", "bare")
+    return ("bare", "dk") if order == "bare-first" else ("dk", "bare")
 
 
-def throughput_case(latency: float, n: int, rounds: int, reps: int, order: str = "alternate") -> dict:
+def settle(seconds: float) -> None:
+    """Between two timed runs: collect the last run's garbage and let the server finish closing its
+    connections, so neither run pays for the one before it."""
+    import gc
+
+    gc.collect()
+    if seconds:
+        time.sleep(seconds)
+
+
+def throughput_case(latency: float, n: int, rounds: int, reps: int, order: str = "alternate",
+                    pause: float = 0.0) -> dict:
     count = max(n * rounds, 8)
     ideal = n / latency
     best_bare = best_dk = float("inf")
@@ -114,6 +127,8 @@ def throughput_case(latency: float, n: int, rounds: int, reps: int, order: str =
         for rep in range(reps):
             prompts = [f"r{rep}-q{i}" for i in range(count)]
             for side in sides(rep, order):
+                if pause >= 0:
+                    settle(pause)
                 if side == "bare":
                     best_bare = min(best_bare, bare(url, n, [f"b-{p}" for p in prompts]))
                 else:
@@ -156,8 +171,10 @@ def main() -> None:
     ap.add_argument("--latencies", default="0.2,2")
     ap.add_argument("--ns", default="1,4,16,32,64,128")
     ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--order", choices=("alternate", "bare-first"), default="alternate",
+    ap.add_argument("--order", choices=("alternate", "bare-first", "dk-first"), default="alternate",
                     help="who goes first in each repetition (bare-first: the bare SDK client, every time)")
+    ap.add_argument("--settle", type=float, default=-1.0,
+                    help="seconds to pause (after a gc.collect) before each timed run; negative: neither")
     ap.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
     ap.add_argument("--no-rate-limit", action="store_true")
     args = ap.parse_args()
@@ -170,7 +187,7 @@ def main() -> None:
     for latency in (float(x) for x in args.latencies.split(",")):
         for n in (int(x) for x in args.ns.split(",")):
             rounds = (2 if args.quick else 3) if latency >= 1 else (3 if args.quick else 10)
-            r = throughput_case(latency, n, rounds, 1 if args.quick else args.reps, args.order)
+            r = throughput_case(latency, n, rounds, 1 if args.quick else args.reps, args.order, args.settle)
             rows.append(r)
             print(f"{r['latency_s']:>4} {r['N']:>4} {r['requests']:>5} {r['ideal_rps']:>7} {r['bare_rps']:>7} "
                   f"{r['dk_rps']:>7} {r['dk_vs_bare']:>8} {r['dk_vs_ideal']:>8} {r['bare_vs_ideal']:>10}", flush=True)
