@@ -4,13 +4,14 @@ The server is the API zoo in its own process (uvicorn, asyncio, listen backlog 2
 answers ``echo: <prompt>``), so it holds N = 128 connections and the client does not share its GIL.
 For concurrency bound N and latency L the ideal is N / L requests per second. Each case warms both
 clients up, runs them alternately (each goes first in turn), twice, and keeps each one's best (the
-machine is shared). Both check every answer. The bare client's time starts after its construction (the
+machine is shared); ``--order bare-first`` runs the bare client first in every repetition instead, as a
+user's own client would have gone before trying distill-kit. Both check every answer. The bare client's time starts after its construction (the
 SDK builds an SSL context per client, ~0.1 s); distill-kit's is its whole ``collect`` call (store
 look-up, client, persistence, close), which counts against it. Then a server-side rate
 limit (token bucket, 429 + Retry-After + x-ratelimit-* headers): throughput against the limit and the
 number of 429s, for distill-kit (adaptive, ratelimit.py) and for the bare SDK with its own retries.
 
-    python benchmarks/bench_collect.py [--latencies 0.2,2] [--ns 1,4,16,32,64,128] [--quick]
+    python benchmarks/bench_collect.py [--latencies 0.2,2] [--ns 1,4,16,32,64,128] [--order bare-first] [--quick]
 """
 
 from __future__ import annotations
@@ -95,7 +96,25 @@ def dk(url: str, n_conc: int, prompts: list[str], **kw) -> tuple[float, Store, P
     return secs, store, tmp
 
 
-def throughput_case(latency: float, n: int, rounds: int, reps: int) -> dict:
+def sides(rep: int, order: str) -> tuple[str, str]:
+    """Who goes first in repetition ``rep``: alternately (neither always first), or one side always."""
+    if order == "alternate":
+        return ("bare", "dk") if rep % 2 == 0 else ("dk", "bare")
+    return ("bare", "dk") if order == "bare-first" else ("dk", "bare")
+
+
+def settle(seconds: float) -> None:
+    """Between two timed runs: collect the last run's garbage and let the server finish closing its
+    connections, so neither run pays for the one before it."""
+    import gc
+
+    gc.collect()
+    if seconds:
+        time.sleep(seconds)
+
+
+def throughput_case(latency: float, n: int, rounds: int, reps: int, order: str = "alternate",
+                    pause: float = 0.0) -> dict:
     count = max(n * rounds, 8)
     ideal = n / latency
     best_bare = best_dk = float("inf")
@@ -107,7 +126,9 @@ def throughput_case(latency: float, n: int, rounds: int, reps: int) -> dict:
         shutil.rmtree(tmp)
         for rep in range(reps):
             prompts = [f"r{rep}-q{i}" for i in range(count)]
-            for side in ("bare", "dk") if rep % 2 == 0 else ("dk", "bare"):  # neither always goes first
+            for side in sides(rep, order):
+                if pause >= 0:
+                    settle(pause)
                 if side == "bare":
                     best_bare = min(best_bare, bare(url, n, [f"b-{p}" for p in prompts]))
                 else:
@@ -119,7 +140,7 @@ def throughput_case(latency: float, n: int, rounds: int, reps: int) -> dict:
     return {"latency_s": latency, "N": n, "requests": count, "ideal_rps": round(ideal, 1),
             "bare_rps": round(rate_bare, 1), "dk_rps": round(rate_dk, 1),
             "dk_vs_bare": round(rate_dk / rate_bare, 3), "dk_vs_ideal": round(rate_dk / ideal, 3),
-            "bare_vs_ideal": round(rate_bare / ideal, 3)}
+            "bare_vs_ideal": round(rate_bare / ideal, 3), "order": order}
 
 
 def rate_limit_case(rate: float, n: int, count: int, latency: float) -> dict:
@@ -150,17 +171,23 @@ def main() -> None:
     ap.add_argument("--latencies", default="0.2,2")
     ap.add_argument("--ns", default="1,4,16,32,64,128")
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--order", choices=("alternate", "bare-first", "dk-first"), default="alternate",
+                    help="who goes first in each repetition (bare-first: the bare SDK client, every time)")
+    ap.add_argument("--settle", type=float, default=-1.0,
+                    help="seconds to pause (after a gc.collect) before each timed run; negative: neither")
     ap.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
     ap.add_argument("--no-rate-limit", action="store_true")
     args = ap.parse_args()
     import openai  # noqa: F401  (import cost is not collection cost)
 
+    load_start = round(os.getloadavg()[0], 2)
+    print(f"load average {load_start} at the start; order: {args.order}")
     rows = []
     print(f"{'L s':>4} {'N':>4} {'reqs':>5} {'ideal':>7} {'bare':>7} {'dk':>7} {'dk/bare':>8} {'dk/ideal':>8} {'bare/ideal':>10}")
     for latency in (float(x) for x in args.latencies.split(",")):
         for n in (int(x) for x in args.ns.split(",")):
             rounds = (2 if args.quick else 3) if latency >= 1 else (3 if args.quick else 10)
-            r = throughput_case(latency, n, rounds, 1 if args.quick else args.reps)
+            r = throughput_case(latency, n, rounds, 1 if args.quick else args.reps, args.order, args.settle)
             rows.append(r)
             print(f"{r['latency_s']:>4} {r['N']:>4} {r['requests']:>5} {r['ideal_rps']:>7} {r['bare_rps']:>7} "
                   f"{r['dk_rps']:>7} {r['dk_vs_bare']:>8} {r['dk_vs_ideal']:>8} {r['bare_vs_ideal']:>10}", flush=True)
@@ -173,7 +200,10 @@ def main() -> None:
               f"{d['retries']} retries")
         print(f"  bare SDK, its own retries (max_retries=10): {b['rps']} rps ({b['share_of_limit']:.0%}), "
               f"{b['http_429']} x 429, {b['gave_up']} requests given up")
-    print(json.dumps({"benchmark": "collect_throughput", "cases": rows, "rate_limit": limited}))
+    load_end = round(os.getloadavg()[0], 2)
+    print(f"load average {load_end} at the end")
+    print(json.dumps({"benchmark": "collect_throughput", "cases": rows, "rate_limit": limited, "order": args.order,
+                      "load_start": load_start, "load_end": load_end}))
 
 
 if __name__ == "__main__":

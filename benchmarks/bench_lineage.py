@@ -26,14 +26,17 @@ mean top author probability ("answer certainty") leave-one-target-out and scores
 The lineage test (:mod:`distill_kit.lineage.significance`): per (target, line) a p-value of a statistic against the
 same statistic on pairs documented as unrelated (controls x every line, students and variants x the other lines,
 references x the other lines, never a line of the model's own family), leaving the target out, Holm over each
-target's lines; a line is named when its adjusted p < ``--alpha``. Run with the product's statistic
-(``lineage_test``: paired similarity, :data:`~distill_kit.lineage.significance.DEFAULT_STATISTIC`), with the vote
-under the product's fixed method (``lineage_test_vote``) and with the vote under the method the references-only
-task chose this run (``lineage_test_reference_selected``); nothing in any of them looks at the scored target.
-Reported: false-positive rate over the documented unrelated (target, line) pairs with its Wilson interval, power
-(students and variants given their documented line), selective accuracy (of the targets given a line, the share
-given their documented one), coverage (the share given a line); and ``statistic_selection``, the references-only
-task that compares the statistics without any target (own line named for held-out references with a sibling).
+target's lines; a line is named when its adjusted p < ``--alpha``. Run under every candidate statistic
+(``lineage_test_candidates``): the paired statistics of :data:`~distill_kit.lineage.significance.PAIRED_CANDIDATES`
+on all shared prompts (per-prompt word / character TF-IDF cosines, cached), the earlier default ``paired`` (score
+half), the vote under the product's fixed method (``lineage_test_vote``) and under the method the references-only
+task chose this run (``lineage_test_reference_selected``). ``lineage_test`` is the product's statistic,
+:data:`~distill_kit.lineage.significance.DEFAULT_STATISTIC`. Reported per statistic: false-positive rate over the
+documented unrelated (target, line) pairs with its Wilson interval, power (students and variants given their
+documented line), selective accuracy (of the targets given a line, the share given their documented one), coverage
+(the share given a line), and ``held_out_references``: the references-only task (each reference with a same-line
+sibling tested against a null of the other references; no target read). ``statistic_selection`` applies the rule
+that picks a statistic from that task alone (:func:`~distill_kit.lineage.significance.choose_statistic`).
 Vote matrices are cached on disk
 (``cache_dir()/lineage_votes``), so a re-run costs seconds. Prints tables, then one line of JSON.
 """
@@ -66,8 +69,8 @@ _CACHE_VERSION = "votes-v1"
 FT_COMBINED = ("word", "word+char+template")  # TF-IDF sources the fine-tuned vote is also combined with
 
 
-def _fmt(x: float) -> str:
-    return "  nan" if x != x else f"{x:5.2f}"
+def _fmt(x: float | None) -> str:
+    return "  nan" if x is None or x != x else f"{x:5.2f}"
 
 
 def _ci(ci: list[float]) -> str:
@@ -210,52 +213,85 @@ def paired_similarity(st: Setup, seed: int) -> tuple[np.ndarray, list[str]]:
     return sim, queries
 
 
+def prompt_similarities(st: Setup, features: tuple[str, ...]) -> dict[str, lineage.PromptSimilarity]:
+    """Per-prompt paired similarity of every target and reference on all shared prompts, one per feature set
+    (:func:`attribution.prompt_similarity`); cached on disk."""
+    models = [*st.targets, *st.refs]
+    out = {}
+    for f in features:
+        path = cache_dir() / "lineage_votes" / f"{_key(_CACHE_VERSION, 'prompt-sim', f, st.data_key, models, st.prompts)}.pkl"
+        ps = cache.load(path)
+        if ps is None:
+            t = time.perf_counter()
+            ps = lineage.prompt_similarity(st.frame, models, st.prompts, features=f)
+            print(f"  per-prompt similarity ({f}) {len(models)} models x {len(st.prompts)} prompts "
+                  f"{time.perf_counter() - t:6.1f} s", flush=True)
+            cache.save(path, ps)
+        out[f] = ps
+    return out
+
+
 def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], sib: dict[str, A.VoteMatrix],
                   best: A.Method, k: int, seed: int, alpha: float, reference_null: bool = True) -> dict[str, dict]:
-    """The lineage test under the product's statistic (``paired``), the vote under the product's method and the
-    vote under the references-only choice, with error rates over every documented target (each scored against a
-    null that leaves it out). ``reference_null``: the references join the null (for the vote each is held out
-    of the classifier in turn: ``len(refs) * k`` more fits per feature set; without it hub backgrounds come from
-    the sibling rounds) and those with a same-line sibling are tested too (the references-only task: no
-    documented target's result depends on them)."""
+    """The lineage test under every candidate statistic, with error rates over every documented target (each
+    scored against a null that leaves it out): the legacy ``paired`` (score half of the prompts), every
+    :data:`~distill_kit.lineage.significance.PAIRED_CANDIDATES` statistic, the vote under the product's method and
+    the vote under the references-only method choice. ``statistic_selection`` compares them on the
+    references-only task (:func:`~distill_kit.lineage.significance.reference_task`: references with a same-line
+    sibling tested against a null of the other references; no target's answers read) and picks one by
+    :func:`~distill_kit.lineage.significance.choose_statistic`. ``reference_null``: the references join the targets'
+    null (for the vote each is held out of the classifier in turn: ``len(refs) * k`` more fits per feature set;
+    without it hub backgrounds come from the sibling rounds)."""
     refs, targets, labels = st.refs, st.targets, st.labels
     truth_line = {t: labels.lines.get(labels.truth[t], labels.truth[t]) for t in targets if t in labels.truth}
     ref_lines = {r: labels.lines.get(r) or r for r in refs}
-    siblings = S.sibling_references(ref_lines) if reference_null else []
-    tested = [*targets, *siblings]
-    results: dict[str, tuple[S.LineageTestResult, str]] = {}
+    stats: dict[str, tuple[dict[str, dict[str, float]], str, str]] = {}  # key -> (statistics, method, how)
     sim, queries = paired_similarity(st, seed)
-    keep = [i for i, q in enumerate(queries) if reference_null or q not in set(refs)]
-    results["lineage_test"] = (S.lineage_test_from_similarity(
-        sim[keep], [queries[i] for i in keep], ref_lines, tested, labels, alpha=alpha),
-        "the product's statistic (notebook 05): paired similarity, fixed")
+    stats["lineage_test_paired_half"] = (S.paired_line_statistics(sim, queries, refs, ref_lines), "paired",
+                                         "paired similarity on the score half of the prompts (the earlier default)")
+    sims = prompt_similarities(st, tuple(dict.fromkeys(f for c in S.PAIRED_CANDIDATES for f in c.features)))
+    for c in S.PAIRED_CANDIDATES:
+        stats[c.name] = (S.paired_statistics(c, sims, [*targets, *refs], ref_lines), c.name,
+                         "a paired statistic on all shared prompts")
     for key, method, how in (("lineage_test_vote", A.DEFAULT_METHOD, "the vote under the product's fixed method"),
                              ("lineage_test_reference_selected", best, "the vote under the references-only choice")):
         f = method.features
         if f not in tgt:
             tgt[f] = cached_votes(counts, st.data_key, f, refs, targets, st.prompts, None, k, seed)
-        loro = cached_votes(counts, st.data_key, f, refs, [], st.prompts, S.leave_one_reference_out(refs), k,
-                            seed) if reference_null else None
-        if f not in sib and loro is None and method.hub:
+        loro = cached_votes(counts, st.data_key, f, refs, [], st.prompts, S.leave_one_reference_out(refs), k, seed)
+        if f not in sib and method.hub:
             sib[f] = cached_votes(counts, st.data_key, f, refs, [], st.prompts, A.sibling_rounds(refs, labels.lines),
                                   k, seed)
-        results[key] = (S.lineage_test_from_votes(tgt[f], loro, tested, labels.lines, labels, method=method,
-                                                  alpha=alpha, background=loro if loro is not None else sib.get(f)),
-                        how)
+        bg = loro if reference_null else sib.get(f)
+        stats[key] = (S.vote_statistics(tgt[f], loro, labels.lines, method, bg), method.name, how)
+    combo = f"{S.DEFAULT_STATISTIC}+vote:{A.DEFAULT_METHOD.name}"  # the default paired and the product vote, summed
+    stats[combo] = (S.combined_statistics([stats[S.DEFAULT_STATISTIC][0], stats["lineage_test_vote"][0]], refs), combo,
+                    "the default paired statistic and the product vote, each scaled by its spread over the references")
     out: dict[str, dict] = {}
-    for key, (res, how) in results.items():
-        out[key] = {**S.error_rates(res, labels, targets), "method": res.method, "selected_on": how,
+    tasks = {}
+    for key, (st_, method, how) in stats.items():
+        scored_on = {m: v for m, v in st_.items() if reference_null or m not in set(refs)}
+        res = S.lineage_test_from_statistics(scored_on, targets, ref_lines, labels, alpha=alpha, method=method)
+        tasks[method] = S.reference_task(st_, ref_lines, labels, alpha=alpha)
+        out[key] = {**S.error_rates(res, labels, targets), "method": method, "selected_on": how,
                     "reference_null": reference_null, "null_models": len(res.null_models),
-                    "untested_lines": res.untested_lines,
-                    "held_out_references": S.reference_power(res, {r: ref_lines[r] for r in siblings}),
-                    "per_target": {t: r for t, r in res.per_target(truth_line).items() if t in set(targets)}}
-    own = {key: out[key]["held_out_references"]["own_line_named"] for key in out}
+                    "untested_lines": res.untested_lines, "held_out_references": tasks[method],
+                    "per_target": res.per_target(truth_line)}
+    chosen = S.choose_statistic(tasks)
+    by_method = {v["method"]: key for key, v in out.items()}
+    default = by_method.get(S.DEFAULT_STATISTIC, "lineage_test_paired_half")
+    out["lineage_test"] = {**out[default], "selected_on": "the product's statistic (notebook 05), "
+                           f"{S.DEFAULT_STATISTIC}: fixed from the references-only rule"}
+    out["lineage_test_candidates"] = {v["method"]: v for key, v in out.items() if key != "lineage_test"}
     out["statistic_selection"] = {
-        "selected_on": "references-only task: share of held-out references with a same-line sibling whose own line "
-                       "is named (no target involved)",
-        "own_line_named": own,
-        "chosen": max(own, key=lambda k_: own[k_]) if all(v is not None for v in own.values()) else None}
-    return out
+        "selected_on": "references-only task: each reference with a same-line sibling tested against a null of the "
+                       "other references (no target involved); net = own line named - another line named, ties by "
+                       "mean -log10 p of the own line",
+        "tasks": tasks, "own_line_named": {m: t["own_line_named"] for m, t in tasks.items()},
+        "chosen": chosen, "default": S.DEFAULT_STATISTIC, "default_is_chosen": chosen == S.DEFAULT_STATISTIC}
+    return {k_: v for k_, v in out.items() if k_ in ("lineage_test", "lineage_test_vote",
+                                                    "lineage_test_reference_selected", "lineage_test_candidates",
+                                                    "statistic_selection")}
 
 
 def run(seed: int, k: int, features: tuple[str, ...] = A.FEATURES, n_prompts: int = 0,
@@ -487,24 +523,30 @@ def report(res: dict) -> None:
     print(f"AUROC students vs controls (paired distillation score): {s['auroc_students_vs_controls']:.3f}; "
           f"+variants {s['auroc_students_and_variants_vs_controls']:.3f}; new targets only "
           f"{s['auroc_students_vs_controls_new_only']:.3f}; vote share {s['auroc_vote_share_students_vs_controls']:.3f}")
+    sel = res["statistic_selection"]
+    print(f"\nlineage test, every candidate statistic (alpha {res['lineage_test']['alpha']}; error rates over the "
+          f"{res['lineage_test']['n_scored']} documented targets, each against a null that leaves it out; "
+          "references-only task: references with a sibling against the other references, no target)")
+    print(f"{'statistic':<34}{'FPR':>7}{'':>15}{'power':>7}{'sel.acc':>9}{'cover':>7}   "
+          f"{'ref own':>8}{'ref other':>10}{'net':>6}{'-log10p':>8}")
+    for name, t in res["lineage_test_candidates"].items():
+        h = t["held_out_references"]
+        mark = " <- chosen" if name == sel["chosen"] else ""
+        print(f"{name:<34}{t['fpr']:7.3f} {_ci(t['fpr_ci']):>14}{_fmt(t['power']):>7}"
+              f"{_fmt(t['selective_accuracy']):>9}{_fmt(t['coverage']):>7}   {_fmt(h['own_line_named']):>8}"
+              f"{_fmt(h['other_line_named']):>10}{_fmt(h['net']):>6}{_fmt(h['own_line_log10_p']):>8}{mark}")
+    print(f"references-only rule picks {sel['chosen']}; product default {sel['default']}")
     for key in ("lineage_test", "lineage_test_vote", "lineage_test_reference_selected"):
         t = res[key]
         print(f"{key} ({t['method']}, {t['selected_on']}; alpha {t['alpha']}): FPR {t['fpr']:.3f} "
               f"[{t['fpr_ci'][0]:.3f}, {t['fpr_ci'][1]:.3f}] ({t['n_false_positives']}/{t['n_unrelated_pairs']} "
               f"unrelated pairs), power {_fmt(t['power'])} {_ci(t['power_ci'])} (of {t['n_positives']}), selective "
               f"accuracy {_fmt(t['selective_accuracy'])} {_ci(t['selective_accuracy_ci'])} (of {t['n_named']} "
-              f"named), coverage {_fmt(t['coverage'])} "
-              f"(of {t['n_scored']})")
-        h = t["held_out_references"]
-        if h["own_line_named"] is not None:
-            print(f"  held-out references with a sibling ({h['n']}): own line named {h['own_line_named']:.2f}, "
-                  f"another line named {h['other_line_named']:.2f}")
+              f"named), coverage {_fmt(t['coverage'])} (of {t['n_scored']})")
         for tgt_name, r in t["per_target"].items():
             mark = "" if not r["named"] else ("ok" if r["line"] == r["documented_line"] else "WRONG")
             print(f"    {tgt_name:<34}best {r['line']:<12}p={r['p']:.2e} p_adj={r['p_adj']:.2e} "
                   f"doc: {r['documented_line'] or '(control)':<12}{'NAMED ' + mark if r['named'] else ''}")
-    sel = res["statistic_selection"]
-    print(f"statistic on the references-only task ({sel['selected_on']}): {sel['own_line_named']} -> {sel['chosen']}")
     print("\nper target (reference-selected method; confidence held out):")
     for t, r in res["per_target"].items():
         mark = "" if not r["documented_line"] else ("ok " if r["hit_line"] else "MISS")

@@ -27,7 +27,7 @@ from distill_kit.providers import (
 )
 from distill_kit.providers.base import short_error
 from distill_kit.redact import redact, secret_values
-from distill_kit.store import Record, Store, StoreFull, request_key
+from distill_kit.store import Record, Store, StoreFull, request_key, request_keys
 
 
 @dataclass
@@ -103,7 +103,7 @@ async def _call_with_retries(provider: Provider, cfg: ModelConfig, req: ChatRequ
 async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: Store, *,
                   progress: bool = True, desc: str | None = None, seed: int = 0) -> list[Result]:
     """Answers for ``requests`` in order; stored ones are reused, the rest fetched with ``model.concurrency`` in flight."""
-    keys = [r.key(model) for r in requests]
+    keys = request_keys(model.cache_identity(), [(r.messages, r.sample) for r in requests])
     stored = store.get_many(keys)
     results: dict[str, Result] = {k: _from_record(rec) for k, rec in stored.items() if rec.ok}
     pending: dict[str, ChatRequest] = {}
@@ -144,6 +144,7 @@ async def _send(model: ModelConfig, pending: dict[str, ChatRequest], store: Stor
         queue = deque(pending.items())
 
         secrets = secret_values([model.api_key_env])
+        params = model.params.model_dump()  # the same for every answer of this call: dumped once, not per answer
 
         async def worker() -> None:
             # ``model.concurrency`` workers, each sending its next request the moment its last one is
@@ -170,7 +171,7 @@ async def _send(model: ModelConfig, pending: dict[str, ChatRequest], store: Stor
             usage_out = completion.usage_out if completion else 0
             cost = (usage_in * model.cost_per_mtok_in + usage_out * model.cost_per_mtok_out) / 1e6
             record = Record(key=key, model=model.name, provider=model.provider, messages=req.messages,
-                            params=model.params.model_dump(), sample=req.sample,
+                            params=params, sample=req.sample,
                             status="ok" if completion else "error",
                             text=redact(completion.text, secrets) if completion else None,
                             error=error, attempts=attempts, usage_in=usage_in, usage_out=usage_out, cost=cost,

@@ -87,8 +87,8 @@ class ModelConfig(BaseModel):
     backoff_base: float = Field(1.0, ge=0, description="First backoff delay in seconds; doubles per retry.")
     backoff_max: float = Field(60.0, ge=0, description="Upper bound on one backoff delay.")
     gguf: str | None = Field(None, description="local provider: GGUF path; empty means the bundled SmolLM2.")
-    threads: int | None = Field(None, ge=1, description="local provider: llama.cpp threads; empty means one core "
-                                "fewer than the machine has (at least 1), see providers.local.default_threads.")
+    threads: int | None = Field(None, ge=1, description="local provider: llama.cpp threads; empty means chosen "
+                                "from the CPU idle at start (see providers.local.auto_threads).")
     replay: ReplaySource | None = Field(None, description="replay provider: which published responses.")
     path: str | None = Field(None, description="transformers provider: a Hugging Face model folder or a .gguf file; "
                              "empty means the bundled SmolLM2 GGUF.")

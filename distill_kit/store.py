@@ -91,10 +91,25 @@ COLUMNS = ["key", "model", "provider", "messages", "params", "sample", "status",
 
 
 def request_key(identity: dict[str, Any], messages: Sequence[dict[str, str]], sample: int) -> str:
-    """Stable hash of what determines an answer; retries and timeouts are deliberately left out."""
-    blob = json.dumps({"model": identity, "messages": list(messages), "sample": sample},
-                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    """Stable hash of what determines an answer; retries and timeouts are deliberately left out.
+
+    The sha256 of ``{"messages": ..., "model": identity, "sample": ...}`` as canonical JSON (sorted keys,
+    no spaces, UTF-8)."""
+    return request_keys(identity, [(messages, sample)])[0]
+
+
+def _key_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def request_keys(identity: dict[str, Any], items: Iterable[tuple[Sequence[dict[str, str]], int]]) -> list[str]:
+    """:func:`request_key` of many ``(messages, sample)`` pairs of one model, its identity serialised once
+    (the bytes are those of the whole object serialised at once: sorted keys put ``model`` between
+    ``messages`` and ``sample``). Why: the identity holds every generation setting, and serialising it again
+    per request was most of the cost of a key (collect keys every request before sending any)."""
+    model = _key_json(identity)
+    return [hashlib.sha256(f'{{"messages":{_key_json(list(messages))},"model":{model},"sample":{_key_json(sample)}}}'
+                           .encode("utf-8")).hexdigest() for messages, sample in items]
 
 
 @dataclass

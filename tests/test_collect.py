@@ -328,3 +328,24 @@ def test_more_requests_in_flight_than_the_sdks_keepalive_pool_open_each_connecti
             out = collect_sync(loop_model(srv.base_url, concurrency=n), reqs(3 * n), store, progress=False)
         assert all(r.ok for r in out) and srv.state.max_in_flight == n
         assert srv.state.connections == n  # reused round after round, never closed and opened again
+
+
+def test_request_keys_are_the_stored_keys_of_the_whole_object():
+    """Keys made many at a time (the identity serialised once) are byte for byte the keys stores already
+    hold: the sha256 of the whole object as canonical JSON, pinned here for one request."""
+    import hashlib
+    import json
+
+    from distill_kit.store import request_key, request_keys
+
+    ident = {"provider": "openai", "model": "gpt-4o-mini", "base_url": None, "gguf": None, "replay": None,
+             "params": {"temperature": 0.0, "max_tokens": 64, "top_p": 1.0, "seed": None}}
+    msgs = [{"role": "system", "content": "Réponds."}, {"role": "user", "content": '你是谁开发的？ "quoted"\n'}]
+    assert request_key(ident, msgs, 3) == "679ae62dbdb5f396aac01cab26e2f469ee192134774879d5df98ebe6f1259529"
+    items = [(msgs, 3), (msgs[1:], 0), ([{"role": "user", "content": "x", "name": "z"}], 12)]
+    whole = [hashlib.sha256(json.dumps({"model": ident, "messages": m, "sample": s}, sort_keys=True,
+                                       ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+             for m, s in items]
+    assert request_keys(ident, items) == whole
+    cfg = ModelConfig(name="m", provider="openai", model="gpt-4o-mini")
+    assert ChatRequest(messages=msgs, sample=3).key(cfg) == request_keys(cfg.cache_identity(), [(msgs, 3)])[0]

@@ -71,10 +71,21 @@ def _zscore_rows(m: np.ndarray) -> np.ndarray:
     return (m - np.nanmean(m, axis=1, keepdims=True)) / np.where(sd == 0, 1.0, sd)
 
 
-def _vectorizer(max_features: int):  # type: ignore[no-untyped-def]
-    """Word 1-2-grams with punctuation as tokens and case kept (style lives in "Sure!" vs "sure")."""
+PAIRED_FEATURES = ("word", "char")
+"""Text features a paired similarity can compare answers on (:func:`prompt_similarity`)."""
+
+
+def _vectorizer(max_features: int, features: str = "word"):  # type: ignore[no-untyped-def]
+    """``word``: 1-2-grams with punctuation as tokens and case kept (style lives in "Sure!" vs "sure");
+    ``char``: character 1-4-grams, case kept (spelling, punctuation spacing and markup habits that word tokens
+    split apart: "**Note:**", "e.g.,", "—")."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    if features == "char":
+        return TfidfVectorizer(analyzer="char", ngram_range=(1, 4), min_df=3, max_features=max_features,
+                               sublinear_tf=True, lowercase=False, dtype=np.float32)
+    if features != "word":
+        raise ValueError(f"unknown paired features {features!r}; choose from {PAIRED_FEATURES}")
     return TfidfVectorizer(
         analyzer="word", ngram_range=(1, 2), min_df=3, max_features=max_features, sublinear_tf=True,
         lowercase=False, token_pattern=r"(?u)\b\w+\b|[^\w\s]", dtype=np.float32,
@@ -194,19 +205,31 @@ def _style_similarity(feats: LineageFeatures, students: Sequence[str], candidate
     return _cosine_rows(s, c)
 
 
-def _paired_similarity(feats: LineageFeatures, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
-    """Mean cosine of two models' TF-IDF rows for the same score prompt (rows are L2-normalised)."""
-    M = feats.matrix
-    out = np.zeros((len(queries), len(candidates)))
-    for i, q in enumerate(queries):
-        for j, c in enumerate(candidates):
-            ps = [p for p in feats.score_prompts if (q, p) in feats.rows and (c, p) in feats.rows]
-            if not ps:
-                continue
-            a = M[[feats.rows[(q, p)] for p in ps]]  # type: ignore[index]
-            b = M[[feats.rows[(c, p)] for p in ps]]  # type: ignore[index]
-            out[i, j] = float(np.asarray(a.multiply(b).sum(axis=1)).mean())
+def _per_prompt_cosines(matrix, rows: Mapping[tuple[str, str], int], prompts: Sequence[str],  # type: ignore[no-untyped-def]
+                        models: Sequence[str]) -> np.ndarray:
+    """``out[p, i, j]``: dot product of the rows of ``models[i]`` and ``models[j]`` answering ``prompts[p]``
+    (cosines for L2-normalised rows); NaN where either did not answer. One small sparse product per prompt,
+    so all model pairs cost what one pass over the answers costs."""
+    out = np.full((len(prompts), len(models), len(models)), np.nan, dtype=np.float32)
+    for k, p in enumerate(prompts):
+        idx = [(i, rows[(m, p)]) for i, m in enumerate(models) if (m, p) in rows]
+        if not idx:
+            continue
+        mi = np.array([i for i, _ in idx])
+        block = matrix[[r for _, r in idx]]
+        out[k][np.ix_(mi, mi)] = (block @ block.T).toarray()
     return out
+
+
+def _paired_similarity(feats: LineageFeatures, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+    """Mean cosine of two models' TF-IDF rows for the same score prompt (rows are L2-normalised), over the
+    score prompts both answered (0 where there are none)."""
+    models = list(dict.fromkeys([*queries, *candidates]))
+    cos = _per_prompt_cosines(feats.matrix, feats.rows, feats.score_prompts, models)
+    qi, ci = [models.index(q) for q in queries], [models.index(c) for c in candidates]
+    block = cos[:, qi][:, :, ci]
+    seen = (~np.isnan(block)).sum(axis=0)
+    return np.where(seen > 0, np.nansum(block, axis=0) / np.maximum(seen, 1), 0.0).astype(np.float64)
 
 
 def _paired_embedding(feats: LineageFeatures, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
@@ -218,6 +241,44 @@ def _paired_embedding(feats: LineageFeatures, queries: Sequence[str], candidates
             sims = [float(E[(q, p)] @ E[(c, p)]) for p in feats.score_prompts if (q, p) in E and (c, p) in E]
             out[i, j] = float(np.mean(sims)) if sims else 0.0
     return out
+
+
+@dataclass(frozen=True)
+class PromptSimilarity:
+    """Cosine of two models' answers to the same prompt, kept per prompt: ``sim[p, i, j]`` compares
+    ``models[i]`` and ``models[j]`` on ``prompts[p]`` (NaN where either did not answer). Kept per prompt rather
+    than averaged so a statistic can weigh prompts (standardise each against the references' similarities on
+    that prompt) before averaging; ``features`` names the text features compared (``word``, ``char``)."""
+
+    prompts: list[str]
+    models: list[str]
+    sim: np.ndarray
+    features: str = "word"
+
+    def block(self, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        """``(prompts, queries, candidates)`` slice of :attr:`sim`."""
+        pos = {m: i for i, m in enumerate(self.models)}
+        missing = [m for m in [*queries, *candidates] if m not in pos]
+        if missing:
+            raise ValueError(f"no paired similarity for models {sorted(set(missing))}")
+        return self.sim[:, [pos[q] for q in queries]][:, :, [pos[c] for c in candidates]]
+
+
+def prompt_similarity(frame: pl.DataFrame, models: Sequence[str], prompts: Sequence[str], *,
+                      features: str = "word", max_features: int = 100_000) -> PromptSimilarity:
+    """Per-prompt paired cosine of every two of ``models`` on ``prompts``, as TF-IDF vectors of ``features``
+    (:data:`PAIRED_FEATURES`). The vocabulary and IDF are learnt from these same answers: that reads no label,
+    so every shared prompt can be compared (:func:`build_features` keeps a fit half apart because its
+    ``ngram`` signal learns profiles)."""
+    models = list(dict.fromkeys(models))
+    prompts = list(dict.fromkeys(prompts))
+    sub = as_responses(frame).filter(pl.col("model").is_in(models) & pl.col("prompt").is_in(prompts))
+    if sub.is_empty():
+        raise ValueError("no answers of these models to these prompts")
+    keys = list(zip(sub["model"].to_list(), sub["prompt"].to_list()))
+    matrix = _vectorizer(max_features, features).fit_transform(sub["text"].to_list()).tocsr()
+    rows = {k: i for i, k in enumerate(keys)}
+    return PromptSimilarity(prompts, models, _per_prompt_cosines(matrix, rows, prompts, models), features)
 
 
 def signal_matrix(feats: LineageFeatures, name: str, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:

@@ -25,6 +25,7 @@ are built on.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -210,9 +211,39 @@ def umap_2d(
 
     reducer = umap.UMAP(
         n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed,
-        n_jobs=1,
+        n_jobs=1, precomputed_knn=cosine_knn(V, n_neighbors),
     )
-    return reducer.fit_transform(V).astype(np.float32)
+    with warnings.catch_warnings():  # "precomputed_knn ... transform" : the map never transforms new points
+        warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
+        return reducer.fit_transform(V).astype(np.float32)
+
+
+def cosine_knn(vectors: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest neighbours by cosine distance (1 - cos), each point its own first neighbour:
+    ``(indices, distances)``, both [N, k], as UMAP's ``precomputed_knn`` takes them.
+
+    Why not UMAP's own: below 4,096 points it computes the same exact neighbours, but through a
+    numba-parallel kernel compiled in every new process (about 13 of the 16.6 CPU seconds of a first
+    map of 1,275 answers here), and above that it switches to approximate NN-descent (more compilation).
+    Here it is one matrix product per block of rows: ~0.1 CPU s for 1,275 points, a few for 10,000."""
+    V = np.asarray(vectors, dtype=np.float32)
+    n = len(V)
+    norms = np.linalg.norm(V, axis=1, keepdims=True)
+    U = V / np.where(norms > 0, norms, 1.0)
+    k = min(k, n)
+    idx = np.empty((n, k), dtype=np.int64)
+    dist = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        D = 1.0 - U[start:stop] @ U.T
+        rows = np.arange(stop - start)
+        D[rows, start + rows] = -1.0  # self first, even beside an identical answer
+        part = np.argpartition(D, k - 1, axis=1)[:, :k]
+        d = np.take_along_axis(D, part, axis=1)
+        order = np.lexsort((part, d), axis=1)  # by distance, ties by index: the same on every machine
+        idx[start:stop] = np.take_along_axis(part, order, axis=1)
+        dist[start:stop] = np.maximum(np.take_along_axis(d, order, axis=1), 0.0)
+    return idx, dist
 
 
 def prompt_residuals(frame: pl.DataFrame, vectors: np.ndarray) -> np.ndarray:

@@ -7,10 +7,12 @@ p-value against a *null built from pairs documented as unrelated*, and the lines
 Holm-corrected, so the product names a line only where the family-wise error over that target's lines is held
 at ``alpha``.
 
-The statistic of (model, line) is, by default (``paired``, :data:`DEFAULT_STATISTIC`), the model's highest
-paired similarity to a member of the line -- the mean TF-IDF cosine of two models' answers to the same held-out
-prompt (:mod:`distill_kit.lineage.attribution`) -- minus its mean over the lines; or (``vote``) the centred
-log-ratio of the line's score in the model's "who wrote this?"
+The statistic of (model, line) is, by default (:data:`DEFAULT_STATISTIC`, ``paired:word/raw/mean``), the
+model's mean paired similarity to the line's members -- the mean over all shared prompts of the word TF-IDF
+cosine of two models' answers to the same prompt (:func:`~distill_kit.lineage.attribution.prompt_similarity`) --
+minus its mean over the lines; other :class:`PairedStatistic` choices use character n-grams, the closest member
+or a per-prompt standardisation, ``paired`` the closest member on the score half of a prompt split (the earlier
+default); or (``vote``) the centred log-ratio of the line's score in the model's "who wrote this?"
 vote (:mod:`distill_kit.lineage.votes`: a candidates-only classifier votes on every answer; the line's score is
 its members' share under the chosen :class:`~distill_kit.lineage.votes.Method`): the log score minus the mean
 log score over the lines the model's classifier knew. Why centred (Aitchison's CLR for compositions): line
@@ -41,11 +43,12 @@ values and an unrelated target's statistic are independent draws of one normal d
 ``benchmarks/bench_lineage.py`` measures the false-positive rate on the documented unrelated pairs, each
 scored against a null that leaves its own target out.
 
-Entry points: :func:`lineage_test` (answers frame in, tests out), :func:`lineage_test_from_similarity` and
-:func:`lineage_test_from_votes` (a paired-similarity matrix or vote matrices in, for callers that cache them),
-:func:`line_tests` (any statistics table in; the pure step the unit tests drive), :func:`error_rates`
-(false-positive rate, power, selective accuracy, coverage against the documented lineage) and
-:func:`reference_power` (the references-only task that compares statistics without any target).
+Entry points: :func:`lineage_test` (answers frame in, tests out), :func:`lineage_test_from_similarity`,
+:func:`lineage_test_from_votes` and :func:`lineage_test_from_statistics` (a paired-similarity matrix, vote
+matrices or any statistics table in, for callers that cache them), :func:`line_tests` (the pure step the unit
+tests drive), :func:`error_rates` (false-positive rate, power, selective accuracy, coverage against the
+documented lineage) and :func:`reference_task` / :func:`choose_statistic` (the references-only task that
+compares statistics without any target, and the rule that picks one).
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import polars as pl
 
-from distill_kit.lineage.attribution import LineageFeatures, build_features, signal_matrix
+from distill_kit.lineage.attribution import LineageFeatures, PromptSimilarity, build_features, prompt_similarity
+from distill_kit.lineage.attribution import signal_matrix
 from distill_kit.lineage.documented import LineageLabels
 from distill_kit.lineage.prompts import common_prompts, split_prompts
 from distill_kit.lineage.votes import DEFAULT_METHOD, Method, Ranking, VoteMatrix, basic_features, count_features
@@ -231,29 +235,155 @@ def line_statistics(rankings: Mapping[str, Ranking]) -> dict[str, dict[str, floa
     return {m: centred(dict(zip(r.lines, r.line_scores)), log=True) for m, r in rankings.items()}
 
 
+MEMBERS = ("max", "mean")
+"""How a line's members' similarities become the line's: the closest member, or their mean."""
+
+
 def paired_line_statistics(sim: np.ndarray, queries: Sequence[str], candidates: Sequence[str],
-                           lines: Mapping[str, str]) -> dict[str, dict[str, float]]:
-    """model -> line -> the ``paired`` statistic: the model's highest paired similarity to a member of the line
-    (``sim``: queries x candidates, :func:`distill_kit.lineage.attribution.signal_matrix` ``"paired"``; a
-    reference is never compared with itself), minus its mean over the lines."""
+                           lines: Mapping[str, str], member: str = "max") -> dict[str, dict[str, float]]:
+    """model -> line -> the ``paired`` statistic: the model's highest (``member="mean"``: mean) paired
+    similarity to a member of the line (``sim``: queries x candidates, e.g.
+    :func:`distill_kit.lineage.attribution.signal_matrix` ``"paired"``; a reference is never compared with
+    itself), minus its mean over the lines."""
+    if member not in MEMBERS:
+        raise ValueError(f"unknown member rule {member!r}; choose from {MEMBERS}")
     out: dict[str, dict[str, float]] = {}
     for i, m in enumerate(queries):
-        best: dict[str, float] = {}
+        by_line: dict[str, list[float]] = {}
         for j, c in enumerate(candidates):
-            if c != m:
-                ln = lines.get(c) or c
-                best[ln] = max(best.get(ln, -np.inf), float(sim[i, j]))
-        out[m] = centred(best)
+            if c != m and not np.isnan(sim[i, j]):
+                by_line.setdefault(lines.get(c) or c, []).append(float(sim[i, j]))
+        out[m] = centred({ln: max(v) if member == "max" else float(np.mean(v)) for ln, v in by_line.items()})
+    return out
+
+
+@dataclass(frozen=True)
+class PairedStatistic:
+    """A paired-similarity statistic over *all* shared prompts (:func:`~distill_kit.lineage.attribution.
+    prompt_similarity`, vocabulary learnt from the answers themselves): per prompt, the cosine of the model's
+    and a reference's answers on each text feature set in ``features``; with ``standardise`` each such cosine is
+    first z-scored against the similarities of the *other* references to that reference on that prompt
+    (:func:`standardised_similarity`: removes prompt difficulty -- short factual answers are alike whoever
+    wrote them -- and a reference's generic answers to a prompt; the spread is shrunk towards its median over
+    prompts, so prompts the references all answer alike do not dominate), then averaged over the feature sets and the
+    prompts; a line's value is its members' ``max`` or ``mean``, centred over the lines as ``paired`` is."""
+
+    features: tuple[str, ...] = ("word",)
+    standardise: bool = False
+    member: str = "max"
+
+    @property
+    def name(self) -> str:
+        return f"paired:{'+'.join(self.features)}/{'z' if self.standardise else 'raw'}/{self.member}"
+
+    @classmethod
+    def parse(cls, name: str) -> PairedStatistic:
+        """The statistic a :attr:`name` names (``ValueError`` for anything else)."""
+        from distill_kit.lineage.attribution import PAIRED_FEATURES
+
+        head, _, rest = name.partition(":")
+        parts = rest.split("/")
+        feats = tuple(parts[0].split("+")) if parts[0] else ()
+        if (head != "paired" or len(parts) != 3 or not feats or set(feats) - set(PAIRED_FEATURES)
+                or parts[1] not in ("z", "raw") or parts[2] not in MEMBERS):
+            raise ValueError(f"unknown statistic {name!r}; choose from {STATISTICS} or "
+                             "paired:<word|char|word+char>/<raw|z>/<max|mean>")
+        return cls(feats, parts[1] == "z", parts[2])
+
+
+PAIRED_CANDIDATES = tuple(PairedStatistic(f, z, m) for f in (("word",), ("char",), ("word", "char"))
+                          for z in (False, True) for m in MEMBERS)
+"""The paired statistics the references-only task compares (``benchmarks/bench_lineage.py``)."""
+
+
+def standardised_similarity(sims: Sequence[PromptSimilarity], queries: Sequence[str],
+                            references: Sequence[str], standardise: bool) -> np.ndarray:
+    """``queries x references``: the mean over prompts of the per-prompt similarity, averaged over the feature
+    sets in ``sims``. With ``standardise``, each cosine of (query q, reference c, prompt p) becomes
+    ``(s - m) / sqrt(v + v0)`` with ``m``, ``v`` the mean and variance of the similarities to c on p of the
+    references other than c (and other than q, when q is itself a reference: a model never sets its own
+    scale) and ``v0`` the median over prompts and references of ``v`` (all references but c). Only references
+    set the scale, so no target's answers shape another target's statistic."""
+    refs = list(references)
+    pos = {r: k for k, r in enumerate(refs)}
+    per_feature = []
+    for ps in sims:
+        B = ps.block(queries, refs).astype(np.float64)
+        if standardise:
+            R = ps.block(refs, refs).astype(np.float64)
+            R[:, np.arange(len(refs)), np.arange(len(refs))] = np.nan  # a reference is no background to itself
+            seen = ~np.isnan(R)
+            # where the references all answer a prompt alike ("D. Prescreening") their spread is ~0 and a raw
+            # z-score explodes; the median spread over prompts (references only, so the same for any queries) is
+            # added to each prompt's, so such a prompt counts like any other rather than dominating the mean
+            n0 = seen.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                var0 = (np.nansum(R ** 2, axis=1) - np.nansum(R, axis=1) ** 2 / n0) / (n0 - 1)
+            floor = float(np.nanmedian(np.where(n0 >= 2, np.maximum(var0, 0.0), np.nan)))
+            s1 = np.repeat(np.nansum(R, axis=1)[:, None, :], len(queries), axis=1)  # sum over background r
+            s2 = np.repeat(np.nansum(R ** 2, axis=1)[:, None, :], len(queries), axis=1)
+            n = np.repeat(seen.sum(axis=1)[:, None, :].astype(np.float64), len(queries), axis=1)
+            for i, q in enumerate(queries):
+                if q in pos:  # leave the query out of the background it is scaled by
+                    row = R[:, pos[q], :]
+                    s1[:, i] -= np.nan_to_num(row)
+                    s2[:, i] -= np.nan_to_num(row) ** 2
+                    n[:, i] -= ~np.isnan(row)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = s1 / n
+                var = np.maximum((s2 - n * mean ** 2) / (n - 1), 0.0)
+                B = np.where(n >= 2, (B - mean) / np.sqrt(var + floor), np.nan)
+        per_feature.append(B)
+    return _nan_mean(_nan_mean(np.stack(per_feature), axis=0), axis=0)
+
+
+def _nan_mean(a: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` of the values that are not NaN (NaN where there are none), without a warning."""
+    seen = (~np.isnan(a)).sum(axis=axis)
+    return np.where(seen > 0, np.nansum(a, axis=axis) / np.maximum(seen, 1), np.nan)
+
+
+def paired_statistics(stat: PairedStatistic, sims: Mapping[str, PromptSimilarity], queries: Sequence[str],
+                      references: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """model -> line -> ``stat`` for each of ``queries`` (``sims``: the per-prompt similarities by feature set,
+    covering the queries and the references)."""
+    missing = [f for f in stat.features if f not in sims]
+    if missing:
+        raise ValueError(f"statistic {stat.name} needs paired similarity on {missing}")
+    refs = list(references)
+    mat = standardised_similarity([sims[f] for f in stat.features], queries, refs, stat.standardise)
+    return paired_line_statistics(mat, queries, refs, references, stat.member)
+
+
+def combined_statistics(parts: Sequence[Mapping[str, Mapping[str, float]]],
+                        scale_on: Sequence[str]) -> dict[str, dict[str, float]]:
+    """model -> line -> the sum of several statistics, each divided by its standard deviation over the
+    (model, line) values of the ``scale_on`` models (the references: no target sets a scale), so each statistic
+    weighs the same. Models and lines missing from a part are left out."""
+    scaled = []
+    for part in parts:
+        vals = [v for m in scale_on if m in part for v in part[m].values()]
+        sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else 1.0
+        scaled.append({m: {ln: v / max(sd, 1e-12) for ln, v in row.items()} for m, row in part.items()})
+    models = set.intersection(*(set(p) for p in scaled)) if scaled else set()
+    out: dict[str, dict[str, float]] = {}
+    for m in models:
+        lines = set.intersection(*(set(p[m]) for p in scaled))
+        out[m] = {ln: float(sum(p[m][ln] for p in scaled)) for ln in sorted(lines)}
     return out
 
 
 STATISTICS = ("paired", "vote")
-DEFAULT_STATISTIC = "paired"
-"""The test's statistic for new folders, fixed: on AlpacaEval's 25 references the references-only task
-(each reference with a same-line sibling tested as a target, :func:`reference_power`) names the own line of
-0.53 of the 15 held-out references with ``paired`` against 0.40 with the vote under
-:data:`~distill_kit.lineage.votes.DEFAULT_METHOD` (``benchmarks/bench_lineage.py``); no target enters that
-choice. ``paired`` also needs no classifier fit, so holding references out for the null costs nothing."""
+"""Named statistics; any :attr:`PairedStatistic.name` is accepted too."""
+DEFAULT_STATISTIC = "paired:word/raw/mean"
+"""The test's statistic for new folders, fixed by the references-only rule (:func:`choose_statistic` over
+:func:`reference_task`, ``benchmarks/bench_lineage.py``): on AlpacaEval's 25 references, each of the 15 with a
+same-line sibling tested against a null of the other references (no target read), ``paired:word/raw/mean``
+(the mean over all shared prompts of the word TF-IDF cosine of the two models' answers to the same prompt,
+averaged over the line's members, centred over the lines) names the own line of 0.67 and another line of 0.07
+(net 0.60), against net 0.33 for the earlier default ``paired`` (score half of the prompts, closest member),
+0.47 for the vote under :data:`~distill_kit.lineage.votes.DEFAULT_METHOD` and 0.00-0.27 for the statistics
+standardised per prompt. It needs no classifier fit, so holding references out for the null costs nothing."""
 
 
 def lineage_test(
@@ -268,17 +398,17 @@ def lineage_test(
     included; they need no label). ``references``: candidate model -> its product line. ``labels``: the
     documented lineage (:func:`distill_kit.lineage.documented.lineage_labels`), which defines the unrelated pairs
     of every labelled model in ``frame`` (:func:`unrelated_lines`); labelled models that are neither targets nor
-    references join only to build the null. ``statistic``: ``"paired"`` (mean TF-IDF cosine of two models'
-    answers to the same held-out prompt, :mod:`distill_kit.lineage.attribution`; ``features`` reuses vectors
-    already built, ``fit_fraction`` and ``seed`` split ``prompts`` otherwise) or ``"vote"`` (the who-wrote-this
-    vote under ``method``, ``k`` prompt folds). ``reference_null``: the references join the null against the
+    references join only to build the null. ``statistic``: a :attr:`PairedStatistic.name` (default
+    :data:`DEFAULT_STATISTIC`; per-prompt cosines of two models' answers on all of ``prompts``, the shared ones by
+    default), ``"paired"`` (mean TF-IDF cosine on the score half of a prompt split, closest member;
+    ``features`` reuses vectors already built, ``fit_fraction`` and ``seed`` split ``prompts`` otherwise) or
+    ``"vote"`` (the who-wrote-this vote under ``method``, ``k`` prompt folds). ``reference_null``: the references join the null against the
     other lines (for the vote each is held out of the classifier in turn: ``len(references) * k`` fits).
 
     Raises :class:`TooFewUnrelated` (one line) when the folder documents too few unrelated pairs."""
     from distill_kit.datasets import as_responses
 
-    if statistic not in STATISTICS:
-        raise ValueError(f"unknown statistic {statistic!r}; choose from {STATISTICS}")
+    paired_stat = PairedStatistic.parse(statistic) if statistic not in STATISTICS else None
     refs = list(dict.fromkeys(references))
     if len(refs) < 2:
         raise ValueError("the lineage test needs at least two references")
@@ -294,6 +424,13 @@ def lineage_test(
     if len(set(null) | set(null_refs)) < min_null:  # before any classifier is fitted
         raise too_few(0, len(set(null) | set(null_refs)), min_null)
     voters = list(dict.fromkeys([*targets, *null]))
+    if paired_stat is not None:
+        models = [*refs, *voters]
+        pool = list(prompts) if prompts is not None else common_prompts(frame, models)
+        sims = {f: prompt_similarity(frame, models, pool, features=f) for f in paired_stat.features}
+        queries = [*voters, *(refs if reference_null else [])]
+        return lineage_test_from_statistics(paired_statistics(paired_stat, sims, queries, lines), targets, lines,
+                                            labels, alpha=alpha, min_null=min_null, method=paired_stat.name)
     if statistic == "paired":
         models = [*refs, *voters]
         if features is None or not set(models) <= set(features.models):
@@ -318,10 +455,19 @@ def lineage_test_from_similarity(
 ) -> LineageTestResult:
     """:func:`lineage_test` with the ``paired`` statistic from a similarity matrix already computed (``sim``:
     ``queries`` x ``references``, the benchmark caches it); queries that are references join the null."""
-    refs = list(references)
-    stats = paired_line_statistics(sim, queries, refs, references)
+    stats = paired_line_statistics(sim, queries, list(references), references)
+    return lineage_test_from_statistics(stats, targets, references, labels, alpha=alpha, min_null=min_null,
+                                        method="paired/max")
+
+
+def lineage_test_from_statistics(
+    stats: Mapping[str, Mapping[str, float]], targets: Sequence[str], references: Mapping[str, str],
+    labels: LineageLabels, *, alpha: float = ALPHA, min_null: int = MIN_NULL, method: str = "",
+) -> LineageTestResult:
+    """:func:`line_tests` with the null of every model in ``stats`` that ``labels`` documents as unrelated to a
+    line of ``references`` (reference -> line)."""
     unrelated = {m: ls for m, ls in unrelated_lines(labels, sorted(set(references.values()))).items() if m in stats}
-    return line_tests(stats, targets, unrelated, alpha=alpha, min_null=min_null, method="paired/max")
+    return line_tests(stats, targets, unrelated, alpha=alpha, min_null=min_null, method=method)
 
 
 def reference_power(result: LineageTestResult, lines: Mapping[str, str]) -> dict[str, float | None]:
@@ -334,6 +480,39 @@ def reference_power(result: LineageTestResult, lines: Mapping[str, str]) -> dict
     named = {r: best[r].line for r in tested if r in best and best[r].named}
     own = sum(ln == lines[r] for r, ln in named.items())
     return {"n": len(tested), "own_line_named": own / len(tested), "other_line_named": (len(named) - own) / len(tested)}
+
+
+def reference_task(stats: Mapping[str, Mapping[str, float]], references: Mapping[str, str], labels: LineageLabels,
+                   *, alpha: float = ALPHA, min_null: int = MIN_NULL) -> dict[str, float | None]:
+    """The references-only task on the references alone: each reference with a same-line sibling is tested as a
+    target against a null of the *other references* only (``stats`` may hold targets too; they are dropped, so
+    no target's answers enter the choice). Returns :func:`reference_power` plus ``net`` (own line named minus
+    another line named, as a share: a wrong line costs what a right one gains, since the product must be right
+    when it names) and ``own_line_log10_p`` (mean -log10 p of the own line: the tie-break, how far the own line
+    stands out even where it is not named)."""
+    refs = {r: references[r] or r for r in references if r in stats}
+    siblings = sibling_references(refs)
+    if not siblings:
+        return {"n": 0, "own_line_named": None, "other_line_named": None, "net": None, "own_line_log10_p": None}
+    res = lineage_test_from_statistics({r: stats[r] for r in refs}, siblings, refs, labels, alpha=alpha,
+                                       min_null=min_null)
+    out: dict[str, float | None] = {**reference_power(res, {r: refs[r] for r in siblings})}
+    own_p = [t.p for t in res.tests if t.line == refs[t.target] and not np.isnan(t.p)]
+    out["net"] = float(out["own_line_named"] or 0.0) - float(out["other_line_named"] or 0.0)
+    out["own_line_log10_p"] = float(np.mean(-np.log10(np.maximum(own_p, 1e-300)))) if own_p else None
+    return out
+
+
+def choose_statistic(tasks: Mapping[str, Mapping[str, float | None]]) -> str:
+    """The statistic the references-only rule picks from :func:`reference_task` results: the largest ``net``,
+    ties broken by the larger ``own_line_log10_p``, then by the order given (put the simpler statistics
+    first). Fixed before any candidate was scored on a target."""
+    usable = [k for k, v in tasks.items() if v.get("net") is not None]
+    if not usable:
+        raise ValueError("no statistic could be compared on the references-only task (no reference has a sibling)")
+    order = {k: i for i, k in enumerate(tasks)}
+    return max(usable, key=lambda k: (round(float(tasks[k]["net"] or 0.0), 9),
+                                      float(tasks[k]["own_line_log10_p"] or 0.0), -order[k]))
 
 
 def sibling_references(references: Mapping[str, str]) -> list[str]:
@@ -357,20 +536,26 @@ def lineage_test_from_votes(
     targets and the documented null models by the all-references classifier; ``loro`` the leave-one-reference-out
     votes (:func:`leave_one_reference_out`) or None to keep references out of the null; ``background`` the
     held-out votes a hub method's background comes from (default ``loro``)."""
+    lines = {c: lines.get(c) or c for c in votes.candidates}
+    return lineage_test_from_statistics(vote_statistics(votes, loro, lines, method, background), targets, lines,
+                                        labels, alpha=alpha, min_null=min_null, method=method.name)
+
+
+def vote_statistics(votes: VoteMatrix, loro: VoteMatrix | None, lines: Mapping[str, str], method: Method,
+                    background: VoteMatrix | None = None) -> dict[str, dict[str, float]]:
+    """model -> line -> the ``vote`` statistic of every voter of ``votes`` and (``loro``) of every reference,
+    each by the classifiers that held it out (arguments as :func:`lineage_test_from_votes`)."""
     bg_votes = background if background is not None else loro
     if method.hub and bg_votes is None:
         raise ValueError(f"method {method.name} needs held-out reference votes for its hub background")
     lines = {c: lines.get(c) or c for c in votes.candidates}
-    unrelated = {m: ls for m, ls in unrelated_lines(labels, sorted(set(lines.values()))).items() if ls}
     bg = hub_background(bg_votes, method.vote, lines) if method.hub and bg_votes is not None else None
     rankings = {v: rank(votes, v, method, lines, bg) for v in votes.probs}
     if loro is not None:
         for r in loro.probs:
             rb = hub_background(loro, method.vote, lines, exclude=r) if method.hub else None
             rankings[r] = rank(loro, r, method, lines, rb)
-    unrelated = {m: ls for m, ls in unrelated.items() if m in rankings}
-    return line_tests(line_statistics(rankings), targets, unrelated, alpha=alpha, min_null=min_null,
-                      method=method.name)
+    return line_statistics(rankings)
 
 
 # ---------------------------------------------------------------------------------- error rates

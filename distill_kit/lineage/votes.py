@@ -202,11 +202,15 @@ class VoteMatrix:
 
 def _classifier(seed: int):  # type: ignore[no-untyped-def]
     """Logistic loss by SGD: per-answer probabilities like logistic regression at ~1/4 of lbfgs's time
-    on 25 classes x 100k features (measured: 15 s vs 43 s per fit, same held-out accuracy)."""
+    on 25 classes x 100k features (measured: 15 s vs 43 s per fit, same held-out accuracy).
+
+    One-vs-rest over every core (``n_jobs=-1``): the per-class fits are independent, run in threads that
+    release the GIL, and each class's seed is drawn before they start, so the coefficients are the same
+    as one core's; on an idle machine the fit takes about 1/cores of the time."""
     from sklearn.linear_model import SGDClassifier
 
     return SGDClassifier(loss="log_loss", alpha=2e-5, max_iter=15, tol=None, class_weight="balanced",
-                         random_state=seed)
+                         random_state=seed, n_jobs=-1)
 
 
 def prompt_folds(prompts: Sequence[str], k: int = 2, seed: int = 0) -> list[set[str]]:

@@ -121,3 +121,36 @@ def test_hubness_correction_demotes_a_candidate_close_to_everyone() -> None:
     assert int(np.argmax(fixed)) == 1
     # r_c: the hub's two nearest other candidates average 0.8; candidate 1's are (0.8 + 0.1) / 2
     assert fixed[0, 0] == pytest.approx(2 * 0.62 - 0.8) and fixed[0, 1] == pytest.approx(2 * 0.60 - 0.45)
+
+
+def test_prompt_similarity_keeps_the_cosine_of_each_prompts_two_answers() -> None:
+    frame = pl.DataFrame({
+        "model": ["a", "b", "c", "a", "b", "a", "b", "c"],
+        "prompt": ["p1", "p1", "p1", "p2", "p2", "p3", "p3", "p3"],
+        "text": ["Sure! Here it is.", "Sure! Here it is.", "No idea, sorry.", "Sure! Here you go.",
+                 "Well, here it is.", "Sure! Here.", "Sure! Here.", "Sure! sorry."]})
+    ps = lineage.prompt_similarity(frame, ["a", "b", "c"], ["p1", "p2", "p3"], features="word")
+    assert ps.sim.shape == (3, 3, 3)
+    assert ps.sim[0, 0, 1] == pytest.approx(1.0, abs=1e-6)  # identical answers to p1
+    assert np.isnan(ps.sim[1, 0, 2]) and np.isnan(ps.sim[1, 2, 2])  # c did not answer p2
+    assert np.allclose(ps.sim[0], ps.sim[0].T) and ps.sim[0, 0, 2] < 0.5
+    assert ps.block(["c"], ["a", "b"]).shape == (3, 1, 2)
+    chars = lineage.prompt_similarity(frame, ["a", "b", "c"], ["p1", "p2", "p3"], features="char")
+    assert 0 < chars.sim[1, 0, 1] < 1 and chars.features == "char"
+    with pytest.raises(ValueError, match="no paired similarity"):
+        ps.block(["z"], ["a"])
+    with pytest.raises(ValueError, match="unknown paired features"):
+        lineage.prompt_similarity(frame, ["a", "b"], ["p1"], features="bert")
+
+
+def test_paired_signal_is_the_mean_over_score_prompts_of_each_pairs_cosine(echo_frame: pl.DataFrame) -> None:
+    from distill_kit.lineage.prompts import common_prompts, split_prompts
+
+    models = sorted(echo_frame["model"].unique().to_list())
+    fit, score = split_prompts(common_prompts(echo_frame, models), 0.5, 0)
+    feats = lineage.build_features(echo_frame, models, fit, score, with_style=False)
+    got = lineage.signal_matrix(feats, "paired", ["student"], ["teacher-a", "ref-b"])
+    M = feats.matrix
+    for j, c in enumerate(["teacher-a", "ref-b"]):
+        want = np.mean([float(M[feats.rows[("student", p)]].multiply(M[feats.rows[(c, p)]]).sum()) for p in score])
+        assert got[0, j] == pytest.approx(want, abs=1e-6)

@@ -106,3 +106,27 @@ def test_homogenisation_table_and_cluster_table() -> None:
     assert hi.row(1, named=True)["n_models"] == 2 and hi.row(1, named=True)["index"] > 0.7
     table = maps.cluster_table({"x": 1, "y": 0, "z": 1})
     assert table.columns == ["model", "cluster"] and table["cluster"].to_list() == [0, 1, 1]
+
+
+def test_cosine_knn_is_exact_with_each_point_first() -> None:
+    from sklearn.neighbors import NearestNeighbors
+
+    V = np.random.default_rng(1).normal(size=(300, 16)).astype(np.float32)
+    V[7] = V[5]  # an identical answer: each copy still lists itself first
+    idx, dist = maps.cosine_knn(V, 15, block=64)
+    assert idx.shape == dist.shape == (300, 15) and (idx[:, 0] == np.arange(300)).all() and (dist[:, 0] == 0).all()
+    ref_d, ref_i = NearestNeighbors(n_neighbors=15, metric="cosine", algorithm="brute").fit(V).kneighbors(V)
+    assert np.allclose(dist, ref_d, atol=1e-5) and (idx[:, 1:] == ref_i[:, 1:]).mean() > 0.99
+    assert (np.diff(dist, axis=1) >= 0).all()
+
+
+def test_the_map_uses_the_exact_neighbours_not_umaps_compiled_search(monkeypatch) -> None:
+    """UMAP's own neighbour search is a numba kernel compiled in every process (most of a first map's CPU)."""
+    import umap.umap_
+
+    def refuse(*_a, **_k):
+        raise AssertionError("UMAP searched for neighbours itself")
+
+    monkeypatch.setattr(umap.umap_, "nearest_neighbors", refuse)
+    xy = maps.umap_2d(np.random.default_rng(0).normal(size=(40, 8)), seed=0)
+    assert xy.shape == (40, 2) and np.isfinite(xy).all()

@@ -143,7 +143,7 @@ def _answers(n_topics: int = 30):
     return pl.DataFrame(rows)
 
 
-@pytest.mark.parametrize("statistic", S.STATISTICS)
+@pytest.mark.parametrize("statistic", [*S.STATISTICS, S.DEFAULT_STATISTIC, "paired:word+char/raw/max"])
 def test_lineage_test_from_answers_names_the_planted_line_and_not_the_controls(statistic: str) -> None:
     controls = [f"control{j}" for j in range(len(CONTROL_HABITS))]
     labels = LineageLabels(students=[], variants=[], controls=controls, references=list(HABITS), truth={},
@@ -195,3 +195,90 @@ def test_reference_power_counts_own_and_other_lines_of_sibling_references() -> N
     res = S.LineageTestResult(0.05, "m", [t("a1", "A", True), t("a2", "B", True), t("s", "A", True)])
     assert S.reference_power(res, {r: refs[r] for r in ["a1", "a2"]}) == {
         "n": 2, "own_line_named": 0.5, "other_line_named": 0.5}
+
+
+# ------------------------------------------------------------------ paired statistics on all prompts
+def _prompt_sim(sim: np.ndarray, models: list[str]):
+    from distill_kit.lineage.attribution import PromptSimilarity
+
+    return PromptSimilarity([f"p{i}" for i in range(sim.shape[0])], models, sim)
+
+
+def test_the_mean_member_rule_averages_a_lines_members() -> None:
+    sim = np.array([[0.9, 0.5, 0.2]])
+    stats = S.paired_line_statistics(sim, ["x"], ["a1", "a2", "b"], {"a1": "A", "a2": "A", "b": "B"}, member="mean")
+    assert stats["x"] == pytest.approx({"A": 0.25, "B": -0.25})  # A = (0.9 + 0.5) / 2, not max 0.9
+    with pytest.raises(ValueError, match="member"):
+        S.paired_line_statistics(sim, ["x"], ["a1", "a2", "b"], {}, member="median")
+
+
+def test_standardising_per_prompt_removes_a_references_pull_on_every_model() -> None:
+    """On this prompt r2's answer is generic: every reference is ~0.6 like it. Raw similarity then makes r2 the
+    closest reference of any model; standardised against the other references' similarities to r2 on the
+    prompt, x's 0.6 is ordinary and its 0.4 to r1 (whom the others resemble at ~0.2-0.6) stands out."""
+    refs = ["r1", "r2", "r3", "r4"]
+    sim = np.full((1, 5, 5), np.nan)
+    sim[0, :4, :4] = [[1, .60, .18, .22], [.60, 1, .58, .62], [.18, .58, 1, .20], [.22, .62, .20, 1]]
+    sim[0, 4, :4] = sim[0, :4, 4] = [.40, .60, .20, .20]
+    ps = _prompt_sim(sim, [*refs, "x"])
+    raw = S.standardised_similarity([ps], ["x"], refs, standardise=False)
+    z = S.standardised_similarity([ps], ["x"], refs, standardise=True)
+    assert int(np.argmax(raw[0])) == 1  # raw: the generic r2
+    assert int(np.argmax(z[0])) == 0  # standardised: r1
+    assert z[0, 1] == pytest.approx(0.0, abs=1e-9)  # x is exactly as like r2 as the other references are
+
+
+def test_a_reference_never_sets_the_scale_it_is_standardised_by() -> None:
+    rng = np.random.default_rng(3)
+    refs = [f"r{i}" for i in range(6)]
+    a = rng.uniform(0, 1, (3, 6, 6))
+    sim = (a + a.transpose(0, 2, 1)) / 2
+    ps = _prompt_sim(sim, refs)
+    z = S.standardised_similarity([ps], ["r0"], refs, standardise=True)
+    c = 3  # r0 vs r3: background = r1, r2, r4, r5 (not r3 itself, not r0)
+    v0 = np.median([np.var(np.delete(sim[q, :, k], k), ddof=1) for q in range(3) for k in range(6)])
+    want = np.mean([(sim[q, 0, c] - sim[q, [1, 2, 4, 5], c].mean()) / np.sqrt(sim[q, [1, 2, 4, 5], c].var(ddof=1) + v0)
+                    for q in range(3)])
+    assert z[0, c] == pytest.approx(want)
+
+
+def test_paired_statistic_names_parse_and_bad_names_fail_in_one_line() -> None:
+    for stat in S.PAIRED_CANDIDATES:
+        assert S.PairedStatistic.parse(stat.name) == stat
+    for bad in ("paired:", "paired:word/z", "paired:bert/z/max", "paired:word/zz/max", "vote:word/z/max"):
+        with pytest.raises(ValueError, match="unknown statistic"):
+            S.PairedStatistic.parse(bad)
+    with pytest.raises(ValueError, match="unknown statistic"):
+        S.lineage_test(_answers(3), ["student"], LINES, LineageLabels([], [], [], list(HABITS), {}, dict(LINES), {}),
+                       statistic="paired:word/z/median")
+
+
+def test_the_references_only_task_reads_no_target() -> None:
+    """Every reference with a sibling is tested against the other references only: the targets' statistics,
+    however extreme, change nothing."""
+    rng = np.random.default_rng(5)
+    refs = {f"{ln}{i}": ln for ln in "ABCD" for i in range(3)}
+    labels = LineageLabels([], [], ["t"], list(refs), {}, dict(refs), {"t": "control"})
+    stats = {r: {ln: float(rng.normal()) + (3.0 if ln == refs[r] else 0.0) for ln in "ABCD"} for r in refs}
+    alone = S.reference_task(stats, refs, labels)
+    with_target = S.reference_task({**stats, "t": {"A": 99.0, "B": -99.0, "C": 0.0, "D": 0.0}}, refs, labels)
+    assert alone == with_target and alone["n"] == 12
+    assert alone["net"] == pytest.approx(alone["own_line_named"] - alone["other_line_named"])
+    assert alone["own_line_log10_p"] > 1
+
+
+def test_choose_statistic_takes_the_best_net_then_the_stronger_own_line_then_the_first() -> None:
+    tasks = {"a": {"net": 0.4, "own_line_log10_p": 2.0}, "b": {"net": 0.5, "own_line_log10_p": 1.0},
+             "c": {"net": 0.5, "own_line_log10_p": 3.0}, "d": {"net": None, "own_line_log10_p": None}}
+    assert S.choose_statistic(tasks) == "c"
+    assert S.choose_statistic({"x": {"net": 0.5, "own_line_log10_p": 3.0}, **tasks}) == "x"  # a tie: the first
+    with pytest.raises(ValueError, match="references-only"):
+        S.choose_statistic({"d": {"net": None, "own_line_log10_p": None}})
+
+
+def test_combined_statistics_weigh_each_part_by_its_spread_over_the_references() -> None:
+    wide = {"r1": {"A": 10.0, "B": -10.0}, "r2": {"A": -10.0, "B": 10.0}, "t": {"A": 10.0, "B": -10.0}}
+    narrow = {"r1": {"A": 0.1, "B": -0.1}, "r2": {"A": -0.1, "B": 0.1}, "t": {"A": -0.1, "B": 0.1}}
+    both = S.combined_statistics([wide, narrow], ["r1", "r2"])
+    assert both["t"] == pytest.approx({"A": 0.0, "B": 0.0})  # equal weight after scaling: the two cancel
+    assert S.combined_statistics([wide, {"r1": narrow["r1"]}], ["r1"]).keys() == {"r1"}  # only models in every part

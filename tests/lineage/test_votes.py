@@ -229,3 +229,17 @@ def test_nested_auroc_chooses_without_the_scored_target() -> None:
         n2 = [n for n in neg if n != t] + ([t] if t.startswith("s") else [])
         _, chosen2, pct2 = A.nested_auroc({"noise": noise, "good": good}, p2, n2)
         assert chosen2[t] == chosen[t] and pct2[t] == pct[t]
+
+
+def test_the_author_classifier_fits_classes_on_every_core_with_one_cores_coefficients():
+    from scipy import sparse
+
+    from distill_kit.lineage.votes import _classifier
+
+    rng = np.random.default_rng(0)
+    X = sparse.random(300, 500, density=0.05, format="csr", random_state=1)
+    y = rng.integers(0, 6, size=300)
+    clf = _classifier(0)
+    assert clf.n_jobs == -1
+    one = _classifier(0).set_params(n_jobs=1).fit(X, y)
+    assert np.array_equal(clf.fit(X, y).coef_, one.coef_) and np.array_equal(clf.intercept_, one.intercept_)
