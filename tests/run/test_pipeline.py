@@ -33,16 +33,16 @@ def make_notebooks(nb_dir: Path) -> None:
     write_notebook(
         nb_dir / "01-first.ipynb",
         COMMON + "n = 3\n",
-        "from distill_kit.summaries import record_summary\nimport numpy as np\n"
-        "record_summary(run_dir, '01-first', {'n': n, 'mean': np.float64(0.5), 'seed': seed})\nprint('first done')",
+        "from tests.helpers.contracts import record_open\nimport numpy as np\n"
+        "record_open(run_dir, '01-first', {'n': n, 'mean': np.float64(0.5), 'seed': seed})\nprint('first done')",
     )
     write_notebook(
         nb_dir / "02-second.ipynb",
         COMMON + 'flag = ""\n',
-        "import os, time\nfrom distill_kit.summaries import record_summary\n"
+        "import os, time\nfrom tests.helpers.contracts import record_open\n"
         "open(os.path.join(run_dir, 'second-started'), 'w').close()\n"
         "if flag and os.path.exists(flag):\n    time.sleep(120)\n"
-        "record_summary(run_dir, '02-second', {'ok': True})",
+        "record_open(run_dir, '02-second', {'ok': True})",
     )
 
 
@@ -256,8 +256,8 @@ def test_secret_printed_by_notebook_is_redacted(workspace, monkeypatch):
     write_notebook(
         nb_dir / "04-leaky.ipynb",
         COMMON,
-        "import os\nfrom distill_kit.summaries import record_summary\nprint('oops', os.environ['OPENAI_API_KEY'])\n"
-        "record_summary(run_dir, '04-leaky', {'echo': os.environ['OPENAI_API_KEY']})",
+        "import os\nfrom tests.helpers.contracts import record_open\nprint('oops', os.environ['OPENAI_API_KEY'])\n"
+        "record_open(run_dir, '04-leaky', {'echo': os.environ['OPENAI_API_KEY']})",
     )
     cfg = RunConfig.model_validate({"name": "leak", "steps": [{"notebook": "01"}, {"notebook": "04"}]})
     res = run_pipeline(cfg, tmp / "runs", nb_dir, log=lambda m: None)
