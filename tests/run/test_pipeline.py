@@ -349,3 +349,17 @@ def test_batch_kernels_render_altair_as_svg_even_after_a_find_spec_probe():
             "from distill_kit.display import waiting; print(int(waiting('svg')))\n")
     out = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["svg", "distill_kit_static", "0"]
+
+
+def test_the_runner_notes_upstream_steps_a_run_leaves_out():
+    """Each step's upstream steps are declared once (its contract); the runner names those a run leaves out,
+    unless an earlier run in the same folder finished them."""
+    steps = ["03-identity-scores", "04-response-similarity", "06-report", "01-first"]  # 01-first: no contract
+    assert pipeline.upstream_notes(steps, {"steps": {}}) == [
+        "note: 03-identity-scores also reads the output of 02-collect-responses, which this run does not include",
+        "note: 04-response-similarity also reads the output of 02-collect-responses, which this run does not include",
+        "note: 06-report also reads the output of 02-collect-responses, 05-embed-and-cluster, which this run does "
+        "not include"]
+    done = {"steps": {"02-collect-responses": {"status": "ok"}, "05-embed-and-cluster": {"status": "failed"}}}
+    assert pipeline.upstream_notes(steps, done) == [
+        "note: 06-report also reads the output of 05-embed-and-cluster, which this run does not include"]
