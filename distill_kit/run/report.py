@@ -210,7 +210,7 @@ def overview_section(run_dir: Path, summaries: RunSummaries) -> Section:
         st = state.get(name, {})
         if name == ReportSummary.step and st.get("status") == "running":
             st = {"status": "this report"}
-        wrote = st.get("summaries") or ([name] if name in summaries.all else [])
+        wrote = summaries.written_by.get(name) or ([name] if name in summaries.all else [])
         rows.append({"step": name, "status": st.get("status", "pending"), "seconds": st.get("seconds"),
                      "summary": ", ".join(wrote) or "none"})
     body = ""

@@ -151,7 +151,7 @@ def test_run_skip_and_rerun_on_change(workspace):
     res = run_pipeline(cfg, tmp / "runs", nb_dir, log=logs.append)
     assert res.ran == ["01-first", "05-chart", "02-second"]
     summary = json.loads(res.summary.read_text())
-    assert summary["steps"]["01-first"] == {"n": 4, "mean": 0.5, "seed": 5}
+    assert summary["steps"]["01-first"] == {"version": 1, "n": 4, "mean": 0.5, "seed": 5}
     page = (res.run_dir / "html" / "05-chart.html").read_text()
     assert "data:image/svg+xml" in page  # batch kernels render Altair as static SVG
     assert not re.search(r'<script[^>]*src="https?://', page), "rendered notebook loads scripts from the network"
@@ -245,7 +245,7 @@ def test_kill_mid_run_then_resume(workspace):
     assert "02-second: ok" in out
     assert "IPKernelApp" not in out and "WARNING" not in out  # kernel log noise stays out of batch output
     assert first_nb.stat().st_mtime_ns == mtime
-    assert json.loads((run_dir / "summary.json").read_text())["steps"]["02-second"] == {"ok": True}
+    assert json.loads((run_dir / "summary.json").read_text())["steps"]["02-second"] == {"version": 1, "ok": True}
 
 
 @pytest.mark.slow
