@@ -361,6 +361,9 @@ def unknown_step_line(step: str) -> str:
     if step in LEGACY_NAMES:
         return (f"summary {step!r} is called {LEGACY_NAMES[step]!r} now (the notebook's stem); record "
                 f"{_CONTRACTS[LEGACY_NAMES[step]].__name__}.build(...)")
+    if step in SUPERSEDED:
+        return (f"summary {step!r} is part of {SUPERSEDED[step]!r} now: record "
+                f"{_CONTRACTS[SUPERSEDED[step]].__name__}.build(...) with its ice_x_rse")
     close = difflib.get_close_matches(step, list(_CONTRACTS), n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return (f"summary {step!r}: no step contract has this name; {hint}declared: {', '.join(sorted(_CONTRACTS))} "

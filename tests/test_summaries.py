@@ -65,6 +65,8 @@ def test_an_unknown_step_name_is_one_line_and_writes_nothing(tmp_path: Path):
     assert "\n" not in line and "no step contract" in line and "did you mean '03-identity-scores'" in line
     with pytest.raises(S.SummaryError, match="is called '03-identity-scores' now"):
         record_summary(str(tmp_path), "identity_scores", {**ICE})  # the name before the contracts took the stems
+    with pytest.raises(S.SummaryError, match="part of '06-report' now"):
+        record_summary(str(tmp_path), "06-ice-x-rse", {"ice_x_rse": []})
     with pytest.raises(S.SummaryError, match="no step contract"):
         S.parse_summary("03-mine", {"scores": []})
     assert not (tmp_path / "summary").exists()
