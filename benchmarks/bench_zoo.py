@@ -269,7 +269,7 @@ def run_scale(raw: dict[str, Any], scale: Fraction, runs_dir: Path, zoo_cfg: Zoo
 
 
 def lis_sis_checks(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = summary["steps"].get("identity_scores", {}).get("replay", [])
+    rows = summary["steps"].get("03-identity-scores", {}).get("replay", [])
     conflicts = label_conflicts() if rows else {}
     checks = []
     for r in rows:

@@ -1,31 +1,35 @@
-"""Typed step summaries: what each notebook records with :func:`record_summary` and the report reads.
+"""Typed step contracts: what each notebook records with :func:`record_summary` and the report reads.
 
 Why typed: notebooks write their scores as JSON files (``run_dir/summary/<step>.json``) and the report, the
 verdict and ``summary.json`` read them back. Without a contract the reader guessed several spellings of every
 field; with one model per step a notebook that records a wrong key or type fails at ``record_summary`` (one
 line naming the field) and the reader reads exactly one field name.
 
-One model per summary name a notebook writes (:data:`SUMMARY_MODELS`). Top-level keys are closed
-(``extra="forbid"``: a new key is added here first); rows are frame dumps and keep columns beyond the typed
-ones (``extra="allow"``). A summary name without a model (your own notebooks) is stored as given
-(:class:`OtherSummary`).
+One contract per step (:class:`StepSummary` subclasses, :func:`contracts`), named by the notebook's stem like
+the run config and the run state name it. A contract carries its layout version (written into each file as
+``version``; older files are migrated on reading, newer ones refused in one line) and its upstream steps.
+Top-level keys are closed (``extra="forbid"``: a new key is added here first, with a version bump when readers
+must know); rows are frame dumps and keep columns beyond the typed ones (``extra="allow"``). A summary name no
+contract declares is an error when written. ``docs/contracts.md`` describes each contract for people.
 
-The file on disk is exactly what the notebook handed over (after :func:`to_jsonable`): validation checks it,
-it does not rewrite it, so ``summary.json`` carries the same numbers with or without this module.
+The file on disk is the typed summary with the fields the notebook set (``model_dump(exclude_unset=True)``),
+so it holds the notebook's numbers and nothing the notebook did not record.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import difflib
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable, Mapping, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
 
 from distill_kit.config import validation_error_line
 from distill_kit.paths import STATE_FILE, SUMMARY_DIR
@@ -259,18 +263,129 @@ class TreeRecord(BaseModel):
 
 # ------------------------------------------------------------------------------------------ steps
 
+#: step name -> its contract; filled by declaring a :class:`StepSummary` subclass with a ``step``
+_CONTRACTS: dict[str, type[StepSummary]] = {}
+
+#: names the summaries had before the contracts took the notebook stems; a run folder written then (version 1
+#: files) is read under the step's name, and writing one of these names says what it is called now
+LEGACY_NAMES: dict[str, str] = {"probes": "01-probe-identity", "collect": "02-collect-responses",
+                                "identity_scores": "03-identity-scores"}
+
+#: version 1 summaries whose content another step now records: left unread. Notebook 06 wrote the combined
+#: figure's rows apart (``06-ice-x-rse``); they are its ``06-report`` summary's ``ice_x_rse`` now.
+SUPERSEDED: dict[str, str] = {"06-ice-x-rse": "06-report"}
+
+#: where the step contracts are described for people (names, versions, upstream steps, writers and readers)
+CONTRACTS_DOC = "docs/contracts.md"
+
 
 class StepSummary(BaseModel):
-    """What one notebook records; ``step`` is the summary name it writes."""
+    """The contract of one notebook step: what the notebook records and what the report and the verdict read.
+
+    ``step`` names the summary: the notebook's stem (``03-identity-scores``), the name the run config, the run
+    state and the rendered notebook already use, so one name means one step everywhere. ``schema_version`` is
+    the layout the class describes, written into every file as ``version``; a file written before versions
+    existed reads as version 1 and :meth:`migrate` brings it up to date. ``upstream`` names the steps whose
+    outputs this step reads when they ran (the pipeline and the report say which are missing).
+
+    Subclassing with a ``step`` declares a contract; this is how a new notebook step is added (see
+    ``docs/contracts.md``). A name no class declares is an error when written, never an unchecked dict.
+    """
 
     model_config = ConfigDict(extra="forbid")
     step: ClassVar[str] = ""
+    schema_version: ClassVar[int] = 1
+    upstream: ClassVar[tuple[str, ...]] = ()
+    #: the layout version the summary was written at (its contract's ``schema_version`` when built by code)
+    version: int = 0
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.step:
+            declare(cls)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrated(cls, data: Any) -> Any:
+        """Stamp the current version on a summary built by code; migrate an older file's payload."""
+        if not isinstance(data, dict):
+            return data
+        version = data.get("version", cls.schema_version)
+        if type(version) is not int or not 1 <= version <= cls.schema_version:
+            raise ValueError(f"version must be a whole number from 1 to {cls.schema_version}, got {version!r}")
+        data = dict(data)
+        for v in range(version, cls.schema_version):
+            data = cls.migrate(data, v)
+        data["version"] = cls.schema_version
+        return data
+
+    @classmethod
+    def migrate(cls, payload: dict[str, Any], version: int) -> dict[str, Any]:
+        """``payload``, written at ``version``, as version ``version + 1`` (by default the fields are the same)."""
+        return payload
+
+    @classmethod
+    def build(cls, payload: Mapping[str, Any]) -> Self:
+        """The summary a notebook assembled (numpy, polars, ... values welcome) as this contract.
+
+        A wrong key or type is one :class:`SummaryError` line naming the step and the field."""
+        if not isinstance(payload, Mapping):
+            raise ValueError(f"summary {cls.step}: expected a dict of fields, got {type(payload).__name__}")
+        try:
+            return cls.model_validate(to_jsonable(dict(payload)))
+        except ValidationError as exc:
+            raise SummaryError(validation_error_line(exc, f"summary {cls.step}")) from None
+
+
+def _plain_name(step: str) -> bool:
+    return bool(step) and not any(c in step for c in "/\\") and not step.startswith(".")
+
+
+def declare(model: type[StepSummary]) -> None:
+    """Register ``model`` as the contract of ``model.step`` (done by subclassing :class:`StepSummary`).
+
+    Declaring the same class again (a notebook cell run twice) replaces it; a second class claiming a step
+    another module declared is an error, so two readers never disagree on one file."""
+    if not _plain_name(model.step):
+        raise ValueError(f"a step name is a plain file name like '03-identity-scores', got {model.step!r}")
+    old = _CONTRACTS.get(model.step)
+    if old is not None and (old.__module__, old.__qualname__) != (model.__module__, model.__qualname__):
+        raise SummaryError(f"step {model.step!r} is declared twice: {old.__module__}.{old.__qualname__} and "
+                           f"{model.__module__}.{model.__qualname__}")
+    _CONTRACTS[model.step] = model
+
+
+def unknown_step_line(step: str) -> str:
+    """The one line for a summary name no contract declares (a legacy name says what it is called now)."""
+    if step in LEGACY_NAMES:
+        return (f"summary {step!r} is called {LEGACY_NAMES[step]!r} now (the notebook's stem); record "
+                f"{_CONTRACTS[LEGACY_NAMES[step]].__name__}.build(...)")
+    if step in SUPERSEDED:
+        return (f"summary {step!r} is part of {SUPERSEDED[step]!r} now: record "
+                f"{_CONTRACTS[SUPERSEDED[step]].__name__}.build(...) with its ice_x_rse")
+    close = difflib.get_close_matches(step, list(_CONTRACTS), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (f"summary {step!r}: no step contract has this name; {hint}declared: {', '.join(sorted(_CONTRACTS))} "
+            f"(a new step declares a StepSummary subclass with step = {step!r}; see {CONTRACTS_DOC})")
+
+
+def contracts() -> dict[str, type[StepSummary]]:
+    """Every declared step contract, by step name."""
+    return dict(sorted(_CONTRACTS.items()))
+
+
+def missing_upstream(step: str, present: Iterable[str]) -> list[str]:
+    """The upstream steps of ``step`` that are not among ``present`` (steps of the run, or finished ones)."""
+    have = set(present)
+    return [u for u in summary_model(step).upstream if u not in have]
 
 
 class ProbesSummary(StepSummary):
     """Notebook 01: the probe set and templates."""
 
-    step: ClassVar[str] = "probes"
+    step: ClassVar[str] = "01-probe-identity"
+    schema_version: ClassVar[int] = 2
     n_probes: int
     n_templates: int
     by_language: dict[str, int] = {}
@@ -281,7 +396,8 @@ class ProbesSummary(StepSummary):
 class CollectSummary(StepSummary):
     """Notebook 02: what was asked live and what it cost."""
 
-    step: ClassVar[str] = "collect"
+    step: ClassVar[str] = "02-collect-responses"
+    schema_version: ClassVar[int] = 2
     store: str
     live_models: list[str] = []
     identity_prompts_per_model: int = 0
@@ -291,15 +407,22 @@ class CollectSummary(StepSummary):
     fuzz: dict[str, list[Row]] = {}
 
 
+def _without_ice_x_rse(payload: dict[str, Any], version: int) -> dict[str, Any]:
+    """Version 1 to 2 of notebooks 03 and 04: their copies of the combined figure's rows are dropped (notebook
+    06 records the figure now, from these two steps' scores)."""
+    return {k: v for k, v in payload.items() if k != "ice_x_rse"} if version == 1 else payload
+
+
 class IdentitySummary(StepSummary):
     """Notebook 03: identity scores (ICE) of replayed and live models."""
 
-    step: ClassVar[str] = "identity_scores"
+    step: ClassVar[str] = "03-identity-scores"
+    schema_version: ClassVar[int] = 2
+    upstream: ClassVar[tuple[str, ...]] = ("02-collect-responses",)
     judge: str
     source: str
     replay: list[IdentityScoreRow] = []
     corrected: list[CorrectedRow] = []
-    ice_x_rse: list[IceXRseRow] = []
     base_vs_instruct: list[BaseInstructRow] = []
     replay_by_language: list[Row] = []
     replay_by_category: list[Row] = []
@@ -311,11 +434,18 @@ class IdentitySummary(StepSummary):
     #: per model: the makers its own-voice identity claims name and the foreign-maker test (``ice.makers``)
     makers: list[MakerRow] = []
 
+    @classmethod
+    def migrate(cls, payload: dict[str, Any], version: int) -> dict[str, Any]:
+        return _without_ice_x_rse(payload, version)
+
 
 class SimilaritySummary(StepSummary):
     """Notebook 04: response similarity (RSE) against the reference."""
 
     step: ClassVar[str] = "04-response-similarity"
+    schema_version: ClassVar[int] = 2
+    #: 02: live models' answers in the store; 03: the identity scores its ICE x RSE preview joins (not recorded)
+    upstream: ClassVar[tuple[str, ...]] = ("02-collect-responses", "03-identity-scores")
     prompt_sets: list[str]
     reference: str
     judge: str
@@ -332,14 +462,19 @@ class SimilaritySummary(StepSummary):
     paired_rse: list[PairedRow] = []
     rse_by_reference: dict[str, list[RseRow]] = {}
     paper_rse: PaperRse | None = None
-    ice_x_rse: list[IceXRseRow] = []
     seconds: float | None = None
+
+    @classmethod
+    def migrate(cls, payload: dict[str, Any], version: int) -> dict[str, Any]:
+        return _without_ice_x_rse(payload, version)
 
 
 class LineageSummary(StepSummary):
     """Notebook 05: embedding map, homogenisation, lineage tree and teacher attribution."""
 
     step: ClassVar[str] = "05-embed-and-cluster"
+    schema_version: ClassVar[int] = 2
+    upstream: ClassVar[tuple[str, ...]] = ("02-collect-responses",)
     data_source: str
     models: list[str]
     sample_size: int
@@ -371,45 +506,60 @@ class LineageSummary(StepSummary):
 
 
 class ReportSummary(StepSummary):
-    """Notebook 06: which sections of the report had data."""
+    """Notebook 06: which sections of the report had data, and the paper's combined figure as rows.
+
+    The combined ICE x RSE figure joins notebook 03's and 04's scores, so the step that reads both records it,
+    once; ``summary.json`` lifts its ``ice_x_rse`` to the top."""
 
     step: ClassVar[str] = "06-report"
+    schema_version: ClassVar[int] = 2
+    #: 02's store (usage, example answers, fuzzing) and the three scoring steps' summaries
+    upstream: ClassVar[tuple[str, ...]] = ("02-collect-responses", "03-identity-scores", "04-response-similarity",
+                                           "05-embed-and-cluster")
     report: str
+    #: the report sections that had data, and those that did not (``Section.key``)
     sections: list[str] = []
+    missing_sections: list[str] = []
+    #: the upstream steps that did not finish in this run
     missing_steps: list[str] = []
     figures: list[str] = []
-
-
-class IceXRseSummary(StepSummary):
-    """Notebook 06: the paper's combined figure as rows (``summary.json`` lifts them to the top)."""
-
-    step: ClassVar[str] = "06-ice-x-rse"
     ice_x_rse: list[IceXRseRow] = []
 
-
-class OtherSummary(StepSummary):
-    """A summary name no model describes (your own notebooks): any JSON object."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-SUMMARY_MODELS: dict[str, type[StepSummary]] = {
-    m.step: m for m in (ProbesSummary, CollectSummary, IdentitySummary, SimilaritySummary, LineageSummary,
-                        ReportSummary, IceXRseSummary)
-}
+    @classmethod
+    def migrate(cls, payload: dict[str, Any], version: int) -> dict[str, Any]:
+        """Version 1 to 2: ``missing_steps`` held the keys of the sections without data (``missing_sections``
+        now); the rows of the combined figure were a summary of their own (``06-ice-x-rse``, left unread)."""
+        if version == 1 and "missing_steps" in payload:
+            payload = {**payload, "missing_sections": payload["missing_steps"]}
+            del payload["missing_steps"]
+        return payload
 
 
 def summary_model(step: str) -> type[StepSummary]:
-    """The model of summary ``step`` (:class:`OtherSummary` for names no notebook of this project writes)."""
-    return SUMMARY_MODELS.get(step, OtherSummary)
+    """The contract of summary ``step``; a name no contract declares is one :class:`SummaryError` line."""
+    try:
+        return _CONTRACTS[step]
+    except KeyError:
+        raise SummaryError(unknown_step_line(step)) from None
 
 
 def parse_summary(step: str, payload: dict[str, Any]) -> StepSummary:
-    """``payload`` as its step's model; a mismatch is one :class:`SummaryError` line."""
+    """``payload`` as its step's contract; an unknown step or a mismatch is one :class:`SummaryError` line."""
     try:
         return summary_model(step).model_validate(payload)
     except ValidationError as exc:
         raise SummaryError(validation_error_line(exc, f"summary {step}")) from None
+
+
+def read_summary(step: str, payload: dict[str, Any]) -> StepSummary:
+    """A stored summary as its contract: a file without ``version`` was written before versions existed
+    (version 1) and is migrated; one written by a newer distill-kit is one :class:`SummaryError` line."""
+    model = summary_model(step)
+    version = payload.get("version", 1)
+    if isinstance(version, int) and version > model.schema_version:
+        raise SummaryError(f"summary {step} was written at version {version} by a newer distill-kit; this one reads "
+                           f"up to version {model.schema_version} (upgrade distill-kit to read this run)")
+    return parse_summary(step, {**payload, "version": version})
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -490,36 +640,51 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def record_summary(run_dir: str, step: str, payload: dict | StepSummary) -> None:
-    """Save one step's scores as ``run_dir/summary/<step>.json`` (no-op when ``run_dir`` is "").
+def record_summary(run_dir: str, summary: StepSummary | str, payload: Mapping[str, Any] | None = None) -> None:
+    """Save one step's typed summary as ``run_dir/summary/<step>.json`` (no-op when ``run_dir`` is "").
 
-    Called from every notebook; interactive runs pass ``run_dir=""`` and write nothing (the payload is
-    still checked against the step's model, so a notebook run by hand finds a wrong key too).
-    Calling twice for the same step replaces the earlier file.
+    Notebooks build their step's contract and hand it over: ``record_summary(run_dir,
+    IdentitySummary.build(summary))``. ``record_summary(run_dir, "<step>", payload)`` does the same for a
+    declared step name; a name no contract declares is one :class:`SummaryError` line. Interactive runs pass
+    ``run_dir=""`` and write nothing (the summary is still checked, so a notebook run by hand finds a wrong
+    key too). Calling twice for the same step replaces the earlier file.
     """
-    if isinstance(payload, StepSummary):
-        payload = payload.model_dump(exclude_unset=True)
-    if not isinstance(payload, dict):
-        raise ValueError(f"record_summary payload must be a dict, got {type(payload).__name__}")
-    if not step or any(c in step for c in "/\\") or step.startswith("."):
-        raise ValueError(f"record_summary step must be a plain name like '03-ice', got {step!r}")
-    data = to_jsonable(payload)
-    parse_summary(step, data)
+    if isinstance(summary, str):
+        if payload is None:
+            raise ValueError(f"record_summary(run_dir, {summary!r}, payload): the payload is missing")
+        summary = summary_model(summary).build(payload)
+    elif payload is not None:
+        raise ValueError("record_summary(run_dir, summary): a typed summary carries its own fields; pass no payload")
+    if not isinstance(summary, StepSummary) or not summary.step:
+        raise ValueError(f"record_summary takes a step's summary (a StepSummary subclass), got {type(summary).__name__}")
     if not run_dir:
         return
-    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False)
-    atomic_write_text(Path(run_dir) / SUMMARY_DIR / f"{step}.json", text + "\n")
+    text = json.dumps(to_jsonable(summary.model_dump(exclude_unset=True)), indent=2, allow_nan=False)
+    atomic_write_text(Path(run_dir) / SUMMARY_DIR / f"{summary.step}.json", text + "\n")
 
 
 # ------------------------------------------------------------------------------------------ reading
 
 
 def read_payloads(run_dir: str | Path) -> dict[str, dict]:
-    """Every ``summary/<step>.json`` of a run as written, ``{step: payload}`` sorted by step."""
+    """Every ``summary/<step>.json`` of a run as written, ``{step: payload}`` sorted by step.
+
+    A version 1 file under a legacy name (:data:`LEGACY_NAMES`) is read under its step's name (a file under
+    the current name wins); a superseded one (:data:`SUPERSEDED`) is left unread."""
     folder = Path(run_dir) / SUMMARY_DIR
     if not folder.is_dir():
         return {}
-    return {f.stem: json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob("*.json"))}
+    found: dict[str, dict] = {}
+    for f in sorted(folder.glob("*.json")):
+        try:
+            found[f.stem] = json.loads(f.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SummaryError(f"{f}: not a JSON summary ({exc.msg}, line {exc.lineno}); run its step again") from None
+    out = {name: p for name, p in found.items() if name not in LEGACY_NAMES and name not in SUPERSEDED}
+    for old, new in LEGACY_NAMES.items():
+        if old in found and new not in out:
+            out[new] = found[old]
+    return dict(sorted(out.items()))
 
 
 def read_state(run_dir: str | Path) -> dict:
@@ -540,7 +705,7 @@ def _finished(run_dir: str | Path, payloads: dict[str, dict]) -> dict[str, dict]
     keep: set[str] = set()
     for name, st in state["steps"].items():
         if st.get("status") == "ok":
-            keep.update(st.get("summaries", [name]))
+            keep.update(LEGACY_NAMES.get(k, k) for k in st.get("summaries", [name]))
     return {k: v for k, v in payloads.items() if k in keep}
 
 
@@ -549,20 +714,34 @@ def finished_payloads(run_dir: str | Path) -> dict[str, dict]:
     return _finished(run_dir, read_payloads(run_dir))
 
 
+def _typed(payloads: dict[str, dict]) -> dict[str, StepSummary]:
+    """The payloads whose step has a contract, typed (migrated from older versions)."""
+    return {k: read_summary(k, v) for k, v in payloads.items() if k in _CONTRACTS}
+
+
 def load_summaries(run_dir: str | Path) -> dict[str, StepSummary]:
-    """Every summary of a run, typed (finished or not; see :func:`finished_summaries`)."""
-    return {k: parse_summary(k, v) for k, v in read_payloads(run_dir).items()}
+    """Every declared summary of a run, typed (finished or not; see :func:`finished_summaries`).
+
+    A summary whose step no contract in this process declares (another project's notebook) is not read;
+    :func:`undeclared` names them."""
+    return _typed(read_payloads(run_dir))
 
 
 def finished_summaries(run_dir: str | Path) -> dict[str, StepSummary]:
-    """The finished steps' summaries, typed."""
-    return {k: parse_summary(k, v) for k, v in finished_payloads(run_dir).items()}
+    """The finished steps' declared summaries, typed."""
+    return _typed(finished_payloads(run_dir))
+
+
+def undeclared(payloads: Mapping[str, Any]) -> list[str]:
+    """The summary names among ``payloads`` that no contract declares (not read as typed summaries)."""
+    return [k for k in payloads if k not in _CONTRACTS]
 
 
 def step_summaries(run_dir: str | Path) -> dict[str, list[str]]:
-    """``{notebook stem: [summary names it wrote]}`` for the finished steps of a run."""
+    """``{notebook stem: [summary names it wrote]}`` for the finished steps of a run (legacy names mapped)."""
     state = read_state(run_dir)
-    return {name: st.get("summaries", []) for name, st in state.get("steps", {}).items() if st.get("status") == "ok"}
+    return {name: [LEGACY_NAMES.get(k, k) for k in st.get("summaries", []) if k not in SUPERSEDED]
+            for name, st in state.get("steps", {}).items() if st.get("status") == "ok"}
 
 
 @dataclasses.dataclass
@@ -571,11 +750,17 @@ class RunSummaries:
 
     all: dict[str, StepSummary] = dataclasses.field(default_factory=dict)
     written_by: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: finished summaries no contract declares (not read; the report names them)
+    undeclared: list[str] = dataclasses.field(default_factory=list)
 
     def get(self, model: type[StepSummary]) -> Any:
         """The summary ``model`` describes, or None when its step did not run (or did not finish)."""
         found = self.all.get(model.step)
         return found if isinstance(found, model) else None
+
+    def missing(self, step: str) -> list[str]:
+        """The upstream steps of ``step`` that did not finish in this run."""
+        return missing_upstream(step, self.all)
 
     @property
     def identity(self) -> IdentitySummary | None:
@@ -594,4 +779,5 @@ def run_summaries(run_dir: str | Path | None) -> RunSummaries:
     """The finished summaries of ``run_dir`` (empty for None)."""
     if not run_dir:
         return RunSummaries()
-    return RunSummaries(finished_summaries(run_dir), step_summaries(run_dir))
+    payloads = finished_payloads(run_dir)
+    return RunSummaries(_typed(payloads), step_summaries(run_dir), undeclared(payloads))

@@ -50,7 +50,7 @@ class ModelVerdict:
     lineage_p_adj: float | None = None  # Holm over the model's lines
     lineage_named: bool | None = None  # p_adj < lineage_alpha; None: not tested
     lineage_alpha: float | None = None
-    lineage_note: str | None = None  # why step 05 recorded no test (one line)
+    lineage_note: str | None = None  # why step 05-embed-and-cluster recorded no test (one line)
     foreign_maker: str | None = None  # the maker test's top foreign maker
     foreign_maker_share: float | None = None
     foreign_maker_baseline: float | None = None
@@ -149,7 +149,7 @@ def lineage_clause(v: ModelVerdict) -> str | None:
     """The teacher-line clause: a line only where the lineage test named it."""
     if v.lineage_named is None or v.lineage_p_adj is None:
         if v.lineage_note is not None or v.teacher_line is not None:
-            return "teacher line not tested (" + (v.lineage_note or "step 05 recorded no lineage test") + ")"
+            return "teacher line not tested (" + (v.lineage_note or f"step {LineageSummary.step} recorded no lineage test") + ")"
         return None
     a = v.lineage_alpha if v.lineage_alpha is not None else 0.05
     if v.lineage_named:

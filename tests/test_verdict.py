@@ -60,7 +60,7 @@ def test_sentence_names_a_teacher_line_only_where_the_lineage_test_passed():
 def test_without_a_lineage_test_no_line_is_named():
     """A run recorded before the test existed (or a folder too thin to test) names no teacher line."""
     rows = {v.model: v for v in verdict.verdict_table(None, None, EMB)}
-    assert rows["vicuna"].sentence == "vicuna teacher line not tested (step 05 recorded no lineage test)."
+    assert rows["vicuna"].sentence == "vicuna teacher line not tested (step 05-embed-and-cluster recorded no lineage test)."
     thin = LineageSummary.model_validate({**EMB.model_dump(exclude_unset=True),
                                           "lineage_test_note": "lineage test: too few documented unrelated pairs"})
     (v, _) = verdict.verdict_table(None, None, thin, models=["vicuna", "tulu"])

@@ -100,7 +100,7 @@ def test_paper_config_runs_against_the_zoo_through_the_overlay(use_batch: bool, 
         stats = srv.stats
     assert logs[0].startswith("cost estimate before the run")
     summary = json.loads(result.summary.read_text())
-    replay = summary["steps"]["identity_scores"]["replay"]
+    replay = summary["steps"]["03-identity-scores"]["replay"]
     assert len(replay) == len(datasets.identity_response_models())
     for row in replay:  # the judge's verdicts reproduce the published labels' scores for every model
         assert row["lis"] == pytest.approx(row["lis_labels"]), row["model"]

@@ -76,17 +76,21 @@ def flagged_html(frame: pl.DataFrame, columns: tuple[str, ...] = ("model", "lang
             + "".join(body) + f"</tbody></table></div><p>{min(limit, frame.height)} of {frame.height} flagged answers</p>")
 
 
+#: the identity scores' column prefixes and the names the chart's legend gives them
+SCORE_LABELS = {"lis": "loose", "sis": "strict"}
+
+
 def report_scores_chart(rows: Sequence[Mapping[str, Any]]) -> alt.LayerChart:
     """Loose and strict identity scores per model with 95% interval bars (the report's ICE figure).
 
-    ``rows``: model, loose, loose_lo, loose_hi, strict, strict_lo, strict_hi and optionally paper_loose /
-    paper_strict, the paper's published scores (drawn as red ticks)."""
+    ``rows``: model, lis, lis_lo, lis_hi, sis, sis_lo, sis_hi and optionally lis_paper / sis_paper, the paper's
+    published scores (drawn as red ticks); the legend calls them loose and strict."""
     long = []
     for r in rows:
-        for kind in ("loose", "strict"):
-            if r.get(kind) is not None:
-                long.append({"model": r["model"], "score": kind, "value": r[kind],
-                             "lo": r.get(f"{kind}_lo"), "hi": r.get(f"{kind}_hi")})
+        for key, kind in SCORE_LABELS.items():
+            if r.get(key) is not None:
+                long.append({"model": r["model"], "score": kind, "value": r[key],
+                             "lo": r.get(f"{key}_lo"), "hi": r.get(f"{key}_hi")})
     base = alt.Chart(alt.Data(values=long)).encode(
         y=alt.Y("model:N", sort="-x", title=None), yOffset="score:N",
         color=alt.Color("score:N", title="identity score", scale=alt.Scale(domain=["loose", "strict"])))
@@ -96,8 +100,8 @@ def report_scores_chart(rows: Sequence[Mapping[str, Any]]) -> alt.LayerChart:
                  alt.Tooltip("hi:Q", format=".3f")])
     rules = base.mark_rule(strokeWidth=2).encode(x="lo:Q", x2="hi:Q", color=alt.value("#222"))
     layers = bars + rules
-    paper = [{"model": r["model"], "score": k, "paper": r[f"paper_{k}"]} for r in rows for k in ("loose", "strict")
-             if r.get(f"paper_{k}") is not None]
+    paper = [{"model": r["model"], "score": kind, "paper": r[f"{key}_paper"]} for r in rows
+             for key, kind in SCORE_LABELS.items() if r.get(f"{key}_paper") is not None]
     if paper:
         ticks = alt.Chart(alt.Data(values=paper)).mark_tick(color="#c1121f", thickness=2, size=12).encode(
             y=alt.Y("model:N", sort="-x", title=None), yOffset="score:N", x="paper:Q",

@@ -30,7 +30,15 @@ from distill_kit.paths import (
 )
 from distill_kit.redact import secret_values
 from distill_kit.run.plan import RunConfig, StepPlan, one_line, plan_run
-from distill_kit.summaries import atomic_write_text, finished_payloads, read_state, to_jsonable
+from distill_kit.summaries import (
+    ReportSummary,
+    atomic_write_text,
+    contracts,
+    finished_payloads,
+    missing_upstream,
+    read_state,
+    to_jsonable,
+)
 
 # --------------------------------------------------------------------------------------------
 # Run configs
@@ -132,9 +140,8 @@ def _cell_error(exc: BaseException) -> str:
 def merge_summaries(run_dir: Path, cfg: RunConfig, extra: dict | None = None) -> Path:
     """Write `summary.json`: run metadata plus every step's `summary/<step>.json`."""
     steps = finished_payloads(run_dir)
-    # the paper's combined figure, lifted to the top: the step summary with the most ICE x RSE rows
-    ice_x_rse = max((p["ice_x_rse"] for p in steps.values() if isinstance(p, dict) and isinstance(p.get("ice_x_rse"), list)),
-                    key=len, default=None)
+    # the paper's combined figure, lifted to the top from the one step that records it
+    ice_x_rse = steps.get(ReportSummary.step, {}).get("ice_x_rse")
     out = {
         "run_id": cfg.run_id(),
         "name": cfg.name,
@@ -250,6 +257,8 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
     state = read_state(run_dir)
     result = RunResult(run_id=cfg.run_id(), run_dir=run_dir)
     log(f"run {result.run_id}: {len(plans)} step(s) -> {run_dir}")
+    for line in upstream_notes([p.name for p in plans], state):
+        log(line)
     rerun_rest = force
     for i, plan in enumerate(plans, 1):
         fp = plan.fingerprint()
@@ -328,6 +337,20 @@ def _run_locked(cfg: RunConfig, plans: list[StepPlan], run_dir: Path, force: boo
     result.report = report if report.is_file() else None
     result.seconds = time.monotonic() - t0
     return result
+
+
+def upstream_notes(steps: list[str], state: dict) -> list[str]:
+    """One note per step of this run whose declared upstream steps neither run now nor finished earlier in
+    this run folder: what they record is missing from its results (its report section says "step not run")."""
+    done = {name for name, st in state.get("steps", {}).items() if st.get("status") == "ok"}
+    notes = []
+    for step in steps:
+        if step in contracts():
+            missing = missing_upstream(step, {*steps, *done})
+            if missing:
+                notes.append(f"note: {step} also reads the output of {', '.join(missing)}, which this run does not "
+                             "include")
+    return notes
 
 
 @contextmanager
@@ -437,7 +460,8 @@ def _static_charts(alt: Any) -> None:
 
 
 def _summary_stamps(run_dir: Path) -> dict[str, int]:
-    """Summary files and their mtimes: tells which summaries a step wrote (names are free-form)."""
+    """Summary files and their mtimes: tells which summaries a step wrote (a notebook of your own may write
+    any declared step's summary)."""
     folder = run_dir / SUMMARY_DIR
     return {f.stem: f.stat().st_mtime_ns for f in folder.glob("*.json")} if folder.is_dir() else {}
 

@@ -2,9 +2,11 @@
 
 The section builders read a run's typed step summaries (:mod:`distill_kit.summaries`: notebook 03's
 :class:`IdentitySummary`, 04's :class:`SimilaritySummary`, 05's :class:`LineageSummary`) and the run's store
-(usage, example answers, fuzzing). They never compute a result: a number, a tree or a documented teacher
-that no step recorded is not shown, and the section says which step would record it. A step that did not
-run yields a "step not run" note, never placeholder numbers.
+(usage, example answers, fuzzing). They compute no score: a number, a tree or a documented teacher that no
+step recorded is not shown, and the section says which step would record it. The one thing they derive is the
+combined ICE x RSE figure, a join of notebook 03's and 04's recorded scores (:func:`ice_x_rse_rows`; notebook
+06 records its rows). A step that did not run yields a "step not run" note naming the step, never placeholder
+numbers.
 
 Rendering (escaping, tables, the inlined Vega bundle, static export) is :mod:`distill_kit.html`; the charts
 are the domain chart modules' (``ice.charts``, ``rse.charts``, ``lineage.charts``, ``paper``).
@@ -24,6 +26,7 @@ from distill_kit.html import clip as clip_text
 from distill_kit.summaries import (
     IdentitySummary,
     LineageSummary,
+    ReportSummary,
     RunSummaries,
     SimilaritySummary,
     StepSummary,
@@ -31,8 +34,11 @@ from distill_kit.summaries import (
     run_summaries,
 )
 
+#: the steps whose summaries the sections read, by the names the run config and the run state use
+ICE, RSE, EMB = IdentitySummary.step, SimilaritySummary.step, LineageSummary.step
+
 __all__ = [  # what notebooks 04 and 06 and the tests use; the HTML names live in distill_kit.html
-    "Figure", "Page", "Section", "build_report", "esc", "ice_rows", "ice_x_rse_rows", "render_page",
+    "Figure", "Page", "Section", "build_report", "esc", "ice_rows", "ice_x_rse_rows", "missing_steps", "render_page",
     "report_path", "resolve_run_dir", "rse_rows", "run_ice_x_rse", "script_json", "similarity_long", "table_html",
     "write_page",
 ]
@@ -73,9 +79,13 @@ def _typed(model: type[StepSummary], summary: StepSummary | Mapping[str, Any] | 
 # ---------------------------------------------------------------------------- rows the sections show
 
 
+#: the identity-score columns the report shows, under notebook 03's names (``IdentityScoreRow``)
+ICE_COLUMNS = ("model", "lis", "lis_lo", "lis_hi", "sis", "sis_lo", "sis_hi", "n", "lis_paper", "sis_paper")
+
+
 def ice_rows(ice: IdentitySummary | None) -> list[dict]:
-    """Per-model identity rows of notebook 03 (replayed, then live models): model, source, loose, loose_lo,
-    loose_hi, strict, strict_lo, strict_hi, n, paper_loose, paper_strict."""
+    """Per-model identity rows of notebook 03 (replayed, then live models): model, source, lis, lis_lo, lis_hi,
+    sis, sis_lo, sis_hi, n, lis_paper, sis_paper."""
     if ice is None:
         return []
     out = []
@@ -83,9 +93,7 @@ def ice_rows(ice: IdentitySummary | None) -> list[dict]:
         for r in rows:
             if r.lis is None and r.sis is None:
                 continue
-            out.append({"model": r.model, "source": source, "loose": r.lis, "loose_lo": r.lis_lo, "loose_hi": r.lis_hi,
-                        "strict": r.sis, "strict_lo": r.sis_lo, "strict_hi": r.sis_hi, "n": r.n,
-                        "paper_loose": r.lis_paper, "paper_strict": r.sis_paper})
+            out.append({"source": source, **{k: getattr(r, k) for k in ICE_COLUMNS}})
     return out
 
 
@@ -143,9 +151,9 @@ def ice_x_rse_rows(ice: IdentitySummary | Mapping[str, Any] | None,
     by_model = {r["model"]: r for r in ice_rows(ice)}
     for r in rse_rows(rse):
         i = by_model.get(r["model"])
-        if i is None or i.get("loose") is None or r.get("overall") is None:
+        if i is None or i.get("lis") is None or r.get("overall") is None:
             continue
-        rows.append({"model": r["model"], "lis": i["loose"], "lis_ci": [i.get("loose_lo"), i.get("loose_hi")],
+        rows.append({"model": r["model"], "lis": i["lis"], "lis_ci": [i.get("lis_lo"), i.get("lis_hi")],
                      "lis_source": "measured" + (f" ({i['source']})" if i.get("source") else ""), "rse": r["overall"],
                      "rse_ci": [r.get("overall_lo"), r.get("overall_hi")], "rse_source": "measured",
                      "rse_from": f"this run's RSE step vs {r.get('reference') or 'its reference'}"})
@@ -153,11 +161,17 @@ def ice_x_rse_rows(ice: IdentitySummary | Mapping[str, Any] | None,
 
 
 def run_ice_x_rse(run_dir: str | Path | None) -> list[dict]:
-    """:func:`ice_x_rse_rows` of a run directory's step summaries (what ``summary.json`` lifts as ``ice_x_rse``)."""
+    """:func:`ice_x_rse_rows` of a run directory's step summaries: what notebook 06 records as its summary's
+    ``ice_x_rse`` (the only record of the combined figure; ``summary.json`` lifts it to the top)."""
     if not run_dir:
         return []
     summaries = finished_summaries(run_dir)
-    return ice_x_rse_rows(summaries.get(IdentitySummary.step), summaries.get(SimilaritySummary.step))
+    return ice_x_rse_rows(summaries.get(ICE), summaries.get(RSE))
+
+
+def missing_steps(run_dir: str | Path | None) -> list[str]:
+    """The upstream steps of the report (its contract's ``upstream``) that did not finish in ``run_dir``."""
+    return run_summaries(run_dir).missing(ReportSummary.step) if run_dir else list(ReportSummary.upstream)
 
 
 # ---------------------------------------------------------------------------- sections
@@ -194,9 +208,9 @@ def overview_section(run_dir: Path, summaries: RunSummaries) -> Section:
         nb = str(step.get("notebook", ""))
         name = next((n for n in state if n == nb.removesuffix(".ipynb") or n.startswith(f"{nb}-")), nb)
         st = state.get(name, {})
-        if name.startswith("06") and st.get("status") == "running":
+        if name == ReportSummary.step and st.get("status") == "running":
             st = {"status": "this report"}
-        wrote = st.get("summaries") or ([name] if name in summaries.all else [])
+        wrote = summaries.written_by.get(name) or ([name] if name in summaries.all else [])
         rows.append({"step": name, "status": st.get("status", "pending"), "seconds": st.get("seconds"),
                      "summary": ", ".join(wrote) or "none"})
     body = ""
@@ -205,6 +219,9 @@ def overview_section(run_dir: Path, summaries: RunSummaries) -> Section:
     body += f"<p>Run directory: <code>{esc(run_dir.name)}</code> · seed {esc(cfg.get('seed', '–'))}</p>"
     body += table_html(rows, [("step", "step"), ("status", "status"), ("seconds", "seconds"), ("summary", "summaries written")], 1) if rows \
         else "<p>No run configuration found next to this report.</p>"
+    if summaries.undeclared:
+        body += ('<p class="not-run">Not read: no step contract declares the summaries '
+                 + ", ".join(f"<code>{esc(n)}</code>" for n in summaries.undeclared) + ".</p>")
     return Section("overview", "Run overview", body)
 
 
@@ -231,17 +248,17 @@ def _scored_section(key: str, title: str, summary: StepSummary | None, step: str
 def ice_section(ice: IdentitySummary | None) -> Section:
     from distill_kit.ice.charts import report_scores_chart
 
-    s, rows = _scored_section("ice", "Identity consistency (ICE)", ice, "03 (ICE)", "the identity scores", ice_rows)
+    s, rows = _scored_section("ice", "Identity consistency (ICE)", ice, ICE, "the identity scores", ice_rows)
     if not rows:
         return s
-    cols = [("model", "model"), ("loose", "loose (LIS)"), ("loose_lo", "LIS 95% lo"), ("loose_hi", "LIS 95% hi"),
-            ("strict", "strict (SIS)"), ("strict_lo", "SIS 95% lo"), ("strict_hi", "SIS 95% hi"), ("n", "n")]
-    if any(r.get("paper_loose") is not None for r in rows):
-        cols += [("paper_loose", "paper LIS"), ("paper_strict", "paper SIS")]
+    cols = [("model", "model"), ("lis", "loose (LIS)"), ("lis_lo", "LIS 95% lo"), ("lis_hi", "LIS 95% hi"),
+            ("sis", "strict (SIS)"), ("sis_lo", "SIS 95% lo"), ("sis_hi", "SIS 95% hi"), ("n", "n")]
+    if any(r.get("lis_paper") is not None for r in rows):
+        cols += [("lis_paper", "paper LIS"), ("sis_paper", "paper SIS")]
     cols.insert(1, ("source", "answers"))
-    s.body = (f"<p>Judge: {esc(ice.judge)}.</p>" if ice.judge else "") + table_html(sorted(rows, key=lambda r: -(r["loose"] or 0)), cols)
+    s.body = (f"<p>Judge: {esc(ice.judge)}.</p>" if ice.judge else "") + table_html(sorted(rows, key=lambda r: -(r["lis"] or 0)), cols)
     cap = "Bars: identity scores; black lines: 95% intervals"
-    cap += "; red ticks: the paper's published scores." if any(r.get("paper_loose") is not None for r in rows) else "."
+    cap += "; red ticks: the paper's published scores." if any(r.get("lis_paper") is not None for r in rows) else "."
     s.figures.append(Figure("ice-scores", report_scores_chart(rows), cap))
     maker_profile(s, ice)
     return s
@@ -277,7 +294,7 @@ def maker_profile(s: Section, ice: IdentitySummary) -> None:
 def rse_section(rse: SimilaritySummary | None) -> Section:
     from distill_kit.rse.charts import report_aspects_chart
 
-    s, rows = _scored_section("rse", "Response similarity (RSE)", rse, "04 (RSE)", "the response-similarity scores",
+    s, rows = _scored_section("rse", "Response similarity (RSE)", rse, RSE, "the response-similarity scores",
                               rse_rows)
     if not rows:
         return s
@@ -329,7 +346,7 @@ def combined_section(ice: IdentitySummary | None, rse: SimilaritySummary | None)
     s = Section("ice-rse", "ICE × RSE: the combined distillation picture")
     points = ice_x_rse_rows(ice, rse)
     if ice is None or (rse is None and not points):
-        missing = " and ".join(x for x, v in (("03 (ICE)", ice), ("04 (RSE)", rse)) if v is None)
+        missing = " and ".join(x for x, v in ((ICE, ice), (RSE, rse)) if v is None)
         s.body, s.ran = not_run_note(missing, "the combined ICE x RSE figure"), False
         return s
     by_model = {r["model"]: r for r in ice_rows(ice)}
@@ -337,7 +354,7 @@ def combined_section(ice: IdentitySummary | None, rse: SimilaritySummary | None)
     extra, figs = _paper_tables(ice, rse)
     if not points:
         s.body = ('<p class="not-run">No model has both an ICE and an RSE score in this run, so the combined figure '
-                  "is empty. Score the same models in steps 03 and 04 to fill it.</p>") + extra
+                  f"is empty. Score the same models in steps {ICE} and {RSE} to fill it.</p>") + extra
         s.figures.extend(figs)
         return s
     s.body = ("<p>Models towards the top right both lose their identity under jailbreaks and answer like the "
@@ -361,12 +378,12 @@ def combined_section(ice: IdentitySummary | None, rse: SimilaritySummary | None)
 
 
 def similarity_section(rse: SimilaritySummary | None) -> Section:
-    s = _section_of("similarity", "Model similarity heatmap", rse, "04 (RSE)", "the model x model similarity heatmap")
+    s = _section_of("similarity", "Model similarity heatmap", rse, RSE, "the model x model similarity heatmap")
     if rse is None:
         return s
     long = similarity_long(rse)
     if not long:
-        s.body = not_recorded_note("04", "a model x model similarity matrix")
+        s.body = not_recorded_note(RSE, "a model x model similarity matrix")
         return s
     models = list(dict.fromkeys(r["a"] for r in long))
     chart = heatmap(long, "b", "a", "value", order=models, title="Model x model similarity", fmt=".3f",
@@ -375,16 +392,17 @@ def similarity_section(rse: SimilaritySummary | None) -> Section:
     return s
 
 
-def step_link(written_by: Mapping[str, Sequence[str]], prefix: str) -> str:
-    """A link to the step's rendered notebook (html/<stem>.html), where every chart of the step is."""
-    stem = next((n for n in written_by if n.startswith(prefix)), None)
+def step_link(written_by: Mapping[str, Sequence[str]], step: str) -> str:
+    """A link to the rendered notebook (html/<stem>.html) that wrote summary ``step``, where every chart of the
+    step is."""
+    stem = next((n for n, wrote in written_by.items() if step in wrote), None)
     return f' See the full step: <a href="html/{esc(stem)}.html">{esc(stem)}</a>.' if stem else ""
 
 
 def umap_section(emb: LineageSummary | None, link: str = "") -> Section:
     from distill_kit.lineage.charts import answer_map
 
-    s = _section_of("umap", "Embedding map (UMAP)", emb, "05 (embeddings)", "the UMAP map")
+    s = _section_of("umap", "Embedding map (UMAP)", emb, EMB, "the UMAP map")
     if emb is None:
         return s
     pts = [p.model_dump() for p in emb.umap if p.x is not None and p.y is not None]
@@ -417,11 +435,11 @@ def lineage_section(emb: LineageSummary | None) -> Section:
     from distill_kit.lineage.charts import dendrogram
     from distill_kit.lineage.tree import tree_from_linkage
 
-    s = _section_of("lineage", "Lineage tree", emb, "05 (embeddings)", "the lineage tree")
+    s = _section_of("lineage", "Lineage tree", emb, EMB, "the lineage tree")
     if emb is None:
         return s
     if emb.tree is None or not emb.tree.labels:
-        s.body, s.ran = not_recorded_note("05", "a lineage tree"), False
+        s.body, s.ran = not_recorded_note(EMB, "a lineage tree"), False
         return s
     tree = tree_from_linkage(emb.tree.linkage, emb.tree.labels)
     s.figures.append(Figure("lineage-tree", dendrogram(tree, title="Lineage tree"),
@@ -430,7 +448,7 @@ def lineage_section(emb: LineageSummary | None) -> Section:
 
 
 def attribution_section(emb: LineageSummary | None, link: str = "") -> Section:
-    s = _section_of("attribution", "Teacher attribution", emb, "05 (embeddings)", "the teacher attribution table")
+    s = _section_of("attribution", "Teacher attribution", emb, EMB, "the teacher attribution table")
     if emb is None:
         return s
     rows = [r.model_dump() for r in emb.attribution]
@@ -441,7 +459,7 @@ def attribution_section(emb: LineageSummary | None, link: str = "") -> Section:
     truth = emb.documented_teachers
     note = ""
     if truth is None:
-        note = not_recorded_note("05", "the documented teachers, so attributions are shown without them")
+        note = not_recorded_note(EMB, "the documented teachers, so attributions are shown without them")
     elif any(r["student"] in truth for r in rows):
         for r in rows:
             r.setdefault("documented_teacher", truth.get(r["student"], ""))
@@ -610,7 +628,7 @@ def verdict_section(ice: IdentitySummary | None, rse: SimilaritySummary | None, 
 
     s = Section("verdict", "Verdict per model")
     if ice is None and rse is None and emb is None:
-        s.body, s.ran = not_run_note("03, 04 or 05", "the per-model verdict"), False
+        s.body, s.ran = not_run_note(f"{ICE}, {RSE} or {EMB}", "the per-model verdict"), False
         return s
     rows = verdict.verdict_table(ice, rse, emb)
     if not rows:
@@ -632,7 +650,7 @@ def verdict_section(ice: IdentitySummary | None, rse: SimilaritySummary | None, 
             row[f"RSE vs {ref}"] = _interval(*v.rse[ref], digits=2) if ref in v.rse else None
         flat.append(row)
     cols = [(k, k) for k in flat[0]]
-    note = (not_recorded_note("05", "the references' product lines, so teachers are named by model")
+    note = (not_recorded_note(EMB, "the references' product lines, so teachers are named by model")
             if emb is not None and emb.attribution and emb.reference_lines is None else "")
     alpha = emb.lineage_test_alpha if emb is not None and emb.lineage_test_alpha is not None else None
     test_note = (f"<p>A teacher line is named only where step 05's lineage test rejects at alpha={alpha:g} after "
@@ -659,7 +677,7 @@ def paired_section(ice: IdentitySummary | None, rse: SimilaritySummary | None) -
     """Is A significantly more like the reference than B? The paired tables steps 03 and 04 recorded."""
     s = Section("paired", "Paired comparisons on the same prompts")
     if ice is None and rse is None:
-        s.body, s.ran = not_run_note("03 or 04", "the paired comparisons"), False
+        s.body, s.ran = not_run_note(f"{ICE} or {RSE}", "the paired comparisons"), False
         return s
     tables = [(f"RSE vs {rse.reference if rse is not None else 'the reference'} (overall, 1-5)",
                rse.paired_rse if rse is not None else [], 3),
@@ -693,7 +711,7 @@ def build_report(run_dir: str | Path | None, store_path: str | None = None, titl
     rep = Page(title or f"distill-kit report: {cfg.get('name', name)}", subtitle=f"Distillation quantification · run {name}")
     overview = overview_section(run_dir, summaries) if run_dir else Section(
         "overview", "Run overview", '<p class="not-run">No run found: run <code>distill-kit run demo</code> first.</p>', ran=False)
-    link = step_link(summaries.written_by, "05")
+    link = step_link(summaries.written_by, EMB)
     for sec in (overview, verdict_section(ice, rse, emb), ice_section(ice), rse_section(rse), paired_section(ice, rse),
                 combined_section(ice, rse), similarity_section(rse), umap_section(emb, link), lineage_section(emb),
                 attribution_section(emb, link), examples_section(store_path, seed=_int(cfg.get("seed"))),

@@ -73,7 +73,7 @@ def make_fake_run(run_dir: Path, steps: tuple[str, ...] = ("03", "04", "05"), st
     (run_dir / "state.json").write_text(json.dumps(state))
     builders = {"03": identity_summary, "04": similarity_summary, "05": lineage_summary}
     for s in steps:
-        record_summary(str(run_dir), STEPS[s][1].step, builders[s]())
+        record_summary(str(run_dir), builders[s]())
     if store:
         with Store(run_dir / "store.sqlite") as st:
             st.put(stored_record("k1", MODELS[2], f"I am {XSS} GPT", "Who made you?"))

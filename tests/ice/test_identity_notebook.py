@@ -25,7 +25,7 @@ def run_03(run_notebook, tmp_path: Path, **params: Any) -> tuple[dict, str, dict
     nb = json.loads(Path(out).read_text())
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] if c["cell_type"] == "code"
                    for o in c.get("outputs", []))
-    summary = json.loads(next(run.rglob("*identity_scores*.json")).read_text())
+    summary = json.loads(next(run.rglob("*03-identity-scores.json")).read_text())
     return summary.get("payload", summary), html, nb
 
 

@@ -262,7 +262,7 @@ def test_maker_rows_profile_test_and_holm() -> None:
 def test_maker_rows_are_the_summary_contract(tmp_path) -> None:
     rows = M.maker_rows(_frame(), facts=FACTS)
     record_summary(str(tmp_path), IdentitySummary.step, {"judge": "rules", "source": "replay", "makers": rows})
-    read = parse_summary(IdentitySummary.step, json.loads((tmp_path / "summary" / "identity_scores.json").read_text()))
+    read = parse_summary(IdentitySummary.step, json.loads((tmp_path / "summary" / "03-identity-scores.json").read_text()))
     assert isinstance(read.makers[0], MakerRow)
     assert read.makers[0].model == "planted" and read.makers[0].passed and read.makers[0].top_foreign == "anthropic"
     assert set(MakerRow.model_fields) >= {"model", "n_own_voice", "profile", "profile_ci", "top_foreign", "share",

@@ -34,16 +34,16 @@ def make_notebooks(nb_dir: Path) -> None:
     write_notebook(
         nb_dir / "01-first.ipynb",
         COMMON + "n = 3\n",
-        "from distill_kit.summaries import record_summary\nimport numpy as np\n"
-        "record_summary(run_dir, '01-first', {'n': n, 'mean': np.float64(0.5), 'seed': seed})\nprint('first done')",
+        "from tests.helpers.contracts import record_open\nimport numpy as np\n"
+        "record_open(run_dir, '01-first', {'n': n, 'mean': np.float64(0.5), 'seed': seed})\nprint('first done')",
     )
     write_notebook(
         nb_dir / "02-second.ipynb",
         COMMON + 'flag = ""\n',
-        "import os, time\nfrom distill_kit.summaries import record_summary\n"
+        "import os, time\nfrom tests.helpers.contracts import record_open\n"
         "open(os.path.join(run_dir, 'second-started'), 'w').close()\n"
         "if flag and os.path.exists(flag):\n    time.sleep(120)\n"
-        "record_summary(run_dir, '02-second', {'ok': True})",
+        "record_open(run_dir, '02-second', {'ok': True})",
     )
 
 
@@ -152,7 +152,7 @@ def test_run_skip_and_rerun_on_change(workspace):
     res = run_pipeline(cfg, tmp / "runs", nb_dir, log=logs.append)
     assert res.ran == ["01-first", "05-chart", "02-second"]
     summary = json.loads(res.summary.read_text())
-    assert summary["steps"]["01-first"] == {"n": 4, "mean": 0.5, "seed": 5}
+    assert summary["steps"]["01-first"] == {"version": 1, "n": 4, "mean": 0.5, "seed": 5}
     page = (res.run_dir / "html" / "05-chart.html").read_text()
     assert "data:image/svg+xml" in page  # batch kernels render Altair as static SVG
     assert not re.search(r'<script[^>]*src="https?://', page), "rendered notebook loads scripts from the network"
@@ -246,7 +246,7 @@ def test_kill_mid_run_then_resume(workspace):
     assert "02-second: ok" in out
     assert "IPKernelApp" not in out and "WARNING" not in out  # kernel log noise stays out of batch output
     assert first_nb.stat().st_mtime_ns == mtime
-    assert json.loads((run_dir / "summary.json").read_text())["steps"]["02-second"] == {"ok": True}
+    assert json.loads((run_dir / "summary.json").read_text())["steps"]["02-second"] == {"version": 1, "ok": True}
 
 
 @pytest.mark.slow
@@ -257,8 +257,8 @@ def test_secret_printed_by_notebook_is_redacted(workspace, monkeypatch):
     write_notebook(
         nb_dir / "04-leaky.ipynb",
         COMMON,
-        "import os\nfrom distill_kit.summaries import record_summary\nprint('oops', os.environ['OPENAI_API_KEY'])\n"
-        "record_summary(run_dir, '04-leaky', {'echo': os.environ['OPENAI_API_KEY']})",
+        "import os\nfrom tests.helpers.contracts import record_open\nprint('oops', os.environ['OPENAI_API_KEY'])\n"
+        "record_open(run_dir, '04-leaky', {'echo': os.environ['OPENAI_API_KEY']})",
     )
     cfg = RunConfig.model_validate({"name": "leak", "steps": [{"notebook": "01"}, {"notebook": "04"}]})
     res = run_pipeline(cfg, tmp / "runs", nb_dir, log=lambda m: None)
@@ -350,3 +350,17 @@ def test_batch_kernels_render_altair_as_svg_even_after_a_find_spec_probe():
             "from distill_kit.display import waiting; print(int(waiting('svg')))\n")
     out = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["svg", "distill_kit_static", "0"]
+
+
+def test_the_runner_notes_upstream_steps_a_run_leaves_out():
+    """Each step's upstream steps are declared once (its contract); the runner names those a run leaves out,
+    unless an earlier run in the same folder finished them."""
+    steps = ["03-identity-scores", "04-response-similarity", "06-report", "01-first"]  # 01-first: no contract
+    assert pipeline.upstream_notes(steps, {"steps": {}}) == [
+        "note: 03-identity-scores also reads the output of 02-collect-responses, which this run does not include",
+        "note: 04-response-similarity also reads the output of 02-collect-responses, which this run does not include",
+        "note: 06-report also reads the output of 02-collect-responses, 05-embed-and-cluster, which this run does "
+        "not include"]
+    done = {"steps": {"02-collect-responses": {"status": "ok"}, "05-embed-and-cluster": {"status": "failed"}}}
+    assert pipeline.upstream_notes(steps, done) == [
+        "note: 06-report also reads the output of 05-embed-and-cluster, which this run does not include"]

@@ -213,15 +213,15 @@ def fill(disk: Path, leave: int = 0) -> Path:
 
 FILL_THEN_WRITE = """
 import os
-from distill_kit.summaries import record_summary
-record_summary(run_dir, "01-fill", {"before": True})
+from tests.helpers.contracts import record_open
+record_open(run_dir, "01-fill", {"before": True})
 with open(os.path.join(run_dir, "..", "..", "filler"), "wb") as fh:
     try:
         while True:
             fh.write(b"\\0" * 65536); fh.flush()
     except OSError:
         pass
-record_summary(run_dir, "01-fill", {"after": "x" * 200000})
+record_open(run_dir, "01-fill", {"after": "x" * 200000})
 """
 
 
@@ -243,8 +243,8 @@ def test_a_disk_that_fills_during_a_step_ends_in_one_line_and_the_same_command_r
     assert json.loads((run_dir / "state.json").read_text())["steps"]  # still valid JSON
     (small_disk / "filler").unlink()
     cfg.write_text("name: full\nsteps:\n  - notebook: '01'\n")
-    write_notebook(nb_dir / "01-fill.ipynb", COMMON, "from distill_kit.summaries import record_summary\n"
-                   "record_summary(run_dir, '01-fill', {'after': True})")
+    write_notebook(nb_dir / "01-fill.ipynb", COMMON, "from tests.helpers.contracts import record_open\n"
+                   "record_open(run_dir, '01-fill', {'after': True})")
     second = run_cli(*args)
     assert second.returncode == 0, second.stderr
 

@@ -73,8 +73,10 @@ def test_rows_read_the_fields_notebooks_record():
     assert (a["overall_lo"], a["overall_hi"], a["n"], a["reference"], a["judge"]) == (2.0, 3.0, 10, "ref", "offline")
     ice = identity_summary(live=[{"model": "live-m", "n": 8, "lis": 0.4, "lis_lo": 0.3, "lis_hi": 0.5, "sis": 0.1}])
     by = {r["model"]: r for r in report.ice_rows(ice)}
-    assert by["model-b"]["source"] == "replay" and by["model-b"]["loose"] == pytest.approx(0.2)
-    assert (by["live-m"]["source"], by["live-m"]["loose_lo"], by["live-m"]["strict"]) == ("live", 0.3, 0.1)
+    # one name end to end: the report's rows carry notebook 03's lis/sis, not a renamed copy
+    assert by["model-b"]["source"] == "replay" and by["model-b"]["lis"] == pytest.approx(0.2)
+    assert (by["live-m"]["source"], by["live-m"]["lis_lo"], by["live-m"]["sis"]) == ("live", 0.3, 0.1)
+    assert not {k for r in by.values() for k in r if "loose" in k or "strict" in k}
     long = report.similarity_long(similarity_summary())
     assert {"a": "model-a", "b": "model-b", "value": 0.4} in long and len(long) == 9
 
@@ -85,6 +87,7 @@ def test_missing_steps_degrade_to_notes_without_numbers(tmp_path: Path):
         section = re.search(rf'<section id="{key}" class="missing">(.*?)</section>', page, re.S)
         assert section, key
         assert "Step not run" in section.group(1)
+        assert re.search(r"step 0[45]-[a-z-]+ is not part of this run", section.group(1)), key  # the contract's name
         assert "<table" not in section.group(1) and "data-vega-target" not in section.group(1)
     assert '<section id="ice" class="ran">' in page
 
@@ -104,18 +107,24 @@ def test_dendrogram_segments_cover_all_leaves():
 
 
 def test_unknown_static_format_is_an_error(tmp_path: Path):
-    chart = report_scores_chart([{"model": "m", "loose": 0.2, "strict": 0.1}])
+    chart = report_scores_chart([{"model": "m", "lis": 0.2, "sis": 0.1}])
     with pytest.raises(ValueError, match="svg or png"):
         html.export_static(chart, tmp_path / "x", ["gif"])
 
 
-def test_a_summary_under_another_name_is_not_read_as_a_step(tmp_path: Path):
-    """One name per step: the report reads notebook 03's ``identity_scores``, not any summary that looks alike."""
-    from distill_kit.summaries import record_summary
+def test_a_summary_under_another_name_is_refused_and_an_undeclared_file_is_named_not_read(tmp_path: Path):
+    """One name per step: notebook 03's scores under another name are an error when written; a file no contract
+    declares (another project's notebook) is not read as notebook 03's, and the overview names it."""
+    from distill_kit.summaries import SummaryError, record_summary
 
-    record_summary(str(tmp_path), "03-ice", identity_summary().model_dump())  # a user's notebook, free-form
+    with pytest.raises(SummaryError, match="no step contract has this name"):
+        record_summary(str(tmp_path), "03-ice", identity_summary().model_dump())
+    (tmp_path / "summary").mkdir()
+    (tmp_path / "summary" / "03-ice.json").write_text(identity_summary().model_dump_json())
+    (tmp_path / "config.json").write_text(json.dumps({"steps": [{"notebook": "03-ice"}]}))
     page = page_of(tmp_path)
     assert '<section id="ice" class="missing">' in page
+    assert "no step contract declares the summaries <code>03-ice</code>" in page
 
 
 def test_lineage_tree_is_drawn_as_recorded_or_the_section_says_it_was_not():
@@ -129,7 +138,7 @@ def test_lineage_tree_is_drawn_as_recorded_or_the_section_says_it_was_not():
 def test_embedding_section_without_points_links_to_the_step():
     emb = lineage_summary(umap=[], homogenisation=[{"set": "all models", "index": 0.4, "accuracy": 0.5, "chance": 0.2,
                                                     "n_models": 5}], clusters={"a": 0, "b": 0, "c": 1})
-    sec = report.umap_section(emb, report.step_link({"05-embed": ["x"]}, "05"))
+    sec = report.umap_section(emb, report.step_link({"05-embed": ["05-embed-and-cluster"]}, "05-embed-and-cluster"))
     assert 'href="html/05-embed.html"' in sec.body and "did not record map coordinates" in sec.body
     assert "a, b" in sec.body and not sec.figures
 
@@ -199,3 +208,25 @@ def test_ice_x_rse_rows_take_notebook_04s_summary_while_it_is_built():
     rows = report.ice_x_rse_rows(ice.model_dump(), rse.model_dump(exclude_unset=True))
     assert rows == report.ice_x_rse_rows(ice, rse)
     assert [(r["model"], r["rse_source"]) for r in rows] == [("b", "measured")]
+
+
+def test_ice_x_rse_is_recorded_once_by_the_report_step_and_lifted_from_it(tmp_path: Path):
+    """Notebooks 03 and 04 no longer carry the combined figure; notebook 06 records it, and summary.json lifts
+    that one list (not "the longest list" of several)."""
+    from distill_kit.run.pipeline import merge_summaries
+    from distill_kit.run.plan import RunConfig
+    from distill_kit.summaries import IdentitySummary, ReportSummary, SimilaritySummary, record_summary
+
+    assert "ice_x_rse" not in IdentitySummary.model_fields and "ice_x_rse" not in SimilaritySummary.model_fields
+    run_dir = make_fake_run(tmp_path / "run", steps=("03", "04"), store=False)
+    rows = report.run_ice_x_rse(run_dir)
+    assert rows and {r["rse_source"] for r in rows} == {"measured"}
+    record_summary(str(run_dir), ReportSummary.build({"report": "report.html", "ice_x_rse": rows,
+                                                      "missing_steps": report.missing_steps(run_dir)}))
+    state = json.loads((run_dir / "state.json").read_text())
+    state["steps"]["06-report"] = {"status": "ok", "summaries": ["06-report"]}
+    (run_dir / "state.json").write_text(json.dumps(state))
+    out = json.loads(merge_summaries(run_dir, RunConfig(name="t", steps=[{"notebook": "06"}])).read_text())
+    assert out["ice_x_rse"] == out["steps"]["06-report"]["ice_x_rse"] == json.loads(json.dumps(rows))
+    assert out["steps"]["06-report"]["missing_steps"] == ["02-collect-responses", "05-embed-and-cluster"]
+    assert [k for k, v in out["steps"].items() if "ice_x_rse" in v] == ["06-report"]

@@ -13,7 +13,7 @@ from distill_kit import html
 from distill_kit.run import report
 from distill_kit.store import Store
 from distill_kit.summaries import (
-    OtherSummary,
+    ProbesSummary,
     finished_payloads,
     finished_summaries,
     record_summary,
@@ -57,8 +57,8 @@ def test_a_killed_scoring_steps_summary_is_not_shown_as_a_result(tmp_path):
 
 
 def test_without_a_run_state_every_summary_counts(tmp_path):
-    record_summary(str(tmp_path), "03-mine", {"scores": []})
-    assert finished_summaries(tmp_path) == {"03-mine": OtherSummary(scores=[])}
+    record_summary(str(tmp_path), ProbesSummary(n_probes=1, n_templates=0))
+    assert finished_summaries(tmp_path) == {"01-probe-identity": ProbesSummary(n_probes=1, n_templates=0)}
 
 
 def _records(n: int) -> list:
@@ -98,7 +98,7 @@ def _cli_notebooks(nb_dir: Path, flag: Path) -> None:
     from distill_kit.paths import PROJECT_ROOT
 
     write_notebook(nb_dir / "01-first.ipynb", 'run_dir: str = ""\n',
-                   "from distill_kit.summaries import record_summary\nrecord_summary(run_dir, '01-first', {'n': 3})")
+                   "from tests.helpers.contracts import record_open\nrecord_open(run_dir, '01-first', {'n': 3})")
     report_nb = nbformat.read(PROJECT_ROOT / "notebooks" / "06-report.ipynb", as_version=4)
     report_nb.cells.append(nbformat.v4.new_code_cell(
         f"import os, time\nwhile os.path.exists({str(flag)!r}):\n    time.sleep(0.1)"))

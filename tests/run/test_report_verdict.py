@@ -34,5 +34,5 @@ def test_verdict_and_paired_sections_render_from_summaries(tmp_path: Path) -> No
 def test_verdict_section_says_which_steps_are_missing() -> None:
     rep = report.build_report(None)
     verdict = next(s for s in rep.sections if s.key == "verdict")
-    assert not verdict.ran and "03, 04 or 05" in verdict.body
+    assert not verdict.ran and "03-identity-scores, 04-response-similarity or 05-embed-and-cluster" in verdict.body
     assert not next(s for s in rep.sections if s.key == "paired").ran

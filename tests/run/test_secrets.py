@@ -30,7 +30,7 @@ import ipywidgets
 from IPython.display import display
 from distill_kit.collect import ChatRequest, collect_sync, outcome_line
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.summaries import record_summary
+from tests.helpers.contracts import record_open
 from distill_kit.store import Store
 cfg = ModelConfig(name="leaky", provider="openai", model="loopback", base_url=url, api_key_env="LOOP_API_KEY",
                   concurrency=2, timeout=5, max_retries=0, params=GenerationParams(max_tokens=8))
@@ -38,7 +38,7 @@ out = collect_sync(cfg, [ChatRequest.user(f"question {i}") for i in range(4)], S
 print(outcome_line("leaky", out))
 for r in out:
     print(r.text, r.error)
-record_summary(run_dir, "02-collect", {"answers": [r.text for r in out], "errors": [r.error for r in out]})
+record_open(run_dir, "02-collect", {"answers": [r.text for r in out], "errors": [r.error for r in out]})
 display(ipywidgets.IntSlider(value=3, description="threshold"))
 ipywidgets.HTML("<b>a widget</b>")
 """
