@@ -6,7 +6,7 @@ judges take seconds to import, so a notebook pays only for what it touches)::
     import distill_kit as dk
     frame = dk.datasets.identity_responses(["phi-4"])
     judged = dk.ice.judges.judge_frame(frame, "offline")
-    dk.record_summary(run_dir, "identity_scores", {...})
+    dk.record_summary(run_dir, dk.summaries.IdentitySummary.build({...}))   # step 03-identity-scores
 
 Layers, bottom to top (``tests/test_layering.py`` enforces them; ``docs/architecture.md`` draws them):
 ``paths`` < ``config``, ``stats``, ``html``, ``charts``, ... < ``datasets``, ``models``, ``store``, ``collect``,
