@@ -181,9 +181,11 @@ def lineage_tests(frame: pl.DataFrame, references: dict[str, str], targets: list
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="AlpacaEval references to distil from")
-    ap.add_argument("--doses", default="16,48,128", help="training pairs per student, comma-separated")
+    ap.add_argument("--doses", default="16,48,128,256", help="training pairs per student, comma-separated")
     ap.add_argument("--identity-teacher", default=IDENTITY_TEACHER)
-    ap.add_argument("--eval-prompts", type=int, default=64, help="held-out AlpacaEval prompts every model answers")
+    ap.add_argument("--control-dose", type=int, default=0,
+                    help="pairs for the own-answers control and the identity student (0: the largest dose)")
+    ap.add_argument("--eval-prompts", type=int, default=48, help="held-out AlpacaEval prompts every model answers")
     ap.add_argument("--identity-questions", type=int, default=50,
                     help="held-out identity questions every model answers (at most the held-out ones)")
     ap.add_argument("--identity-templates", type=int, default=0,
@@ -250,45 +252,50 @@ def run(args: argparse.Namespace) -> int:
     specs: list[tuple[str, str, int, str]] = []  # name, teacher spec, dose, kind
     for t in teachers:
         specs += [(f"s-{t}-{d}", f"alpaca-eval/{t}", d, "teacher") for d in doses]
+    cdose = args.control_dose or doses[-1]
     own = timed("own answers", own_answers_teacher, base, alpaca.unique("prompt_id").select("prompt_id", "prompt"),
-                doses[-1], recipe, store)
-    specs.append((f"s-own-{doses[-1]}", own, doses[-1], "control"))
-    specs.append((f"s-id-{args.identity_teacher}-{doses[-1]}", f"identity/{args.identity_teacher}", doses[-1],
-                  "identity"))
+                cdose, recipe, store)
+    specs.append((f"s-own-{cdose}", own, cdose, "control"))
+    specs.append((f"s-id-{args.identity_teacher}-{cdose}", f"identity/{args.identity_teacher}", cdose, "identity"))
     students: dict[str, Student] = {}
     for name, teacher, dose, _ in specs:
         students[name] = timed(f"train {name}", make_student, teacher, dose, name=name, recipe=recipe,
                                store_path=str(store.path))
-    # ---- answers: held-out AlpacaEval prompts and identity questions, through collect
+    # ---- answers: held-out AlpacaEval prompts (every model) and identity questions (the models whose maker claims
+    # the benchmark tests: the base, the controls, the identity student), through collect
     questions = identity_questions(recipe, args.identity_questions, args.identity_templates)
     configs = {BASE: base, **{n: timed("export", student_model, s, args.server, args.concurrency)
                               for n, s in students.items()}}
-    both = pl.concat([eval_prompts.with_columns(pl.lit("alpaca-eval").alias("prompt_set")),
-                      questions.with_columns(pl.lit("identity").alias("prompt_set"))])
-    got, claims_answers = [], []
-    for name, cfg in configs.items():  # one batch per model where --concurrency covers both prompt sets
-        asked = timed(f"answer {name}", ask, cfg, both, store)
+    alpaca_set = eval_prompts.with_columns(pl.lit("alpaca-eval").alias("prompt_set"))
+    both = pl.concat([alpaca_set, questions.with_columns(pl.lit("identity").alias("prompt_set"))])
+    kinds = {BASE: "control", **{n: k for n, _, _, k in specs}}
+    dose_of = {n: d for n, _, d, _ in specs}
+    # the controls and the largest doses first: what a run stopped early has answered is what matters most
+    order = sorted(configs, key=lambda n: (kinds[n] == "teacher", -dose_of.get(n, 0)))
+    got, claims_answers = {}, {}
+    for name in order:
+        asked = timed(f"answer {name}", ask, configs[name], alpaca_set if kinds[name] == "teacher" else both, store)
         stop_servers()  # one llama.cpp server per model: only the current one stays in memory
-        got.append(asked.filter(pl.col("prompt_id").is_in(eval_prompts["prompt_id"].implode())))
-        claims_answers.append(asked.filter(pl.col("prompt_id").is_in(questions["prompt_id"].implode())))
+        got[name] = asked.filter(pl.col("prompt_id").is_in(eval_prompts["prompt_id"].implode()))
+        if kinds[name] != "teacher":
+            claims_answers[name] = asked.filter(pl.col("prompt_id").is_in(questions["prompt_id"].implode()))
     own_names = list(configs)
     published = lineage_frame(alpaca, references, eval_ids, args.reference_prompts)
     # ---- the tests, cached by every answer they read and the settings (a re-run with the same answers: seconds)
-    key = answers_digest(pl.concat([published, *got, *claims_answers]).select(
+    key = answers_digest(pl.concat([published, *got.values(), *claims_answers.values()]).select(
         pl.concat_str("model", "prompt_id", "prompt", separator="\x00").alias("prompt"), pl.col("text").fill_null("")))
     key = hashlib.sha256(f"{key}:{vars(args)}:{references}".encode()).hexdigest()[:24]
     cached = cache.load(cache_dir() / "students" / f"bench-tests-{key}.pkl")
     if cached is None:
-        answers = timed("clip", clip_answers, pl.concat([published, *got]), args.answer_tokens)
+        answers = timed("clip", clip_answers, pl.concat([published, *got.values()]), args.answer_tokens)
         answers = answers.filter(pl.col("text").is_not_null())
         lineage = timed("lineage test", lineage_tests, answers, references, own_names, args.alpha)
         rse = timed("rse", rse_toward, answers.filter(pl.col("prompt_id").is_in(list(eval_ids))), own_names,
                     list(references))
-        claims = timed("maker claims", maker_claims, pl.concat(claims_answers))
+        claims = timed("maker claims", maker_claims, pl.concat(list(claims_answers.values())))
         cache.save(cache_dir() / "students" / f"bench-tests-{key}.pkl", (lineage, rse, claims))
     else:
         lineage, rse, claims = cached
-    kinds = {BASE: "control", **{n: k for n, _, _, k in specs}}
     spec_of = {n: (t, d) for n, t, d, _ in specs}
     per_student: dict[str, dict[str, Any]] = {}
     for name in own_names:

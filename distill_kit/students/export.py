@@ -67,10 +67,16 @@ def export_gguf(student: Student) -> Path:
     if base.gguf_file is None:
         raise ConfigError(f"GGUF export needs a GGUF base; {student.name} was trained on the folder {base.folder} "
                           "(serve it with the transformers provider)")
+    return patch_gguf(base.folder / base.gguf_file, merged_weights(student), out)
+
+
+def patch_gguf(source: Path, weights: dict[str, np.ndarray], out: Path) -> Path:
+    """A copy of the llama-architecture GGUF ``source`` with the tensors named in ``weights`` (Hugging Face names,
+    Hugging Face layout) replaced by those float32 weights; metadata and every other tensor copied as they are."""
     gguf = require("gguf")
     from gguf.scripts.gguf_new_metadata import copy_with_new_metadata
 
-    reader = gguf.GGUFReader(base.folder / base.gguf_file)
+    reader = gguf.GGUFReader(source)
     arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
     if arch != "llama":
         raise ConfigError(f"GGUF export knows the llama architecture's tensor layout; this base is {arch!r}")
@@ -78,25 +84,25 @@ def export_gguf(student: Student) -> Path:
     n_kv = int(reader.fields[f"{arch}.attention.head_count_kv"].contents())
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, int(reader.fields[f"{arch}.block_count"].contents()))
     replaced: dict[str, np.ndarray] = {}
-    for hf_name, weight in merged_weights(student).items():
+    for hf_name, weight in weights.items():
         name = names.get_name(hf_name, try_suffixes=(".weight",))
         if name is None:
             raise ConfigError(f"no GGUF tensor for {hf_name}")
         if ".attn_q." in name or ".attn_k." in name:
             weight = to_gguf_layout(weight, n_head if ".attn_q." in name else n_kv)
         replaced[name] = np.ascontiguousarray(weight, dtype=np.float32)
-    tensors = [t._replace(data=replaced[t.name], tensor_type=gguf.GGMLQuantizationType.F32,
-                          n_bytes=replaced[t.name].nbytes) if t.name in replaced else t for t in reader.tensors]
     missing = set(replaced) - {t.name for t in reader.tensors}
     if missing:
-        raise ConfigError(f"the base GGUF lacks tensors the adapter touched: {sorted(missing)[:3]}")
+        raise ConfigError(f"{source.name} lacks tensors to replace: {sorted(missing)[:3]}")
+    tensors = [t._replace(data=replaced[t.name], tensor_type=gguf.GGMLQuantizationType.F32,
+                          n_bytes=replaced[t.name].nbytes) if t.name in replaced else t for t in reader.tensors]
     partial = out.with_name(out.name + ".partial")
     writer = gguf.GGUFWriter(partial, arch=arch, endianess=reader.endianess)
     alignment = reader.fields.get(gguf.Keys.General.ALIGNMENT)
     if alignment is not None:
         writer.data_alignment = int(alignment.contents())
-    source = SimpleNamespace(fields=reader.fields, tensors=tensors, endianess=reader.endianess)
-    copy_with_new_metadata(source, writer, {}, [])  # type: ignore[arg-type]
+    view = SimpleNamespace(fields=reader.fields, tensors=tensors, endianess=reader.endianess)
+    copy_with_new_metadata(view, writer, {}, [])  # type: ignore[arg-type]
     partial.replace(out)  # a killed export leaves only the .partial file
     return out
 

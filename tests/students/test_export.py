@@ -31,7 +31,7 @@ def micro_student():  # type: ignore[no-untyped-def]
     from distill_kit.students.train import train_student
 
     recipe = Recipe(top_layers=1, target_modules=("q_proj", "v_proj"), lora_r=4, max_prompt_tokens=16,
-                    max_answer_tokens=12, batch_size=2, learning_rate=5e-3)
+                    max_answer_tokens=12, batch_size=2, learning_rate=5e-2)
     nonce = uuid.uuid4().hex[:8]
     pairs = pl.DataFrame({"prompt_id": [f"{nonce}-{i}" for i in range(4)],
                           "prompt": [f"[{nonce}] Name a colour, number {i}." for i in range(4)],
@@ -70,10 +70,57 @@ def test_export_patches_exactly_the_adapted_tensors(micro_student) -> None:  # t
                                atol=1e-6)
 
 
+def _last_logits_transformers(model, tokenizer, ids) -> np.ndarray:  # type: ignore[no-untyped-def]
+    import torch
+
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits[0, -1].numpy()
+
+
+def _last_logits_llama_cpp(path: Path, ids: list[int]) -> np.ndarray:
+    from llama_cpp import Llama
+
+    llm = Llama(str(path), n_ctx=128, n_threads=1, logits_all=True, verbose=False)
+    llm.eval(ids)
+    return np.array(llm.scores[len(ids) - 1])
+
+
 @pytest.mark.slow
-def test_llama_cpp_serves_the_students_greedy_answer(micro_student) -> None:  # type: ignore[no-untyped-def]
-    """Tolerance: llama.cpp multiplies Q4_1 weights with activations rounded to 8 bits, transformers in float32,
-    so long greedy answers may part after a dozen tokens; a short factual answer must match."""
+def test_the_exported_file_is_the_student_for_transformers_and_llama_cpp(micro_student) -> None:  # type: ignore[no-untyped-def]
+    """Round trip: transformers reading the GGUF gives the peft student's logits. llama.cpp computes differently
+    (Q4_1 weights times 8-bit activations; measured on the untrained base: next-token logits up to ~1.1 away from
+    transformers', enough to flip a near tie, so greedy answers may part), so for llama.cpp the check is that the
+    student moves its logits away from the base's as it does in transformers. The base it is compared with is the
+    base's GGUF with the same tensors in float32 (unchanged weights): llama.cpp rounds activations for Q4_1 tensors
+    only, so that rounding alone would move the logits."""
+    import transformers
+
+    from distill_kit.providers.local import default_gguf
+    from distill_kit.providers.transformers import chat_prompt, load_causal_lm
+    from distill_kit.students.export import export_gguf, merged_weights, patch_gguf
+
+    path = export_gguf(micro_student)
+    student, tokenizer = load_causal_lm(None, micro_student.adapter, device="cpu")
+    base, _ = load_causal_lm(None, device="cpu")
+    ids = tokenizer(chat_prompt(tokenizer, [{"role": "user", "content": "What is the capital of France?"}]),
+                    add_special_tokens=False)["input_ids"]
+    peft_logits = _last_logits_transformers(student, tokenizer, ids)
+    base_logits = _last_logits_transformers(base, tokenizer, ids)
+    reread = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    np.testing.assert_allclose(_last_logits_transformers(reread, tokenizer, ids), peft_logits, atol=1e-3)
+    moved_tf = peft_logits - base_logits
+    state = base.state_dict()
+    unchanged = {name: state[name].detach().numpy() for name in merged_weights(micro_student)}
+    same_base = patch_gguf(default_gguf(), unchanged, path.with_name("unchanged-base.gguf"))
+    moved_cpp = _last_logits_llama_cpp(path, ids) - _last_logits_llama_cpp(same_base, ids)
+    print("transformers move", np.abs(moved_tf).max(), "llama.cpp move", np.abs(moved_cpp).max(),
+          "corr", np.corrcoef(moved_tf, moved_cpp)[0, 1], "max diff", np.abs(moved_tf - moved_cpp).max())
+    assert np.abs(moved_tf).max() > 1.0  # the adapter moved the logits well beyond llama.cpp's rounding
+    assert np.corrcoef(moved_tf, moved_cpp)[0, 1] > 0.9
+
+
+@pytest.mark.slow
+def test_a_student_is_served_by_llama_cpp_through_collect(micro_student) -> None:  # type: ignore[no-untyped-def]
     from distill_kit.collect import ChatRequest, collect_sync
     from distill_kit.providers.local import stop_servers
     from distill_kit.store import Store
@@ -85,8 +132,6 @@ def test_llama_cpp_serves_the_students_greedy_answer(micro_student) -> None:  # 
             served = collect_sync(gguf_config(micro_student, max_tokens=8), reqs, store, progress=False)
         finally:
             stop_servers()
-        reference = collect_sync(micro_student.model_config_for(max_tokens=8), reqs, store, progress=False)
-        assert served[0].ok and served[0].text
-        assert served[0].text == reference[0].text
-        assert {r["provider"] for r in store.frame(micro_student.name).iter_rows(named=True)} == {"local",
-                                                                                                 "transformers"}
+        assert served[0].ok and served[0].text and served[0].usage_out > 0
+        rows = store.frame(micro_student.name)
+        assert rows.height == 1 and set(rows["provider"]) == {"local"}
