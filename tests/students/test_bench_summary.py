@@ -1,0 +1,43 @@
+"""The students benchmark's verdicts: a teacher line counts where it is significant even beside the base's own
+line; the base's own line is never a false positive; the shortfall says by how much each done-when is missed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("bench_students", ROOT / "benchmarks" / "bench_students.py")
+assert _spec and _spec.loader
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def _row(kind: str, dose: int, teacher_line: str | None, significant: list[str], rse: float = 3.0,
+         passed: bool | None = None) -> dict[str, Any]:
+    return {"kind": kind, "dose": dose, "teacher_line": teacher_line, "lines_significant": significant,
+            "line_named": significant[0] if significant else None, "rse_teacher": rse, "rse_others_max": 2.5,
+            "claims": {"passed": passed}}
+
+
+def test_detection_and_false_positives_are_judged_against_the_base_line() -> None:
+    rows = {
+        bench.BASE: _row("control", 0, None, ["llama-3.1"], passed=False),
+        "s-own": _row("control", 256, None, ["llama-3.1", "gpt-4"]),
+        "s-a-16": _row("teacher", 16, "claude-1/2", ["llama-3.1"], rse=2.6),
+        "s-a-256": _row("teacher", 256, "claude-1/2", ["llama-3.1", "claude-1/2"], rse=2.9),
+        "s-b-16": _row("teacher", 16, "gpt-4", [], rse=2.8),
+        "s-b-256": _row("teacher", 256, "gpt-4", ["llama-3.1"], rse=2.7),
+        "s-id": _row("identity", 256, None, [], passed=False),
+    }
+    out = bench.summarise(rows, [16, 256], 0.05, "llama-3.1")
+    assert out["power_by_dose"]["256"]["detected_teacher_line"] == 1
+    assert out["power_by_dose"]["256"]["named_teacher_line"] == 0  # the best line was the base's
+    assert out["false_positives"] == {bench.BASE: [], "s-own": ["gpt-4"]} and out["n_false_positives"] == 1
+    text = " | ".join(out["shortfall"])
+    assert "1 of 2 teacher students at dose 256 (short by 1)" in text
+    assert "s-own" in text and "s-id" in text
+    assert not any("RSE" in line for line in out["shortfall"])  # the mean RSE rose (2.70 -> 2.80)
+    rows["s-a-256"]["rse_teacher"] = 2.5
+    assert any("16->256: -0.10" in line for line in bench.summarise(rows, [16, 256], 0.05, "llama-3.1")["shortfall"])
