@@ -11,4 +11,4 @@ or served.
 """
 
 #: the public modules (each says what it holds in its own docstring); a new module is added here
-__all__ = ["catalog", "pairs", "probe", "recipe", "train"]
+__all__ = ["catalog", "export", "pairs", "probe", "recipe", "train"]
