@@ -14,12 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.helpers.browser import launch, needs_chromium
+from tests.helpers.installed import needs
 from tests.helpers.paths import ROOT
 
-pytestmark = pytest.mark.slow  # mkdocs in a subprocess, then a browser
-pytest.importorskip("mkdocs")
-pytest.importorskip("material")
-pytest.importorskip("mkdocs_jupyter")
+pytestmark = [pytest.mark.slow, needs("mkdocs", "material", "mkdocs_jupyter")]  # mkdocs in a subprocess, then a browser
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 

@@ -123,12 +123,18 @@ def published(data_dir):
     return answers.published_answers(models, sample_size=120, seed=0), datasets.identity_facts()
 
 
-def test_offline_judge_on_held_out_model(published) -> None:
+@pytest.fixture(scope="module")
+def held_out_judge(published):  # type: ignore[no-untyped-def]
+    """The offline judge fitted on three of the models (qwen-max-0919 held out); fitting is the slow part."""
+    frame, facts = published
+    return J.fit_offline_judge(frame.filter(pl.col("model") != "qwen-max-0919"), facts)
+
+
+def test_offline_judge_on_held_out_model(published, held_out_judge) -> None:
     """Fitted on three models, judged on a fourth it never saw: agreement clearly above chance."""
     frame, facts = published
-    train = frame.filter(pl.col("model") != "qwen-max-0919")
     test = frame.filter(pl.col("model") == "qwen-max-0919")
-    judge = J.fit_offline_judge(train, facts)
+    judge = held_out_judge
     v = judge.judge_many(test["response"].to_list(), test["family"].to_list())
     loose = scores.agreement([x.loose for x in v], test["loose_label"].to_list())
     strict = scores.agreement([x.strict for x in v], test["strict_label"].to_list())
@@ -140,9 +146,8 @@ def test_offline_judge_on_held_out_model(published) -> None:
     assert scores.agreement([x.loose for x in rules], test["loose_label"].to_list())["kappa"] > 0.2
 
 
-def test_offline_judge_needs_a_fact(published) -> None:
-    frame, facts = published
-    judge = J.fit_offline_judge(frame.head(300), facts)
+def test_offline_judge_needs_a_fact(held_out_judge) -> None:
+    judge = held_out_judge
     with pytest.raises(ValueError, match="no identity fact"):
         judge.judge("I am GPT", "unknown-family")
     # a fact passed explicitly (e.g. a ModelConfig.identity) works for any family
