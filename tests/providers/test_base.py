@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import anthropic
+import importlib
+
 import httpx2
-import openai
 import pytest
 
 from distill_kit.config import ModelConfig
@@ -45,8 +45,9 @@ def _pool(client: object) -> object:
     return client._transport._pool  # type: ignore[attr-defined]  (httpx2 -> httpcore2's pool)
 
 
-@pytest.mark.parametrize("sdk", [openai, anthropic])
-def test_the_pool_holds_a_connection_per_request_in_flight(sdk):
+@pytest.mark.parametrize("sdk_name", ["openai", "anthropic"])
+def test_the_pool_holds_a_connection_per_request_in_flight(sdk_name):
+    sdk = importlib.import_module(sdk_name)  # imported by the test, not at collection (seconds per worker)
     defaults = sdk._constants.DEFAULT_CONNECTION_LIMITS
     assert pool_limits(httpx2, sdk._constants, 8) == defaults  # below the SDK's defaults: its defaults
     assert pool_limits(httpx2, sdk._constants, 256) == httpx2.Limits(

@@ -8,9 +8,9 @@ from distill_kit.collect import ChatRequest, collect_sync
 from distill_kit.models import get_model
 from distill_kit.providers.local import LocalServer, default_gguf, ensure_server
 from distill_kit.store import Store
+from tests.helpers.installed import needs
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is installed by `make setup`")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs("llama_cpp")]  # llama-cpp-python[server] is installed by `make setup`
 
 
 def test_default_gguf_comes_from_the_wheel():

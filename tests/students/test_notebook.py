@@ -8,7 +8,9 @@ from typing import Callable
 import nbformat
 import pytest
 
-pytest.importorskip("peft")
+from tests.helpers.installed import needs
+
+pytestmark = needs("peft")
 
 
 @pytest.mark.slow

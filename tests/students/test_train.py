@@ -13,13 +13,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-pytest.importorskip("peft")
-
 from distill_kit.students.recipe import Recipe  # noqa: E402
+from tests.helpers.installed import needs  # noqa: E402
 from tests.helpers.paths import subprocess_env  # noqa: E402
 from distill_kit.students.train import StudentInterrupted, student_key, students_dir, train_student  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs("peft")]
 
 MICRO = Recipe(top_layers=1, target_modules=("q_proj", "v_proj"), lora_r=4, max_prompt_tokens=16,
                max_answer_tokens=12, batch_size=2, checkpoint_every=1)
