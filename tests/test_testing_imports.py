@@ -15,7 +15,8 @@ def without_zoo_packages(monkeypatch):
     ``distill_kit.testing`` is imported afresh (the real module is put back afterwards)."""
     for name in [n for n in sys.modules if n.split(".")[0] in ("starlette", "uvicorn")] + ["starlette", "uvicorn"]:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "distill_kit.testing", raising=False)
+    for name in [n for n in sys.modules if n == "distill_kit.testing" or n.startswith("distill_kit.testing.")]:
+        monkeypatch.delitem(sys.modules, name)  # the package and its submodules (zoo, cli ...), however it was imported before
     return importlib.import_module("distill_kit.testing")
 
 

@@ -23,7 +23,7 @@ def test_collect_notebook_fills_the_store_and_resumes(run_notebook, tmp_path, da
     assert store.count(model="smollm2-local", status="ok") == 5
     frame = store.frame()
     assert set(frame.filter(frame["probe_id"].is_not_null())["language"]) == {"en", "zh"}
-    summary = json.loads((tmp_path / "run" / "summary" / "collect.json").read_text())
+    summary = json.loads((tmp_path / "run" / "summary" / "02-collect-responses.json").read_text())
     assert summary["identity_prompts_per_model"] == 4 and summary["usage"][0]["tokens_out"] > 0
     run_notebook("02-collect-responses.ipynb", params)  # second run: everything comes from the store
     assert Store(store_path).count() == 5
@@ -36,7 +36,7 @@ def test_collect_notebook_runs_the_fuzzer_when_asked(run_notebook, tmp_path, dat
     run_notebook("02-collect-responses.ipynb", {
         "live_models": ["smollm2-local"], "probe_sample_size": 1, "seed_templates": 0, "prompt_sets": [],
         "max_tokens": 16, "fuzz_queries": 2, "store_path": str(store_path), "run_dir": str(tmp_path / "run")})
-    summary = json.loads((tmp_path / "run" / "summary" / "collect.json").read_text())
+    summary = json.loads((tmp_path / "run" / "summary" / "02-collect-responses.json").read_text())
     [row] = summary["fuzz"]["smollm2-local"]  # budget 2 = one mutant asked two probes
     assert row["attempts"] == 2 and row["judged"] == 2
     with Store(store_path) as store:  # every attempt stored with its verdict, in the fuzz table
