@@ -121,7 +121,7 @@ async def collect(model: ModelConfig, requests: Sequence[ChatRequest], store: St
         raise budget.exceeded()
     # the caller's meta, not whatever was stored with the first request of that key (a duplicate in
     # this batch, or an earlier run with other probe ids/tags): callers build their tables from it
-    return [replace(results[k], meta=r.meta) for k, r in zip(keys, requests)]
+    return _with_metas(keys, requests, results)
 
 
 async def _send(model: ModelConfig, pending: dict[str, ChatRequest], store: Store, results: dict[str, Result],
@@ -140,10 +140,10 @@ async def _send(model: ModelConfig, pending: dict[str, ChatRequest], store: Stor
         provider = pace(make_provider(model), model)  # adaptive to the server's rate limits (ratelimit.py)
         rng = random.Random(seed)
         bar = tqdm(total=len(pending), desc=desc or f"collect {model.name}", disable=not progress, leave=False)
-        writer = _TurnWriter(store)
+        secrets = secret_values([model.api_key_env])
+        writer = _TurnWriter(store, secrets)
         queue = deque(pending.items())
 
-        secrets = secret_values([model.api_key_env])
         params = model.params.model_dump()  # the same for every answer of this call: dumped once, not per answer
 
         async def worker() -> None:
@@ -202,8 +202,9 @@ class _TurnWriter:
     (``call_soon``): each answer is still on disk within milliseconds of arriving, and at 100+ answers/s
     the per-answer commit (75% of collect's own CPU per request) is paid once per turn."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, secrets: list[str] | None = None) -> None:
         self.store, self.queue, self.scheduled = store, [], False
+        self.secrets = secrets  # what to redact, read once per call (None: the store reads them per write)
         self.error: StoreFull | None = None
 
     @property
@@ -224,7 +225,7 @@ class _TurnWriter:
         self.scheduled = False
         batch, self.queue = self.queue, []
         try:
-            self.store.put_many(batch)
+            self.store.put_many(batch, self.secrets)
         except StoreFull as exc:
             self.error = exc
             self.queue = batch + self.queue
@@ -236,6 +237,21 @@ class _TurnWriter:
             raise StoreFull(self.store.path, self.error, unsaved=len(self.queue))
         if self.store.full:
             raise StoreFull(self.store.path)
+
+
+def _with_metas(keys: Sequence[str], requests: Sequence[ChatRequest], results: dict[str, Result]) -> list[Result]:
+    """One result per request, each carrying its request's ``meta`` and each its own object. An answer
+    fetched for this very request already carries it and is returned as it is: a ``dataclasses.replace``
+    per request is paid only for stored answers and repeated keys."""
+    out: list[Result] = []
+    given: set[str] = set()
+    for key, req in zip(keys, requests):
+        result = results[key]
+        if result.meta is not req.meta or key in given:
+            result = replace(result, meta=req.meta)
+        given.add(key)
+        out.append(result)
+    return out
 
 
 def _budget_hook() -> Any:

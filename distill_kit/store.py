@@ -98,8 +98,11 @@ def request_key(identity: dict[str, Any], messages: Sequence[dict[str, str]], sa
     return request_keys(identity, [(messages, sample)])[0]
 
 
-def _key_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+#: What ``json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))`` returns, from one
+#: encoder made once: ``json.dumps`` with any non-default option builds a new encoder per call, which was
+#: a third of the cost of a key (collect keys every request of a call before sending any).
+_key_json = _KEY_ENCODER.encode
 
 
 def request_keys(identity: dict[str, Any], items: Iterable[tuple[Sequence[dict[str, str]], int]]) -> list[str]:
@@ -356,14 +359,20 @@ class Store:
         provider may echo the key in an error, a model may repeat it."""
         self.put_many([record])
 
-    def put_many(self, records: Sequence[Record]) -> None:
+    def put_many(self, records: Sequence[Record], secrets: Sequence[str] | None = None) -> None:
         """``put`` for answers that arrived together: one transaction, one commit (collect writes what
-        landed in one event-loop turn at once; a commit costs more than the insert)."""
+        landed in one event-loop turn at once; a commit costs more than the insert).
+
+        ``secrets``: the values to redact, when the caller already holds them (``redact.secret_values``,
+        or a superset of it). Why: reading them scans the environment and stats the models file, and
+        ``collect`` writes up to one batch per answer."""
         from distill_kit.redact import redact, redact_value, secret_values
 
         now = time.time()
-        secrets = secret_values()
-        rows = [(r.key, r.model, r.provider, _dumps(redact_value(r.messages, secrets)), _dumps(r.params), r.sample,
+        secrets = secret_values() if secrets is None else list(secrets)
+        params: dict[int, str] = {}  # the answers of one call share their params dict: serialised once
+        rows = [(r.key, r.model, r.provider, _dumps(redact_value(r.messages, secrets)),
+                 params.get(id(r.params)) or params.setdefault(id(r.params), _dumps(r.params)), r.sample,
                  r.status, redact(r.text, secrets), redact(r.error, secrets), r.attempts, r.usage_in, r.usage_out,
                  r.cost, r.latency, _dumps(redact_value(r.meta, secrets)), now, now)
                 for r in records]
@@ -489,8 +498,10 @@ class Store:
             return [r[0] for r in self._conn.execute("SELECT DISTINCT target FROM fuzz_attempts ORDER BY target")]
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+_STORE_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+#: ``json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)`` from one encoder made once
+#: (three per stored answer; see :data:`_key_json`).
+_dumps = _STORE_ENCODER.encode
 
 
 def _scalar(value: Any) -> str | None:

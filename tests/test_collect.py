@@ -349,3 +349,54 @@ def test_request_keys_are_the_stored_keys_of_the_whole_object():
     assert request_keys(ident, items) == whole
     cfg = ModelConfig(name="m", provider="openai", model="gpt-4o-mini")
     assert ChatRequest(messages=msgs, sample=3).key(cfg) == request_keys(cfg.cache_identity(), [(msgs, 3)])[0]
+
+
+def test_one_collect_call_reads_the_secrets_once_not_per_write(tmp_path, monkeypatch):
+    """The values to redact are read once per call and handed to every write (reading them scans the
+    environment and stats the models file; answers landing one per turn meant one read per answer).
+    A key set in the environment is still redacted from what is stored."""
+    import distill_kit.redact as redact_module
+
+    monkeypatch.setenv("DK_TEST_API_KEY", "sk-test-abcdefghijklmnop")
+    reads = []
+    real = redact_module.secret_values
+    monkeypatch.setattr(redact_module, "secret_values", lambda *a, **k: reads.append(a) or real(*a, **k))
+    monkeypatch.setattr("distill_kit.collect.secret_values", redact_module.secret_values)
+    store = Store(tmp_path / "s.sqlite")
+    with mock_model(reply=lambda p: f"{p} sk-test-abcdefghijklmnop", concurrency=1) as (cfg, _):
+        out = collect_sync(cfg, reqs(12), store, progress=False)
+    assert all(r.ok for r in out) and "sk-test" not in out[0].text
+    assert len(reads) == 1  # twelve answers, one per turn: written twelve times, secrets read once
+    assert all("sk-test" not in t and "[REDACTED]" in t for t in store.frame()["text"].to_list())
+
+
+def test_answers_fetched_for_their_request_are_not_copied_but_stored_ones_and_repeats_are(tmp_path, monkeypatch):
+    """Each result is its own object carrying its own request's meta; one fetched for its very request
+    is returned as it is (a copy per request was most of the work after the last answer)."""
+    import dataclasses
+
+    copies = []
+    monkeypatch.setattr("distill_kit.collect.replace",
+                        lambda obj, **kw: copies.append(kw) or dataclasses.replace(obj, **kw))
+    store = Store(tmp_path / "s.sqlite")
+    shared = {"probe": "p"}
+    batch = reqs(3) + [ChatRequest.user("question 0", meta=shared), ChatRequest.user("question 0", meta=shared)]
+    with mock_model() as (cfg, _):
+        out = collect_sync(cfg, batch, store, progress=False)
+        assert len(copies) == 2  # the repeats of "question 0": fresh answers were not copied
+        assert len({id(r) for r in out}) == 5 and [r.meta for r in out] == [r.meta for r in batch]
+        copies.clear()
+        again = collect_sync(cfg, batch[:3], store, progress=False)
+    assert len(copies) == 3 and [r.meta for r in again] == [r.meta for r in batch[:3]]  # stored: copied
+
+
+def test_put_many_redacts_the_secrets_it_is_given(tmp_path):
+    from distill_kit.store import Record
+
+    rec = Record(key="k", model="m", provider="openai", messages=[{"role": "user", "content": "say tok-0123456789abcdef"}],
+                 params={"t": 0}, sample=0, status="ok", text="tok-0123456789abcdef", error=None, attempts=1,
+                 usage_in=1, usage_out=1, cost=0.0, latency=0.1, meta={"note": "tok-0123456789abcdef"})
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put_many([rec], ["tok-0123456789abcdef"])  # not in the environment: only the caller knows it
+        got = store.get("k")
+    assert "tok-" not in got.text + got.messages[0]["content"] + got.meta["note"] and got.params == {"t": 0}
