@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.helpers import slow_guard, timeline
+from tests.helpers import schedule, slow_guard, timeline
 from tests.helpers.paths import NOTEBOOKS, SHARED_DATA, artifacts_dir
 
 # Tests read the published data from ../shared/data unless the caller chose another folder.
@@ -22,6 +22,12 @@ if not os.environ.get("DISTILL_KIT_DATA_DIR") and SHARED_DATA.is_dir():
 
 def pytest_configure(config: pytest.Config) -> None:
     slow_guard.install()
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselected: the files are weighed by the tests that will run
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first (:mod:`tests.helpers.schedule`), so the two xdist workers finish at about the same time."""
+    schedule.reorder(items, [item.nodeid for item in items], schedule.load_durations())
 
 
 @pytest.hookimpl(wrapper=True)

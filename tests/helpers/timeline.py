@@ -5,7 +5,8 @@ start and end, seconds since the epoch) to ``<file>``; every worker appends to t
 per line, so lines do not interleave). ``python -m tests.helpers.timeline <file>`` then prints each file's span per
 worker and how long each worker sat idle before the last one finished, which tells a long tail (one long file
 started late), idle workers and cold caches (a file much slower than in ``tests/durations.json``) apart.
-``--write-durations`` stores the per-file seconds as ``tests/durations.json``, the order the suite runs files in.
+``--write-durations`` stores each test's seconds as ``tests/durations.json``, from which
+:mod:`tests.helpers.schedule` orders the files (longest first).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers.schedule import DURATIONS
+
 ENV = "DISTILL_KIT_TEST_TIMELINE"
-DURATIONS = Path(__file__).resolve().parents[1] / "durations.json"
 
 
 def record(nodeid: str, start: float, end: float) -> None:
@@ -87,24 +89,21 @@ def report(spans: list[FileSpan], top: int) -> str:
     return "\n".join(out)
 
 
-def durations(spans: list[FileSpan]) -> dict[str, float]:
-    """Seconds per test file, longest first."""
-    per_file: dict[str, float] = defaultdict(float)
-    for s in spans:
-        per_file[s.path] += s.seconds
-    return {path: round(sec, 1) for path, sec in sorted(per_file.items(), key=lambda kv: -kv[1])}
+def durations(lines: list[dict]) -> dict[str, float]:
+    """Seconds per test node id (setup and teardown included), sorted by node id so the file diffs well."""
+    return {row["nodeid"]: round(row["end"] - row["start"], 2) for row in sorted(lines, key=lambda r: r["nodeid"])}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("timeline", type=Path)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--write-durations", action="store_true", help=f"store per-file seconds in {DURATIONS}")
+    parser.add_argument("--write-durations", action="store_true", help=f"store per-test seconds in {DURATIONS}")
     args = parser.parse_args(argv)
-    spans = file_spans(read(args.timeline))
-    print(report(spans, args.top))
+    lines = read(args.timeline)
+    print(report(file_spans(lines), args.top))
     if args.write_durations:
-        DURATIONS.write_text(json.dumps(durations(spans), indent=1) + "\n")
+        DURATIONS.write_text(json.dumps(durations(lines), indent=0) + "\n")
         print(f"wrote {DURATIONS}")
 
 
