@@ -26,12 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)  # after -m/-k deselected: the files are weighed by the tests that will run
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first (:mod:`tests.helpers.schedule`), so the two xdist workers finish at about the same time.
-
-    Only where slow tests run: the fast loop's time is mostly each worker's imports, and longest first spread the
-    files that import torch and transformers over both workers (47.5 s in collection order, 52.0 s longest first)."""
-    if any(item.get_closest_marker("slow") for item in items):
-        schedule.reorder(items, [item.nodeid for item in items], schedule.load_durations())
+    """Longest files first (:mod:`tests.helpers.schedule`), so the two xdist workers finish at about the same time."""
+    schedule.reorder(items, [item.nodeid for item in items], schedule.load_durations())
 
 
 @pytest.hookimpl(wrapper=True)

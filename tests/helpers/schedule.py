@@ -9,7 +9,7 @@ The seconds come from ``tests/durations.json`` (each test's measured span, setup
 ``python -m tests.helpers.timeline <timeline> --write-durations``). A file's weight is the sum over its *selected*
 tests, so ``-m "not slow"`` and ``-k`` order by what will run; a test not in the file counts as the mean of those
 that are. Tests inside a file keep their order (a module fixture is set up once; some tests build on the previous
-one). The fast loop (no slow test selected) keeps collection order: its time is mostly each worker's imports.
+one).
 """
 
 from __future__ import annotations
