@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.helpers import slow_guard
+from tests.helpers import schedule, slow_guard, timeline
 from tests.helpers.paths import NOTEBOOKS, SHARED_DATA, artifacts_dir
 
 # Tests read the published data from ../shared/data unless the caller chose another folder.
@@ -24,17 +24,28 @@ def pytest_configure(config: pytest.Config) -> None:
     slow_guard.install()
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselected: the files are weighed by the tests that will run
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first (:mod:`tests.helpers.schedule`), so the two xdist workers finish at about the same time."""
+    schedule.reorder(items, [item.nodeid for item in items], schedule.load_durations())
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """Guard every phase (setup, call, teardown) of a test not marked slow; fixtures it sets up count too."""
+    """Guard every phase (setup, call, teardown) of a test not marked slow; fixtures it sets up count too.
+
+    Each test's span goes to the timeline file when ``DISTILL_KIT_TEST_TIMELINE`` names one
+    (:mod:`tests.helpers.timeline`)."""
     guarded = item.get_closest_marker("slow") is None
     slow_guard.GUARD.active = item.nodeid if guarded else None
     slow_guard.GUARD.caught = []
+    start = timeline.now()
     try:
         return (yield)
     finally:
         slow_guard.GUARD.active = None
         slow_guard.contain()
+        timeline.record(item.nodeid, start, timeline.now())
 
 
 @pytest.hookimpl(wrapper=True)

@@ -81,7 +81,9 @@ class RateLimit:
 
     Every answer carries ``x-ratelimit-limit-requests``, ``x-ratelimit-remaining-requests`` and
     ``x-ratelimit-reset-requests`` (OpenAI's names and duration format, e.g. ``"850ms"``); a 429 adds
-    ``Retry-After`` (whole seconds, rounded up) and ``retry-after-ms``.
+    ``Retry-After`` (whole seconds, rounded up) and ``retry-after-ms``. The limit is per minute, as OpenAI's
+    (and the zoo's) is and as :mod:`distill_kit.ratelimit` paces by: 4 per 0.5 s is advertised as 480; the
+    remaining count and the reset are the current window's.
     """
 
     requests: int
@@ -96,7 +98,7 @@ class RateLimit:
         if allowed:
             self._used += 1
         reset = max(0.0, self._start + self.window - now)
-        headers = {"x-ratelimit-limit-requests": str(self.requests),
+        headers = {"x-ratelimit-limit-requests": str(round(self.requests * 60 / self.window)),
                    "x-ratelimit-remaining-requests": str(self.requests - self._used),
                    "x-ratelimit-reset-requests": _duration(reset)}
         if not allowed:
