@@ -50,7 +50,7 @@ from distill_kit.config import ConfigError, GenerationParams, ModelConfig
 from distill_kit.paths import cache_dir
 from distill_kit.providers.local import stop_servers
 from distill_kit.store import Store
-from distill_kit.students.pairs import answers_digest, held_out_prompts, in_eval_split, teacher_answers
+from distill_kit.students.pairs import answers_digest, dose_pairs, held_out_prompts, in_eval_split, teacher_answers
 from distill_kit.students.probe import ask, clip_answers, rse_toward
 from distill_kit.students.recipe import Recipe, Student
 from distill_kit.students.train import make_student
@@ -125,15 +125,33 @@ def generation_speed(base: ModelConfig, prompts: pl.DataFrame, store: Store) -> 
 
 
 def own_answers_teacher(base: ModelConfig, alpaca_prompts: pl.DataFrame, dose: int, recipe: Recipe,
-                        store: Store) -> str:
-    """The base's own answers to training-split prompts, stored, as a ``store/`` teacher (the no-teacher control).
-    Asks ``dose`` + 8 training prompts (seeded order), so an empty answer or two still leave ``dose`` pairs."""
-    from distill_kit.students.pairs import dose_pairs
-
+                        store: Store, evaluated: set[str]) -> str:
+    """The base's own answers to training prompts, stored, as a ``store/`` teacher (the no-teacher control).
+    Asks ``dose`` + 8 training prompts (seeded order, as a teacher student's), so an empty answer or two still
+    leave ``dose`` pairs."""
     pool = alpaca_prompts.with_columns(pl.lit("").alias("text"))
-    chosen = dose_pairs(pool, dose + 8, recipe.eval_share, recipe.seed).select("prompt_id", "prompt")
+    dose = min(dose + 8, pool.height - len(evaluated & set(pool["prompt_id"].to_list())))
+    chosen = dose_pairs(pool, dose, recipe.eval_share, recipe.seed, evaluated).select("prompt_id", "prompt")
     ask(base, chosen, store, prompt_set="alpaca-eval")
     return f"store/{BASE}"
+
+
+def max_dose(teachers: list[str], evaluated: set[str]) -> int:
+    """The largest dose every teacher can give: its AlpacaEval answers to prompts no model is evaluated on."""
+    return min(teacher_answers(f"alpaca-eval/{t}").filter(~pl.col("prompt_id").is_in(list(evaluated))).height
+               for t in teachers)
+
+
+def parse_doses(spec: str, largest: int) -> list[int]:
+    """``"16,128,max"`` -> sorted distinct doses, ``max`` read as ``largest``; a bad entry is one ConfigError line."""
+    doses = set()
+    for d in (x.strip() for x in spec.split(",") if x.strip()):
+        if d != "max" and not d.isdigit():
+            raise ConfigError(f"a dose is a number of pairs or 'max', got {d!r}")
+        doses.add(largest if d == "max" else int(d))
+    if not doses:
+        raise ConfigError("--doses names no dose")
+    return sorted(doses)
 
 
 def maker_claims(answers: pl.DataFrame) -> dict[str, dict[str, Any]]:
@@ -181,7 +199,9 @@ def lineage_tests(frame: pl.DataFrame, references: dict[str, str], targets: list
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="AlpacaEval references to distil from")
-    ap.add_argument("--doses", default="16,48,128,256", help="training pairs per student, comma-separated")
+    ap.add_argument("--doses", default="16,48,128,256,max",
+                    help="training pairs per student, comma-separated; max: every prompt of the teachers' but the "
+                         "evaluated ones (the held-out prompts no model is asked)")
     ap.add_argument("--identity-teacher", default=IDENTITY_TEACHER)
     ap.add_argument("--control-dose", type=int, default=0,
                     help="pairs for the own-answers control and the identity student (0: the largest dose)")
@@ -215,7 +235,6 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     teachers = [t.strip() for t in args.teachers.split(",") if t.strip()]
-    doses = sorted({int(d) for d in args.doses.split(",")})
     recipe = Recipe(max_answer_tokens=args.answer_tokens, max_prompt_tokens=64, top_layers=args.top_layers,
                     epochs=args.epochs, target_modules=("q_proj", "v_proj"), lora_r=16, lora_alpha=32,
                     batch_size=4, learning_rate=1e-3, warmup_steps=1)
@@ -229,6 +248,10 @@ def run(args: argparse.Namespace) -> int:
     alpaca = datasets.load_responses("alpaca-eval")
     eval_prompts = held_out_prompts(alpaca, teachers, args.eval_prompts, recipe.eval_share, recipe.seed)
     eval_ids = set(eval_prompts["prompt_id"].to_list())
+    questions = identity_questions(recipe, args.identity_questions, args.identity_templates)
+    # no student trains on a prompt any model is evaluated on; every other prompt may be a training pair
+    evaluated = eval_ids | set(questions["prompt_id"].to_list())
+    doses = parse_doses(args.doses, max_dose(teachers, evaluated))
     base = base_config(args.answer_tokens, args.concurrency, args.server)
     store = Store(cache_dir() / "students" / "bench.sqlite")
     timings: dict[str, float] = {}
@@ -254,16 +277,15 @@ def run(args: argparse.Namespace) -> int:
         specs += [(f"s-{t}-{d}", f"alpaca-eval/{t}", d, "teacher") for d in doses]
     cdose = args.control_dose or doses[-1]
     own = timed("own answers", own_answers_teacher, base, alpaca.unique("prompt_id").select("prompt_id", "prompt"),
-                cdose, recipe, store)
+                cdose, recipe, store, evaluated)
     specs.append((f"s-own-{cdose}", own, cdose, "control"))
     specs.append((f"s-id-{args.identity_teacher}-{cdose}", f"identity/{args.identity_teacher}", cdose, "identity"))
     students: dict[str, Student] = {}
     for name, teacher, dose, _ in specs:
         students[name] = timed(f"train {name}", make_student, teacher, dose, name=name, recipe=recipe,
-                               store_path=str(store.path))
+                               store_path=str(store.path), evaluated=evaluated)
     # ---- answers: held-out AlpacaEval prompts (every model) and identity questions (the models whose maker claims
     # the benchmark tests: the base, the controls, the identity student), through collect
-    questions = identity_questions(recipe, args.identity_questions, args.identity_templates)
     configs = {BASE: base, **{n: timed("export", student_model, s, args.server, args.concurrency)
                               for n, s in students.items()}}
     alpaca_set = eval_prompts.with_columns(pl.lit("alpaca-eval").alias("prompt_set"))
@@ -325,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     total = round(time.monotonic() - started, 1)
     print_table(per_student)
     out = {"bench": "students", "server": args.server, "alpha": args.alpha, "doses": doses, "teachers": teachers,
-           "eval_prompts": len(eval_ids), "identity_questions": questions.height, "answer_tokens": args.answer_tokens,
+           "eval_prompts": len(eval_ids), "max_dose": max_dose(teachers, evaluated), "identity_questions": questions.height, "answer_tokens": args.answer_tokens,
            "base_line": args.base_line or None, "recipe": recipe.model_dump(mode="json"), "per_student": per_student,
            **summary,
            "budget": {"device": next(iter(students.values())).device, "seconds_total_this_run": total,

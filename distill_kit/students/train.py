@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -189,13 +190,16 @@ class StudentInterrupted(RuntimeError):
 
 
 def make_student(teacher: str, dose: int, *, base: str = "", recipe: Recipe | None = None, name: str | None = None,
-                 store_path: str | None = None, progress: bool = True, device: str | None = None) -> Student:
-    """A student of ``teacher`` (``<source>/<model>``) after ``dose`` training pairs, trained or from the cache."""
+                 store_path: str | None = None, progress: bool = True, device: str | None = None,
+                 evaluated: Collection[str] | None = None) -> Student:
+    """A student of ``teacher`` (``<source>/<model>``) after ``dose`` training pairs, trained or from the cache.
+    ``evaluated``: the prompt ids it will be evaluated on; given, a dose may go beyond the train split into the
+    held-out prompts not evaluated (:func:`~distill_kit.students.pairs.dose_pairs`)."""
     recipe = recipe or Recipe()
     t = Teacher.parse(teacher)
     if base and not Path(base).expanduser().exists():
         raise ConfigError(f"base model not found: {base}")
-    pairs = dose_pairs(teacher_answers(t, store_path), dose, recipe.eval_share, recipe.seed)
+    pairs = dose_pairs(teacher_answers(t, store_path), dose, recipe.eval_share, recipe.seed, evaluated)
     return train_student(pairs, name=name or default_name(t, dose), teacher=str(t), base=base, recipe=recipe,
                          progress=progress, device=device)
 
