@@ -303,10 +303,12 @@ def run(args: argparse.Namespace) -> int:
             claims_answers[name] = asked.filter(pl.col("prompt_id").is_in(questions["prompt_id"].implode()))
     own_names = list(configs)
     published = lineage_frame(alpaca, references, eval_ids, args.reference_prompts)
-    # ---- the tests, cached by every answer they read and the settings (a re-run with the same answers: seconds)
+    # ---- the tests, cached by every answer they read, the settings and the test's statistic (same answers: seconds)
     key = answers_digest(pl.concat([published, *got.values(), *claims_answers.values()]).select(
         pl.concat_str("model", "prompt_id", "prompt", separator="\x00").alias("prompt"), pl.col("text").fill_null("")))
-    key = hashlib.sha256(f"{key}:{vars(args)}:{references}".encode()).hexdigest()[:24]
+    from distill_kit.lineage.significance import DEFAULT_STATISTIC  # a new default statistic: new results
+
+    key = hashlib.sha256(f"{key}:{vars(args)}:{references}:{DEFAULT_STATISTIC}".encode()).hexdigest()[:24]
     cached = cache.load(cache_dir() / "students" / f"bench-tests-{key}.pkl")
     if cached is None:
         answers = timed("clip", clip_answers, pl.concat([published, *got.values()]), args.answer_tokens)
@@ -346,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(per_student, doses, args.alpha, args.base_line or None)
     total = round(time.monotonic() - started, 1)
     print_table(per_student)
-    out = {"bench": "students", "server": args.server, "alpha": args.alpha, "doses": doses, "teachers": teachers,
+    out = {"bench": "students", "server": args.server, "alpha": args.alpha, "statistic": DEFAULT_STATISTIC, "doses": doses, "teachers": teachers,
            "eval_prompts": len(eval_ids), "max_dose": max_dose(teachers, evaluated), "identity_questions": questions.height, "answer_tokens": args.answer_tokens,
            "base_line": args.base_line or None, "recipe": recipe.model_dump(mode="json"), "per_student": per_student,
            **summary,
