@@ -154,6 +154,60 @@ def parse_doses(spec: str, largest: int) -> list[int]:
     return sorted(doses)
 
 
+#: The recipe rule's candidates (epochs, learning rate); the first is the benchmark's default.
+RECIPE_CANDIDATES: tuple[tuple[int, float], ...] = ((1, 1e-3), (1, 3e-3), (2, 1e-3))
+#: A candidate replaces the current recipe only if its held-out answer loss is lower by this much.
+RECIPE_MARGIN = 0.02
+
+
+def bench_recipe(args: argparse.Namespace, epochs: int | None = None, learning_rate: float | None = None) -> Recipe:
+    """The students' recipe: sized for a CPU (short sequences, LoRA on q/v of the top layers)."""
+    return Recipe(max_answer_tokens=args.answer_tokens, max_prompt_tokens=64, top_layers=args.top_layers,
+                  epochs=epochs or args.epochs, target_modules=("q_proj", "v_proj"), lora_r=16, lora_alpha=32,
+                  batch_size=4, learning_rate=learning_rate or args.learning_rate, warmup_steps=1)
+
+
+def pick_recipe(losses: dict[tuple[int, float], float], current: tuple[int, float],
+                margin: float = RECIPE_MARGIN) -> tuple[int, float]:
+    """The recipe rule: the candidate with the lowest held-out answer loss (mean over teachers), if it beats the
+    current recipe by ``margin`` or more; else the current one (cheaper, and the difference is noise-sized)."""
+    best = min(losses, key=lambda c: (losses[c], c[0]))
+    return best if losses[current] - losses[best] >= margin else current
+
+
+def choose_recipe(args: argparse.Namespace, recipe: Recipe, teachers: list[str]) -> int:
+    """Apply the recipe rule: per teacher, every candidate trains on the first ``rule_dose`` training pairs and
+    is scored by its answer loss on the next ``rule_pairs`` (training-split prompts: never evaluated). Nothing
+    any model answers on an evaluated prompt is read. Prints a table and one line of JSON."""
+    from distill_kit.students.train import answer_loss, train_student
+
+    current = (recipe.epochs, recipe.learning_rate)
+    candidates = list(dict.fromkeys([current, *RECIPE_CANDIDATES]))
+    rows: list[dict[str, Any]] = []
+    for t in teachers:
+        order = dose_pairs(teacher_answers(f"alpaca-eval/{t}"), args.rule_dose + args.rule_pairs, recipe.eval_share,
+                           recipe.seed)
+        train, held = order.head(args.rule_dose), order.slice(args.rule_dose, args.rule_pairs)
+        for epochs, lr in candidates:
+            r = bench_recipe(args, epochs, lr)
+            student = train_student(train, name=f"rule-{t}-{epochs}ep-{lr:g}", teacher=f"alpaca-eval/{t}", recipe=r)
+            rows.append({"teacher": t, "epochs": epochs, "learning_rate": lr, "train_seconds": student.seconds,
+                         "final_train_loss": round(student.final_loss, 4),
+                         "heldout_loss": round(answer_loss(student, held), 4)})
+            print(f"{t:<28} epochs {epochs} lr {lr:<7g} train loss {student.final_loss:.3f} "
+                  f"held-out loss {rows[-1]['heldout_loss']:.3f}", flush=True)
+    mean = {c: float(np.mean([r["heldout_loss"] for r in rows if (r["epochs"], r["learning_rate"]) == c]))
+            for c in candidates}
+    chosen = pick_recipe(mean, current)
+    for (epochs, lr), loss in mean.items():
+        print(f"mean held-out loss, epochs {epochs} lr {lr:g}: {loss:.4f}{'  <- chosen' if (epochs, lr) == chosen else ''}")
+    print(json.dumps({"bench": "students-recipe", "rule_dose": args.rule_dose, "rule_pairs": args.rule_pairs,
+                      "margin": RECIPE_MARGIN, "rows": rows,
+                      "mean_heldout_loss": {f"{e}ep-{lr:g}": v for (e, lr), v in mean.items()},
+                      "chosen": {"epochs": chosen[0], "learning_rate": chosen[1]}}))
+    return 0
+
+
 def maker_claims(answers: pl.DataFrame) -> dict[str, dict[str, Any]]:
     """model -> its maker row (profile of own-voice maker claims, foreign-maker test, Holm over the models) on the
     identity questions; every model is judged against SmolLM2's true identity (Hugging Face)."""
@@ -217,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--answer-tokens", type=int, default=48, help="answer length trained on, generated, compared")
     ap.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N layers (0 = all)")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--choose-recipe", action="store_true",
+                    help="only apply the recipe rule (docs/students.md): train the candidates on each teacher's "
+                         "first --rule-dose training pairs, score their answer loss on the next --rule-pairs")
+    ap.add_argument("--rule-dose", type=int, default=128)
+    ap.add_argument("--rule-pairs", type=int, default=64)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--base-line", default=BASE_LINE,
                     help="the base's own documented line (not a false positive in a student); '' = none")
@@ -235,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     teachers = [t.strip() for t in args.teachers.split(",") if t.strip()]
-    recipe = Recipe(max_answer_tokens=args.answer_tokens, max_prompt_tokens=64, top_layers=args.top_layers,
-                    epochs=args.epochs, target_modules=("q_proj", "v_proj"), lora_r=16, lora_alpha=32,
-                    batch_size=4, learning_rate=1e-3, warmup_steps=1)
+    recipe = bench_recipe(args)
+    if args.choose_recipe:
+        return choose_recipe(args, recipe, teachers)
     from distill_kit.lineage.documented import lineage_labels
 
     labels = lineage_labels()

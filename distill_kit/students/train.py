@@ -177,6 +177,28 @@ def train_student(pairs: pl.DataFrame, *, name: str, teacher: str, base: str = "
     return student
 
 
+def answer_loss(student: Student, pairs: pl.DataFrame, batch_size: int = 8) -> float:
+    """The student's mean answer-token loss on ``pairs`` (``prompt, text``), token-weighted, encoded as it was
+    trained (its recipe's clipping and chat template). On pairs it did not train on, this is how well it predicts
+    its teacher: the one measure a recipe may be chosen by (never a test's result on the evaluated prompts)."""
+    from distill_kit.providers.transformers import load_causal_lm
+
+    torch = torch_module()
+    model, tokenizer = load_causal_lm(student.base or None, student.adapter)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    encoded = [encode_pair(tokenizer, p, a, student.recipe) for p, a in pairs.select("prompt", "text").iter_rows()]
+    if not encoded:
+        raise ConfigError("answer_loss needs at least one pair")
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(encoded), batch_size):
+            batch = {k: v.to(model.device) for k, v in _collate(torch, encoded[i: i + batch_size], pad_id).items()}
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())  # the loss is on shifted labels
+            total += float(model(**batch).loss) * n
+            tokens += n
+    return total / tokens
+
+
 def _prompt_ids(pairs: pl.DataFrame) -> list[str]:
     if "prompt_id" in pairs.columns:
         return list(dict.fromkeys(pairs["prompt_id"].to_list()))

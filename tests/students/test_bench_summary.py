@@ -60,3 +60,11 @@ def test_max_dose_is_every_prompt_a_teacher_answered_but_the_evaluated(data_dir:
     ids = datasets.load_responses("alpaca-eval", ["gpt4_0613"])["prompt_id"].to_list()
     assert bench.max_dose(["gpt4_0613"], set(ids[:96])) == len(ids) - 96
     assert bench.max_dose(["gpt4_0613", "claude-2"], set()) == len(ids)
+
+
+def test_recipe_rule_keeps_the_current_recipe_unless_a_candidate_is_clearly_better() -> None:
+    current = (1, 1e-3)
+    assert bench.pick_recipe({current: 2.00, (1, 3e-3): 1.99, (2, 1e-3): 1.985}, current) == current
+    assert bench.pick_recipe({current: 2.00, (1, 3e-3): 1.95, (2, 1e-3): 1.97}, current) == (1, 3e-3)
+    assert bench.pick_recipe({current: 2.00, (1, 3e-3): 2.10, (2, 1e-3): 1.90}, current) == (2, 1e-3)
+    assert bench.pick_recipe({current: 2.00, (1, 3e-3): 2.05}, current) == current
