@@ -260,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--control-dose", type=int, default=0,
                     help="pairs for the own-answers control and the identity student (0: the largest dose)")
     ap.add_argument("--eval-prompts", type=int, default=48, help="held-out AlpacaEval prompts every model answers")
+    ap.add_argument("--unseen-prompts", type=int, default=0,
+                    help="held-out prompts no student trains on (0: --eval-prompts); a run with fewer evaluation "
+                         "prompts reuses the students of a run with more")
     ap.add_argument("--identity-questions", type=int, default=50,
                     help="held-out identity questions every model answers (at most the held-out ones)")
     ap.add_argument("--identity-templates", type=int, default=0,
@@ -294,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    if args.unseen_prompts and args.unseen_prompts < args.eval_prompts:
+        raise ConfigError(f"--unseen-prompts ({args.unseen_prompts}) must be at least --eval-prompts "
+                          f"({args.eval_prompts}): no student may train on an evaluated prompt")
     teachers = [t.strip() for t in args.teachers.split(",") if t.strip()]
     recipe = bench_recipe(args)
     if args.choose_recipe:
@@ -306,11 +312,14 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"teachers must be AlpacaEval references of the data folder: {missing}")
     alpaca = datasets.load_responses("alpaca-eval")
-    eval_prompts = held_out_prompts(alpaca, teachers, args.eval_prompts, recipe.eval_share, recipe.seed)
+    unseen = held_out_prompts(alpaca, teachers, max(args.unseen_prompts, args.eval_prompts), recipe.eval_share,
+                              recipe.seed)
+    eval_prompts = unseen.head(args.eval_prompts)  # prompt-id order: the first of the unseen ones
     eval_ids = set(eval_prompts["prompt_id"].to_list())
     questions = identity_questions(recipe, args.identity_questions, args.identity_templates)
-    # no student trains on a prompt any model is evaluated on; every other prompt may be a training pair
-    evaluated = eval_ids | set(questions["prompt_id"].to_list())
+    # no student trains on a prompt any model is (or, with --unseen-prompts, another run is) evaluated on; every
+    # other prompt may be a training pair
+    evaluated = set(unseen["prompt_id"].to_list()) | set(questions["prompt_id"].to_list())
     doses = parse_doses(args.doses, max_dose(teachers, evaluated))
     base = base_config(args.answer_tokens, args.concurrency, args.server)
     store = Store(cache_dir() / "students" / "bench.sqlite")
@@ -409,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
     total = round(time.monotonic() - started, 1)
     print_table(per_student)
     out = {"bench": "students", "server": args.server, "alpha": args.alpha, "statistic": DEFAULT_STATISTIC, "doses": doses, "teachers": teachers,
-           "eval_prompts": len(eval_ids), "max_dose": max_dose(teachers, evaluated), "identity_questions": questions.height, "answer_tokens": args.answer_tokens,
+           "eval_prompts": len(eval_ids), "unseen_prompts": unseen.height, "max_dose": max_dose(teachers, evaluated), "identity_questions": questions.height, "answer_tokens": args.answer_tokens,
            "base_line": args.base_line or None, "recipe": recipe.model_dump(mode="json"), "per_student": per_student,
            **summary,
            "budget": {"device": next(iter(students.values())).device, "seconds_total_this_run": total,
