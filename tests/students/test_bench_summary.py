@@ -70,7 +70,7 @@ def test_recipe_rule_keeps_the_current_recipe_unless_a_candidate_is_clearly_bett
     assert bench.pick_recipe({current: 2.00, (1, 3e-3): 2.05}, current) == current
 
 
-def test_fewer_unseen_than_evaluated_prompts_is_one_line(data_dir: object, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fewer_unseen_than_evaluated_prompts_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["--eval-prompts", "96", "--unseen-prompts", "48"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --unseen-prompts (48) must be at least --eval-prompts (96)") and err.count("\n") == 1
