@@ -253,13 +253,13 @@ def lineage_tests(frame: pl.DataFrame, references: dict[str, str], targets: list
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="AlpacaEval references to distil from")
-    ap.add_argument("--doses", default="16,48,128,256,max",
+    ap.add_argument("--doses", default="128,256,max",
                     help="training pairs per student, comma-separated; max: every prompt of the teachers' but the "
                          "evaluated ones (the held-out prompts no model is asked)")
     ap.add_argument("--identity-teacher", default=IDENTITY_TEACHER)
     ap.add_argument("--control-dose", type=int, default=0,
                     help="pairs for the own-answers control and the identity student (0: the largest dose)")
-    ap.add_argument("--eval-prompts", type=int, default=48, help="held-out AlpacaEval prompts every model answers")
+    ap.add_argument("--eval-prompts", type=int, default=96, help="held-out AlpacaEval prompts every model answers")
     ap.add_argument("--unseen-prompts", type=int, default=0,
                     help="held-out prompts no student trains on (0: --eval-prompts); a run with fewer evaluation "
                          "prompts reuses the students of a run with more")
