@@ -50,7 +50,7 @@ from distill_kit.config import ConfigError, GenerationParams, ModelConfig
 from distill_kit.paths import cache_dir
 from distill_kit.providers.local import stop_servers
 from distill_kit.store import Store
-from distill_kit.students.pairs import answers_digest, held_out_prompts, in_eval_split, teacher_answers
+from distill_kit.students.pairs import answers_digest, dose_pairs, held_out_prompts, in_eval_split, teacher_answers
 from distill_kit.students.probe import ask, clip_answers, rse_toward
 from distill_kit.students.recipe import Recipe, Student
 from distill_kit.students.train import make_student
@@ -125,15 +125,87 @@ def generation_speed(base: ModelConfig, prompts: pl.DataFrame, store: Store) -> 
 
 
 def own_answers_teacher(base: ModelConfig, alpaca_prompts: pl.DataFrame, dose: int, recipe: Recipe,
-                        store: Store) -> str:
-    """The base's own answers to training-split prompts, stored, as a ``store/`` teacher (the no-teacher control).
-    Asks ``dose`` + 8 training prompts (seeded order), so an empty answer or two still leave ``dose`` pairs."""
-    from distill_kit.students.pairs import dose_pairs
-
+                        store: Store, evaluated: set[str]) -> str:
+    """The base's own answers to training prompts, stored, as a ``store/`` teacher (the no-teacher control).
+    Asks ``dose`` + 8 training prompts (seeded order, as a teacher student's), so an empty answer or two still
+    leave ``dose`` pairs."""
     pool = alpaca_prompts.with_columns(pl.lit("").alias("text"))
-    chosen = dose_pairs(pool, dose + 8, recipe.eval_share, recipe.seed).select("prompt_id", "prompt")
+    dose = min(dose + 8, pool.height - len(evaluated & set(pool["prompt_id"].to_list())))
+    chosen = dose_pairs(pool, dose, recipe.eval_share, recipe.seed, evaluated).select("prompt_id", "prompt")
     ask(base, chosen, store, prompt_set="alpaca-eval")
     return f"store/{BASE}"
+
+
+def max_dose(teachers: list[str], evaluated: set[str]) -> int:
+    """The largest dose every teacher can give: its AlpacaEval answers to prompts no model is evaluated on."""
+    return min(teacher_answers(f"alpaca-eval/{t}").filter(~pl.col("prompt_id").is_in(list(evaluated))).height
+               for t in teachers)
+
+
+def parse_doses(spec: str, largest: int) -> list[int]:
+    """``"16,128,max"`` -> sorted distinct doses, ``max`` read as ``largest``; a bad entry is one ConfigError line."""
+    doses = set()
+    for d in (x.strip() for x in spec.split(",") if x.strip()):
+        if d != "max" and not d.isdigit():
+            raise ConfigError(f"a dose is a number of pairs or 'max', got {d!r}")
+        doses.add(largest if d == "max" else int(d))
+    if not doses:
+        raise ConfigError("--doses names no dose")
+    return sorted(doses)
+
+
+#: The recipe rule's candidates (epochs, learning rate); the first is the benchmark's default.
+RECIPE_CANDIDATES: tuple[tuple[int, float], ...] = ((1, 1e-3), (1, 3e-3), (2, 1e-3))
+#: A candidate replaces the current recipe only if its held-out answer loss is lower by this much.
+RECIPE_MARGIN = 0.02
+
+
+def bench_recipe(args: argparse.Namespace, epochs: int | None = None, learning_rate: float | None = None) -> Recipe:
+    """The students' recipe: sized for a CPU (short sequences, LoRA on q/v of the top layers)."""
+    return Recipe(max_answer_tokens=args.answer_tokens, max_prompt_tokens=64, top_layers=args.top_layers,
+                  epochs=epochs or args.epochs, target_modules=("q_proj", "v_proj"), lora_r=16, lora_alpha=32,
+                  batch_size=4, learning_rate=learning_rate or args.learning_rate, warmup_steps=1)
+
+
+def pick_recipe(losses: dict[tuple[int, float], float], current: tuple[int, float],
+                margin: float = RECIPE_MARGIN) -> tuple[int, float]:
+    """The recipe rule: the candidate with the lowest held-out answer loss (mean over teachers), if it beats the
+    current recipe by ``margin`` or more; else the current one (cheaper, and the difference is noise-sized)."""
+    best = min(losses, key=lambda c: (losses[c], c[0]))
+    return best if losses[current] - losses[best] >= margin else current
+
+
+def choose_recipe(args: argparse.Namespace, recipe: Recipe, teachers: list[str]) -> int:
+    """Apply the recipe rule: per teacher, every candidate trains on the first ``rule_dose`` training pairs and
+    is scored by its answer loss on the next ``rule_pairs`` (training-split prompts: never evaluated). Nothing
+    any model answers on an evaluated prompt is read. Prints a table and one line of JSON."""
+    from distill_kit.students.train import answer_loss, train_student
+
+    current = (recipe.epochs, recipe.learning_rate)
+    candidates = list(dict.fromkeys([current, *RECIPE_CANDIDATES]))
+    rows: list[dict[str, Any]] = []
+    for t in teachers:
+        order = dose_pairs(teacher_answers(f"alpaca-eval/{t}"), args.rule_dose + args.rule_pairs, recipe.eval_share,
+                           recipe.seed)
+        train, held = order.head(args.rule_dose), order.slice(args.rule_dose, args.rule_pairs)
+        for epochs, lr in candidates:
+            r = bench_recipe(args, epochs, lr)
+            student = train_student(train, name=f"rule-{t}-{epochs}ep-{lr:g}", teacher=f"alpaca-eval/{t}", recipe=r)
+            rows.append({"teacher": t, "epochs": epochs, "learning_rate": lr, "train_seconds": student.seconds,
+                         "final_train_loss": round(student.final_loss, 4),
+                         "heldout_loss": round(answer_loss(student, held), 4)})
+            print(f"{t:<28} epochs {epochs} lr {lr:<7g} train loss {student.final_loss:.3f} "
+                  f"held-out loss {rows[-1]['heldout_loss']:.3f}", flush=True)
+    mean = {c: float(np.mean([r["heldout_loss"] for r in rows if (r["epochs"], r["learning_rate"]) == c]))
+            for c in candidates}
+    chosen = pick_recipe(mean, current)
+    for (epochs, lr), loss in mean.items():
+        print(f"mean held-out loss, epochs {epochs} lr {lr:g}: {loss:.4f}{'  <- chosen' if (epochs, lr) == chosen else ''}")
+    print(json.dumps({"bench": "students-recipe", "rule_dose": args.rule_dose, "rule_pairs": args.rule_pairs,
+                      "margin": RECIPE_MARGIN, "rows": rows,
+                      "mean_heldout_loss": {f"{e}ep-{lr:g}": v for (e, lr), v in mean.items()},
+                      "chosen": {"epochs": chosen[0], "learning_rate": chosen[1]}}))
+    return 0
 
 
 def maker_claims(answers: pl.DataFrame) -> dict[str, dict[str, Any]]:
@@ -181,11 +253,16 @@ def lineage_tests(frame: pl.DataFrame, references: dict[str, str], targets: list
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="AlpacaEval references to distil from")
-    ap.add_argument("--doses", default="16,48,128,256", help="training pairs per student, comma-separated")
+    ap.add_argument("--doses", default="128,256,max",
+                    help="training pairs per student, comma-separated; max: every prompt of the teachers' but the "
+                         "evaluated ones (the held-out prompts no model is asked)")
     ap.add_argument("--identity-teacher", default=IDENTITY_TEACHER)
     ap.add_argument("--control-dose", type=int, default=0,
                     help="pairs for the own-answers control and the identity student (0: the largest dose)")
-    ap.add_argument("--eval-prompts", type=int, default=48, help="held-out AlpacaEval prompts every model answers")
+    ap.add_argument("--eval-prompts", type=int, default=96, help="held-out AlpacaEval prompts every model answers")
+    ap.add_argument("--unseen-prompts", type=int, default=0,
+                    help="held-out prompts no student trains on (0: --eval-prompts); a run with fewer evaluation "
+                         "prompts reuses the students of a run with more")
     ap.add_argument("--identity-questions", type=int, default=50,
                     help="held-out identity questions every model answers (at most the held-out ones)")
     ap.add_argument("--identity-templates", type=int, default=0,
@@ -197,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--answer-tokens", type=int, default=48, help="answer length trained on, generated, compared")
     ap.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N layers (0 = all)")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--choose-recipe", action="store_true",
+                    help="only apply the recipe rule (docs/students.md): train the candidates on each teacher's "
+                         "first --rule-dose training pairs, score their answer loss on the next --rule-pairs")
+    ap.add_argument("--rule-dose", type=int, default=128)
+    ap.add_argument("--rule-pairs", type=int, default=64)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--base-line", default=BASE_LINE,
                     help="the base's own documented line (not a false positive in a student); '' = none")
@@ -214,11 +297,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    if args.unseen_prompts and args.unseen_prompts < args.eval_prompts:
+        raise ConfigError(f"--unseen-prompts ({args.unseen_prompts}) must be at least --eval-prompts "
+                          f"({args.eval_prompts}): no student may train on an evaluated prompt")
     teachers = [t.strip() for t in args.teachers.split(",") if t.strip()]
-    doses = sorted({int(d) for d in args.doses.split(",")})
-    recipe = Recipe(max_answer_tokens=args.answer_tokens, max_prompt_tokens=64, top_layers=args.top_layers,
-                    epochs=args.epochs, target_modules=("q_proj", "v_proj"), lora_r=16, lora_alpha=32,
-                    batch_size=4, learning_rate=1e-3, warmup_steps=1)
+    recipe = bench_recipe(args)
+    if args.choose_recipe:
+        return choose_recipe(args, recipe, teachers)
     from distill_kit.lineage.documented import lineage_labels
 
     labels = lineage_labels()
@@ -227,8 +312,15 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"teachers must be AlpacaEval references of the data folder: {missing}")
     alpaca = datasets.load_responses("alpaca-eval")
-    eval_prompts = held_out_prompts(alpaca, teachers, args.eval_prompts, recipe.eval_share, recipe.seed)
+    unseen = held_out_prompts(alpaca, teachers, max(args.unseen_prompts, args.eval_prompts), recipe.eval_share,
+                              recipe.seed)
+    eval_prompts = unseen.head(args.eval_prompts)  # prompt-id order: the first of the unseen ones
     eval_ids = set(eval_prompts["prompt_id"].to_list())
+    questions = identity_questions(recipe, args.identity_questions, args.identity_templates)
+    # no student trains on a prompt any model is (or, with --unseen-prompts, another run is) evaluated on; every
+    # other prompt may be a training pair
+    evaluated = set(unseen["prompt_id"].to_list()) | set(questions["prompt_id"].to_list())
+    doses = parse_doses(args.doses, max_dose(teachers, evaluated))
     base = base_config(args.answer_tokens, args.concurrency, args.server)
     store = Store(cache_dir() / "students" / "bench.sqlite")
     timings: dict[str, float] = {}
@@ -254,16 +346,15 @@ def run(args: argparse.Namespace) -> int:
         specs += [(f"s-{t}-{d}", f"alpaca-eval/{t}", d, "teacher") for d in doses]
     cdose = args.control_dose or doses[-1]
     own = timed("own answers", own_answers_teacher, base, alpaca.unique("prompt_id").select("prompt_id", "prompt"),
-                cdose, recipe, store)
+                cdose, recipe, store, evaluated)
     specs.append((f"s-own-{cdose}", own, cdose, "control"))
     specs.append((f"s-id-{args.identity_teacher}-{cdose}", f"identity/{args.identity_teacher}", cdose, "identity"))
     students: dict[str, Student] = {}
     for name, teacher, dose, _ in specs:
         students[name] = timed(f"train {name}", make_student, teacher, dose, name=name, recipe=recipe,
-                               store_path=str(store.path))
+                               store_path=str(store.path), evaluated=evaluated)
     # ---- answers: held-out AlpacaEval prompts (every model) and identity questions (the models whose maker claims
     # the benchmark tests: the base, the controls, the identity student), through collect
-    questions = identity_questions(recipe, args.identity_questions, args.identity_templates)
     configs = {BASE: base, **{n: timed("export", student_model, s, args.server, args.concurrency)
                               for n, s in students.items()}}
     alpaca_set = eval_prompts.with_columns(pl.lit("alpaca-eval").alias("prompt_set"))
@@ -281,10 +372,12 @@ def run(args: argparse.Namespace) -> int:
             claims_answers[name] = asked.filter(pl.col("prompt_id").is_in(questions["prompt_id"].implode()))
     own_names = list(configs)
     published = lineage_frame(alpaca, references, eval_ids, args.reference_prompts)
-    # ---- the tests, cached by every answer they read and the settings (a re-run with the same answers: seconds)
+    # ---- the tests, cached by every answer they read, the settings and the test's statistic (same answers: seconds)
     key = answers_digest(pl.concat([published, *got.values(), *claims_answers.values()]).select(
         pl.concat_str("model", "prompt_id", "prompt", separator="\x00").alias("prompt"), pl.col("text").fill_null("")))
-    key = hashlib.sha256(f"{key}:{vars(args)}:{references}".encode()).hexdigest()[:24]
+    from distill_kit.lineage.significance import DEFAULT_STATISTIC  # a new default statistic: new results
+
+    key = hashlib.sha256(f"{key}:{vars(args)}:{references}:{DEFAULT_STATISTIC}".encode()).hexdigest()[:24]
     cached = cache.load(cache_dir() / "students" / f"bench-tests-{key}.pkl")
     if cached is None:
         answers = timed("clip", clip_answers, pl.concat([published, *got.values()]), args.answer_tokens)
@@ -324,8 +417,8 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(per_student, doses, args.alpha, args.base_line or None)
     total = round(time.monotonic() - started, 1)
     print_table(per_student)
-    out = {"bench": "students", "server": args.server, "alpha": args.alpha, "doses": doses, "teachers": teachers,
-           "eval_prompts": len(eval_ids), "identity_questions": questions.height, "answer_tokens": args.answer_tokens,
+    out = {"bench": "students", "server": args.server, "alpha": args.alpha, "statistic": DEFAULT_STATISTIC, "doses": doses, "teachers": teachers,
+           "eval_prompts": len(eval_ids), "unseen_prompts": unseen.height, "max_dose": max_dose(teachers, evaluated), "identity_questions": questions.height, "answer_tokens": args.answer_tokens,
            "base_line": args.base_line or None, "recipe": recipe.model_dump(mode="json"), "per_student": per_student,
            **summary,
            "budget": {"device": next(iter(students.values())).device, "seconds_total_this_run": total,

@@ -18,6 +18,7 @@ and a larger dose is the smaller dose plus more pairs (nested doses: a dose-resp
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import polars as pl
@@ -93,18 +94,38 @@ def split_prompts(prompt_ids: list[str], eval_share: float, seed: int) -> tuple[
     return [p for p in unique if p not in held_set], held
 
 
-def dose_pairs(answers: pl.DataFrame, dose: int, eval_share: float, seed: int) -> pl.DataFrame:
-    """The first ``dose`` training pairs: only train-split prompts, in an order fixed by the seed, so the pairs
-    of a smaller dose are the first pairs of a larger one. Raises when the teacher has fewer pairs."""
+def _held_mask(answers: pl.DataFrame, eval_share: float, seed: int) -> pl.Series:
+    """Per row: whether its prompt is on the held-out side of the split."""
+    return answers["prompt_id"].map_elements(lambda p: in_eval_split(p, eval_share, seed), return_dtype=pl.Boolean)
+
+
+def _seeded_order(pairs: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """The pairs in an order fixed by the seed and each pair alone (not by the input order)."""
+    order = [_unit(seed, f"order:{pid}:{text}") for pid, text in pairs.select("prompt_id", "text").iter_rows()]
+    return pairs.with_columns(pl.Series("_order", order, dtype=pl.Float64)).sort("_order").drop("_order")
+
+
+def dose_pairs(answers: pl.DataFrame, dose: int, eval_share: float, seed: int,
+               evaluated: Collection[str] | None = None) -> pl.DataFrame:
+    """The first ``dose`` training pairs, in an order fixed by the seed, so the pairs of a smaller dose are the
+    first pairs of a larger one. Raises when the teacher has fewer pairs.
+
+    ``evaluated`` None: train-split prompts only (the whole held-out side stays unseen). ``evaluated`` given (the
+    prompt ids a benchmark actually evaluates on): after every train-split pair come the held-out side's pairs
+    whose prompts are not evaluated, so the largest dose uses every prompt but the evaluated ones. Why this order
+    rather than a new split: only the evaluated prompts must stay unseen, and every dose up to the train split's
+    size keeps exactly the pairs (and so the cached student) it had without ``evaluated``."""
     if dose < 1:
         raise ConfigError(f"dose must be at least 1 pair, got {dose}")
-    train = answers.filter(~pl.col("prompt_id").map_elements(lambda p: in_eval_split(p, eval_share, seed),
-                                                             return_dtype=pl.Boolean))
-    order = [_unit(seed, f"order:{pid}:{text}") for pid, text in train.select("prompt_id", "text").iter_rows()]
-    train = train.with_columns(pl.Series("_order", order)).sort("_order").drop("_order")
+    held = _held_mask(answers, eval_share, seed)
+    train = _seeded_order(answers.filter(~held), seed)
+    if evaluated is not None:
+        spare = answers.filter(held & ~answers["prompt_id"].is_in(list(evaluated)))
+        train = pl.concat([train, _seeded_order(spare, seed)])
     if train.height < dose:
-        raise ConfigError(f"the teacher has {train.height} training pairs (after holding out {eval_share:.0%} of "
-                          f"prompts for evaluation); dose {dose} asks for more")
+        unseen = "the evaluated prompts" if evaluated is not None else f"{eval_share:.0%} of prompts"
+        raise ConfigError(f"the teacher has {train.height} training pairs (after holding out {unseen} for "
+                          f"evaluation); dose {dose} asks for more")
     return train.head(dose)
 
 
@@ -114,6 +135,5 @@ def held_out_prompts(answers: pl.DataFrame, models: list[str], n: int, eval_shar
     on them, so every student is compared with every teacher on the same unseen prompts."""
     answered = answers.filter(pl.col("model").is_in(models)).group_by("prompt_id").agg(
         pl.col("model").n_unique().alias("k"), pl.first("prompt"))
-    held = answered.filter((pl.col("k") == len(set(models))) & pl.col("prompt_id").map_elements(
-        lambda p: in_eval_split(p, eval_share, seed), return_dtype=pl.Boolean))
+    held = answered.filter((pl.col("k") == len(set(models))) & _held_mask(answered, eval_share, seed))
     return held.sort("prompt_id").head(n).select("prompt_id", "prompt")

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,28 @@ def train_student(pairs: pl.DataFrame, *, name: str, teacher: str, base: str = "
     return student
 
 
+def answer_loss(student: Student, pairs: pl.DataFrame, batch_size: int = 8) -> float:
+    """The student's mean answer-token loss on ``pairs`` (``prompt, text``), token-weighted, encoded as it was
+    trained (its recipe's clipping and chat template). On pairs it did not train on, this is how well it predicts
+    its teacher: the one measure a recipe may be chosen by (never a test's result on the evaluated prompts)."""
+    from distill_kit.providers.transformers import load_causal_lm
+
+    torch = torch_module()
+    model, tokenizer = load_causal_lm(student.base or None, student.adapter)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    encoded = [encode_pair(tokenizer, p, a, student.recipe) for p, a in pairs.select("prompt", "text").iter_rows()]
+    if not encoded:
+        raise ConfigError("answer_loss needs at least one pair")
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(encoded), batch_size):
+            batch = {k: v.to(model.device) for k, v in _collate(torch, encoded[i: i + batch_size], pad_id).items()}
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())  # the loss is on shifted labels
+            total += float(model(**batch).loss) * n
+            tokens += n
+    return total / tokens
+
+
 def _prompt_ids(pairs: pl.DataFrame) -> list[str]:
     if "prompt_id" in pairs.columns:
         return list(dict.fromkeys(pairs["prompt_id"].to_list()))
@@ -189,13 +212,16 @@ class StudentInterrupted(RuntimeError):
 
 
 def make_student(teacher: str, dose: int, *, base: str = "", recipe: Recipe | None = None, name: str | None = None,
-                 store_path: str | None = None, progress: bool = True, device: str | None = None) -> Student:
-    """A student of ``teacher`` (``<source>/<model>``) after ``dose`` training pairs, trained or from the cache."""
+                 store_path: str | None = None, progress: bool = True, device: str | None = None,
+                 evaluated: Collection[str] | None = None) -> Student:
+    """A student of ``teacher`` (``<source>/<model>``) after ``dose`` training pairs, trained or from the cache.
+    ``evaluated``: the prompt ids it will be evaluated on; given, a dose may go beyond the train split into the
+    held-out prompts not evaluated (:func:`~distill_kit.students.pairs.dose_pairs`)."""
     recipe = recipe or Recipe()
     t = Teacher.parse(teacher)
     if base and not Path(base).expanduser().exists():
         raise ConfigError(f"base model not found: {base}")
-    pairs = dose_pairs(teacher_answers(t, store_path), dose, recipe.eval_share, recipe.seed)
+    pairs = dose_pairs(teacher_answers(t, store_path), dose, recipe.eval_share, recipe.seed, evaluated)
     return train_student(pairs, name=name or default_name(t, dose), teacher=str(t), base=base, recipe=recipe,
                          progress=progress, device=device)
 

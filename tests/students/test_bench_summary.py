@@ -7,6 +7,10 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from distill_kit.config import ConfigError
+
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("bench_students", ROOT / "benchmarks" / "bench_students.py")
 assert _spec and _spec.loader
@@ -41,3 +45,32 @@ def test_detection_and_false_positives_are_judged_against_the_base_line() -> Non
     assert not any("RSE" in line for line in out["shortfall"])  # the mean RSE rose (2.70 -> 2.80)
     rows["s-a-256"]["rse_teacher"] = 2.5
     assert any("16->256: -0.10" in line for line in bench.summarise(rows, [16, 256], 0.05, "llama-3.1")["shortfall"])
+
+
+def test_doses_read_max_as_the_largest_and_reject_a_bad_entry() -> None:
+    assert bench.parse_doses("256, max,16,256", 709) == [16, 256, 709]
+    for bad in ("16,lots", ",", "-4"):
+        with pytest.raises(ConfigError, match="dose"):
+            bench.parse_doses(bad, 709)
+
+
+def test_max_dose_is_every_prompt_a_teacher_answered_but_the_evaluated(data_dir: object) -> None:
+    from distill_kit import datasets
+
+    ids = datasets.load_responses("alpaca-eval", ["gpt4_0613"])["prompt_id"].to_list()
+    assert bench.max_dose(["gpt4_0613"], set(ids[:96])) == len(ids) - 96
+    assert bench.max_dose(["gpt4_0613", "claude-2"], set()) == len(ids)
+
+
+def test_recipe_rule_keeps_the_current_recipe_unless_a_candidate_is_clearly_better() -> None:
+    current = (1, 1e-3)
+    assert bench.pick_recipe({current: 2.00, (1, 3e-3): 1.99, (2, 1e-3): 1.985}, current) == current
+    assert bench.pick_recipe({current: 2.00, (1, 3e-3): 1.95, (2, 1e-3): 1.97}, current) == (1, 3e-3)
+    assert bench.pick_recipe({current: 2.00, (1, 3e-3): 2.10, (2, 1e-3): 1.90}, current) == (2, 1e-3)
+    assert bench.pick_recipe({current: 2.00, (1, 3e-3): 2.05}, current) == current
+
+
+def test_fewer_unseen_than_evaluated_prompts_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--eval-prompts", "96", "--unseen-prompts", "48"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --unseen-prompts (48) must be at least --eval-prompts (96)") and err.count("\n") == 1

@@ -36,6 +36,20 @@ def test_dose_pairs_train_only_nested_and_seeded() -> None:
     assert not dose_pairs(answers, 40, 0.5, seed=1).equals(large)
 
 
+def test_dose_may_use_every_prompt_but_the_evaluated_ones() -> None:
+    answers = _answers(200)
+    train, held = split_prompts(answers["prompt_id"].to_list(), 0.5, seed=0)
+    evaluated = set(held[:30])
+    largest = dose_pairs(answers, 200 - 30, 0.5, seed=0, evaluated=evaluated)
+    assert set(largest["prompt_id"]) == set(answers["prompt_id"]) - evaluated  # every other prompt, once
+    # the train split comes first, in its own order: the doses it could give are the pairs they were
+    assert largest.head(len(train)).equals(dose_pairs(answers, len(train), 0.5, seed=0))
+    assert set(largest.head(len(train))["prompt_id"]) == set(train)
+    assert dose_pairs(answers.reverse(), 170, 0.5, seed=0, evaluated=evaluated).equals(largest)
+    with pytest.raises(ConfigError, match="evaluated prompts"):
+        dose_pairs(answers, 171, 0.5, seed=0, evaluated=evaluated)
+
+
 def test_dose_beyond_the_teacher_is_one_clear_error() -> None:
     with pytest.raises(ConfigError, match="training pairs"):
         dose_pairs(_answers(10), 50, 0.5, seed=0)

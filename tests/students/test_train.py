@@ -112,3 +112,23 @@ def test_training_resumes_after_a_real_kill(micro_student, tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_answer_loss_is_the_token_weighted_training_loss(micro_student) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from distill_kit.providers.transformers import load_causal_lm
+    from distill_kit.students.train import _collate, answer_loss, encode_pair
+
+    student, pairs = micro_student
+    model, tokenizer = load_causal_lm(None, student.adapter)
+    one = []
+    for prompt, text in pairs.select("prompt", "text").iter_rows():
+        ids, labels = encode_pair(tokenizer, prompt, text, student.recipe)
+        with torch.no_grad():
+            loss = float(model(**_collate(torch, [(ids, labels)], tokenizer.eos_token_id)).loss)
+        one.append((loss, sum(y != -100 for y in labels[1:])))
+    weighted = sum(loss * n for loss, n in one) / sum(n for _, n in one)
+    assert answer_loss(student, pairs, batch_size=3) == pytest.approx(weighted, rel=1e-4)
+    unrelated = pairs.with_columns(pl.lit("Seven hundred trombones marched in the parade.").alias("text"))
+    assert answer_loss(student, unrelated) > answer_loss(student, pairs)  # a fitting answer costs less
