@@ -62,3 +62,15 @@ def test_no_timeline_is_written_unless_asked(tmp_path: Path, monkeypatch: pytest
     monkeypatch.chdir(tmp_path)
     timeline.record("a.py::t1", 0.0, 1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_parametrised_tests_are_timed_without_their_parameter_ids() -> None:
+    # parameter ids carry test data (fake API keys, paths): the committed durations file must not repeat them
+    lines = [{"worker": "gw0", "nodeid": "a.py::t[sk-secret-one]", "start": 0.0, "end": 1.0},
+             {"worker": "gw0", "nodeid": "a.py::t[two]", "start": 1.0, "end": 4.0},
+             {"worker": "gw1", "nodeid": "b.py::u", "start": 0.0, "end": 2.5}]
+    assert timeline.durations(lines) == {"a.py::t": 2.0, "b.py::u": 2.5}
+    nodes = ["b.py::u", "a.py::t[sk-secret-one]", "a.py::t[two]"]
+    assert [nodes[i] for i in schedule.longest_files_first(nodes, timeline.durations(lines))] == [
+        "a.py::t[sk-secret-one]", "a.py::t[two]", "b.py::u"]
+    assert not any("[" in k for k in schedule.load_durations())

@@ -24,8 +24,15 @@ DURATIONS = Path(__file__).resolve().parents[1] / "durations.json"
 T = TypeVar("T")
 
 
+def duration_key(nodeid: str) -> str:
+    """A node id without its parameter id: the key of ``tests/durations.json``. Why: parameter ids carry test
+    data (fake API keys, paths), which a committed file must not repeat; a parametrised test is timed by the mean
+    over its cases."""
+    return nodeid.split("[", 1)[0]
+
+
 def load_durations(path: Path = DURATIONS) -> dict[str, float]:
-    """Seconds per test node id; empty (collection order kept) when the file is missing or unreadable."""
+    """Seconds per test (:func:`duration_key`); empty (collection order kept) when the file is missing or unreadable."""
     try:
         return {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
     except (OSError, ValueError, AttributeError):
@@ -42,7 +49,7 @@ def longest_files_first(nodeids: Sequence[str], durations: dict[str, float]) -> 
     files: dict[str, list[int]] = defaultdict(list)  # insertion order: first appearance
     for i, nodeid in enumerate(nodeids):
         files[nodeid.split("::", 1)[0]].append(i)
-    weight = {f: sum(durations.get(nodeids[i], unknown) for i in idx) for f, idx in files.items()}
+    weight = {f: sum(durations.get(duration_key(nodeids[i]), unknown) for i in idx) for f, idx in files.items()}
     order = sorted(files, key=lambda f: -weight[f])  # stable: ties in collection order
     return [i for f in order for i in files[f]]
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers.schedule import DURATIONS
+from tests.helpers.schedule import DURATIONS, duration_key
 
 ENV = "DISTILL_KIT_TEST_TIMELINE"
 
@@ -90,8 +90,12 @@ def report(spans: list[FileSpan], top: int) -> str:
 
 
 def durations(lines: list[dict]) -> dict[str, float]:
-    """Seconds per test node id (setup and teardown included), sorted by node id so the file diffs well."""
-    return {row["nodeid"]: round(row["end"] - row["start"], 2) for row in sorted(lines, key=lambda r: r["nodeid"])}
+    """Seconds per test (setup and teardown included), keyed by :func:`~tests.helpers.schedule.duration_key` -- a
+    parametrised test by the mean over its cases, no parameter id written -- sorted so the file diffs well."""
+    spans: dict[str, list[float]] = defaultdict(list)
+    for row in lines:
+        spans[duration_key(row["nodeid"])].append(row["end"] - row["start"])
+    return {k: round(sum(v) / len(v), 2) for k, v in sorted(spans.items())}
 
 
 def main(argv: list[str] | None = None) -> None:
