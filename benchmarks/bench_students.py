@@ -320,7 +320,8 @@ def run(args: argparse.Namespace) -> int:
     # no student trains on a prompt any model is (or, with --unseen-prompts, another run is) evaluated on; every
     # other prompt may be a training pair
     evaluated = set(unseen["prompt_id"].to_list()) | set(questions["prompt_id"].to_list())
-    doses = parse_doses(args.doses, max_dose(teachers, evaluated))
+    largest = max_dose(teachers, evaluated)
+    doses = parse_doses(args.doses, largest)
     base = base_config(args.answer_tokens, args.concurrency, args.server)
     store = Store(cache_dir() / "students" / "bench.sqlite")
     timings: dict[str, float] = {}
@@ -417,8 +418,9 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(per_student, doses, args.alpha, args.base_line or None)
     total = round(time.monotonic() - started, 1)
     print_table(per_student)
-    out = {"bench": "students", "server": args.server, "alpha": args.alpha, "statistic": DEFAULT_STATISTIC, "doses": doses, "teachers": teachers,
-           "eval_prompts": len(eval_ids), "unseen_prompts": unseen.height, "max_dose": max_dose(teachers, evaluated), "identity_questions": questions.height, "answer_tokens": args.answer_tokens,
+    out = {"bench": "students", "server": args.server, "alpha": args.alpha, "statistic": DEFAULT_STATISTIC,
+           "doses": doses, "teachers": teachers, "eval_prompts": len(eval_ids), "unseen_prompts": unseen.height,
+           "max_dose": largest, "identity_questions": questions.height, "answer_tokens": args.answer_tokens,
            "base_line": args.base_line or None, "recipe": recipe.model_dump(mode="json"), "per_student": per_student,
            **summary,
            "budget": {"device": next(iter(students.values())).device, "seconds_total_this_run": total,
