@@ -10,7 +10,7 @@ easy to see where they enter. :func:`distill_kit.datasets.lineage` is the one re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -43,6 +43,14 @@ class LineageLabels:
     def teacher_lines(self) -> dict[str, str]:
         """student/variant -> its documented teacher's product line (the teacher itself when it has none)."""
         return {s: self.lines.get(t, t) for s, t in self.truth.items()}
+
+    def by_family(self) -> LineageLabels:
+        """The same labels with every reference's product line replaced by its documented family, so that a
+        lineage test asks the coarser question "answers like <family>'s models" (e.g. any OpenAI line) -- one
+        test per family instead of per line, fewer lines for Holm to correct over, and no sibling lines of one
+        maker to confuse. References without a family keep their line."""
+        lines = {m: self.families.get(m) or ln for m, ln in self.lines.items() if m in set(self.references)}
+        return replace(self, lines={**self.lines, **lines})
 
     def model_sets(self) -> dict[str, list[str]]:
         """Named groups of models whose homogenisation is worth comparing."""

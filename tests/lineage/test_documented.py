@@ -32,6 +32,14 @@ def test_labels_roles_teachers_lines_and_sets() -> None:
     assert only.truth == {"s1": "r1"} and only.references == ["r1", "r3"] and only.controls == []
 
 
+def test_by_family_tests_makers_instead_of_lines() -> None:
+    rows = TABLE.with_columns(pl.Series("family", ["x", "x", "x", "x", "maker-a", "maker-a", ""]))
+    fam = documented.lineage_labels(rows=rows).by_family()
+    assert {r: fam.lines[r] for r in fam.references} == {"r1": "maker-a", "r2": "maker-a", "r3": "Q"}
+    assert fam.teacher_lines == {"s1": "maker-a", "s2": "Q", "v1": "maker-a"}
+    assert fam.truth == {"s1": "r1", "s2": "r3", "v1": "r2"} and fam.families["r1"] == "maker-a"
+
+
 def test_labels_only_for_the_documented_source(data_dir: Path) -> None:
     assert documented.source_labels("store", ["alpaca-7b"]) is None
     assert documented.source_labels("alpaca_eval", ["alpaca-7b"]) is not None  # the old spelling still reads
