@@ -108,8 +108,15 @@ def html_table(frame: pl.DataFrame, cols: Sequence[str], limit: int, width: int,
             f"<tbody>{''.join(body)}</tbody></table></div><p>{min(limit, frame.height)} of {frame.height} {what}</p>")
 
 
+LONG_CELL = 60
+"""Characters above which a text cell is a sentence (a verdict, a note) and gets a readable minimum width:
+tables of many numeric columns otherwise squeeze it into a column a few words wide."""
+
+
 def _cell_class(value: Any) -> str:
-    return "num" if isinstance(value, (int, float)) and not isinstance(value, bool) else "txt"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "num"
+    return "txt long" if isinstance(value, str) and len(value) > LONG_CELL else "txt"
 
 
 def table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]] | None = None,
@@ -159,7 +166,15 @@ class Page:
         return section
 
 
-_CSS = """
+_TABLE_CSS = """
+table.data{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}
+table.data th,table.data td{border-bottom:1px solid #e3e7ec;padding:.25rem .6rem;text-align:left;vertical-align:top}
+table.data td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.data td.long{min-width:22em}
+table.data caption{caption-side:top;text-align:left;color:#555;font-size:.85rem}
+"""
+
+_CSS = _TABLE_CSS + """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d232a;background:#fafafa}
 header{background:#1d3557;color:#fff;padding:1.4rem 2rem}
 header h1{margin:0 0 .3rem 0;font-size:1.6rem}header p{margin:.2rem 0;opacity:.9}
@@ -167,10 +182,6 @@ nav{padding:.6rem 2rem;background:#e9eef4;font-size:.9rem}nav a{margin-right:1re
 main{padding:0 2rem 3rem 2rem;max-width:1200px}
 section{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:1rem 1.4rem;margin:1.2rem 0}
 h2{margin-top:.2rem;color:#1d3557}
-table.data{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}
-table.data th,table.data td{border-bottom:1px solid #e3e7ec;padding:.25rem .6rem;text-align:left;vertical-align:top}
-table.data td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.data caption{caption-side:top;text-align:left;color:#555;font-size:.85rem}
 .not-run{background:#fff6e0;border-left:4px solid #f0a500;padding:.6rem .8rem}
 .chart{margin:.8rem 0}.caption{color:#555;font-size:.85rem;margin:.2rem 0 1rem 0}
 .answer{white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:.8rem;background:#f4f6f8;
@@ -316,6 +327,7 @@ def show_in_notebook(page: Page) -> None:
     """
     from IPython.display import HTML, SVG, display
 
+    display(HTML(f"<style>{_TABLE_CSS}</style>"))  # the page's table rules: JupyterLab right-aligns every cell
     for s in page.sections:
         display(HTML(f"<h2>{esc(s.title)}</h2>{s.body}"))
         for fig in s.figures:

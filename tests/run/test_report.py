@@ -44,6 +44,17 @@ def test_esc_and_script_json_neutralise_markup():
     assert json.loads(js) == {"t": XSS + "&"}
 
 
+def test_sentences_get_a_readable_column_and_notebooks_get_the_table_rules(monkeypatch: pytest.MonkeyPatch):
+    verdict = "gpt-x answers like the gpt-4 line (lineage test p_adj=0.004, alpha=0.05); contradicts its identity"
+    table = html.table_html([{"model": "gpt-x", "verdict": verdict, "LIS": 0.3}])
+    assert '<td class="txt">gpt-x</td>' in table and '<td class="txt long">' in table and '<td class="num">' in table
+    shown: list[str] = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(getattr(obj, "data", "")))
+    html.show_in_notebook(html.Page("t", sections=[html.Section("s", "S", table)]))
+    assert shown[0].startswith("<style>") and "td.long{min-width" in shown[0] and "text-align:left" in shown[0]
+    assert verdict in shown[1]
+
+
 def test_model_text_renders_as_text(full_report: Path):
     page = full_report.read_text()
     # the only <script> tags are the JSON specs and the inline Vega bundle
