@@ -250,9 +250,13 @@ def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], s
     stats["lineage_test_paired_half"] = (S.paired_line_statistics(sim, queries, refs, ref_lines), "paired",
                                          "paired similarity on the score half of the prompts (the earlier default)")
     sims = prompt_similarities(st, tuple(dict.fromkeys(f for c in S.PAIRED_CANDIDATES for f in c.features)))
+    gap = S.length_gap(st.frame, [*targets, *refs], ref_lines, st.prompts)  # the /len statistics' covariate
+    covariates: dict[str, dict[str, dict[str, float]]] = {}
     for c in S.PAIRED_CANDIDATES:
         stats[c.name] = (S.paired_statistics(c, sims, [*targets, *refs], ref_lines), c.name,
                          "a paired statistic on all shared prompts")
+        if c.adjust == "len":
+            covariates[c.name] = gap
     for key, method, how in (("lineage_test_vote", A.DEFAULT_METHOD, "the vote under the product's fixed method"),
                              ("lineage_test_reference_selected", best, "the vote under the references-only choice")):
         f = method.features
@@ -271,8 +275,10 @@ def lineage_tests(counts: LazyCounts, st: Setup, tgt: dict[str, A.VoteMatrix], s
     tasks = {}
     for key, (st_, method, how) in stats.items():
         scored_on = {m: v for m, v in st_.items() if reference_null or m not in set(refs)}
-        res = S.lineage_test_from_statistics(scored_on, targets, ref_lines, labels, alpha=alpha, method=method)
-        tasks[method] = S.reference_task(st_, ref_lines, labels, alpha=alpha)
+        cov = covariates.get(key)
+        res = S.lineage_test_from_statistics(scored_on, targets, ref_lines, labels, alpha=alpha, method=method,
+                                             covariate=cov)
+        tasks[method] = S.reference_task(st_, ref_lines, labels, alpha=alpha, covariate=cov)
         out[key] = {**S.error_rates(res, labels, targets), "method": method, "selected_on": how,
                     "reference_null": reference_null, "null_models": len(res.null_models),
                     "untested_lines": res.untested_lines, "held_out_references": tasks[method],

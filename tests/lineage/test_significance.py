@@ -65,6 +65,42 @@ def test_planted_lineage_is_named_with_high_power() -> None:
     assert np.mean([b.named and b.line != "D" for b in best]) <= 0.05  # a wrong line named at most at alpha
 
 
+def _covariate_trials(n_trials: int, planted: float = 0.0) -> tuple[list[S.LineageTestResult], list[S.LineageTestResult]]:
+    """Null and target statistics that rise with a nuisance covariate (slope 3 per unit, noise sd 0.3):
+    the adjusted test and the plain one on the same draws."""
+    rng = np.random.default_rng(11)
+    adj, plain = [], []
+    for _ in range(n_trials):
+        cov = {m: {"A": float(rng.uniform(0, 1))} for m in [*(f"null{i}" for i in range(15)), "t"]}
+        stats = {m: {"A": 3.0 * c["A"] + float(rng.normal(0, 0.3))} for m, c in cov.items()}
+        stats["t"]["A"] += planted
+        unrelated = {f"null{i}": {"A"} for i in range(15)}
+        adj.append(S.line_tests(stats, ["t"], unrelated, covariate=cov))
+        plain.append(S.line_tests(stats, ["t"], unrelated))
+    return adj, plain
+
+
+def test_a_covariate_adjusted_null_holds_its_level_and_gains_power_over_the_plain_one() -> None:
+    adj, plain = _covariate_trials(2000)
+    level = np.mean([r.tests[0].p < 0.05 for r in adj])
+    assert 0.035 <= level <= 0.065  # uniform p under the null with the nuisance in it
+    adj, plain = _covariate_trials(300, planted=1.2)  # 4 residual sds, about 1.4 raw null sds
+    assert np.mean([r.tests[0].named for r in adj]) >= 0.9
+    assert np.mean([r.tests[0].named for r in plain]) <= 0.5  # the nuisance spread hides it from the plain test
+
+
+def test_length_gap_is_paired_by_prompt_and_never_compares_a_model_with_itself() -> None:
+    import polars as pl
+
+    rows = [("a", "p1", "x" * 9), ("a", "p2", "x" * 99), ("r1", "p1", "x" * 99), ("r1", "p2", "x" * 99),
+            ("r2", "p1", "x" * 9), ("r2", "p2", "x" * 99)]
+    frame = pl.DataFrame(rows, schema=["model", "prompt", "text"], orient="row").with_columns(
+        prompt_id=pl.col("prompt"))
+    gap = S.length_gap(frame, ["a", "r1"], {"r1": "R", "r2": "R"}, ["p1", "p2"])
+    assert gap["a"]["R"] == pytest.approx(np.mean([np.log(100 / 10) / 2, 0.0]))  # r1 differs on p1 only; r2 never
+    assert gap["r1"]["R"] == pytest.approx(np.log(100 / 10) / 2)  # r1 against r2 alone
+
+
 def test_the_tested_target_is_left_out_of_its_own_null() -> None:
     rng = np.random.default_rng(0)
     stats = {f"null{i}": _draw(rng) for i in range(8)}
@@ -158,6 +194,18 @@ def test_lineage_test_from_answers_names_the_planted_line_and_not_the_controls(s
     assert {t.n_null for t in res.tests if t.target == "student"} == {len(controls) + 4}
 
 
+def test_a_length_adjusted_statistic_runs_from_answers_with_its_covariate() -> None:
+    """The ``/len`` statistics (measured worse on the AlpacaEval folder, so not the default) reach the regression
+    null through :func:`lineage_test`: a null model's predicted mean depends on its length gap."""
+    controls = [f"control{j}" for j in range(len(CONTROL_HABITS))]
+    labels = LineageLabels(students=[], variants=[], controls=controls, references=list(HABITS), truth={},
+                           lines=dict(LINES), roles={c: "control" for c in controls})
+    res = S.lineage_test(_answers(), ["student"], LINES, labels, statistic="paired:word/raw/mean/len")
+    assert res.method == "paired:word/raw/mean/len" and res.best()["student"].line == "B"
+    plain = S.lineage_test(_answers(), ["student"], LINES, labels, statistic="paired:word/raw/mean")
+    assert [t.null_mean for t in res.tests] != pytest.approx([t.null_mean for t in plain.tests])
+
+
 def test_error_rates_count_false_lines_power_selective_accuracy_and_coverage() -> None:
     labels = LineageLabels(students=["s1", "s2"], variants=[], controls=["c"], references=["ra", "rb"],
                            truth={"s1": "ra", "s2": "ra"}, lines={"ra": "A", "rb": "B"},
@@ -245,7 +293,9 @@ def test_a_reference_never_sets_the_scale_it_is_standardised_by() -> None:
 def test_paired_statistic_names_parse_and_bad_names_fail_in_one_line() -> None:
     for stat in S.PAIRED_CANDIDATES:
         assert S.PairedStatistic.parse(stat.name) == stat
-    for bad in ("paired:", "paired:word/z", "paired:bert/z/max", "paired:word/zz/max", "vote:word/z/max"):
+    assert S.PairedStatistic.parse("paired:word/raw/mean/len").adjust == "len"
+    for bad in ("paired:", "paired:word/z", "paired:bert/z/max", "paired:word/zz/max", "vote:word/z/max",
+                "paired:word/raw/mean/size", "paired:word/raw/mean/len/len"):
         with pytest.raises(ValueError, match="unknown statistic"):
             S.PairedStatistic.parse(bad)
     with pytest.raises(ValueError, match="unknown statistic"):
