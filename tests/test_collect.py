@@ -303,7 +303,7 @@ class _TurnCountingProvider:
         self.ticking = False
 
 
-def test_workers_send_the_next_request_in_the_turn_the_last_answer_landed(tmp_path, monkeypatch):
+def test_workers_send_the_next_request_one_turn_after_the_last_answer_landed(tmp_path, monkeypatch):
     fake = _TurnCountingProvider()
     monkeypatch.setattr("distill_kit.collect.make_provider", lambda cfg: fake)
     cfg = ModelConfig(name="fake", provider="openai", model="m", api_key_env="DK_FAKE_KEY", concurrency=4)
@@ -313,10 +313,11 @@ def test_workers_send_the_next_request_in_the_turn_the_last_answer_landed(tmp_pa
         assert store.count(status="ok") == 200
     assert [r.text for r in out] == [f"a: question {i}" for i in range(200)]
     assert [p for p, _ in fake.starts] == [f"question {i}" for i in range(200)]  # sent in order
-    # a worker's next request starts in the very turn its last answer landed (the connection that answer
-    # released is reused at once; a semaphore or asyncio.wait_for would start it one or more turns later)
+    # a worker's next request starts in the turn after its last answer landed: the other answers of that
+    # turn are read first (as a semaphore's hand-off does), and no more turns than that (asyncio.wait_for,
+    # a task per request behind a semaphore: three or four turns with the connections idle)
     starts_by_turn = sorted(turn for _, turn in fake.starts[4:])
-    assert starts_by_turn == sorted(fake.ends[:-4])
+    assert starts_by_turn == sorted(end + 1 for end in fake.ends[:-4])
     assert fake.max_tasks <= 4 + 1  # four workers (and asyncio.run's task), not a task per request
 
 
