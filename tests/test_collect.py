@@ -321,6 +321,29 @@ def test_workers_send_the_next_request_one_turn_after_the_last_answer_landed(tmp
     assert fake.max_tasks <= 4 + 1  # four workers (and asyncio.run's task), not a task per request
 
 
+def test_an_answer_is_committed_before_its_worker_sends_the_next_request(tmp_path, monkeypatch):
+    """The durability line of ``collect``: what a worker was paid for is on disk before it sends anything
+    else, so a kill between two requests loses no answer."""
+    monkeypatch.setenv("DK_FAKE_KEY", "k")
+    store = Store(tmp_path / "s.sqlite")
+    on_disk_at_start: list[int] = []
+
+    class Provider:
+        async def chat(self, messages, params):
+            on_disk_at_start.append(store.count(status="ok"))
+            await asyncio.sleep(0.001)
+            return Completion(text=f"a: {messages[-1]['content']}")
+
+        async def aclose(self) -> None:
+            pass
+
+    monkeypatch.setattr("distill_kit.collect.make_provider", lambda cfg: Provider())
+    cfg = ModelConfig(name="fake", provider="openai", model="m", api_key_env="DK_FAKE_KEY", concurrency=1)
+    with store:
+        collect_sync(cfg, reqs(6), store, progress=False)
+    assert on_disk_at_start == [0, 1, 2, 3, 4, 5]
+
+
 @pytest.mark.slow
 def test_more_requests_in_flight_than_the_sdks_keepalive_pool_open_each_connection_once(tmp_path):
     n = 128  # the SDK keeps at most 100 idle connections by default
