@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import (Completion, Message, Provider, RetryableError, empty_answer, sdk_errors,
-                                         sdk_http_client)
+from distill_kit.providers.base import (Completion, Message, Provider, RetryableError, empty_answer, json_object,
+                                         sdk_errors, sdk_http_client, token_count)
 
 
 class OpenAICompatProvider(Provider):
@@ -47,8 +47,8 @@ def completion_from(reply: Any) -> Completion:
     choices = reply.get("choices")
     if not isinstance(choices, list) or not choices:
         raise RetryableError("MalformedResponse: reply had no choices")
-    choice = _object(choices[0])
-    message = _object(choice.get("message"))
+    choice = json_object(choices[0])
+    message = json_object(choice.get("message"))
     finish = choice.get("finish_reason")
     text = message.get("content")
     if text is not None and not isinstance(text, str):
@@ -57,15 +57,6 @@ def completion_from(reply: Any) -> Completion:
     if not text or not text.strip():
         refused = finish == "content_filter" or bool(refusal)
         raise empty_answer(f"finish_reason={finish}", refused, refusal if isinstance(refusal, str) else None)
-    usage = _object(reply.get("usage"))
-    return Completion(text=text, usage_in=_count(usage.get("prompt_tokens")),
-                      usage_out=_count(usage.get("completion_tokens")))
-
-
-def _object(value: Any) -> dict[str, Any]:
-    """A JSON object, or an empty one in place of anything else (null, a list, a number)."""
-    return value if isinstance(value, dict) else {}
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    usage = json_object(reply.get("usage"))
+    return Completion(text=text, usage_in=token_count(usage.get("prompt_tokens")),
+                      usage_out=token_count(usage.get("completion_tokens")))
