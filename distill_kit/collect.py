@@ -147,12 +147,9 @@ async def _send(model: ModelConfig, pending: dict[str, ChatRequest], store: Stor
         params = model.params.model_dump()  # the same for every answer of this call: dumped once, not per answer
 
         async def worker() -> None:
-            # ``model.concurrency`` workers, each sending its next request the moment its last one is
-            # answered, in the same event-loop turn: the connection that answer just released is taken
-            # again at once. A task per request behind a semaphore starts the next request a turn later,
-            # and meanwhile every connection released in that turn sits idle; httpcore checks each idle
-            # connection's socket on every pool operation, so at N = 128 that was 107 socket checks per
-            # request (now 8) and distill-kit reached 0.70x the bare SDK (README, Collection).
+            # ``model.concurrency`` workers, each taking the next request once its last one is answered:
+            # one task per worker, not one per request (100,000 requests are not 100,000 tasks), and no
+            # ``asyncio.wait_for`` task per attempt (see ``providers.base.within``).
             while queue:
                 if budget is not None and budget.exhausted:
                     return  # the spending cap was reached: leave the rest unsent (see spend.Budget)
@@ -161,6 +158,12 @@ async def _send(model: ModelConfig, pending: dict[str, ChatRequest], store: Stor
                 key, req = queue.popleft()
                 completion, error, attempts, latency = await _call_with_retries(provider, model, req, rng)
                 landed(key, req, completion, error, attempts, latency)
+                if queue:
+                    # the next request goes out one event-loop turn later, after every answer that landed
+                    # in this turn has been read, as a semaphore hands a slot on. Sending it at once, in the
+                    # turn its answer landed, was 3-5% slower at 0.2 s latency and N = 32-64 (bench_collect,
+                    # docs/results/collection.md): the answers still waiting in that turn were read later.
+                    await asyncio.sleep(0)
 
         def landed(key: str, req: ChatRequest, completion: Completion | None, error: str | None, attempts: int,
                    latency: float) -> None:

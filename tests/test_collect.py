@@ -303,7 +303,7 @@ class _TurnCountingProvider:
         self.ticking = False
 
 
-def test_workers_send_the_next_request_in_the_turn_the_last_answer_landed(tmp_path, monkeypatch):
+def test_workers_send_the_next_request_one_turn_after_the_last_answer_landed(tmp_path, monkeypatch):
     fake = _TurnCountingProvider()
     monkeypatch.setattr("distill_kit.collect.make_provider", lambda cfg: fake)
     cfg = ModelConfig(name="fake", provider="openai", model="m", api_key_env="DK_FAKE_KEY", concurrency=4)
@@ -313,11 +313,35 @@ def test_workers_send_the_next_request_in_the_turn_the_last_answer_landed(tmp_pa
         assert store.count(status="ok") == 200
     assert [r.text for r in out] == [f"a: question {i}" for i in range(200)]
     assert [p for p, _ in fake.starts] == [f"question {i}" for i in range(200)]  # sent in order
-    # a worker's next request starts in the very turn its last answer landed (the connection that answer
-    # released is reused at once; a semaphore or asyncio.wait_for would start it one or more turns later)
+    # a worker's next request starts in the turn after its last answer landed: the other answers of that
+    # turn are read first (as a semaphore's hand-off does), and no more turns than that (asyncio.wait_for,
+    # a task per request behind a semaphore: three or four turns with the connections idle)
     starts_by_turn = sorted(turn for _, turn in fake.starts[4:])
-    assert starts_by_turn == sorted(fake.ends[:-4])
+    assert starts_by_turn == sorted(end + 1 for end in fake.ends[:-4])
     assert fake.max_tasks <= 4 + 1  # four workers (and asyncio.run's task), not a task per request
+
+
+def test_an_answer_is_committed_before_its_worker_sends_the_next_request(tmp_path, monkeypatch):
+    """The durability line of ``collect``: what a worker was paid for is on disk before it sends anything
+    else, so a kill between two requests loses no answer."""
+    monkeypatch.setenv("DK_FAKE_KEY", "k")
+    store = Store(tmp_path / "s.sqlite")
+    on_disk_at_start: list[int] = []
+
+    class Provider:
+        async def chat(self, messages, params):
+            on_disk_at_start.append(store.count(status="ok"))
+            await asyncio.sleep(0.001)
+            return Completion(text=f"a: {messages[-1]['content']}")
+
+        async def aclose(self) -> None:
+            pass
+
+    monkeypatch.setattr("distill_kit.collect.make_provider", lambda cfg: Provider())
+    cfg = ModelConfig(name="fake", provider="openai", model="m", api_key_env="DK_FAKE_KEY", concurrency=1)
+    with store:
+        collect_sync(cfg, reqs(6), store, progress=False)
+    assert on_disk_at_start == [0, 1, 2, 3, 4, 5]
 
 
 @pytest.mark.slow

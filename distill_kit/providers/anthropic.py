@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from distill_kit.config import GenerationParams, ModelConfig
-from distill_kit.providers.base import (Completion, Message, Provider, RetryableError, empty_answer, sdk_errors,
-                                         sdk_http_client)
+from distill_kit.providers.base import (Completion, Message, Provider, RetryableError, empty_answer, json_object,
+                                         sdk_errors, sdk_http_client, token_count)
 
 
 class AnthropicProvider(Provider):
@@ -26,38 +27,31 @@ class AnthropicProvider(Provider):
         # recent SDKs no longer type sampling knobs; the API still takes them, so send them in the body
         sampling = {"temperature": params.temperature} | ({"top_p": params.top_p} if params.top_p < 1 else {})
         with sdk_errors(self._anthropic):
-            resp = await self.client.messages.create(
+            # the raw-response API, the reply read from its JSON, as for OpenAI (openai_compat.py)
+            raw = await self.client.messages.with_raw_response.create(
                 model=self.cfg.model or self.cfg.name, messages=turns, max_tokens=params.max_tokens,
                 extra_body=sampling, **extra)
-        return completion_from(resp)
+            reply = json.loads(raw.http_response.content)  # not JSON, not UTF-8: malformed (sdk_errors)
+        return completion_from(reply)
 
     async def aclose(self) -> None:
         await self.client.close()
 
 
-def _field(obj: Any, name: str) -> Any:
-    """An attribute of an SDK object or a key of a raw dict (the SDK keeps unknown shapes as dicts)."""
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-
-
-def completion_from(resp: Any) -> Completion:
-    """Text and usage of a Messages reply, read defensively: ``content`` may be null or not a list,
-    blocks may be of unknown types or lack ``text``, ``usage`` may be missing. Only ``text`` blocks
+def completion_from(reply: Any) -> Completion:
+    """Text and usage of a Messages reply (its JSON), read defensively: ``content`` may be null or not a
+    list, blocks may be of unknown types or lack ``text``, ``usage`` may be missing. Only ``text`` blocks
     with string text count; no text at all is an empty answer (a refusal if ``stop_reason`` says so)."""
-    if not (isinstance(resp, dict) or hasattr(resp, "content")):
-        raise RetryableError(f"MalformedResponse: reply is {type(resp).__name__}, not a message")
-    content = _field(resp, "content")
+    if not isinstance(reply, dict):
+        raise RetryableError(f"MalformedResponse: reply is {type(reply).__name__}, not a message")
+    content = reply.get("content")
     if content is not None and not isinstance(content, list):
         raise RetryableError(f"MalformedResponse: content is {type(content).__name__}, not a list of blocks")
-    parts = [_field(b, "text") for b in content or [] if _field(b, "type") == "text"]
+    parts = [json_object(b).get("text") for b in content or [] if json_object(b).get("type") == "text"]
     text = "".join(p for p in parts if isinstance(p, str))
-    stop = _field(resp, "stop_reason")
+    stop = reply.get("stop_reason")
     if not text.strip():
         raise empty_answer(f"stop_reason={stop}", stop == "refusal")
-    usage = _field(resp, "usage")
-    return Completion(text=text, usage_in=_count(_field(usage, "input_tokens")),
-                      usage_out=_count(_field(usage, "output_tokens")))
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    usage = json_object(reply.get("usage"))
+    return Completion(text=text, usage_in=token_count(usage.get("input_tokens")),
+                      usage_out=token_count(usage.get("output_tokens")))

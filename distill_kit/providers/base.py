@@ -73,6 +73,17 @@ def empty_answer(reason: str, refused: bool, refusal: str | None = None) -> Empt
     return EmptyAnswer(f"EmptyAnswer: the reply had no text ({reason})")
 
 
+def json_object(value: Any) -> dict[str, Any]:
+    """A JSON object of a reply, or an empty one in place of anything else (null, a list, a string, a
+    number): a field of an odd shape reads as absent, and the reader decides what absent means."""
+    return value if isinstance(value, dict) else {}
+
+
+def token_count(value: Any) -> int:
+    """A reply's token count, or 0 for anything that is not a non-negative integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def status_error(status: int, message: str, headers: object) -> Exception:
     """Map an HTTP failure to retry-or-not; 408/409/429 and 5xx are transient, other 4xx are not."""
     if status in (408, 409, 429) or status >= 500:
