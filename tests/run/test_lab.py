@@ -340,7 +340,6 @@ def export_html(lab: Lab, num: str) -> str:
     return reply.text()
 
 
-
 def test_01_probe_editor_by_clicks_and_typing(lab: Lab) -> None:
     cells = open_and_run_all(lab, "01")
     check_notebook(lab, "01", cells, min_charts=0, widget_cells=1)
