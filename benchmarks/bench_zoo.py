@@ -14,6 +14,11 @@ and prints a scaling table. ``--batch`` sends the API models through the batch A
 makes the zoo answer 404 on them (a server without batch endpoints).
 
     python benchmarks/bench_zoo.py [--scales 1] [--batch] [--no-batch-api] [--warm-cache] [--runs-dir DIR]
+                                   [--attribution-prompts N]
+
+``--attribution-prompts N`` gives 05's teacher attribution and who-wrote-this classifier N shared prompts instead
+of the config's all (``attribution_sample_size: 0``, about 220 CPU s at any scale, docs/scale.md): the slow
+test's slice, whose assertions are about the run, not the attribution's accuracy.
 
 Measured per step (the pipeline's own "[i/n] step: running/ok" lines delimit them): wall seconds; CPU
 seconds of this process (the runner and the zoo's server thread) plus its reaped children (the notebook
@@ -316,6 +321,8 @@ def main() -> int:
     ap.add_argument("--warm-cache", action="store_true", help="keep the embedding cache (default: start it empty)")
     ap.add_argument("--steps", default="", help="comma-separated step numbers to keep (default: all)")
     ap.add_argument("--runs-dir", default="", help="where the run directories go (default: a temp dir)")
+    ap.add_argument("--attribution-prompts", type=int, default=0,
+                    help="05's attribution_sample_size, at every scale (default 0: the config's, all shared prompts)")
     args = ap.parse_args()
     try:
         scales = [Fraction(s) for s in args.scales.split(",")]
@@ -329,6 +336,12 @@ def main() -> int:
     if args.steps:
         keep = set(args.steps.split(","))
         raw["steps"] = [s for s in raw["steps"] if s["notebook"] in keep]
+    if args.attribution_prompts < 0:
+        print("--attribution-prompts: a number of prompts (0 means the config's)", file=sys.stderr)
+        return 2
+    if args.attribution_prompts:
+        raw["steps"] = [{**s, "parameters": {**(s.get("parameters") or {}), "attribution_sample_size": args.attribution_prompts}}
+                        if s["notebook"] == "05" else s for s in raw["steps"]]
     raw["models_overlay"] = "configs/overlays/zoo.yaml"
     raw["batch"] = args.batch
     zoo_cfg = ZooConfig(batch_api=not args.no_batch_api)
@@ -343,7 +356,8 @@ def main() -> int:
         print_scaling(results)
     main_run = max(results, key=lambda r: Fraction(r["scale"]))
     print(json.dumps({"benchmark": "paper_on_zoo", "batch": args.batch, "batch_api": not args.no_batch_api,
-                      "warm_cache": args.warm_cache, "cpus": os.cpu_count(), "scale": main_run["scale"],
+                      "warm_cache": args.warm_cache, "attribution_prompts": args.attribution_prompts or None,
+                      "cpus": os.cpu_count(), "scale": main_run["scale"],
                       "steps": main_run["steps"], "total_wall_s": main_run["total_wall_s"],
                       "total_cpu_s": main_run["total_cpu_s"], "peak_rss_mb": main_run["peak_rss_mb"],
                       "all_ok": all(not r["error"] and all(s["status"] == "ok" for s in r["steps"].values())

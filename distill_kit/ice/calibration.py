@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from distill_kit import cache, datasets
-from distill_kit.ice.judges import OFFLINE_JUDGES, OfflineIdentityJudge, resolve_judge
+from distill_kit.ice.judges import OFFLINE_JUDGES, OfflineIdentityJudge, resolve_judge, rule_verdict_of
 from distill_kit.paths import cache_dir
 
 JUDGE_TAG = "offline-v8"  # bump with judges.identity's cache tag when the judge changes
@@ -152,10 +152,10 @@ def pool(judge: str = "offline", exclude: tuple[str, ...] = ()) -> pl.DataFrame:
     base = strata_frame(frame, feats)
     models = [m for m in frame["model"].unique(maintain_order=True).to_list() if m not in set(exclude)]
     check_calibrated(judge)
-    if judge == "rules":
-        v = resolve_judge("rules").judge_many(frame["response"].to_list(), frame["family"].to_list())
-        out = base.with_columns(pl.Series("loose_prob", [float(x.loose) for x in v]),
-                                pl.Series("strict_prob", [float(x.strict) for x in v]))
+    if judge == "rules":  # the rule layer's verdicts, read off the featurised rows (the same answers, facts, cut)
+        v = [rule_verdict_of(f) for f in feats]
+        out = base.with_columns(pl.Series("loose_prob", [float(loose) for loose, _ in v]),
+                                pl.Series("strict_prob", [float(strict) for _, strict in v]))
         return out.filter(pl.col("model").is_in(models))
     todo = [m for m in models if not cached((m,))]
     if todo:

@@ -280,7 +280,12 @@ def masked_text(text: str, truth: Truth) -> str:
 
 def rule_verdict(text: str, truth: Truth) -> tuple[bool, bool]:
     """Pure-rule (loose, strict) verdict: an own-voice first-person claim of a maker that is not the true one."""
-    f = rule_features(text, truth)
+    return rule_verdict_of(rule_features(text, truth))
+
+
+def rule_verdict_of(f: dict[str, float]) -> tuple[bool, bool]:
+    """:func:`rule_verdict` from an answer's :func:`rule_features`: the offline judge's cached features hold
+    them, so the rule judge over every published answer (the calibration pool) need not read them again."""
     foreign = f["own_lab_claim"] + f["own_other_claim"]
     loose = foreign > 0 or f["own_country_other_fp"] > 0 or (f["own_creation_nontrue"] > 0 and f["own_true_claim"] == 0)
     strict = loose and f["own_lab_claim"] > 0

@@ -5,19 +5,37 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
 
+from distill_kit import datasets
 from distill_kit.ice import calibration
 from distill_kit.paths import CACHE_DIR_ENV, cache_dir
+from tests.helpers.open_folder import build_fourteen_model_folder
 
 
-@pytest.mark.slow  # two judge fits in worker processes (about a minute on two cores)
-def test_parallel_held_out_fits_equal_sequential_ones(data_dir: Path, tmp_path: Path,
+@pytest.fixture
+def small_identity_folder(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A data folder of the 14 identity models with 150 real answers each, and an empty cache: the same fitting
+    code and the same threads as the nine published models' 9,000 answers, a fit taking a third of the time."""
+    build_fourteen_model_folder(data_dir, tmp_path / "data", n=150)
+    monkeypatch.setenv("DISTILL_KIT_DATA_DIR", str(tmp_path / "data"))  # the fitting processes inherit both
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    datasets.clear_caches()
+    calibration.load.cache_clear()
+    yield tmp_path / "data"
+    datasets.clear_caches()
+    calibration.load.cache_clear()  # later tests in this process read their own folder's frame
+
+
+@pytest.mark.slow  # three judge fits, two of them in worker processes
+def test_parallel_held_out_fits_equal_sequential_ones(small_identity_folder: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    frame, _, _ = calibration.load()  # features from the usual cache (computed once if absent)
+    frame, _, _ = calibration.load()  # featurised once, into the folder's own cache
     features = sorted((cache_dir() / "identity_heldout").glob("features_*.pkl"))
+    assert frame["model"].n_unique() == 14 and len(features) == 1
     first, second = frame["model"].unique(maintain_order=True).to_list()[:2]
     folders = {}
     for name in ("parallel", "sequential"):
@@ -77,3 +95,19 @@ def test_pool_choices_are_made_once_and_read_back_from_the_cache(tmp_path: Path,
     monkeypatch.setattr(calibration, "pool", lambda judge="offline", exclude=(): changed)
     calibration.pool_choices("offline")
     assert calls == ["loose", "strict"] * 2
+
+
+def test_the_rules_pool_holds_the_rule_judges_verdicts(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pool("rules") reads the rule verdicts off the featurised rows: the same verdicts the rule judge gives."""
+    from distill_kit.ice.judges import OfflineIdentityJudge, resolve_judge
+
+    frame = datasets.identity_responses(["deepseek-chat", "qwen2.5-7b-instruct"]).group_by("model", maintain_order=True).head(60)
+    texts, feats = OfflineIdentityJudge(datasets.identity_facts()).featurize(frame["response"].to_list(),
+                                                                            frame["family"].to_list())
+    monkeypatch.setattr(calibration, "load", lambda: (frame, texts, feats))
+    verdicts = resolve_judge("rules").judge_many(frame["response"].to_list(), frame["family"].to_list())
+    rules = calibration.pool("rules")
+    assert rules.height == frame.height and rules["model"].to_list() == frame["model"].to_list()
+    assert rules["loose_prob"].to_list() == [float(v.loose) for v in verdicts]
+    assert rules["strict_prob"].to_list() == [float(v.strict) for v in verdicts]
+    assert 0 < sum(v.loose for v in verdicts) < frame.height  # both verdicts occur in the sample
