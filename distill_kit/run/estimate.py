@@ -21,6 +21,7 @@ notebook fails with one line and every answer already stored is kept.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -109,9 +110,21 @@ def _smollm2_vocab() -> Any:
         from llama_cpp._utils import suppress_stdout_stderr
 
         with suppress_stdout_stderr(disable=False):  # llama.cpp's C code logs its context size on stderr
-            return llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+            vocab = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
     except Exception:  # a broken build must not stop an estimate: the rule still works
         return None
+    # Freed at exit, while llama_cpp's module is still whole: left to the garbage collector at interpreter
+    # teardown its finaliser finds ``llama_model_free`` already None and prints a TypeError traceback on the
+    # way out (seen after a Ctrl-C, where the runner must say one line).
+    atexit.register(_close_quietly, vocab)
+    return vocab
+
+
+def _close_quietly(vocab: Any) -> None:
+    try:
+        vocab.close()
+    except Exception:  # nothing to report at exit: the process is ending either way
+        pass
 
 
 # ---------------------------------------------------------------- planned requests per step

