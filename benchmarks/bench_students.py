@@ -306,7 +306,8 @@ def lineage_tests(frame: pl.DataFrame, references: dict[str, str], targets: list
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The benchmark's flags; every default is a size or setting the docs quote."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="AlpacaEval references to distil from")
     ap.add_argument("--doses", default="128,256,max",
@@ -351,7 +352,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="prompts besides the held-out ones on which the author classifier learns the references")
     ap.add_argument("--concurrency", type=int, default=48,
                     help="requests in flight (transformers: prompts generated per batch; llama.cpp: queued)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         return run(args)
     except (ConfigError, datasets.DataError) as exc:
