@@ -466,6 +466,7 @@ def run(args: argparse.Namespace) -> int:
             "kind": kinds[name], "teacher": teacher, "teacher_line": tline, "dose": dose,
             "line_named": lt["named"], "pick": lt["pick"], "pick_p_adj": lt["pick_p_adj"], "p_adj": lt["p_adj"],
             "p": lt["p"], "p_adj_teacher_line": lt["p_adj"].get(tline) if tline else None,
+            "z_teacher_line": lt.get("z", {}).get(tline) if tline else None,
             "lines_significant": sorted(line for line, p in lt["p_adj"].items() if p < args.alpha),
             "rse_teacher": rse[name].get(tmodel) if tmodel in references else None,
             "rse_others_max": max(rse[name][r] for r in others) if others else None,
