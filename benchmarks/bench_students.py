@@ -226,6 +226,16 @@ def evaluation_prompts(args: argparse.Namespace, recipe: Recipe,
     return references, alpaca, unseen
 
 
+def z_needed(n_null: dict[str, int], alpha: float) -> dict[str, float]:
+    """line -> the statistic, in null standard deviations, at which the line would be named as a target's
+    smallest p (Holm's first step: raw p below alpha over the number of lines tested), given its null's size.
+    Why: a p-value of 1.000 says only "not named"; this says how far a target is from being named."""
+    from scipy.stats import t as student_t
+
+    k = max(1, len(n_null))
+    return {ln: float(student_t.isf(alpha / k, n - 1) * np.sqrt(1.0 + 1.0 / n)) for ln, n in n_null.items()}
+
+
 def teacher_ceiling(args: argparse.Namespace, teachers: list[str], references: dict[str, str],
                     alpaca: pl.DataFrame, eval_prompts: pl.DataFrame) -> int:
     """The lineage test on each teacher itself: its own published answers to the evaluated prompts, clipped like
@@ -250,10 +260,12 @@ def teacher_ceiling(args: argparse.Namespace, teachers: list[str], references: d
             rows.append({"teacher": t, "line": line, "clip_tokens": clip,
                          "line_members_left": sorted(r for r, ln in refs.items() if ln == line),
                          "p_adj_teacher_line": lt["p_adj"].get(line), "p_teacher_line": lt["p"].get(line),
-                         "z_teacher_line": lt["z"].get(line), "pick": lt["pick"], "pick_p_adj": lt["pick_p_adj"],
+                         "z_teacher_line": lt["z"].get(line), "z_needed": lt["z_needed"].get(line),
+                         "pick": lt["pick"], "pick_p_adj": lt["pick_p_adj"],
                          "lines_significant": sorted(ln for ln, p in lt["p_adj"].items() if p < args.alpha)})
             r = rows[-1]
-            print(f"{t:<28} clip {clip:>4}  {line:<11} Holm p {r['p_adj_teacher_line']:.3g} (z {r['z_teacher_line']:.2f})"
+            print(f"{t:<28} clip {clip:>4}  {line:<11} Holm p {r['p_adj_teacher_line']:.3g} (z {r['z_teacher_line']:.2f}, "
+                  f"needed {r['z_needed']:.2f})"
                   f"  best {r['pick']} ({r['pick_p_adj']:.3g})  significant: {','.join(r['lines_significant']) or '-'}",
                   flush=True)
     from distill_kit.lineage.significance import DEFAULT_STATISTIC
@@ -301,6 +313,7 @@ def lineage_tests(frame: pl.DataFrame, references: dict[str, str], targets: list
         b = best.get(t)
         out[t] = {"p": {x.line: x.p for x in rows}, "p_adj": {x.line: x.p_adj for x in rows},
                   "z": {x.line: (x.statistic - x.null_mean) / x.null_sd for x in rows if x.null_sd > 0},
+                  "z_needed": z_needed({x.line: x.n_null for x in rows if not np.isnan(x.p)}, alpha),
                   "pick": b.line if b else None, "named": b.line if b is not None and b.named else None,
                   "pick_p_adj": b.p_adj if b else None}
     return out
@@ -467,6 +480,7 @@ def run(args: argparse.Namespace) -> int:
             "line_named": lt["named"], "pick": lt["pick"], "pick_p_adj": lt["pick_p_adj"], "p_adj": lt["p_adj"],
             "p": lt["p"], "p_adj_teacher_line": lt["p_adj"].get(tline) if tline else None,
             "z_teacher_line": lt.get("z", {}).get(tline) if tline else None,
+            "z_needed_teacher_line": lt.get("z_needed", {}).get(tline) if tline else None,
             "lines_significant": sorted(line for line, p in lt["p_adj"].items() if p < args.alpha),
             "rse_teacher": rse[name].get(tmodel) if tmodel in references else None,
             "rse_others_max": max(rse[name][r] for r in others) if others else None,
