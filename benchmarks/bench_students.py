@@ -154,7 +154,8 @@ def parse_doses(spec: str, largest: int) -> list[int]:
     return sorted(doses)
 
 
-#: The recipe rule's candidates (epochs, learning rate); the first is the benchmark's default.
+#: The recipe rule's candidates (epochs, learning rate): the first was the benchmark's recipe when the rule was
+#: applied; the rule chose the second, now the default (``--learning-rate``).
 RECIPE_CANDIDATES: tuple[tuple[int, float], ...] = ((1, 1e-3), (1, 3e-3), (2, 1e-3))
 #: A candidate replaces the current recipe only if its held-out answer loss is lower by this much.
 RECIPE_MARGIN = 0.02
@@ -208,6 +209,72 @@ def choose_recipe(args: argparse.Namespace, recipe: Recipe, teachers: list[str])
     return 0
 
 
+def evaluation_prompts(args: argparse.Namespace, recipe: Recipe,
+                       teachers: list[str]) -> tuple[dict[str, str], pl.DataFrame, pl.DataFrame]:
+    """(references: AlpacaEval reference -> line, every AlpacaEval answer, the held-out prompts no student trains
+    on in prompt-id order: the first ``--eval-prompts`` of them are the evaluated ones)."""
+    from distill_kit.lineage.documented import lineage_labels
+
+    labels = lineage_labels()
+    references = {r: labels.lines.get(r, r) for r in labels.references if r in datasets.alpaca_models()}
+    missing = [t for t in teachers if t not in references]
+    if missing:
+        raise ConfigError(f"teachers must be AlpacaEval references of the data folder: {missing}")
+    alpaca = datasets.load_responses("alpaca-eval")
+    unseen = held_out_prompts(alpaca, teachers, max(args.unseen_prompts, args.eval_prompts), recipe.eval_share,
+                              recipe.seed)
+    return references, alpaca, unseen
+
+
+def z_needed(n_null: dict[str, int], alpha: float) -> dict[str, float]:
+    """line -> the statistic, in null standard deviations, at which the line would be named as a target's
+    smallest p (Holm's first step: raw p below alpha over the number of lines tested), given its null's size.
+    Why: a p-value of 1.000 says only "not named"; this says how far a target is from being named."""
+    from scipy.stats import t as student_t
+
+    k = max(1, len(n_null))
+    return {ln: float(student_t.isf(alpha / k, n - 1) * np.sqrt(1.0 + 1.0 / n)) for ln, n in n_null.items()}
+
+
+def teacher_ceiling(args: argparse.Namespace, teachers: list[str], references: dict[str, str],
+                    alpaca: pl.DataFrame, eval_prompts: pl.DataFrame) -> int:
+    """The lineage test on each teacher itself: its own published answers to the evaluated prompts, clipped like
+    the students' to each of ``--ceiling-clips`` tokens, tested as a target with the teacher taken out of the
+    references (its line keeps its other members) and, as the test does for any target, out of the null.
+
+    Why: a student of a teacher can at best answer like the teacher, so if the teacher's own clipped answers are
+    not tied to its line, no student's can be; a line missed there is the test's resolution at that answer
+    length, not the students'. Reads no student answer, so it may decide an evaluation setting (the clip)
+    before students are scored with it. Prints a table and one line of JSON."""
+    eval_ids = set(eval_prompts["prompt_id"].to_list())
+    frame = lineage_frame(alpaca, references, eval_ids, args.reference_prompts)
+    rows: list[dict[str, Any]] = []
+    for clip in sorted({int(c) for c in args.ceiling_clips.split(",") if c.strip()}):
+        clipped = clip_answers(frame, clip).filter(pl.col("text").is_not_null())
+        for t in teachers:
+            refs = {r: line for r, line in references.items() if r != t}
+            # the teacher answers only the evaluated prompts, like a student
+            own = clipped.filter((pl.col("model") != t) | pl.col("prompt_id").is_in(list(eval_ids)))
+            lt = lineage_tests(own, refs, [t], args.alpha)[t]
+            line = references[t]
+            rows.append({"teacher": t, "line": line, "clip_tokens": clip,
+                         "line_members_left": sorted(r for r, ln in refs.items() if ln == line),
+                         "p_adj_teacher_line": lt["p_adj"].get(line), "p_teacher_line": lt["p"].get(line),
+                         "z_teacher_line": lt["z"].get(line), "z_needed": lt["z_needed"].get(line),
+                         "pick": lt["pick"], "pick_p_adj": lt["pick_p_adj"],
+                         "lines_significant": sorted(ln for ln, p in lt["p_adj"].items() if p < args.alpha)})
+            r = rows[-1]
+            print(f"{t:<28} clip {clip:>4}  {line:<11} Holm p {r['p_adj_teacher_line']:.3g} (z {r['z_teacher_line']:.2f}, "
+                  f"needed {r['z_needed']:.2f})"
+                  f"  best {r['pick']} ({r['pick_p_adj']:.3g})  significant: {','.join(r['lines_significant']) or '-'}",
+                  flush=True)
+    from distill_kit.lineage.significance import DEFAULT_STATISTIC
+
+    print(json.dumps({"bench": "students-teacher-ceiling", "statistic": DEFAULT_STATISTIC, "alpha": args.alpha,
+                      "eval_prompts": len(eval_ids), "rows": rows}, default=float))
+    return 0
+
+
 def maker_claims(answers: pl.DataFrame) -> dict[str, dict[str, Any]]:
     """model -> its maker row (profile of own-voice maker claims, foreign-maker test, Holm over the models) on the
     identity questions; every model is judged against SmolLM2's true identity (Hugging Face)."""
@@ -245,12 +312,15 @@ def lineage_tests(frame: pl.DataFrame, references: dict[str, str], targets: list
         rows = [x for x in result.tests if x.target == t]
         b = best.get(t)
         out[t] = {"p": {x.line: x.p for x in rows}, "p_adj": {x.line: x.p_adj for x in rows},
+                  "z": {x.line: (x.statistic - x.null_mean) / x.null_sd for x in rows if x.null_sd > 0},
+                  "z_needed": z_needed({x.line: x.n_null for x in rows if not np.isnan(x.p)}, alpha),
                   "pick": b.line if b else None, "named": b.line if b is not None and b.named else None,
                   "pick_p_adj": b.p_adj if b else None}
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The benchmark's flags; every default is a size or setting the docs quote."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="AlpacaEval references to distil from")
     ap.add_argument("--doses", default="128,256,max",
@@ -258,7 +328,10 @@ def main(argv: list[str] | None = None) -> int:
                          "evaluated ones (the held-out prompts no model is asked)")
     ap.add_argument("--identity-teacher", default=IDENTITY_TEACHER)
     ap.add_argument("--control-dose", type=int, default=0,
-                    help="pairs for the own-answers control and the identity student (0: the largest dose)")
+                    help="pairs for the own-answers control (0: the largest dose)")
+    ap.add_argument("--identity-dose", type=int, default=128,
+                    help="pairs for the identity student (its teacher's data has fewer training pairs than the "
+                         "largest AlpacaEval dose: 332 for qwen2.5-14b)")
     ap.add_argument("--eval-prompts", type=int, default=96, help="held-out AlpacaEval prompts every model answers")
     ap.add_argument("--unseen-prompts", type=int, default=0,
                     help="held-out prompts no student trains on (0: --eval-prompts); a run with fewer evaluation "
@@ -274,10 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--answer-tokens", type=int, default=48, help="answer length trained on, generated, compared")
     ap.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N layers (0 = all)")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--learning-rate", type=float, default=3e-3,
+                    help="AdamW learning rate; the default is what the recipe rule chose (--choose-recipe)")
     ap.add_argument("--choose-recipe", action="store_true",
                     help="only apply the recipe rule (docs/students.md): train the candidates on each teacher's "
                          "first --rule-dose training pairs, score their answer loss on the next --rule-pairs")
+    ap.add_argument("--teacher-ceiling", action="store_true",
+                    help="only test each teacher's own clipped answers to the evaluated prompts as a target (the "
+                         "teacher out of the references): the most any of its students can reach; reads no student")
+    ap.add_argument("--ceiling-clips", default="48,128", help="answer lengths in tokens for --teacher-ceiling")
     ap.add_argument("--rule-dose", type=int, default=128)
     ap.add_argument("--rule-pairs", type=int, default=64)
     ap.add_argument("--alpha", type=float, default=0.05)
@@ -287,7 +365,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="prompts besides the held-out ones on which the author classifier learns the references")
     ap.add_argument("--concurrency", type=int, default=48,
                     help="requests in flight (transformers: prompts generated per batch; llama.cpp: queued)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         return run(args)
     except (ConfigError, datasets.DataError) as exc:
@@ -304,16 +386,9 @@ def run(args: argparse.Namespace) -> int:
     recipe = bench_recipe(args)
     if args.choose_recipe:
         return choose_recipe(args, recipe, teachers)
-    from distill_kit.lineage.documented import lineage_labels
-
-    labels = lineage_labels()
-    references = {r: labels.lines.get(r, r) for r in labels.references if r in datasets.alpaca_models()}
-    missing = [t for t in teachers if t not in references]
-    if missing:
-        raise ConfigError(f"teachers must be AlpacaEval references of the data folder: {missing}")
-    alpaca = datasets.load_responses("alpaca-eval")
-    unseen = held_out_prompts(alpaca, teachers, max(args.unseen_prompts, args.eval_prompts), recipe.eval_share,
-                              recipe.seed)
+    references, alpaca, unseen = evaluation_prompts(args, recipe, teachers)
+    if args.teacher_ceiling:
+        return teacher_ceiling(args, teachers, references, alpaca, unseen.head(args.eval_prompts))
     eval_prompts = unseen.head(args.eval_prompts)  # prompt-id order: the first of the unseen ones
     eval_ids = set(eval_prompts["prompt_id"].to_list())
     questions = identity_questions(recipe, args.identity_questions, args.identity_templates)
@@ -349,7 +424,8 @@ def run(args: argparse.Namespace) -> int:
     own = timed("own answers", own_answers_teacher, base, alpaca.unique("prompt_id").select("prompt_id", "prompt"),
                 cdose, recipe, store, evaluated)
     specs.append((f"s-own-{cdose}", own, cdose, "control"))
-    specs.append((f"s-id-{args.identity_teacher}-{cdose}", f"identity/{args.identity_teacher}", cdose, "identity"))
+    specs.append((f"s-id-{args.identity_teacher}-{args.identity_dose}", f"identity/{args.identity_teacher}",
+                  args.identity_dose, "identity"))
     students: dict[str, Student] = {}
     for name, teacher, dose, _ in specs:
         students[name] = timed(f"train {name}", make_student, teacher, dose, name=name, recipe=recipe,
@@ -403,6 +479,8 @@ def run(args: argparse.Namespace) -> int:
             "kind": kinds[name], "teacher": teacher, "teacher_line": tline, "dose": dose,
             "line_named": lt["named"], "pick": lt["pick"], "pick_p_adj": lt["pick_p_adj"], "p_adj": lt["p_adj"],
             "p": lt["p"], "p_adj_teacher_line": lt["p_adj"].get(tline) if tline else None,
+            "z_teacher_line": lt.get("z", {}).get(tline) if tline else None,
+            "z_needed_teacher_line": lt.get("z_needed", {}).get(tline) if tline else None,
             "lines_significant": sorted(line for line, p in lt["p_adj"].items() if p < args.alpha),
             "rse_teacher": rse[name].get(tmodel) if tmodel in references else None,
             "rse_others_max": max(rse[name][r] for r in others) if others else None,
