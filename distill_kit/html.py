@@ -168,8 +168,8 @@ class Page:
 
 _TABLE_CSS = """
 table.data{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}
-table.data th,table.data td{border-bottom:1px solid #e3e7ec;padding:.25rem .6rem;text-align:left;vertical-align:top}
-table.data td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.data th,table.data td{border-bottom:1px solid #e3e7ec;padding:.25rem .6rem;text-align:left !important;vertical-align:top}
+table.data td.num{text-align:right !important;font-variant-numeric:tabular-nums}
 table.data td.long{min-width:22em}
 table.data caption{caption-side:top;text-align:left;color:#555;font-size:.85rem}
 """
@@ -327,7 +327,8 @@ def show_in_notebook(page: Page) -> None:
     """
     from IPython.display import HTML, SVG, display
 
-    display(HTML(f"<style>{_TABLE_CSS}</style>"))  # the page's table rules: JupyterLab right-aligns every cell
+    # the page's table rules; !important because JupyterLab's own rule right-aligns every cell more specifically
+    display(HTML(f"<style>{_TABLE_CSS}</style>"))
     for s in page.sections:
         display(HTML(f"<h2>{esc(s.title)}</h2>{s.body}"))
         for fig in s.figures:

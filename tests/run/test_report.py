@@ -51,7 +51,7 @@ def test_sentences_get_a_readable_column_and_notebooks_get_the_table_rules(monke
     shown: list[str] = []
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(getattr(obj, "data", "")))
     html.show_in_notebook(html.Page("t", sections=[html.Section("s", "S", table)]))
-    assert shown[0].startswith("<style>") and "td.long{min-width" in shown[0] and "text-align:left" in shown[0]
+    assert shown[0].startswith("<style>") and "td.long{min-width" in shown[0] and "text-align:left !important" in shown[0]
     assert verdict in shown[1]
 
 
