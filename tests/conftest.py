@@ -7,6 +7,7 @@ server, a Jupyter kernel or a browser, so ``pytest -m "not slow"`` stays the fas
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -14,6 +15,11 @@ import pytest
 
 from tests.helpers import schedule, slow_guard, timeline
 from tests.helpers.paths import NOTEBOOKS, SHARED_DATA, artifacts_dir
+
+# Where the environment sets PYTHONDONTWRITEBYTECODE (container images often do), pytest would rewrite the asserts
+# of every test module again in every worker (about 4 s of each worker's collection here); the suite keeps its
+# rewritten modules in __pycache__ as Python does by default. Set before any test module is imported.
+sys.dont_write_bytecode = False
 
 # Tests read the published data from ../shared/data unless the caller chose another folder.
 if not os.environ.get("DISTILL_KIT_DATA_DIR") and SHARED_DATA.is_dir():

@@ -28,6 +28,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import polars as pl
@@ -209,6 +210,7 @@ def umap_2d(
         return PCA(n_components=2, random_state=seed).fit_transform(V).astype(np.float32)
     import umap
 
+    cache_umap_kernels()
     reducer = umap.UMAP(
         n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed,
         n_jobs=1, precomputed_knn=cosine_knn(V, n_neighbors),
@@ -216,6 +218,31 @@ def umap_2d(
     with warnings.catch_warnings():  # "precomputed_knn ... transform" : the map never transforms new points
         warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
         return reducer.fit_transform(V).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def cache_umap_kernels() -> int:
+    """Have numba keep UMAP's compiled kernels on disk, as pynndescent (which UMAP uses) already does for its own.
+
+    Why: umap-learn 0.5 compiles a handful of numba functions without ``cache=True`` (the layout's SGD epoch,
+    ``smooth_knn_dist``, the membership strengths, its random numbers): about 7-10 CPU s before the first map in
+    every new process -- every notebook 05 kernel, every papermill run, every Ray worker. ``enable_caching`` is
+    what numba's ``cache=True`` calls: the machine code is stored beside umap's source (or in numba's user-wide
+    cache folder where that is read-only) and keyed by that source file, so another umap version compiles
+    afresh. The maps are the same (seeded); only the compilation is skipped. Returns how many were switched."""
+    import umap.layouts
+    import umap.umap_
+    import umap.utils
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    switched = 0
+    for module in (umap.umap_, umap.layouts, umap.utils):
+        for kernel in vars(module).values():
+            if isinstance(kernel, CPUDispatcher) and isinstance(kernel._cache, NullCache) and not kernel.overloads:
+                kernel.enable_caching()
+                switched += 1
+    return switched
 
 
 def cosine_knn(vectors: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:

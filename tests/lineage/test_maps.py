@@ -130,3 +130,17 @@ def test_the_map_uses_the_exact_neighbours_not_umaps_compiled_search(monkeypatch
     monkeypatch.setattr(umap.umap_, "nearest_neighbors", refuse)
     xy = maps.umap_2d(np.random.default_rng(0).normal(size=(40, 8)), seed=0)
     assert xy.shape == (40, 2) and np.isfinite(xy).all()
+
+
+def test_umaps_own_kernels_are_compiled_once_per_machine_not_once_per_process() -> None:
+    """The kernels UMAP compiles without numba's disk cache get it before the first map (7-10 CPU s a process)."""
+    import umap.layouts
+    import umap.umap_
+    from numba.core.caching import NullCache
+
+    maps.umap_2d(np.random.default_rng(0).normal(size=(40, 8)), seed=0)
+    kernels = [umap.layouts._nb_optimize_layout_euclidean_single_epoch, umap.umap_.smooth_knn_dist,
+               umap.umap_.compute_membership_strengths]
+    assert all(k.overloads for k in kernels)  # the map used them
+    assert not any(isinstance(k._cache, NullCache) for k in kernels)
+    assert maps.cache_umap_kernels() == maps.cache_umap_kernels()  # once per process
