@@ -6,7 +6,8 @@ of it whenever the judge's two error rates differ. Here live:
 
 * ``Estimate``: a value with its 95% interval, the method that produced it and how many labels it used;
 * quantification of a prevalence from judge scores (classify-and-count, probabilistic CC, adjusted CC with
-  the calibration sample's uncertainty, and QuaPy's ACC / PACC / EM-SLD fed with held-out judge posteriors),
+  the calibration sample's uncertainty, and QuaPy's ACC / PACC / EM-SLD, written out for two classes, fed with
+  held-out judge posteriors),
   all optionally *stratified* by what is observable at scoring time (language, template, answer type,
   judge-confidence bin), with rates estimated on other models;
 * prediction-powered inference (Angelopoulos et al., Science 2023; PPI++ power tuning, Angelopoulos, Duchi
@@ -124,29 +125,32 @@ def adjusted_cc(pred: Sequence[bool] | np.ndarray, tpr: float, fpr: float, n_pos
                     n_pos + n_neg)
 
 
-# ---------------------------------------------------------------- quantification with QuaPy
+# ---------------------------------------------------------------- quantification (QuaPy's estimators, two classes)
 
-QUAPY_METHODS = ("cc", "pcc", "acc", "pacc", "sld")
+QUANTIFICATION_METHODS = ("cc", "pcc", "acc", "pacc", "sld")
+
+#: QuaPy's EMQ defaults: stop when the mean absolute change of the prevalence is below EPSILON (after 10 rounds)
+SLD_EPSILON, SLD_MAX_ITER = 1e-4, 1000
 
 
-def quapy_prevalence(method: str, cal_prob: np.ndarray, cal_labels: np.ndarray, target_prob: np.ndarray,
-                     threshold: float = 0.5) -> float:
-    """Prevalence of the target by a QuaPy aggregative quantifier fed with precomputed judge posteriors.
+def quantify_prevalence(method: str, cal_prob: np.ndarray, cal_labels: np.ndarray, target_prob: np.ndarray,
+                        threshold: float = 0.5) -> float:
+    """Prevalence of the target by an aggregative quantifier fed with precomputed judge posteriors.
 
     ``cal_prob``/``cal_labels``: the judge's positive probabilities and the true labels on a calibration set
     (answers of *other* models, scored by a judge that never saw them); ``target_prob``: the judge on the
     target's answers. ``method``: cc, pcc, acc, pacc or sld (EM of Saerens, Latinne & Decaestecker).
+
+    Why not QuaPy itself: these are QuaPy's estimators with the settings used here (ACC and PACC by exact
+    inversion, ``solver="exact-cc"``, clipped; EMQ's EM with its defaults), written out for two classes and
+    tested equal to QuaPy's on random inputs (``tests/test_quantify_parity.py``). Importing QuaPy imports torch
+    (its neural quantifiers), 4 s in every process that scores identity, and each call went through sklearn's
+    input validation: 2 ms a call, hundreds of thousands of calls in a nested method choice.
     """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from quapy.method import aggregative as agg
-
-    if method not in QUAPY_METHODS:
-        raise ValueError(f"quantification method must be one of {', '.join(QUAPY_METHODS)}, not {method!r}")
+    if method not in QUANTIFICATION_METHODS:
+        raise ValueError(f"quantification method must be one of {', '.join(QUANTIFICATION_METHODS)}, not {method!r}")
     cal = _prob_array(cal_prob, "cal_prob")
-    y = _bool_array(cal_labels, "cal_labels").astype(int)
+    y = _bool_array(cal_labels, "cal_labels")
     tgt = _prob_array(target_prob, "target_prob")
     if tgt.size == 0:
         return math.nan
@@ -154,53 +158,48 @@ def quapy_prevalence(method: str, cal_prob: np.ndarray, cal_labels: np.ndarray, 
         return float((tgt >= threshold).mean())
     if method == "pcc":
         return float(tgt.mean())
-    if y.min() == y.max():
+    if y.all() or not y.any():
         # a one-class calibration set has no error rates to adjust with: the judge's own probability stands
         return float(tgt.mean())
-    post_cal = np.column_stack([1 - cal, cal])
-    post_tgt = np.column_stack([1 - tgt, tgt])
-    clf = _FixedClassifier(threshold)
     if method == "acc":
-        # solver "exact-cc": the 2 x 2 system solved in closed form and clipped to [0, 1] -- for two classes the
-        # same point as QuaPy's default constrained minimisation (SLSQP), which costs ~100x more per call
-        q = agg.ACC(clf, fit_classifier=False, val_split=None, solver="exact-cc")
-        q.aggregation_fit((cal >= threshold).astype(int), y)
-        prev = q.aggregate((tgt >= threshold).astype(int))
-    elif method == "pacc":
-        q = agg.PACC(clf, fit_classifier=False, val_split=None, solver="exact-cc")
-        q.aggregation_fit(post_cal, y)
-        prev = q.aggregate(post_tgt)
-    else:
-        # EM (SLD) re-weights the posteriors from the calibration set's prior to the target's
-        prev, _ = agg.EMQ.EM(np.array([1 - y.mean(), y.mean()]), post_tgt)
-    return _clip01(float(np.asarray(prev)[1]))
+        crisp_cal, crisp_tgt = (cal >= threshold).astype(float), (tgt >= threshold).astype(float)
+        return _clip01(_adjusted(np.column_stack([1 - crisp_cal, crisp_cal]), y, np.column_stack([1 - crisp_tgt, crisp_tgt])))
+    if method == "pacc":
+        return _clip01(_adjusted(np.column_stack([1 - cal, cal]), y, np.column_stack([1 - tgt, tgt])))
+    return _clip01(_sld(float(y.mean()), tgt))
 
 
-def _fixed_classifier_class() -> type:
-    from sklearn.base import BaseEstimator, ClassifierMixin
-
-    class FixedClassifier(ClassifierMixin, BaseEstimator):
-        """Stands in for the judge inside QuaPy: the posteriors were computed elsewhere (held out by model)."""
-
-        def __init__(self, threshold: float = 0.5) -> None:
-            self.threshold = threshold
-            self.classes_ = np.array([0, 1])
-
-        def fit(self, X: Any, y: Any) -> "FixedClassifier":  # noqa: N803 - sklearn's argument names
-            return self
-
-        def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
-            p = np.asarray(X, dtype=float).reshape(len(X), -1)[:, -1]
-            return np.column_stack([1 - p, p])
-
-        def predict(self, X: Any) -> np.ndarray:  # noqa: N803
-            return (self.predict_proba(X)[:, 1] >= self.threshold).astype(int)
-
-    return FixedClassifier
+def _adjusted(cal_post: np.ndarray, cal_labels: np.ndarray, target_post: np.ndarray) -> float:
+    """QuaPy's ACC / PACC adjustment for two classes (crisp or soft ``[n, 2]`` posteriors): solve ``q = M p``,
+    ``M[:, j]`` the mean posterior of the calibration answers of class j and ``q`` the target's, by inversion;
+    fall back to ``q`` where ``M`` is singular (``exact-cc``); clip to [0, 1] and renormalise (``norm="clip"``).
+    The arithmetic follows QuaPy's step by step (equal to 1e-12 in the parity test). Returns the positive share."""
+    m = np.column_stack([cal_post[~cal_labels].mean(axis=0), cal_post[cal_labels].mean(axis=0)])
+    q = target_post.mean(axis=0)
+    q = q / q.sum()
+    try:
+        p = np.linalg.solve(m, q)
+    except np.linalg.LinAlgError:
+        p = q
+    p = np.clip(p, 0, 1)
+    total = p.sum()
+    return float(p[1] / total) if total > 0 else 0.5
 
 
-def _FixedClassifier(threshold: float) -> Any:  # noqa: N802 - reads like the class it builds
-    return _fixed_classifier_class()(threshold)
+def _sld(train_prior: float, target_prob: np.ndarray) -> float:
+    """EM-SLD (QuaPy's ``EMQ.EM``): re-weight the posteriors from the calibration prior to the target's own."""
+    prior = np.array([1 - train_prior, train_prior])
+    if np.prod(prior) == 0:
+        prior = (prior + SLD_EPSILON) / (prior + SLD_EPSILON).sum()
+    post = np.column_stack([1 - target_prob, target_prob])
+    qs, previous = prior.copy(), None
+    for step in range(SLD_MAX_ITER):
+        weighted = (qs / prior) * post
+        qs = (weighted / weighted.sum(axis=1, keepdims=True)).mean(axis=0)
+        if previous is not None and float(np.abs(qs - previous).mean()) < SLD_EPSILON and step > 10:
+            break
+        previous = qs
+    return float(qs[1])
 
 
 # ---------------------------------------------------------------- stratified quantification
@@ -212,7 +211,7 @@ def stratified_prevalence(method: str, cal_strata: Sequence[Any], cal_prob: np.n
     The assumption moves from "the judge's error rates are the same on every model" to "they are the same
     within a stratum" (e.g. Chinese answers that name no maker). A target stratum with fewer than
     ``min_cal`` calibration answers falls back to the pooled calibration set. ``method`` is one of
-    ``QUAPY_METHODS`` or ``"cal"`` (the calibration set's label rate in the stratum: histogram calibration).
+    ``QUANTIFICATION_METHODS`` or ``"cal"`` (the calibration set's label rate in the stratum: histogram calibration).
     """
     cs = np.asarray(cal_strata).astype(str)
     ts = np.asarray(target_strata).astype(str)
@@ -229,7 +228,7 @@ def stratified_prevalence(method: str, cal_strata: Sequence[Any], cal_prob: np.n
         if method == "cal":
             est = float(y[c_idx].mean())
         else:
-            est = quapy_prevalence(method, cal_prob[c_idx], y[c_idx], tgt[t_idx])
+            est = quantify_prevalence(method, cal_prob[c_idx], y[c_idx], tgt[t_idx])
         total += est * t_idx.sum()
     return float(total / ts.size)
 
@@ -608,11 +607,11 @@ def kendall_w(ratings: Sequence[Sequence[float]] | np.ndarray) -> float:
 
 __all__ = [
     "Z95", "wilson_ci", "bootstrap_ci", "stratified_bootstrap_ci",
-    "Estimate", "classify_and_count", "probabilistic_cc", "error_rates", "adjusted_cc", "quapy_prevalence",
+    "Estimate", "classify_and_count", "probabilistic_cc", "error_rates", "adjusted_cc", "quantify_prevalence",
     "stratified_prevalence", "confidence_bins", "shift_interval", "ppi_mean", "neyman_allocation",
     "stratified_sample", "stratified_ppi_mean", "PairedResult",
     "paired_bootstrap_ci", "paired_permutation_test", "mcnemar_test", "compare_paired", "holm",
-    "comparison_table", "krippendorff_alpha", "kendall_w", "QUAPY_METHODS",
+    "comparison_table", "krippendorff_alpha", "kendall_w", "QUANTIFICATION_METHODS",
 ]
 
 

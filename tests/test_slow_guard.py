@@ -61,3 +61,14 @@ def test_the_guard_is_off_outside_a_not_slow_test() -> None:
     finally:
         GUARD.active = active
     assert active is not None and not GUARD.caught
+
+
+def test_the_first_import_of_torch_is_caught_and_other_imports_are_not() -> None:
+    from tests.helpers.slow_guard import _TorchImport
+
+    finder = next(f for f in sys.meta_path if isinstance(f, _TorchImport))  # installed ahead of the real finders
+    with guarded() as caught:
+        assert finder.find_spec("numpy", None) is None and finder.find_spec("torchvision", None) is None
+        with pytest.raises(pytest.fail.Exception, match="an import of torch"):
+            finder.find_spec("torch", None)
+        assert len(caught) == 1

@@ -47,7 +47,7 @@ def test_adjusted_cc_interval_holds_coverage_over_repetitions():
 
 
 @pytest.mark.parametrize("method", ["acc", "pacc", "sld"])
-def test_quapy_quantifiers_recover_a_shifted_prevalence_where_cc_does_not(method):
+def test_quantifiers_recover_a_shifted_prevalence_where_cc_does_not(method):
     rng = np.random.default_rng(3)
     # posteriors calibrated under the calibration prior 0.5: with Beta(4,2) vs Beta(2,4) scores the
     # likelihood ratio is s^2 / (1 - s)^2, so p(y=1 | s) = s^2 / (s^2 + (1 - s)^2)
@@ -57,8 +57,8 @@ def test_quapy_quantifiers_recover_a_shifted_prevalence_where_cc_does_not(method
         return y, s ** 2 / (s ** 2 + (1 - s) ** 2)
     y_cal, s_cal = draw(6000, 0.5)
     y, s = draw(6000, 0.15)
-    est = stats.quapy_prevalence(method, s_cal, y_cal, s)
-    cc = stats.quapy_prevalence("cc", s_cal, y_cal, s)
+    est = stats.quantify_prevalence(method, s_cal, y_cal, s)
+    cc = stats.quantify_prevalence("cc", s_cal, y_cal, s)
     assert abs(est - y.mean()) < 0.03
     assert abs(cc - y.mean()) > 0.1
 
@@ -74,7 +74,7 @@ def test_stratified_quantification_fixes_what_pooled_rates_get_wrong():
 
     y_cal, p_cal, f_cal, s_cal = make(10000, 10000)
     y, p, f, s = make(1000, 9000)
-    pooled = stats.quapy_prevalence("acc", f_cal, y_cal, f)
+    pooled = stats.quantify_prevalence("acc", f_cal, y_cal, f)
     strat = stats.stratified_prevalence("acc", s_cal, f_cal, y_cal, s, f)
     assert abs(strat - y.mean()) < 0.03
     assert abs(pooled - y.mean()) > 0.05

@@ -153,10 +153,10 @@ def quantify(method: str, strata: Sequence[str], pool: "pl.DataFrame", target: "
 
     prob, label = f"{score}_prob", f"{score}_label"
     if method in ("cc", "pcc"):
-        return stats.quapy_prevalence(method, np.zeros(0), np.zeros(0, dtype=bool), target[prob].to_numpy())
+        return stats.quantify_prevalence(method, np.zeros(0), np.zeros(0, dtype=bool), target[prob].to_numpy())
     cal_p, cal_y = pool[prob].to_numpy(), pool[label].to_numpy().astype(bool)
     if not strata:
-        return stats.quapy_prevalence(method, cal_p, cal_y, target[prob].to_numpy())
+        return stats.quantify_prevalence(method, cal_p, cal_y, target[prob].to_numpy())
     return stats.stratified_prevalence(method, _strata(pool, strata, prob), cal_p, cal_y,
                                        _strata(target, strata, prob), target[prob].to_numpy())
 
@@ -241,7 +241,7 @@ class _PoolErrors:
             t = self.model == target
             c = ~np.isin(self.model, [*removed, target])
             if method in ("cc", "pcc") or not strata:
-                est = stats.quapy_prevalence(method, self.prob[c], self.label[c], self.prob[t])
+                est = stats.quantify_prevalence(method, self.prob[c], self.label[c], self.prob[t])
             else:
                 s = self.strata[strata]
                 est = stats.stratified_prevalence(method, s[c], self.prob[c], self.label[c], s[t], self.prob[t])

@@ -7,7 +7,8 @@ clear line instead of a fast loop that quietly grows. What counts:
 - a subprocess: anything through ``subprocess.Popen`` (``run``, ``check_output``, asyncio subprocesses,
   Jupyter kernels, Playwright's browser driver), ``os.system``, ``os.posix_spawn*``, ``os.fork*``;
 - a server: any socket put into listening state (``socket.listen``: ``http.server``, ``asyncio.start_server``,
-  uvicorn, the in-process loopback servers of :mod:`distill_kit.testing`).
+  uvicorn, the in-process loopback servers of :mod:`distill_kit.testing`);
+- torch: its first import in the process (2 s alone, 7 s through sentence-transformers).
 
 Connecting to a server is allowed (a refused connection is a fast test). The patches are installed once and
 are inert unless a not-slow test is in one of its phases (setup, call, teardown).
@@ -16,14 +17,16 @@ are inert unless a not-slow test is in one of its phases (setup, call, teardown)
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
 import os
+import sys
 import socket
 import subprocess
 from typing import Any, Callable
 
 import pytest
 
-MESSAGE = "starts a subprocess/server/kernel/browser: mark it @pytest.mark.slow"
+MESSAGE = "starts a subprocess/server/kernel/browser or imports torch: mark it @pytest.mark.slow"
 
 
 class Guard:
@@ -87,8 +90,18 @@ def _wrap(owner: Any, name: str, describe: Callable[..., str]) -> None:
     setattr(owner, name, guarded)
 
 
+class _TorchImport(importlib.abc.MetaPathFinder):
+    """Sees the first ``import torch`` of the process (later ones are read from ``sys.modules``); finds nothing."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if name == "torch":
+            GUARD.check("an import of torch")
+        return None
+
+
 def install() -> None:
     """Patch the process- and server-starting calls once per test session."""
+    sys.meta_path.insert(0, _TorchImport())
     _wrap(subprocess.Popen, "_execute_child", lambda self, args, *a, **k: f"a subprocess: {_short(args)}")
     _wrap(socket.socket, "listen", lambda self, *a, **k: f"a server listening on {self.getsockname()}")
     _wrap(os, "system", lambda command, *a, **k: f"a subprocess: {_short(command)}")

@@ -58,6 +58,7 @@ def test_export_is_cached_and_offline() -> None:
     assert (folder / "model_int8.onnx").stat().st_size < 0.8 * (folder / "model.onnx").stat().st_size
 
 
+@pytest.mark.slow  # imports sentence-transformers and torch: 7 s before the first comparison
 def test_tokens_match_sentence_transformers(answers: list[str]) -> None:
     st = embed.load_model(None, "torch")
     enc = embed.load_model(None, "onnx")
@@ -66,6 +67,7 @@ def test_tokens_match_sentence_transformers(answers: list[str]) -> None:
         assert enc.tokenizer.encode(text).ids == want, text[:60]
 
 
+@pytest.mark.slow  # imports sentence-transformers and torch: 7 s before the first comparison
 def test_vectors_match_torch(answers: list[str]) -> None:
     answers = sample(answers, 30)
     ref = embed.load_model(None, "torch").encode(answers, batch_size=16, normalize_embeddings=True)
@@ -83,6 +85,7 @@ def test_vectors_match_torch(answers: list[str]) -> None:
     assert short and np.abs(int8[short] - ref[short]).max() < 1e-5
 
 
+@pytest.mark.slow  # its torch backend imports sentence-transformers and torch
 def test_embed_texts_uses_the_backend_and_its_own_cache(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     models = embed.embeddings_cache_dir() / "models"  # reuse the exported model, isolate the vectors
     monkeypatch.setenv("DISTILL_KIT_CACHE_DIR", str(tmp_path))
