@@ -162,11 +162,16 @@ def quantify_prevalence(method: str, cal_prob: np.ndarray, cal_labels: np.ndarra
         # a one-class calibration set has no error rates to adjust with: the judge's own probability stands
         return float(tgt.mean())
     if method == "acc":
-        crisp_cal, crisp_tgt = (cal >= threshold).astype(float), (tgt >= threshold).astype(float)
-        return _clip01(_adjusted(np.column_stack([1 - crisp_cal, crisp_cal]), y, np.column_stack([1 - crisp_tgt, crisp_tgt])))
+        return _clip01(_adjusted(_two_class((cal >= threshold).astype(float)), y,
+                                 _two_class((tgt >= threshold).astype(float))))
     if method == "pacc":
-        return _clip01(_adjusted(np.column_stack([1 - cal, cal]), y, np.column_stack([1 - tgt, tgt])))
+        return _clip01(_adjusted(_two_class(cal), y, _two_class(tgt)))
     return _clip01(_sld(float(y.mean()), tgt))
+
+
+def _two_class(positive: np.ndarray) -> np.ndarray:
+    """``[n, 2]`` posteriors (negative, positive) from the positive class's, as QuaPy's quantifiers take them."""
+    return np.column_stack([1 - positive, positive])
 
 
 def _adjusted(cal_post: np.ndarray, cal_labels: np.ndarray, target_post: np.ndarray) -> float:
@@ -191,7 +196,7 @@ def _sld(train_prior: float, target_prob: np.ndarray) -> float:
     prior = np.array([1 - train_prior, train_prior])
     if np.prod(prior) == 0:
         prior = (prior + SLD_EPSILON) / (prior + SLD_EPSILON).sum()
-    post = np.column_stack([1 - target_prob, target_prob])
+    post = _two_class(target_prob)
     qs, previous = prior.copy(), None
     for step in range(SLD_MAX_ITER):
         weighted = (qs / prior) * post

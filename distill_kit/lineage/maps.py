@@ -229,17 +229,23 @@ def cache_umap_kernels() -> int:
     every new process -- every notebook 05 kernel, every papermill run, every Ray worker. ``enable_caching`` is
     what numba's ``cache=True`` calls: the machine code is stored beside umap's source (or in numba's user-wide
     cache folder where that is read-only) and keyed by that source file, so another umap version compiles
-    afresh. The maps are the same (seeded); only the compilation is skipped. Returns how many were switched."""
+    afresh. The maps are the same (seeded); only the compilation is skipped. Returns how many were switched
+    (0 where numba's internals are not the ones this was written for: the map then compiles, as before)."""
     import umap.layouts
     import umap.umap_
     import umap.utils
-    from numba.core.caching import NullCache
-    from numba.core.registry import CPUDispatcher
+
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.registry import CPUDispatcher
+    except ImportError:
+        return 0
 
     switched = 0
     for module in (umap.umap_, umap.layouts, umap.utils):
         for kernel in vars(module).values():
-            if isinstance(kernel, CPUDispatcher) and isinstance(kernel._cache, NullCache) and not kernel.overloads:
+            if (isinstance(kernel, CPUDispatcher) and isinstance(getattr(kernel, "_cache", None), NullCache)
+                    and not kernel.overloads and hasattr(kernel, "enable_caching")):
                 kernel.enable_caching()
                 switched += 1
     return switched
