@@ -180,7 +180,7 @@ header{background:#1d3557;color:#fff;padding:1.4rem 2rem}
 header h1{margin:0 0 .3rem 0;font-size:1.6rem}header p{margin:.2rem 0;opacity:.9}
 nav{padding:.6rem 2rem;background:#e9eef4;font-size:.9rem}nav a{margin-right:1rem;color:#1d3557}
 main{padding:0 2rem 3rem 2rem;max-width:1200px}
-section{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:1rem 1.4rem;margin:1.2rem 0}
+section{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:1rem 1.4rem;margin:1.2rem 0;overflow-x:auto}
 h2{margin-top:.2rem;color:#1d3557}
 .not-run{background:#fff6e0;border-left:4px solid #f0a500;padding:.6rem .8rem}
 .chart{margin:.8rem 0}.caption{color:#555;font-size:.85rem;margin:.2rem 0 1rem 0}

@@ -62,3 +62,21 @@ def test_tooltips_show_model_text_once_escaped(tmp_path: Path):
     assert XSS in text and "&lt;script&gt;" not in text  # shown once, as typed
     assert "<script>" not in inner
     assert not dialogs and not errors, (dialogs, errors)
+
+
+def test_wide_tables_stay_inside_their_section(tmp_path: Path):
+    """The verdict table has 18 columns and readable sentence cells: wider than the page's main column. It scrolls
+    inside its section's card instead of running out of it over the page background."""
+    run_dir = make_fake_run(tmp_path / "run")
+    page_path = html.write_page(report.build_report(run_dir, str(run_dir / "store.sqlite")), run_dir / "report.html", static_formats=())
+    with offline_page(tmp_path) as (page, errors, _, _):
+        load_charts(page, page_path)
+        out = page.evaluate("""() => Array.from(document.querySelectorAll('section')).flatMap(s => {
+            const edge = s.getBoundingClientRect().right;
+            return Array.from(s.querySelectorAll('table')).map(t => ({id: s.id, wide: t.scrollWidth > s.clientWidth,
+                visible_past_edge: Math.max(0, Math.min(t.getBoundingClientRect().right, window.innerWidth) - edge)
+                    * (getComputedStyle(s).overflowX === 'visible' ? 1 : 0)}));
+        })""")
+    assert any(t["wide"] for t in out), "the fixture should hold a table wider than its section"
+    assert not [t for t in out if t["visible_past_edge"] > 1], [t for t in out if t["visible_past_edge"] > 1]
+    assert not errors, errors
